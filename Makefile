@@ -1,0 +1,58 @@
+# sealmem — top-level targets. Everything runs through scripts/sealmem.sh; logs go to
+# build/logs/, expensive outputs (kernel source and builds) to ~/.cache/sealmem/
+# (override with SEALMEM_CACHE=...).
+#
+#   make demo        set up everything (apt, rustup, kernel) and run the demo on the base kernel
+#   make test        set up everything and run the whole test suite on the debug kernel
+#
+# Inner loop (no package installs, no kernel build; needs a cached kernel from the above):
+#   make quick       rebuild module + tests, rerun the suite on the cached debug kernel
+#   make quick-base  the same on the base kernel (faster boot, fewer checkers)
+#   make module      rebuild sealmem.ko only (debug kernel)
+#   make harness     prove the VM loop fails on a WARNING, a KASAN report and a hang
+#
+#   make uapi        regenerate include/uapi/rust/sealmem_uapi.rs from the C header
+#   make uapi-check  fail if that file is stale
+#   make clippy      build the module with CLIPPY=1
+#   make clean       remove build/ (keeps the kernel cache)
+
+SHELL := /bin/bash
+RUN := bash scripts/sealmem.sh
+
+.PHONY: demo test quick quick-base module harness setup kernel uapi uapi-check clippy clean
+
+demo:
+	$(RUN) demo
+
+test:
+	$(RUN) test
+
+quick:
+	$(RUN) quick debug
+
+quick-base:
+	$(RUN) quick base
+
+module:
+	$(RUN) module debug
+
+harness:
+	$(RUN) harness debug
+
+setup:
+	$(RUN) setup
+
+kernel:
+	$(RUN) kernel debug
+
+uapi:
+	bash scripts/gen-uapi.sh
+
+uapi-check:
+	bash scripts/gen-uapi.sh --check
+
+clippy:
+	$(RUN) clippy debug
+
+clean:
+	rm -rf build

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Proves the VM loop can fail: each case boots the VM with a planted fault and PASSES only if
+# the runner reported the run as FAILED for the expected reason.
+#
+#   qemu/harness-selftest.sh KDIR FLAVOUR_BUILD_DIR
+# Prints TAP-style lines and "harness: N passed, N failed"; exit 1 on any failure.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+kdir=$1 bdir=$2
+logs=${SEALMEM_LOGS:-$root/build/logs}
+passed=0 failed=0
+bash "$root/qemu/mkinitramfs.sh" "$bdir/initramfs.cpio.gz" "$bdir/module/sealmem.ko" \
+	"$bdir/harness/harness_splat.ko" "$root/build/tests"
+
+check() { # check NAME MODE TIMEOUT EXPECT(splat|kasan|timeout)
+	local name=$1 mode=$2 tmo=$3 expect=$4 log="$logs/vm-harness-$2.log"
+	if bash "$root/qemu/run.sh" "$kdir/arch/x86/boot/bzImage" "$bdir/initramfs.cpio.gz" \
+		"$mode" "$tmo" "$log" >/dev/null 2>"$log.runner"; then
+		echo "not ok - harness: $name (the runner PASSED a run that must fail)"
+		failed=$((failed + 1)); return
+	fi
+	. "$log.summary"
+	local good=0
+	case "$expect" in
+	splat) [ "$splats" -gt 0 ] && grep -q 'WARNING:.*harness_splat' "$log.splats" && good=1 ;;
+	kasan) [ "$splats" -gt 0 ] && grep -q 'KASAN' "$log.splats" && good=1 ;;
+	timeout) [ "$timeout" -eq 1 ] && good=1 ;;
+	esac
+	if [ "$good" -eq 1 ]; then
+		echo "ok - harness: $name"; passed=$((passed + 1))
+	else
+		echo "not ok - harness: $name (failed, but not for the expected reason; see $log.runner)"
+		failed=$((failed + 1))
+	fi
+}
+
+check "a WARNING in the VM fails the run" harness-warn 300 splat
+check "a KASAN report in the VM fails the run" harness-kasan 300 kasan
+check "a hung VM is killed by the timeout and fails the run" harness-hang 60 timeout
+echo "harness: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Build the test initramfs: static busybox, /init, sealmem.ko, the harness module, the test
+# programs and the in-VM scripts.
+#
+#   qemu/mkinitramfs.sh OUT.cpio.gz SEALMEM_KO HARNESS_KO TESTS_DIR
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+out=$1 ko=$2 harness_ko=$3 tests=$4
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+
+mkdir -p "$stage"/{bin,sbin,proc,sys,dev,tmp,etc,sealmem/tests,root}
+cp /bin/busybox "$stage/bin/busybox"
+# Debian's `busybox --list` includes busybox itself: skip it, or the link loops.
+for applet in $(/bin/busybox --list); do
+	[ "$applet" = busybox ] && continue
+	ln -sf busybox "$stage/bin/$applet"
+done
+cp "$root/qemu/init" "$stage/init"
+cp "$root/selftests/run-in-vm.sh" "$stage/sealmem/run-tests.sh"
+cp "$root/qemu/demo.sh" "$stage/sealmem/demo.sh"
+cp "$ko" "$stage/sealmem/sealmem.ko"
+cp "$harness_ko" "$stage/sealmem/harness_splat.ko"
+cp "$tests"/* "$stage/sealmem/tests/"
+chmod 755 "$stage/init" "$stage"/sealmem/*.sh "$stage"/sealmem/tests/*
+printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$stage/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' >"$stage/etc/group"
+(cd "$stage" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 >"$out.tmp"
+mv "$out.tmp" "$out"

@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! sealmem's user ABI, generated from `include/uapi/linux/sealmem.h`.
+//!
+//! The definitions come from `include/uapi/rust/sealmem_uapi.rs` (see `scripts/gen-uapi.sh`),
+//! the same file the Rust userspace crate uses, so the module, the C selftests and the Rust
+//! userspace code agree on every number and layout by construction.
+
+#![allow(dead_code, non_camel_case_types, non_upper_case_globals)]
+
+#[path = "../include/uapi/rust/sealmem_uapi.rs"]
+mod generated;
+pub(crate) use generated::*;
+
+use kernel::transmute::{AsBytes, FromBytes};
+
+// SAFETY: `sealmem_api` is `#[repr(C)]` and made only of `u64` fields (checked by the generated
+// layout assertions), so it has no padding and every bit pattern is a valid value.
+unsafe impl FromBytes for sealmem_api {}
+// SAFETY: As above: no padding, so all its bytes are initialised.
+unsafe impl AsBytes for sealmem_api {}

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# The one driver behind the Makefile targets.
+#
+#   scripts/sealmem.sh demo       set up everything, boot the base kernel, run the demo
+#   scripts/sealmem.sh test       set up everything, run the whole suite on the debug kernel
+#   scripts/sealmem.sh quick [base|debug]
+#                                 inner loop: rebuild module + tests, rerun the suite; never
+#                                 installs packages or builds a kernel (fails if none cached)
+#   scripts/sealmem.sh harness    prove the VM loop fails on WARNING, KASAN and a hang
+#   scripts/sealmem.sh setup | kernel base|debug | module base|debug | selftests
+. "$(dirname "$0")/lib.sh"
+
+setup() {
+	bash "$SEALMEM_ROOT/scripts/setup-toolchain.sh"
+	bash "$SEALMEM_ROOT/scripts/kernel-source.sh"
+}
+
+# kernel FLAVOUR: build (or reuse) and set KDIR.
+kernel() {
+	KDIR=$(bash "$SEALMEM_ROOT/scripts/build-kernel.sh" "$1" | tail -n 1)
+	[ -f "$KDIR/arch/x86/boot/bzImage" ] || die "no bzImage in $KDIR"
+}
+
+# cached_kernel FLAVOUR: set KDIR to an existing build or fail (inner loop).
+cached_kernel() {
+	[ -f "$SEALMEM_CACHE/ksrc/VERSION" ] || die "no kernel source cached: run 'make test' once first"
+	KDIR=$(kernel_dir "$1")
+	[ -f "$KDIR/.sealmem-done" ] || die "no $1 kernel cached for this configuration ($KDIR): run 'make test' (debug) or 'make demo' (base) once first"
+}
+
+# module FLAVOUR: build sealmem.ko against $KDIR into build/FLAVOUR/module.
+module() {
+	local mo="$SEALMEM_BUILD/$1/module"
+	mkdir -p "$mo"
+	bash "$SEALMEM_ROOT/scripts/gen-uapi.sh" --check
+	step "module-$1" make -C "$KDIR" M="$SEALMEM_ROOT" MO="$mo" LLVM="$LLVM_SUFFIX" \
+		KBUILD_MODPOST_WARN= modules
+	[ -f "$mo/sealmem.ko" ] || die "module build produced no sealmem.ko"
+	# The harness self-test module (not part of sealmem).
+	mkdir -p "$SEALMEM_BUILD/$1/harness"
+	step "harness-module-$1" make -C "$KDIR" M="$SEALMEM_ROOT/qemu/harness-module" \
+		MO="$SEALMEM_BUILD/$1/harness" LLVM="$LLVM_SUFFIX" modules
+}
+
+# selftests: build the C and Rust test programs (static, kernel-independent).
+selftests() {
+	local src; src=$(ksrc_dir)
+	local out="$SEALMEM_BUILD/tests"
+	mkdir -p "$out"
+	local c
+	for c in "$SEALMEM_ROOT"/selftests/c/*.c; do
+		local name; name=$(basename "$c" .c)
+		step "cc-$name" gcc -static -O2 -g -Wall -Werror -D_GNU_SOURCE -pthread \
+			-isystem "$src/tools/testing/selftests" -I"$SEALMEM_ROOT/include/uapi" \
+			-o "$out/$name" "$c"
+	done
+	step cargo-selftests env CARGO_TARGET_DIR="$SEALMEM_BUILD/cargo" \
+		cargo build --release --locked --target x86_64-unknown-linux-musl \
+		--manifest-path "$SEALMEM_ROOT/selftests/rust/Cargo.toml"
+	cp "$SEALMEM_BUILD/cargo/x86_64-unknown-linux-musl/release/sealmem-selftests" "$out/"
+}
+
+# vm FLAVOUR MODE TIMEOUT: make the initramfs and boot it.
+vm() {
+	local flavour=$1 mode=$2 timeout=$3
+	local dir="$SEALMEM_BUILD/$flavour"
+	bash "$SEALMEM_ROOT/qemu/mkinitramfs.sh" "$dir/initramfs.cpio.gz" \
+		"$dir/module/sealmem.ko" "$dir/harness/harness_splat.ko" "$SEALMEM_BUILD/tests"
+	bash "$SEALMEM_ROOT/qemu/run.sh" "$KDIR/arch/x86/boot/bzImage" "$dir/initramfs.cpio.gz" \
+		"$mode" "$timeout" "$SEALMEM_LOGS/vm-$flavour-$mode.log"
+}
+
+# suite FLAVOUR WITH_HARNESS: run the test VM (and the harness self-test), then print the
+# closing line "N passed, N failed[, N skipped]". Exit 1 on any failure.
+suite() {
+	local flavour=$1 with_harness=$2
+	vm "$flavour" test 1200 || true
+	local end rc timeout splats passed failed skipped
+	. "$SEALMEM_LOGS/vm-$flavour-test.log.summary"
+	if [ "$end" = 1 ] && [ "$timeout" = 0 ] && [ "$splats" = 0 ] && [ "$rc" = 0 -o "$failed" -gt 0 ]; then
+		echo "ok - VM run ended cleanly with no kernel splat"
+		passed=$((passed + 1))
+	else
+		echo "not ok - VM run ended cleanly with no kernel splat (end=$end rc=$rc timeout=$timeout splats=$splats; log $SEALMEM_LOGS/vm-$flavour-test.log)"
+		failed=$((failed + 1))
+	fi
+	if [ "$with_harness" = 1 ]; then
+		local hlog="$SEALMEM_LOGS/harness.out"
+		bash "$SEALMEM_ROOT/qemu/harness-selftest.sh" "$KDIR" "$SEALMEM_BUILD/$flavour" | tee "$hlog" || true
+		local hp hf
+		hp=$(grep -c '^ok - harness' "$hlog" || true)
+		hf=$(grep -c '^not ok - harness' "$hlog" || true)
+		[ "$((hp + hf))" -eq 3 ] || hf=$((hf + 3 - hp - hf))
+		passed=$((passed + hp)); failed=$((failed + hf))
+	fi
+	if [ "$skipped" -gt 0 ]; then
+		echo "$passed passed, $failed failed, $skipped skipped"
+	else
+		echo "$passed passed, $failed failed"
+	fi
+	[ "$failed" -eq 0 ]
+}
+
+clippy() {
+	local mo="$SEALMEM_BUILD/$1/clippy"
+	mkdir -p "$mo"
+	step "clippy-$1" make -C "$KDIR" M="$SEALMEM_ROOT" MO="$mo" LLVM="$LLVM_SUFFIX" CLIPPY=1 modules
+	grep -E '^(warning|error)' "$SEALMEM_LOGS/clippy-$1.log" && die "clippy found issues (see $SEALMEM_LOGS/clippy-$1.log)"
+	msg "clippy: clean"
+}
+
+cmd=${1:-}; shift || true
+case "$cmd" in
+setup) setup ;;
+kernel) setup; kernel "${1:-debug}" ;;
+module) cached_kernel "${1:-debug}"; module "${1:-debug}" ;;
+selftests) selftests ;;
+clippy) cached_kernel "${1:-debug}"; clippy "${1:-debug}" ;;
+demo)
+	setup; kernel base; module base; selftests
+	vm base demo 300 ;;
+test)
+	setup; kernel debug; module debug; selftests
+	suite debug 1 ;;
+quick)
+	flavour=${1:-debug}
+	cached_kernel "$flavour"; module "$flavour"; selftests
+	suite "$flavour" 0 ;;
+harness)
+	flavour=${1:-debug}
+	cached_kernel "$flavour"; module "$flavour"; selftests
+	bash "$SEALMEM_ROOT/qemu/harness-selftest.sh" "$KDIR" "$SEALMEM_BUILD/$flavour" ;;
+*) die "usage: $0 demo|test|quick [base|debug]|harness|setup|kernel F|module F|selftests" ;;
+esac

@@ -1,0 +1,267 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * sealmem foundation tests: the device node, file lifetime, the API handshake, unknown
+ * ioctls, fdinfo, and module unload while files are open.
+ */
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+
+#include "kselftest_harness.h"
+#include "sealmem_lib.h"
+
+TEST(device_node_is_world_usable_char_device)
+{
+	struct stat st;
+
+	ASSERT_EQ(0, stat(SEALMEM_DEV, &st));
+	EXPECT_TRUE(S_ISCHR(st.st_mode));
+	EXPECT_EQ(0666, st.st_mode & 07777);
+}
+
+TEST(unprivileged_user_can_create_files)
+{
+	pid_t pid = fork();
+	int status;
+
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		struct sealmem_api api = { .api = SEALMEM_API };
+		int fd;
+
+		if (setgid(65534) || setuid(65534))
+			_exit(10);
+		if (geteuid() != 65534)
+			_exit(11);
+		fd = open(SEALMEM_DEV, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			_exit(12);
+		if (ioctl(fd, SEALMEM_IOC_API, &api) != 0 || api.api != SEALMEM_API)
+			_exit(13);
+		_exit(close(fd) == 0 ? 0 : 14);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+}
+
+TEST(open_close_many_files)
+{
+	enum { N = 1000 };
+	static int fds[N];
+	struct rlimit rl = { N + 64, N + 64 };
+	long long files0 = sealmem_counter("files");
+	long long created0 = sealmem_counter("files_created");
+	char info[1024], id[32], prev[32] = "";
+	int i;
+
+	ASSERT_GE(files0, 0) TH_LOG("debugfs counters missing");
+	ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &rl));
+	for (i = 0; i < N; i++) {
+		fds[i] = open(SEALMEM_DEV, O_RDWR | O_CLOEXEC);
+		ASSERT_GE(fds[i], 0) TH_LOG("open #%d: %s", i, strerror(errno));
+	}
+	EXPECT_EQ(files0 + N, sealmem_counter("files"));
+	EXPECT_EQ(created0 + N, sealmem_counter("files_created"));
+	/* Every open() is a new file: ids differ. */
+	for (i = 0; i < N; i += 97) {
+		ASSERT_GT(sealmem_fdinfo(fds[i], info, sizeof(info)), 0);
+		ASSERT_EQ(0, sealmem_fdinfo_field(info, "sealmem-id", id, sizeof(id)));
+		EXPECT_NE(0, strcmp(id, prev));
+		strcpy(prev, id);
+	}
+	for (i = 0; i < N; i++)
+		ASSERT_EQ(0, close(fds[i]));
+	EXPECT_EQ(files0, sealmem_counter("files"));
+}
+
+TEST(dup_and_fork_share_one_file)
+{
+	long long files0 = sealmem_counter("files");
+	int fd = open(SEALMEM_DEV, O_RDWR), fd2, status;
+	pid_t pid;
+
+	ASSERT_GE(fd, 0);
+	fd2 = dup(fd);
+	ASSERT_GE(fd2, 0);
+	EXPECT_EQ(files0 + 1, sealmem_counter("files"));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0)
+		_exit(sealmem_counter("files") == files0 + 1 ? 0 : 1);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	close(fd);
+	EXPECT_EQ(files0 + 1, sealmem_counter("files"));
+	close(fd2);
+	EXPECT_EQ(files0, sealmem_counter("files"));
+}
+
+FIXTURE(file) {
+	int fd;
+};
+
+FIXTURE_SETUP(file)
+{
+	self->fd = open(SEALMEM_DEV, O_RDWR | O_CLOEXEC);
+	ASSERT_GE(self->fd, 0);
+}
+
+FIXTURE_TEARDOWN(file)
+{
+	close(self->fd);
+}
+
+TEST_F(file, handshake_reports_version_features_and_ioctls)
+{
+	struct sealmem_api api = { .api = SEALMEM_API, .features = 0, .ioctls = 0xdead };
+	const __u64 known = SEALMEM_FEATURE_SIZE_IO | SEALMEM_FEATURE_SEALS |
+			    SEALMEM_FEATURE_VIEW | SEALMEM_FEATURE_LAZY_FILL;
+
+	ASSERT_EQ(0, ioctl(self->fd, SEALMEM_IOC_API, &api));
+	EXPECT_EQ(SEALMEM_API, api.api);
+	EXPECT_EQ(0, api.features & ~known) TH_LOG("unknown feature bits %llx",
+						   (unsigned long long)api.features);
+	EXPECT_TRUE(api.ioctls & (1ULL << SEALMEM_NR_API));
+	/* Asking for exactly what was reported succeeds and is idempotent. */
+	api.features = api.features;
+	api.ioctls = 0;
+	ASSERT_EQ(0, ioctl(self->fd, SEALMEM_IOC_API, &api));
+	EXPECT_EQ(SEALMEM_API, api.api);
+}
+
+TEST_F(file, handshake_rejects_unknown_versions)
+{
+	const __u64 bad[] = { 0, SEALMEM_API + 1, 0x100000001ULL, ~0ULL };
+	unsigned int i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct sealmem_api api = { .api = bad[i], .features = 0, .ioctls = 7 };
+
+		errno = 0;
+		EXPECT_EQ(-1, ioctl(self->fd, SEALMEM_IOC_API, &api));
+		EXPECT_EQ(EINVAL, errno);
+		/* Refusals zero the struct, as UFFDIO_API does. */
+		EXPECT_EQ(0, api.api);
+		EXPECT_EQ(0, api.features);
+		EXPECT_EQ(0, api.ioctls);
+	}
+}
+
+TEST_F(file, handshake_rejects_unsupported_feature_bits)
+{
+	struct sealmem_api api = { .api = SEALMEM_API };
+	__u64 supported, bit;
+
+	ASSERT_EQ(0, ioctl(self->fd, SEALMEM_IOC_API, &api));
+	supported = api.features;
+	for (bit = 1; bit; bit <<= 1) {
+		if (supported & bit)
+			continue;
+		api = (struct sealmem_api){ .api = SEALMEM_API, .features = bit };
+		errno = 0;
+		EXPECT_EQ(-1, ioctl(self->fd, SEALMEM_IOC_API, &api))
+			TH_LOG("feature bit %llx accepted", (unsigned long long)bit);
+		EXPECT_EQ(EINVAL, errno);
+		EXPECT_EQ(0, api.features);
+	}
+}
+
+TEST_F(file, handshake_bad_pointer_is_efault)
+{
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(self->fd, SEALMEM_IOC_API, NULL));
+	EXPECT_EQ(EFAULT, errno);
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(self->fd, SEALMEM_IOC_API, (void *)16));
+	EXPECT_EQ(EFAULT, errno);
+}
+
+TEST_F(file, unknown_ioctls_are_enotty)
+{
+	struct termios t;
+	char buf[64] = { 0 };
+	const unsigned long cmds[] = {
+		_IO(SEALMEM_IOC_MAGIC, 0x7f),
+		_IOWR(SEALMEM_IOC_MAGIC, 0xff, __u64),
+		/* The handshake's number with the wrong size or direction. */
+		_IOWR(SEALMEM_IOC_MAGIC, SEALMEM_NR_API, char[16]),
+		_IOR(SEALMEM_IOC_MAGIC, SEALMEM_NR_API, struct sealmem_api),
+		_IO('f', 1),
+	};
+	unsigned int i;
+
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		errno = 0;
+		EXPECT_EQ(-1, ioctl(self->fd, cmds[i], buf)) TH_LOG("cmd %lx", cmds[i]);
+		EXPECT_EQ(ENOTTY, errno) TH_LOG("cmd %lx", cmds[i]);
+	}
+	errno = 0;
+	EXPECT_EQ(-1, tcgetattr(self->fd, &t));
+	EXPECT_EQ(ENOTTY, errno);
+}
+
+TEST_F(file, fdinfo_shows_the_file_state)
+{
+	struct sealmem_api api = { .api = SEALMEM_API };
+	char info[1024], v[64];
+
+	ASSERT_GT(sealmem_fdinfo(self->fd, info, sizeof(info)), 0);
+	ASSERT_EQ(0, sealmem_fdinfo_field(info, "sealmem-id", v, sizeof(v)));
+	EXPECT_GT(strtoull(v, NULL, 10), 0);
+	ASSERT_EQ(0, sealmem_fdinfo_field(info, "name", v, sizeof(v)));
+	EXPECT_STREQ("", v);
+	ASSERT_EQ(0, sealmem_fdinfo_field(info, "size", v, sizeof(v)));
+	EXPECT_STREQ("0", v);
+	ASSERT_EQ(0, sealmem_fdinfo_field(info, "seals", v, sizeof(v)));
+	EXPECT_STREQ("0x0", v);
+	ASSERT_EQ(0, sealmem_fdinfo_field(info, "pages", v, sizeof(v)));
+	EXPECT_STREQ("0", v);
+	ASSERT_EQ(0, sealmem_fdinfo_field(info, "lazy", v, sizeof(v)));
+	EXPECT_STREQ("off", v);
+	ASSERT_EQ(0, sealmem_fdinfo_field(info, "pending", v, sizeof(v)));
+	EXPECT_STREQ("0", v);
+	ASSERT_EQ(0, sealmem_fdinfo_field(info, "api", v, sizeof(v)));
+	EXPECT_STREQ("0", v);
+
+	ASSERT_EQ(0, ioctl(self->fd, SEALMEM_IOC_API, &api));
+	ASSERT_GT(sealmem_fdinfo(self->fd, info, sizeof(info)), 0);
+	ASSERT_EQ(0, sealmem_fdinfo_field(info, "api", v, sizeof(v)));
+	EXPECT_STREQ("1", v);
+}
+
+/* Keep last: it unloads and reloads the module. */
+TEST(rmmod_refused_while_a_file_is_open)
+{
+	const char *ko = getenv("SEALMEM_KO");
+	int fd, fd2, kfd;
+
+	if (!ko)
+		SKIP(return, "SEALMEM_KO not set (runs only in the test VM)");
+	fd = open(SEALMEM_DEV, O_RDWR);
+	ASSERT_GE(fd, 0);
+	fd2 = dup(fd);
+	errno = 0;
+	EXPECT_EQ(-1, syscall(SYS_delete_module, "sealmem", O_NONBLOCK));
+	EXPECT_EQ(EWOULDBLOCK, errno);
+	close(fd);
+	errno = 0;
+	EXPECT_EQ(-1, syscall(SYS_delete_module, "sealmem", O_NONBLOCK));
+	EXPECT_EQ(EWOULDBLOCK, errno);
+	close(fd2);
+	ASSERT_EQ(0, syscall(SYS_delete_module, "sealmem", O_NONBLOCK))
+		TH_LOG("rmmod after close: %s", strerror(errno));
+	EXPECT_EQ(-1, access(SEALMEM_DEV, F_OK));
+	/* Load it again for the tests that follow. */
+	kfd = open(ko, O_RDONLY | O_CLOEXEC);
+	ASSERT_GE(kfd, 0);
+	ASSERT_EQ(0, syscall(SYS_finit_module, kfd, "", 0)) TH_LOG("reload: %s", strerror(errno));
+	close(kfd);
+	fd = open(SEALMEM_DEV, O_RDWR);
+	ASSERT_GE(fd, 0);
+	close(fd);
+}
+
+TEST_HARNESS_MAIN

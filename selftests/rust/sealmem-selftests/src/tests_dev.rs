@@ -1,0 +1,104 @@
+//! Foundation tests: device node, file lifetime, handshake, unknown ioctls, fdinfo.
+
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+
+use sealmem::{uapi, SealFile};
+
+use crate::harness::{expect_errno, Context, Test, TestResult};
+use crate::{ensure, ensure_eq};
+
+pub const TESTS: &[Test] = &[
+    ("device_node_mode", device_node_mode),
+    ("open_many_distinct_files", open_many_distinct_files),
+    ("handshake_good", handshake_good),
+    ("handshake_bad_version", handshake_bad_version),
+    ("handshake_unsupported_feature", handshake_unsupported_feature),
+    ("unknown_ioctl_enotty", unknown_ioctl_enotty),
+    ("fdinfo_fields", fdinfo_fields),
+];
+
+fn fdinfo_field(info: &str, key: &str) -> Option<String> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(":\t").map(str::to_owned))
+}
+
+fn device_node_mode() -> TestResult {
+    let md = std::fs::metadata(sealmem::DEVICE).ctx("stat /dev/sealmem")?;
+    ensure!(md.file_type().is_char_device(), "not a char device");
+    ensure_eq!(md.permissions().mode() & 0o7777, 0o666);
+    Ok(())
+}
+
+fn open_many_distinct_files() -> TestResult {
+    let files: Vec<SealFile> = (0..200)
+        .map(|_| SealFile::create())
+        .collect::<Result<_, _>>()
+        .ctx("open")?;
+    let mut ids: Vec<String> = files
+        .iter()
+        .map(|f| f.fdinfo().ok().and_then(|i| fdinfo_field(&i, "sealmem-id")).unwrap_or_default())
+        .collect();
+    ensure!(ids.iter().all(|i| !i.is_empty()), "fdinfo without sealmem-id");
+    ids.sort();
+    ids.dedup();
+    ensure_eq!(ids.len(), 200);
+    Ok(())
+}
+
+fn handshake_good() -> TestResult {
+    let f = SealFile::create().ctx("open")?;
+    let api = f.handshake(0).ctx("handshake")?;
+    ensure_eq!(api.version, sealmem::API_VERSION);
+    ensure!(api.ioctls & (1 << uapi::SEALMEM_NR_API) != 0, "API ioctl not reported");
+    // Requiring exactly the reported features works.
+    let again = f.handshake(api.features).ctx("handshake with reported features")?;
+    ensure_eq!(again, api);
+    Ok(())
+}
+
+fn handshake_bad_version() -> TestResult {
+    let f = SealFile::create().ctx("open")?;
+    for v in [0u64, sealmem::API_VERSION + 1, u64::MAX] {
+        let mut api = uapi::sealmem_api { api: v, features: 0, ioctls: 9 };
+        // SAFETY: SEALMEM_IOC_API takes one `sealmem_api`.
+        let r = unsafe { sealmem::raw_ioctl(f.as_raw_fd(), uapi::SEALMEM_IOC_API, &mut api) };
+        ensure_eq!(r, -1);
+        ensure_eq!(std::io::Error::last_os_error().raw_os_error(), Some(libc::EINVAL));
+        ensure_eq!((api.api, api.features, api.ioctls), (0, 0, 0));
+    }
+    Ok(())
+}
+
+fn handshake_unsupported_feature() -> TestResult {
+    let f = SealFile::create().ctx("open")?;
+    let supported = f.handshake(0).ctx("handshake")?.features;
+    for bit in (0..64).map(|b| 1u64 << b).filter(|b| supported & b == 0) {
+        expect_errno(f.handshake(bit), libc::EINVAL, "unsupported feature")?;
+    }
+    Ok(())
+}
+
+fn unknown_ioctl_enotty() -> TestResult {
+    let f = SealFile::create().ctx("open")?;
+    let mut buf = [0u8; 64];
+    for cmd in [0xb57fu32, 0xc008_b5ff, libc::TCGETS as u32] {
+        // SAFETY: the buffer is larger than any argument these numbers could describe.
+        let r = unsafe { sealmem::raw_ioctl(f.as_raw_fd(), cmd, buf.as_mut_ptr()) };
+        ensure_eq!(r, -1);
+        ensure_eq!(std::io::Error::last_os_error().raw_os_error(), Some(libc::ENOTTY));
+    }
+    Ok(())
+}
+
+fn fdinfo_fields() -> TestResult {
+    let f = SealFile::create().ctx("open")?;
+    let info = f.fdinfo().ctx("fdinfo")?;
+    for (k, v) in [("size", "0"), ("seals", "0x0"), ("pages", "0"), ("lazy", "off"), ("pending", "0"), ("api", "0")] {
+        ensure_eq!(fdinfo_field(&info, k).as_deref(), Some(v));
+    }
+    f.handshake(0).ctx("handshake")?;
+    let info = f.fdinfo().ctx("fdinfo")?;
+    ensure_eq!(fdinfo_field(&info, "api").as_deref(), Some("1"));
+    Ok(())
+}
