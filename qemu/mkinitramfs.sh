@@ -10,6 +10,8 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 
 mkdir -p "$stage"/{bin,sbin,proc,sys,dev,tmp,etc,sealmem/tests,root}
+# mktemp -d makes a 0700 directory; it becomes "/" in the VM, which every user must traverse.
+chmod 755 "$stage"; chmod 1777 "$stage/tmp"
 cp /bin/busybox "$stage/bin/busybox"
 # Debian's `busybox --list` includes busybox itself: skip it, or the link loops.
 for applet in $(/bin/busybox --list); do

@@ -18,7 +18,7 @@
 //! by `Arc::<SealFile>::into_foreign` in [`sealmem_open`] and released exactly once, by
 //! `Arc::from_foreign` in [`sealmem_release`].
 
-use core::ffi::{c_int, c_long, c_uint, c_ulong};
+use kernel::ffi::{c_int, c_long, c_uint, c_ulong};
 
 use kernel::{
     bindings,

@@ -6,7 +6,7 @@
 //! the same file the Rust userspace crate uses, so the module, the C selftests and the Rust
 //! userspace code agree on every number and layout by construction.
 
-#![allow(dead_code, non_camel_case_types, non_upper_case_globals)]
+#![allow(dead_code, non_camel_case_types, non_upper_case_globals, unreachable_pub)]
 
 #[path = "../include/uapi/rust/sealmem_uapi.rs"]
 mod generated;

@@ -36,7 +36,7 @@ configure() {
 }
 step "kernel-$flavour-config" configure
 
-# Every line of the fragments must have survived olddefconfig, CONFIG_RUST above all (it is
+# Every option of the fragments (a later fragment overrides an earlier one) must have survived olddefconfig, CONFIG_RUST above all (it is
 # dropped silently when a dependency is missing).
 grep -q '^CONFIG_RUST=y' "$out/.config" || die "CONFIG_RUST=y did not survive olddefconfig for the $flavour kernel: check 'make LLVM=$LLVM_SUFFIX rustavailable' (see $SEALMEM_LOGS/kernel-$flavour-config.log)"
 bad=0
@@ -48,7 +48,7 @@ while IFS= read -r line; do
 	else
 		grep -qx "$line" "$out/.config" || { msg "config: wanted $line, got: $(grep -E "^(# )?$opt[= ]" "$out/.config" || echo 'absent')"; bad=1; }
 	fi
-done < <(cat "${frags[@]}")
+done < <(cat "${frags[@]}" | grep -E '^CONFIG_' | awk -F= '{last[$1]=$0; order[$1]=NR} END {for (k in last) print order[k], last[k]}' | sort -n | cut -d' ' -f2-)
 [ "$bad" -eq 0 ] || die "the $flavour kernel config lost requested options (above); fix kernel-config/*.config"
 
 step "kernel-$flavour-build" "${kmake[@]}" -j"$(nproc)" bzImage modules

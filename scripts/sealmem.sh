@@ -36,6 +36,10 @@ module() {
 	step "module-$1" make -C "$KDIR" M="$SEALMEM_ROOT" MO="$mo" LLVM="$LLVM_SUFFIX" \
 		KBUILD_MODPOST_WARN= modules
 	[ -f "$mo/sealmem.ko" ] || die "module build produced no sealmem.ko"
+	# Warnings are errors: the module must build clean.
+	if grep -E -A6 '^(warning|error)' "$SEALMEM_LOGS/module-$1.log" >&2; then
+		die "the module build has warnings (above; full log $SEALMEM_LOGS/module-$1.log)"
+	fi
 	# The harness self-test module (not part of sealmem).
 	mkdir -p "$SEALMEM_BUILD/$1/harness"
 	step "harness-module-$1" make -C "$KDIR" M="$SEALMEM_ROOT/qemu/harness-module" \
