@@ -18,18 +18,24 @@
 //! by `Arc::<SealFile>::into_foreign` in [`sealmem_open`] and released exactly once, by
 //! `Arc::from_foreign` in [`sealmem_release`].
 
+use crate::ffi::{anon_inode_getfile, sealmem_file_allow_pread, sealmem_iocb_append};
 use kernel::ffi::{c_int, c_long, c_uint, c_ulong};
+
+use core::ptr::NonNull;
 
 use kernel::{
     bindings,
-    error::to_result,
-    fs::File,
+    error::{from_err_ptr, to_result},
+    fs::{file::FileDescriptorReservation, File, Kiocb},
+    iov::{IovIterDest, IovIterSource},
+    mm::virt::VmaNew,
     module::this_module,
     prelude::*,
     seq_file::SeqFile,
-    sync::{Arc, ArcBorrow},
+    sync::{aref::ARef, Arc, ArcBorrow},
     types::{ForeignOwnable, Opaque},
 };
+
 
 use crate::file::SealFile;
 
@@ -94,6 +100,12 @@ pub(crate) static SEALMEM_FOPS: AssertSync<bindings::file_operations> =
         unlocked_ioctl: Some(sealmem_ioctl),
         compat_ioctl: bindings::compat_ptr_ioctl,
         show_fdinfo: Some(sealmem_show_fdinfo),
+        read_iter: Some(sealmem_read_iter),
+        write_iter: Some(sealmem_write_iter),
+        llseek: Some(sealmem_llseek),
+        mmap: Some(sealmem_mmap),
+        splice_read: Some(bindings::copy_splice_read),
+        fsync: Some(bindings::noop_fsync),
         ..pin_init::zeroed()
     });
 
@@ -151,7 +163,7 @@ unsafe extern "C" fn sealmem_ioctl(file: *mut bindings::file, cmd: c_uint, arg: 
     let obj = unsafe { seal_file(file) };
     // SAFETY: As above; no fdget_pos region is active in an ioctl.
     let f = unsafe { File::from_raw_file(file) };
-    match obj.ioctl(f, cmd, arg as usize) {
+    match SealFile::ioctl(obj, f, cmd, arg as usize) {
         Ok(v) => v as c_long,
         Err(e) => e.to_errno() as c_long,
     }
@@ -166,4 +178,103 @@ unsafe extern "C" fn sealmem_show_fdinfo(m: *mut bindings::seq_file, file: *mut 
     // SAFETY: The seq_file is valid and exclusively ours for the duration of the call.
     let m = unsafe { SeqFile::from_raw(m) };
     obj.show_fdinfo(m);
+}
+
+/// # Safety
+///
+/// Called by the VFS to read from a sealmem file.
+unsafe extern "C" fn sealmem_read_iter(iocb: *mut bindings::kiocb, iter: *mut bindings::iov_iter) -> isize {
+    // SAFETY: The VFS passes a valid kiocb of a sealmem file, whose private data is an
+    // `Arc<SealFile>`.
+    let mut kiocb = unsafe { Kiocb::<Arc<SealFile>>::from_raw(iocb) };
+    // SAFETY: The VFS passes a valid destination iterator for the duration of the call.
+    let dst = unsafe { IovIterDest::from_raw(iter) };
+    let obj = kiocb.file();
+    match obj.read(kiocb.ki_pos_mut(), dst) {
+        Ok(n) => n as isize,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// # Safety
+///
+/// Called by the VFS to write to a sealmem file.
+unsafe extern "C" fn sealmem_write_iter(iocb: *mut bindings::kiocb, iter: *mut bindings::iov_iter) -> isize {
+    // SAFETY: As in `sealmem_read_iter`.
+    let mut kiocb = unsafe { Kiocb::<Arc<SealFile>>::from_raw(iocb) };
+    // SAFETY: The VFS passes a valid source iterator for the duration of the call.
+    let src = unsafe { IovIterSource::from_raw(iter) };
+    // SAFETY: The kiocb is valid for the call.
+    let append = unsafe { sealmem_iocb_append(iocb) };
+    let obj = kiocb.file();
+    match obj.write(kiocb.ki_pos_mut(), append, src) {
+        Ok(n) => n as isize,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// # Safety
+///
+/// Called by the VFS for lseek on a sealmem file.
+unsafe extern "C" fn sealmem_llseek(file: *mut bindings::file, offset: bindings::loff_t, whence: c_int) -> bindings::loff_t {
+    // SAFETY: `file` is an open sealmem file for the duration of the call.
+    let obj = unsafe { seal_file(file) };
+    match whence as u32 {
+        bindings::SEEK_DATA | bindings::SEEK_HOLE => {
+            match obj.seek_data_hole(offset, whence as u32 == bindings::SEEK_DATA) {
+                // SAFETY: `file` is valid; vfs_setpos checks the position and stores it.
+                Ok(pos) => unsafe { bindings::vfs_setpos(file, pos, i64::MAX) },
+                Err(e) => e.to_errno().into(),
+            }
+        }
+        // SAFETY: `file` is valid; the generic helper handles SEEK_SET/CUR/END (and rejects
+        // other values) against our size.
+        _ => unsafe {
+            bindings::generic_file_llseek_size(file, offset, whence, i64::MAX, obj.size() as i64)
+        },
+    }
+}
+
+/// # Safety
+///
+/// Called by the VFS when a sealmem file is being mmapped.
+unsafe extern "C" fn sealmem_mmap(file: *mut bindings::file, vma: *mut bindings::vm_area_struct) -> c_int {
+    // SAFETY: `file` is an open sealmem file for the duration of the call.
+    let obj = unsafe { seal_file(file) };
+    // SAFETY: The VMA is undergoing initial setup in this mmap hook.
+    let vma = unsafe { VmaNew::from_raw(vma) };
+    match obj.mmap(vma) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// Creates a new `struct file` of `obj` (read-only unless `writable`) and installs it in a
+/// new fd of the current task; returns the fd.
+pub(crate) fn install_file(obj: Arc<SealFile>, writable: bool, cloexec: bool) -> Result<u32> {
+    let reservation =
+        FileDescriptorReservation::get_unused_fd_flags(if cloexec { bindings::O_CLOEXEC } else { 0 })?;
+    let flags = if writable { bindings::O_RDWR } else { bindings::O_RDONLY };
+    let private = obj.clone().into_foreign();
+    // SAFETY: The name is a C string and the fops are 'static; the private data is an
+    // `Arc<SealFile>` given up above, which `sealmem_release` takes back (module-level
+    // invariant). anon_inode_getfile takes a module reference for the fops' owner.
+    let raw = unsafe { anon_inode_getfile(c"[sealmem]".as_char_ptr(), &SEALMEM_FOPS.0, private, flags as c_int) };
+    let raw = match from_err_ptr(raw) {
+        Ok(raw) => raw,
+        Err(e) => {
+            // SAFETY: No file was created, so the reference given up above is still ours.
+            drop(unsafe { <Arc<SealFile> as ForeignOwnable>::from_foreign(private) });
+            return Err(e);
+        }
+    };
+    // SAFETY: A new file with one reference, now owned by the `ARef`. `File` is a transparent
+    // wrapper of `struct file`.
+    let file: ARef<File> = unsafe { ARef::from_raw(NonNull::new_unchecked(raw.cast::<File>())) };
+    obj.attach(&file);
+    // SAFETY: The file is not yet installed, so its mode is still ours to set.
+    unsafe { sealmem_file_allow_pread(raw) };
+    let fd = reservation.reserved_fd();
+    reservation.fd_install(file);
+    Ok(fd)
 }

@@ -8,18 +8,25 @@
 //! Layout of this crate:
 //! - [`device`]: the FFI edge: misc registration, raw `file_operations` and trampolines.
 //! - [`file`]: the sealmem file object (size, seals, name, ioctls, fdinfo).
-//! - [`store`]: the page store of a file.
+//! - [`store`]: the page store of a file, with its limits.
+//! - [`vm`], [`mapping`], [`page`], [`pagearray`]: the rest of the unsafe layer (vm_ops and
+//!   faults, the per-file address_space, page references, the XArray of pages).
 //! - [`stats`]: global counters and their debugfs files.
 //! - [`uapi`]: the ABI, generated from the C header.
-//! - `sealmem_helpers.c`: C helpers for static-inline kernel functions.
+//! - [`ffi`]: declarations of the C helpers (`sealmem_helpers.c`) and unbound exports.
 
 use kernel::prelude::*;
 
 mod device;
+mod ffi;
 mod file;
+mod mapping;
+mod page;
+mod pagearray;
 mod stats;
 mod store;
 mod uapi;
+mod vm;
 
 module! {
     type: SealmemModule,
@@ -27,6 +34,31 @@ module! {
     authors: ["sealmem developers"],
     description: "Sealed anonymous memory files with lazy fill",
     license: "GPL",
+    params: {
+        max_file_size: u64 {
+            default: 1 << 40,
+            description: "Largest size of one sealmem file in bytes (SET_SIZE/write beyond: EFBIG)",
+        },
+        max_pages: u64 {
+            default: 0,
+            description: "Most resident pages of all sealmem files together; 0 = half of RAM (beyond: ENOSPC, SIGBUS on fault)",
+        },
+    },
+}
+
+
+/// The `max_file_size` parameter.
+pub(crate) fn max_file_size() -> u64 {
+    module_parameters::max_file_size.value()
+}
+
+/// The effective page limit: the `max_pages` parameter, or half of RAM when it is 0.
+pub(crate) fn max_pages() -> u64 {
+    match module_parameters::max_pages.value() {
+        // SAFETY: Reads a global counter; no preconditions.
+        0 => (unsafe { ffi::sealmem_totalram_pages() } as u64) / 2,
+        n => n,
+    }
 }
 
 #[pin_data]

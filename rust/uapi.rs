@@ -19,3 +19,8 @@ use kernel::transmute::{AsBytes, FromBytes};
 unsafe impl FromBytes for sealmem_api {}
 // SAFETY: As above: no padding, so all its bytes are initialised.
 unsafe impl AsBytes for sealmem_api {}
+
+// SAFETY: `sealmem_range` is `#[repr(C)]` with two `u64` fields: no padding, any bits valid.
+unsafe impl FromBytes for sealmem_range {}
+// SAFETY: As above.
+unsafe impl AsBytes for sealmem_range {}

@@ -37,7 +37,7 @@ module() {
 		KBUILD_MODPOST_WARN= modules
 	[ -f "$mo/sealmem.ko" ] || die "module build produced no sealmem.ko"
 	# Warnings are errors: the module must build clean.
-	if grep -E -A6 '^(warning|error)' "$SEALMEM_LOGS/module-$1.log" >&2; then
+	if grep -E -A6 '(^|: )(warning|error)(: |\[)' "$SEALMEM_LOGS/module-$1.log" >&2; then
 		die "the module build has warnings (above; full log $SEALMEM_LOGS/module-$1.log)"
 	fi
 	# The harness self-test module (not part of sealmem).

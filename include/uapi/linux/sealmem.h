@@ -23,7 +23,15 @@
 #define SEALMEM_IOC_MAGIC 0xB5
 
 /* ioctl numbers (the _IOC_NR part); struct sealmem_api.ioctls is a mask of 1 << nr. */
-#define SEALMEM_NR_API 0x00
+#define SEALMEM_NR_API        0x00
+#define SEALMEM_NR_SET_SIZE   0x01
+#define SEALMEM_NR_GET_SIZE   0x02
+#define SEALMEM_NR_PUNCH_HOLE 0x03
+#define SEALMEM_NR_ADD_SEALS  0x04
+#define SEALMEM_NR_GET_SEALS  0x05
+#define SEALMEM_NR_SET_NAME   0x06
+#define SEALMEM_NR_GET_NAME   0x07
+#define SEALMEM_NR_VIEW       0x08
 
 /*
  * Feature bits (struct sealmem_api.features). A feature bit is reported only when the loaded
@@ -55,5 +63,74 @@ struct sealmem_api {
 };
 
 #define SEALMEM_IOC_API _IOWR(SEALMEM_IOC_MAGIC, SEALMEM_NR_API, struct sealmem_api)
+
+/*
+ * Seals: the same bits and rules as memfd's F_SEAL_* (see SPEC section 4), except that
+ * SEALMEM_SEAL_EXEC forbids executable mappings (shared or private).
+ */
+#define SEALMEM_SEAL_SEAL         0x0001 /* no more seals may be added */
+#define SEALMEM_SEAL_SHRINK       0x0002 /* the size may not shrink */
+#define SEALMEM_SEAL_GROW         0x0004 /* the size may not grow (nor a write past EOF) */
+#define SEALMEM_SEAL_WRITE        0x0008 /* no writes; EBUSY while shared-writably mapped */
+#define SEALMEM_SEAL_FUTURE_WRITE 0x0010 /* no new writers; existing writable maps keep working */
+#define SEALMEM_SEAL_EXEC         0x0020 /* no executable mappings */
+#define SEALMEM_SEALS_ALL         0x003f
+
+/* The longest name SET_NAME accepts, without its terminating NUL (as memfd_create). */
+#define SEALMEM_NAME_MAX 249
+
+/* Flags of the fd-returning ioctls (VIEW, and later FILL_ENABLE). */
+#define SEALMEM_FD_CLOEXEC  0x1
+#define SEALMEM_FD_NONBLOCK 0x2
+
+/* A byte range of the file. */
+struct sealmem_range {
+	__u64 offset;
+	__u64 len;
+};
+
+/* A file name: NUL-terminated within its first SEALMEM_NAME_MAX + 1 bytes. */
+struct sealmem_name {
+	char name[256];
+};
+
+/*
+ * SEALMEM_IOC_SET_SIZE (writable fd): ftruncate semantics. Growing adds holes; shrinking
+ * frees the pages past the new end and removes them from every mapping (later access
+ * there raises SIGBUS). EPERM: blocked by SHRINK/GROW; EFBIG: above the max_file_size
+ * module parameter; EBADF: read-only fd.
+ */
+#define SEALMEM_IOC_SET_SIZE _IOW(SEALMEM_IOC_MAGIC, SEALMEM_NR_SET_SIZE, __u64)
+/* SEALMEM_IOC_GET_SIZE: the size in bytes. */
+#define SEALMEM_IOC_GET_SIZE _IOR(SEALMEM_IOC_MAGIC, SEALMEM_NR_GET_SIZE, __u64)
+/*
+ * SEALMEM_IOC_PUNCH_HOLE (writable fd): frees the pages of a page-aligned range and removes
+ * them from all shared mappings (private copy-on-write copies stay, as with
+ * fallocate(PUNCH_HOLE)); the part past EOF is ignored; the size does not change.
+ * EINVAL: misaligned, zero length or offset + len overflows; EPERM: WRITE or FUTURE_WRITE
+ * seal; EBADF: read-only fd.
+ */
+#define SEALMEM_IOC_PUNCH_HOLE _IOW(SEALMEM_IOC_MAGIC, SEALMEM_NR_PUNCH_HOLE, struct sealmem_range)
+/*
+ * SEALMEM_IOC_ADD_SEALS (writable fd): EPERM: read-only fd or SEAL already set; EINVAL:
+ * unknown bits; EBUSY: adding WRITE while a shared mapping could write.
+ */
+#define SEALMEM_IOC_ADD_SEALS _IOW(SEALMEM_IOC_MAGIC, SEALMEM_NR_ADD_SEALS, __u32)
+/* SEALMEM_IOC_GET_SEALS: the current seals. */
+#define SEALMEM_IOC_GET_SEALS _IOR(SEALMEM_IOC_MAGIC, SEALMEM_NR_GET_SEALS, __u32)
+/*
+ * SEALMEM_IOC_SET_NAME (writable fd): sets the name shown in fdinfo. EINVAL: no NUL within
+ * the first SEALMEM_NAME_MAX + 1 bytes; EBADF: read-only fd.
+ */
+#define SEALMEM_IOC_SET_NAME _IOW(SEALMEM_IOC_MAGIC, SEALMEM_NR_SET_NAME, struct sealmem_name)
+/* SEALMEM_IOC_GET_NAME: the name, NUL-terminated (empty if never set). */
+#define SEALMEM_IOC_GET_NAME _IOR(SEALMEM_IOC_MAGIC, SEALMEM_NR_GET_NAME, struct sealmem_name)
+/*
+ * SEALMEM_IOC_VIEW: returns a new read-only fd of the same file (the ioctl's return value).
+ * The argument is a mask of SEALMEM_FD_CLOEXEC (unknown bits: EINVAL). A VIEW fd can read,
+ * mmap read-only or private, and fault; writes give EBADF, SET_SIZE/PUNCH_HOLE/SET_NAME
+ * EBADF, ADD_SEALS EPERM.
+ */
+#define SEALMEM_IOC_VIEW _IO(SEALMEM_IOC_MAGIC, SEALMEM_NR_VIEW)
 
 #endif /* _UAPI_LINUX_SEALMEM_H */

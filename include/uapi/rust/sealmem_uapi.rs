@@ -6,10 +6,28 @@
 pub const SEALMEM_API: u32 = 1;
 pub const SEALMEM_IOC_MAGIC: u32 = 181;
 pub const SEALMEM_NR_API: u32 = 0;
+pub const SEALMEM_NR_SET_SIZE: u32 = 1;
+pub const SEALMEM_NR_GET_SIZE: u32 = 2;
+pub const SEALMEM_NR_PUNCH_HOLE: u32 = 3;
+pub const SEALMEM_NR_ADD_SEALS: u32 = 4;
+pub const SEALMEM_NR_GET_SEALS: u32 = 5;
+pub const SEALMEM_NR_SET_NAME: u32 = 6;
+pub const SEALMEM_NR_GET_NAME: u32 = 7;
+pub const SEALMEM_NR_VIEW: u32 = 8;
 pub const SEALMEM_FEATURE_SIZE_IO: u32 = 1;
 pub const SEALMEM_FEATURE_SEALS: u32 = 2;
 pub const SEALMEM_FEATURE_VIEW: u32 = 4;
 pub const SEALMEM_FEATURE_LAZY_FILL: u32 = 8;
+pub const SEALMEM_SEAL_SEAL: u32 = 1;
+pub const SEALMEM_SEAL_SHRINK: u32 = 2;
+pub const SEALMEM_SEAL_GROW: u32 = 4;
+pub const SEALMEM_SEAL_WRITE: u32 = 8;
+pub const SEALMEM_SEAL_FUTURE_WRITE: u32 = 16;
+pub const SEALMEM_SEAL_EXEC: u32 = 32;
+pub const SEALMEM_SEALS_ALL: u32 = 63;
+pub const SEALMEM_NAME_MAX: u32 = 249;
+pub const SEALMEM_FD_CLOEXEC: u32 = 1;
+pub const SEALMEM_FD_NONBLOCK: u32 = 2;
 pub type __u64 = core::ffi::c_ulonglong;
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone)]
@@ -28,6 +46,48 @@ const _: () = {
     ["Offset of field: sealmem_api::ioctls"]
         [::core::mem::offset_of!(sealmem_api, ioctls) - 16usize];
 };
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct sealmem_range {
+    pub offset: __u64,
+    pub len: __u64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of sealmem_range"][::core::mem::size_of::<sealmem_range>() - 16usize];
+    ["Alignment of sealmem_range"][::core::mem::align_of::<sealmem_range>() - 8usize];
+    ["Offset of field: sealmem_range::offset"]
+        [::core::mem::offset_of!(sealmem_range, offset) - 0usize];
+    ["Offset of field: sealmem_range::len"][::core::mem::offset_of!(sealmem_range, len) - 8usize];
+};
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct sealmem_name {
+    pub name: [core::ffi::c_char; 256usize],
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of sealmem_name"][::core::mem::size_of::<sealmem_name>() - 256usize];
+    ["Alignment of sealmem_name"][::core::mem::align_of::<sealmem_name>() - 1usize];
+    ["Offset of field: sealmem_name::name"][::core::mem::offset_of!(sealmem_name, name) - 0usize];
+};
+impl Default for sealmem_name {
+    fn default() -> Self {
+        let mut s = ::core::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::core::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
 
 // ioctl request numbers, as computed by the C preprocessor from the header.
 pub const SEALMEM_IOC_API: u32 = 0xc018b500;
+pub const SEALMEM_IOC_SET_SIZE: u32 = 0x4008b501;
+pub const SEALMEM_IOC_GET_SIZE: u32 = 0x8008b502;
+pub const SEALMEM_IOC_PUNCH_HOLE: u32 = 0x4010b503;
+pub const SEALMEM_IOC_ADD_SEALS: u32 = 0x4004b504;
+pub const SEALMEM_IOC_GET_SEALS: u32 = 0x8004b505;
+pub const SEALMEM_IOC_SET_NAME: u32 = 0x4100b506;
+pub const SEALMEM_IOC_GET_NAME: u32 = 0x8100b507;
+pub const SEALMEM_IOC_VIEW: u32 = 0x0000b508;

@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Declarations of the C functions sealmem calls that are not in the kernel crate's
+//! bindings: the module's own helpers in `sealmem_helpers.c` (wrappers of static inlines)
+//! and exported kernel functions whose headers the bindings do not include.
+
+// The kernel's bindgen output represents some kernel structs with zero-sized placeholder
+// fields, which this lint flags; the kernel crate's own bindings allow it for the same reason.
+#![allow(improper_ctypes)]
+
+use kernel::{
+    bindings,
+    ffi::{c_char, c_int, c_ulong, c_void},
+};
+
+unsafe extern "C" {
+    // linux/anon_inodes.h (EXPORT_SYMBOL_GPL).
+    pub(crate) fn anon_inode_getfile(
+        name: *const c_char,
+        fops: *const bindings::file_operations,
+        private: *mut c_void,
+        flags: c_int,
+    ) -> *mut bindings::file;
+
+    // sealmem_helpers.c
+    pub(crate) fn sealmem_iocb_append(iocb: *const bindings::kiocb) -> bool;
+    pub(crate) fn sealmem_file_allow_pread(file: *mut bindings::file);
+    pub(crate) fn sealmem_mapping_init(mapping: *mut bindings::address_space, host: *mut bindings::inode);
+    pub(crate) fn sealmem_mapping_writably_mapped(mapping: *mut bindings::address_space) -> bool;
+    pub(crate) fn sealmem_invalidate_lock(mapping: *mut bindings::address_space);
+    pub(crate) fn sealmem_invalidate_unlock(mapping: *mut bindings::address_space);
+    pub(crate) fn sealmem_invalidate_lock_shared(mapping: *mut bindings::address_space);
+    pub(crate) fn sealmem_invalidate_unlock_shared(mapping: *mut bindings::address_space);
+    pub(crate) fn sealmem_get_page(page: *mut bindings::page);
+    pub(crate) fn sealmem_put_page(page: *mut bindings::page);
+    pub(crate) fn sealmem_xa_init(xa: *mut bindings::xarray);
+    pub(crate) fn sealmem_totalram_pages() -> c_ulong;
+}

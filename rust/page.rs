@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Counted references to order-0 pages (part of the unsafe abstraction layer).
+//!
+//! `kernel::page::Page` owns a page outright and cannot be cloned; a sealmem page is shared
+//! by the page store, page tables, in-flight reads and the fault path, so this type holds
+//! one page *reference* instead and drops it with `put_page`. Refcounting stays in C
+//! (`sealmem_get_page`/`sealmem_put_page`).
+
+use core::ptr::NonNull;
+
+use crate::ffi::{sealmem_get_page, sealmem_put_page};
+use kernel::{
+    alloc::flags::{GFP_KERNEL_ACCOUNT, __GFP_ZERO},
+    bindings,
+    iov::{IovIterDest, IovIterSource},
+    page::{Page, PAGE_SIZE},
+    prelude::*,
+};
+
+
+/// One reference to an order-0 page.
+///
+/// # Invariants
+///
+/// `0` points to a valid order-0 `struct page` of which this value owns one reference.
+pub(crate) struct PageRef(NonNull<bindings::page>);
+
+// SAFETY: A page reference may be moved to and dropped on any thread.
+unsafe impl Send for PageRef {}
+// SAFETY: `&PageRef` only allows copying bytes in and out, which the kernel allows
+// concurrently (racing accesses to page contents are the user's business, as for tmpfs).
+unsafe impl Sync for PageRef {}
+
+impl PageRef {
+    /// Allocates a zeroed page charged to the current task's memory cgroup.
+    pub(crate) fn alloc_zeroed() -> Result<Self> {
+        let page = Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?;
+        let ptr = page.as_ptr();
+        // `Page` owns the page's one reference; we take it over instead of letting `Page`'s
+        // destructor free the page.
+        core::mem::forget(page);
+        // SAFETY: `ptr` is the valid order-0 page just allocated (non-null because
+        // `alloc_page` succeeded), and we own its reference.
+        // INVARIANT: as above.
+        Ok(Self(unsafe { NonNull::new_unchecked(ptr) }))
+    }
+
+    /// Wraps a page reference taken over from C (e.g. out of the page store).
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to a valid order-0 page and the caller transfers one reference to it.
+    pub(crate) unsafe fn from_raw(ptr: NonNull<bindings::page>) -> Self {
+        // INVARIANT: guaranteed by the caller.
+        Self(ptr)
+    }
+
+    /// Gives up this reference to C, e.g. to the page store.
+    pub(crate) fn into_raw(self) -> NonNull<bindings::page> {
+        let p = self.0;
+        core::mem::forget(self);
+        p
+    }
+
+    /// The raw page.
+    pub(crate) fn as_ptr(&self) -> *mut bindings::page {
+        self.0.as_ptr()
+    }
+
+    /// Takes another reference to the same page.
+    pub(crate) fn clone_ref(&self) -> Self {
+        // SAFETY: By the invariant the page is valid and we hold a reference, so taking
+        // another one is allowed.
+        unsafe { sealmem_get_page(self.as_ptr()) };
+        // INVARIANT: we just took the reference the new value owns.
+        Self(self.0)
+    }
+
+    /// Copies `len` bytes at `offset` within the page to `dst`; returns the bytes copied
+    /// (short only when `dst` faulted).
+    pub(crate) fn copy_to_iter(&self, offset: usize, len: usize, dst: &mut IovIterDest<'_>) -> usize {
+        if offset >= PAGE_SIZE || len > PAGE_SIZE - offset {
+            return 0;
+        }
+        // SAFETY: The page is valid (invariant), the range lies within it (checked above),
+        // and `dst` is a valid destination iterator.
+        unsafe { bindings::copy_page_to_iter(self.as_ptr(), offset, len, dst.as_raw()) }
+    }
+
+    /// Copies `len` bytes from `src` into the page at `offset`; returns the bytes copied.
+    pub(crate) fn copy_from_iter(&self, offset: usize, len: usize, src: &mut IovIterSource<'_>) -> usize {
+        if offset >= PAGE_SIZE || len > PAGE_SIZE - offset {
+            return 0;
+        }
+        // SAFETY: As in `copy_to_iter`, with a valid source iterator.
+        unsafe { bindings::copy_page_from_iter(self.as_ptr(), offset, len, src.as_raw()) }
+    }
+
+    /// Zeroes `len` bytes at `offset`.
+    pub(crate) fn zero(&self, offset: usize, len: usize) {
+        if offset >= PAGE_SIZE || len > PAGE_SIZE - offset {
+            return;
+        }
+        // SAFETY: The page is valid (invariant) and `kernel::page::Page`'s helper only needs a
+        // valid page and an in-bounds range (checked above); the borrowed `Page` is never
+        // dropped, so our reference is untouched.
+        let page = unsafe { kernel::page::BorrowedPage::from_raw(self.0) };
+        // SAFETY: In-bounds range (checked above); concurrent access to page contents is
+        // allowed (see `Sync`).
+        let _ = unsafe { page.fill_zero_raw(offset, len) };
+    }
+}
+
+/// Writes `len` zero bytes to `dst` (a hole's contents); returns the bytes written.
+pub(crate) fn zero_iter(len: usize, dst: &mut IovIterDest<'_>) -> usize {
+    // SAFETY: `dst` is a valid destination iterator.
+    unsafe { bindings::iov_iter_zero(len, dst.as_raw()) }
+}
+
+impl Drop for PageRef {
+    fn drop(&mut self) {
+        // SAFETY: By the invariant we own one reference, given up here exactly once.
+        unsafe { sealmem_put_page(self.as_ptr()) };
+    }
+}

@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! An XArray of page references, indexed by page offset (part of the unsafe layer).
+//!
+//! `kernel::xarray::XArray` offers lock/get/store/remove but no search, so range operations
+//! (punch hole, truncate, SEEK_DATA, teardown) could only walk index by index, which is
+//! unusable on a sparse 1 TiB file. This wrapper uses the C search (`xa_find`) and keeps
+//! the whole raw surface in one place.
+//!
+//! # Locking
+//!
+//! The XArray's own spinlock (`xa_lock`) serialises every change; a lookup that hands out
+//! a page reference takes it too, so that the store's reference cannot be dropped between
+//! finding a page and taking a new reference to it. Nothing sleeps under it except
+//! `__xa_cmpxchg`, which drops and retakes it around its own GFP_KERNEL allocation.
+
+use core::ptr::NonNull;
+
+use crate::ffi::{sealmem_xa_init};
+use kernel::{
+    bindings,
+    ffi::{c_ulong, c_void},
+    prelude::*,
+    types::Opaque,
+};
+
+use crate::page::PageRef;
+
+
+/// Why [`PageArray::insert`] did not store a page.
+pub(crate) enum InsertError {
+    /// A page is already there; the rejected page is handed back.
+    Exists(PageRef),
+    /// The XArray could not allocate a node.
+    NoMem,
+}
+
+/// Pages by index.
+///
+/// # Invariants
+///
+/// `xa` is an initialised XArray whose every entry is a page pointer carrying one page
+/// reference owned by the array.
+#[pin_data(PinnedDrop)]
+pub(crate) struct PageArray {
+    #[pin]
+    xa: Opaque<bindings::xarray>,
+}
+
+// SAFETY: The XArray does its own locking, and its entries are page references, which may be
+// dropped on any thread.
+unsafe impl Send for PageArray {}
+// SAFETY: See `Send`; every method synchronises through the XArray lock or RCU.
+unsafe impl Sync for PageArray {}
+
+/// Max pages [`PageArray::remove_range`] detaches per lock hold.
+const BATCH: usize = 32;
+
+impl PageArray {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            // SAFETY: `slot` is valid for writes and pinned; `xa_init_flags` initialises it.
+            // INVARIANT: an empty XArray.
+            xa <- Opaque::ffi_init(|slot: *mut bindings::xarray| unsafe { sealmem_xa_init(slot) }),
+        })
+    }
+
+    fn raw(&self) -> *mut bindings::xarray {
+        self.xa.get()
+    }
+
+    /// A new reference to the page at `index`, if there is one.
+    pub(crate) fn get(&self, index: usize) -> Option<PageRef> {
+        // SAFETY: The XArray is initialised (invariant). Holding its lock, the store's
+        // reference to any entry we find cannot go away before we take our own.
+        unsafe {
+            bindings::xa_lock(self.raw());
+            let entry = bindings::xa_load(self.raw(), index as c_ulong);
+            let page = NonNull::new(entry.cast::<bindings::page>()).map(|p| {
+                // SAFETY: Entries are pages on which the array holds a reference (invariant),
+                // so this borrowed view is valid while the lock is held.
+                let stored = core::mem::ManuallyDrop::new(PageRef::from_raw(p));
+                stored.clone_ref()
+            });
+            bindings::xa_unlock(self.raw());
+            page
+        }
+    }
+
+    /// Stores `page` at `index` unless a page is already there.
+    pub(crate) fn insert(&self, index: usize, page: PageRef) -> Result<(), InsertError> {
+        let raw = page.into_raw();
+        // SAFETY: The XArray is initialised; `__xa_cmpxchg` requires its lock, which we hold
+        // (it may drop and retake it to allocate with GFP_KERNEL_ACCOUNT).
+        let old = unsafe {
+            bindings::xa_lock(self.raw());
+            let old = bindings::__xa_cmpxchg(
+                self.raw(),
+                index as c_ulong,
+                core::ptr::null_mut(),
+                raw.as_ptr().cast::<c_void>(),
+                bindings::GFP_KERNEL_ACCOUNT,
+            );
+            bindings::xa_unlock(self.raw());
+            old
+        };
+        // SAFETY: `xa_err` only inspects the value.
+        if unsafe { bindings::xa_err(old) } != 0 {
+            // SAFETY: The store failed, so the reference we gave up is still ours.
+            drop(unsafe { PageRef::from_raw(raw) });
+            return Err(InsertError::NoMem);
+        }
+        if !old.is_null() {
+            // SAFETY: The compare failed, so nothing was stored: the reference is ours again.
+            return Err(InsertError::Exists(unsafe { PageRef::from_raw(raw) }));
+        }
+        // INVARIANT: the array now owns the reference we gave up.
+        Ok(())
+    }
+
+    /// The first index in `[from, last]` that holds a page.
+    pub(crate) fn next_present(&self, from: usize, last: usize) -> Option<usize> {
+        if from > last {
+            return None;
+        }
+        let mut index = from as c_ulong;
+        // SAFETY: The XArray is initialised; `xa_find` takes the RCU read lock itself and
+        // only reads the entry pointer, which we do not dereference.
+        let entry = unsafe { bindings::xa_find(self.raw(), &mut index, last as c_ulong, bindings::XA_PRESENT) };
+        (!entry.is_null()).then_some(index as usize)
+    }
+
+    /// The first index in `[from, last]` that holds no page.
+    pub(crate) fn next_hole(&self, from: usize, last: usize) -> Option<usize> {
+        let mut i = from;
+        while i <= last {
+            match self.next_present(i, last) {
+                Some(j) if j == i => i = i.checked_add(1)?,
+                _ => return Some(i),
+            }
+        }
+        None
+    }
+
+    /// Removes every page in `[first, last]`, calling `f` on each removed page (outside the
+    /// lock, so `f` may sleep). Returns how many were removed.
+    pub(crate) fn remove_range(&self, first: usize, last: usize, mut f: impl FnMut(PageRef)) -> usize {
+        let mut removed = 0;
+        let mut from = first as c_ulong;
+        loop {
+            let mut batch: [Option<PageRef>; BATCH] = [const { None }; BATCH];
+            let mut n = 0;
+            // SAFETY: The XArray is initialised and we hold its lock for `__xa_erase`.
+            unsafe {
+                bindings::xa_lock(self.raw());
+                while n < BATCH && from <= last as c_ulong {
+                    let mut index = from;
+                    let entry = bindings::xa_find(self.raw(), &mut index, last as c_ulong, bindings::XA_PRESENT);
+                    if entry.is_null() {
+                        from = (last as c_ulong).wrapping_add(1);
+                        break;
+                    }
+                    let erased = bindings::__xa_erase(self.raw(), index);
+                    if let Some(p) = NonNull::new(erased.cast::<bindings::page>()) {
+                        // SAFETY: The erased entry's reference now belongs to us.
+                        batch[n] = Some(PageRef::from_raw(p));
+                        n += 1;
+                    }
+                    match index.checked_add(1) {
+                        Some(next) => from = next,
+                        None => {
+                            from = (last as c_ulong).wrapping_add(1);
+                            break;
+                        }
+                    }
+                }
+                bindings::xa_unlock(self.raw());
+            }
+            for p in batch.iter_mut().take(n).filter_map(Option::take) {
+                f(p);
+            }
+            removed += n;
+            if n < BATCH || from == 0 || from > last as c_ulong {
+                return removed;
+            }
+        }
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for PageArray {
+    fn drop(self: Pin<&mut Self>) {
+        self.remove_range(0, usize::MAX, drop);
+        // SAFETY: The XArray is initialised and now empty; nothing else can reach it.
+        unsafe { bindings::xa_destroy(self.raw()) };
+    }
+}

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Prototypes of sealmem_helpers.c; rust/ffi.rs declares the same functions for Rust. */
+#ifndef SEALMEM_HELPERS_H
+#define SEALMEM_HELPERS_H
+
+#include <linux/fs.h>
+#include <linux/mm.h>
+
+void sealmem_get_page(struct page *page);
+void sealmem_put_page(struct page *page);
+void sealmem_mapping_init(struct address_space *mapping, struct inode *host);
+bool sealmem_mapping_writably_mapped(struct address_space *mapping);
+void sealmem_invalidate_lock(struct address_space *mapping);
+void sealmem_invalidate_unlock(struct address_space *mapping);
+void sealmem_invalidate_lock_shared(struct address_space *mapping);
+void sealmem_invalidate_unlock_shared(struct address_space *mapping);
+void sealmem_xa_init(struct xarray *xa);
+bool sealmem_iocb_append(const struct kiocb *iocb);
+void sealmem_file_allow_pread(struct file *file);
+unsigned long sealmem_totalram_pages(void);
+
+#endif

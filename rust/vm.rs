@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! VMA glue: sealmem's `vm_operations_struct`, a safe view of a page fault, and the fault
+//! trampoline (part of the unsafe layer).
+//!
+//! Pages are installed with `vm_insert_page(s)` into VM_MIXEDMAP VMAs (as binder does), so the
+//! fault handler can map a run of resident neighbours in the same fault (fault-around:
+//! `.map_pages` is unusable from a module, see the notes). A write fault in a private
+//! mapping installs the shared page read-only; the CPU retries, and the core's write-protect
+//! fault copies it (copy-on-write), as for any file page.
+
+use core::marker::PhantomData;
+
+use kernel::{
+    bindings,
+    mm::virt::{VmaNew, VmaRef},
+    page::PAGE_SIZE,
+    prelude::*,
+    sync::{Arc, ArcBorrow},
+    types::ForeignOwnable,
+};
+
+use crate::{device::AssertSync, file::SealFile, page::PageRef};
+
+/// What the fault handler decided.
+pub(crate) enum FaultOutcome {
+    /// The page is mapped (by us or by a racing fault): let the access retry.
+    Mapped,
+    /// Raise SIGBUS (past EOF, over the page limit, or a failed insert).
+    SigBus,
+    /// Out of memory.
+    Oom,
+}
+
+/// The vm_ops of every sealmem VMA.
+static SEALMEM_VM_OPS: AssertSync<bindings::vm_operations_struct> =
+    AssertSync(bindings::vm_operations_struct {
+        fault: Some(sealmem_vm_fault),
+        ..pin_init::zeroed()
+    });
+
+/// Prepares a new VMA of a sealmem file: VM_MIXEDMAP, our vm_ops.
+pub(crate) fn setup_vma(vma: &VmaNew) {
+    vma.set_mixedmap();
+    // SAFETY: The VMA is being set up in the mmap hook (invariant of `VmaNew`), so we may set
+    // its vm_ops; the table is 'static.
+    unsafe { (*vma.as_ptr()).vm_ops = &SEALMEM_VM_OPS.0 };
+}
+
+/// A page fault on a sealmem VMA.
+///
+/// # Invariants
+///
+/// `vmf` is the `vm_fault` of a fault in progress on a sealmem VMA for `'a`: the VMA is valid
+/// and its mmap or per-VMA lock is held.
+pub(crate) struct Fault<'a> {
+    vmf: *mut bindings::vm_fault,
+    _p: PhantomData<&'a ()>,
+}
+
+impl Fault<'_> {
+    fn vma(&self) -> *mut bindings::vm_area_struct {
+        // SAFETY: `vmf` is valid (invariant).
+        unsafe { (*self.vmf).__bindgen_anon_1.vma }
+    }
+
+    /// The faulting page's index in the file.
+    pub(crate) fn pgoff(&self) -> usize {
+        // SAFETY: `vmf` is valid (invariant).
+        unsafe { (*self.vmf).__bindgen_anon_1.pgoff as usize }
+    }
+
+    fn vma_ref(&self) -> &VmaRef {
+        // SAFETY: The VMA is valid and its lock is held for 'a (invariant).
+        unsafe { VmaRef::from_raw(self.vma()) }
+    }
+
+    fn vm_pgoff(&self) -> usize {
+        // SAFETY: The VMA is valid and locked (invariant).
+        unsafe { (*self.vma()).vm_pgoff as usize }
+    }
+
+    /// The file page index just past the end of the VMA.
+    pub(crate) fn vma_end_pgoff(&self) -> usize {
+        let vma = self.vma_ref();
+        ((vma.end() - vma.start()) / PAGE_SIZE).saturating_add(self.vm_pgoff())
+    }
+
+    fn addr_of(&self, pgoff: usize) -> usize {
+        self.vma_ref().start() + (pgoff - self.vm_pgoff()) * PAGE_SIZE
+    }
+
+    /// Maps `page` at the faulting address. `EBUSY` means a racing fault mapped it first.
+    pub(crate) fn insert(&self, page: &PageRef) -> Result {
+        let addr = self.addr_of(self.pgoff());
+        // SAFETY: The VMA is a locked VM_MIXEDMAP VMA (set at mmap) and `addr` lies in it;
+        // the page is valid and not anonymous; vm_insert_page takes its own reference.
+        to_result(unsafe { bindings::vm_insert_page(self.vma(), addr, page.as_ptr()) })
+    }
+
+    /// Maps `pages` at the consecutive file offsets starting at `first` (which must lie
+    /// within the VMA, like all the pages); stops at the first page already mapped. Returns
+    /// how many were mapped.
+    pub(crate) fn insert_run<'p>(&self, first: usize, pages: impl IntoIterator<Item = &'p PageRef>) -> usize {
+        const MAX: usize = 32;
+        let room = MAX.min(self.vma_end_pgoff().saturating_sub(first));
+        let mut raw = [core::ptr::null_mut::<bindings::page>(); MAX];
+        let mut n = 0;
+        for p in pages.into_iter().take(room) {
+            raw[n] = p.as_ptr();
+            n += 1;
+        }
+        if n == 0 {
+            return 0;
+        }
+        let mut left = n as kernel::ffi::c_ulong;
+        // SAFETY: As in `insert`: a locked VM_MIXEDMAP VMA covering `n` pages from `first`
+        // (bounded by `vma_end_pgoff` above); each page is valid and gets its own reference.
+        let _ = unsafe { bindings::vm_insert_pages(self.vma(), self.addr_of(first), raw.as_mut_ptr(), &mut left) };
+        n - left as usize
+    }
+}
+
+fn to_result(ret: kernel::ffi::c_int) -> Result {
+    kernel::error::to_result(ret)
+}
+
+/// Borrows the sealmem file of a VMA; also used by the lazy-fill path, which pins it with an
+/// `Arc` before dropping the mmap lock.
+///
+/// # Safety
+///
+/// `vma` must be a valid sealmem VMA whose lock is held for `'a`.
+pub(crate) unsafe fn vma_file<'a>(vma: *mut bindings::vm_area_struct) -> ArcBorrow<'a, SealFile> {
+    // SAFETY: A sealmem VMA's `vm_file` is a sealmem file whose private data is an
+    // `Arc<SealFile>` (see `device`), alive while the VMA holds the file.
+    unsafe { <Arc<SealFile> as ForeignOwnable>::borrow((*(*vma).vm_file).private_data) }
+}
+
+/// # Safety
+///
+/// Called by the mm for a fault on a VMA whose vm_ops are [`SEALMEM_VM_OPS`].
+unsafe extern "C" fn sealmem_vm_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
+    // INVARIANT: the mm calls .fault with a valid vmf and the VMA locked.
+    let fault = Fault { vmf, _p: PhantomData };
+    // SAFETY: As above: the VMA is ours and locked for the duration of the call.
+    let obj = unsafe { vma_file(fault.vma()) };
+    match obj.fault(&fault) {
+        FaultOutcome::Mapped => bindings::vm_fault_reason_VM_FAULT_NOPAGE,
+        FaultOutcome::SigBus => bindings::vm_fault_reason_VM_FAULT_SIGBUS,
+        FaultOutcome::Oom => bindings::vm_fault_reason_VM_FAULT_OOM,
+    }
+}
