@@ -70,3 +70,109 @@ static inline int sealmem_fdinfo_field(const char *info, const char *key, char *
 }
 
 #endif
+
+#include <setjmp.h>
+#include <signal.h>
+#include <sys/mman.h>
+
+#define PS 4096UL
+
+static inline int sm_new(void)
+{
+	return open(SEALMEM_DEV, O_RDWR | O_CLOEXEC);
+}
+
+static inline int sm_set_size(int fd, __u64 size)
+{
+	return ioctl(fd, SEALMEM_IOC_SET_SIZE, &size);
+}
+
+static inline long long sm_get_size(int fd)
+{
+	__u64 size;
+
+	if (ioctl(fd, SEALMEM_IOC_GET_SIZE, &size))
+		return -1;
+	return (long long)size;
+}
+
+static inline int sm_add_seals(int fd, __u32 seals)
+{
+	return ioctl(fd, SEALMEM_IOC_ADD_SEALS, &seals);
+}
+
+static inline int sm_get_seals(int fd)
+{
+	__u32 seals;
+
+	if (ioctl(fd, SEALMEM_IOC_GET_SEALS, &seals))
+		return -1;
+	return (int)seals;
+}
+
+static inline int sm_punch(int fd, __u64 offset, __u64 len)
+{
+	struct sealmem_range r = { .offset = offset, .len = len };
+
+	return ioctl(fd, SEALMEM_IOC_PUNCH_HOLE, &r);
+}
+
+static inline int sm_view(int fd, unsigned long flags)
+{
+	return ioctl(fd, SEALMEM_IOC_VIEW, flags);
+}
+
+/* The "pages" line of a file's fdinfo; -1 on error. */
+static inline long long sm_pages(int fd)
+{
+	char info[1024], v[32];
+
+	if (sealmem_fdinfo(fd, info, sizeof(info)) <= 0 ||
+	    sealmem_fdinfo_field(info, "pages", v, sizeof(v)))
+		return -1;
+	return strtoll(v, NULL, 10);
+}
+
+/* Touching memory that may raise SIGBUS. */
+static sigjmp_buf sm_jmp;
+static volatile sig_atomic_t sm_signo;
+
+static void sm_sig(int sig)
+{
+	sm_signo = sig;
+	siglongjmp(sm_jmp, 1);
+}
+
+/* Reads (or writes, if write) one byte at p; returns the signal raised, 0 if none. */
+static inline int sm_touch(volatile char *p, int write, char *out)
+{
+	struct sigaction sa = { .sa_handler = sm_sig }, obus, osegv;
+	int sig = 0;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, &obus);
+	sigaction(SIGSEGV, &sa, &osegv);
+	sm_signo = 0;
+	if (sigsetjmp(sm_jmp, 1) == 0) {
+		if (write)
+			*p = out ? *out : 'w';
+		else if (out)
+			*out = *p;
+		else
+			(void)*p;
+	} else {
+		sig = sm_signo;
+	}
+	sigaction(SIGBUS, &obus, NULL);
+	sigaction(SIGSEGV, &osegv, NULL);
+	return sig;
+}
+
+/* Fills buf with a pattern that identifies (seed, offset). */
+static inline void sm_pattern(char *buf, size_t len, unsigned int seed, size_t off)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		buf[i] = (char)(((off + i) * 131 + seed * 7 + ((off + i) >> 12)) & 0xff);
+}
