@@ -7,6 +7,7 @@
 
 mod harness;
 mod tests_dev;
+mod tests_file;
 
 use std::process::ExitCode;
 
@@ -30,5 +31,6 @@ fn main() -> ExitCode {
     let filter = args.first().cloned().unwrap_or_default();
     let mut tests = Vec::new();
     tests.extend(tests_dev::TESTS.iter().copied());
+    tests.extend(tests_file::TESTS.iter().copied());
     harness::run(&tests, &filter)
 }
