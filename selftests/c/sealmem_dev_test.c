@@ -12,6 +12,9 @@
 #include "kselftest_harness.h"
 #include "sealmem_lib.h"
 
+static int sm_touch_ok(char *p) { return sm_touch(p, 0, NULL); }
+static int sm_touch_bus(char *p) { return sm_touch(p, 1, NULL); }
+
 TEST(device_node_is_world_usable_char_device)
 {
 	struct stat st;
@@ -230,6 +233,62 @@ TEST_F(file, fdinfo_shows_the_file_state)
 	ASSERT_GT(sealmem_fdinfo(self->fd, info, sizeof(info)), 0);
 	ASSERT_EQ(0, sealmem_fdinfo_field(info, "api", v, sizeof(v)));
 	EXPECT_STREQ("1", v);
+}
+
+/* Unloads sealmem and loads it again with module parameters; 0 on success. */
+static int reload(const char *params)
+{
+	const char *ko = getenv("SEALMEM_KO");
+	int kfd, ret;
+
+	if (syscall(SYS_delete_module, "sealmem", O_NONBLOCK))
+		return -1;
+	kfd = open(ko, O_RDONLY | O_CLOEXEC);
+	if (kfd < 0)
+		return -1;
+	ret = syscall(SYS_finit_module, kfd, params, 0);
+	close(kfd);
+	return ret;
+}
+
+TEST(limits_max_pages_enospc_sigbus_and_max_file_size_efbig)
+{
+	enum { PSZ = 4096 };
+	static char page[2 * PSZ];
+	char *p;
+	int fd, i;
+
+	if (!getenv("SEALMEM_KO"))
+		SKIP(return, "SEALMEM_KO not set (runs only in the test VM)");
+	ASSERT_EQ(0, reload("max_pages=16 max_file_size=1048576")) TH_LOG("%s", strerror(errno));
+	fd = open(SEALMEM_DEV, O_RDWR);
+	ASSERT_GE(fd, 0);
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(fd, SEALMEM_IOC_SET_SIZE, &(__u64){ 1048577 }));
+	EXPECT_EQ(EFBIG, errno);
+	errno = 0;
+	EXPECT_EQ(-1, pwrite(fd, "x", 1, 1048576));
+	EXPECT_EQ(EFBIG, errno);
+	ASSERT_EQ(0, ioctl(fd, SEALMEM_IOC_SET_SIZE, &(__u64){ 1048576 }));
+	for (i = 0; i < 16; i++)
+		ASSERT_EQ(PSZ, pwrite(fd, page, PSZ, (off_t)i * PSZ));
+	EXPECT_EQ(16, sealmem_counter("pages"));
+	errno = 0;
+	EXPECT_EQ(-1, pwrite(fd, page, PSZ, 16 * PSZ));
+	EXPECT_EQ(ENOSPC, errno);
+	/* A write that fits partly returns the bytes it wrote. */
+	ASSERT_EQ(0, ioctl(fd, SEALMEM_IOC_PUNCH_HOLE, &(struct sealmem_range){ 15 * PSZ, PSZ }));
+	EXPECT_EQ(PSZ, pwrite(fd, page, 2 * PSZ, 15 * PSZ));
+	/* A fault that would exceed the limit raises SIGBUS, not corruption. */
+	p = mmap(NULL, 32 * PSZ, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	EXPECT_EQ(0, sm_touch_ok(p + 3 * PSZ));
+	EXPECT_EQ(SIGBUS, sm_touch_bus(p + 20 * PSZ));
+	EXPECT_EQ(16, sealmem_counter("pages"));
+	munmap(p, 32 * PSZ);
+	close(fd);
+	EXPECT_EQ(0, sealmem_counter("pages"));
+	ASSERT_EQ(0, reload("")) TH_LOG("reload with defaults: %s", strerror(errno));
 }
 
 /* Keep last: it unloads and reloads the module. */
