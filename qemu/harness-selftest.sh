@@ -8,7 +8,7 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 kdir=$1 bdir=$2
 logs=${SEALMEM_LOGS:-$root/build/logs}
-passed=0 failed=0
+h_passed=0 h_failed=0
 bash "$root/qemu/mkinitramfs.sh" "$bdir/initramfs.cpio.gz" "$bdir/module/sealmem.ko" \
 	"$bdir/harness/harness_splat.ko" "$root/build/tests"
 
@@ -17,9 +17,11 @@ check() { # check NAME MODE TIMEOUT EXPECT(splat|kasan|timeout)
 	if bash "$root/qemu/run.sh" "$kdir/arch/x86/boot/bzImage" "$bdir/initramfs.cpio.gz" \
 		"$mode" "$tmo" "$log" >/dev/null 2>"$log.runner"; then
 		echo "not ok - harness: $name (the runner PASSED a run that must fail)"
-		failed=$((failed + 1)); return
+		h_failed=$((h_failed + 1)); return
 	fi
-	. "$log.summary"
+	local splats timeout
+	splats=$(sed -n 's/^splats=//p' "$log.summary")
+	timeout=$(sed -n 's/^timeout=//p' "$log.summary")
 	local good=0
 	case "$expect" in
 	splat) [ "$splats" -gt 0 ] && grep -q 'WARNING:.*harness_splat' "$log.splats" && good=1 ;;
@@ -27,15 +29,15 @@ check() { # check NAME MODE TIMEOUT EXPECT(splat|kasan|timeout)
 	timeout) [ "$timeout" -eq 1 ] && good=1 ;;
 	esac
 	if [ "$good" -eq 1 ]; then
-		echo "ok - harness: $name"; passed=$((passed + 1))
+		echo "ok - harness: $name"; h_passed=$((h_passed + 1))
 	else
 		echo "not ok - harness: $name (failed, but not for the expected reason; see $log.runner)"
-		failed=$((failed + 1))
+		h_failed=$((h_failed + 1))
 	fi
 }
 
 check "a WARNING in the VM fails the run" harness-warn 300 splat
 check "a KASAN report in the VM fails the run" harness-kasan 300 kasan
 check "a hung VM is killed by the timeout and fails the run" harness-hang 60 timeout
-echo "harness: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+echo "harness: $h_passed passed, $h_failed failed"
+[ "$h_failed" -eq 0 ]
