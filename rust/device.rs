@@ -18,7 +18,7 @@
 //! by `Arc::<SealFile>::into_foreign` in [`sealmem_open`] and released exactly once, by
 //! `Arc::from_foreign` in [`sealmem_release`].
 
-use crate::ffi::{anon_inode_getfile, sealmem_file_allow_pread, sealmem_iocb_append};
+use crate::ffi::{anon_inode_getfile, sealmem_file_allow_pread, sealmem_iocb_append, sealmem_iocb_nonblock};
 use kernel::ffi::{c_int, c_long, c_uint, c_ulong};
 
 use core::ptr::NonNull;
@@ -37,7 +37,7 @@ use kernel::{
 };
 
 
-use crate::file::SealFile;
+use crate::{file::SealFile, fill::Handler};
 
 /// A registered misc device.
 ///
@@ -189,8 +189,10 @@ unsafe extern "C" fn sealmem_read_iter(iocb: *mut bindings::kiocb, iter: *mut bi
     let mut kiocb = unsafe { Kiocb::<Arc<SealFile>>::from_raw(iocb) };
     // SAFETY: The VFS passes a valid destination iterator for the duration of the call.
     let dst = unsafe { IovIterDest::from_raw(iter) };
+    // SAFETY: The kiocb is valid for the call.
+    let nonblock = unsafe { sealmem_iocb_nonblock(iocb) };
     let obj = kiocb.file();
-    match obj.read(kiocb.ki_pos_mut(), dst) {
+    match obj.read(kiocb.ki_pos_mut(), dst, nonblock) {
         Ok(n) => n as isize,
         Err(e) => e.to_errno() as isize,
     }
@@ -205,9 +207,9 @@ unsafe extern "C" fn sealmem_write_iter(iocb: *mut bindings::kiocb, iter: *mut b
     // SAFETY: The VFS passes a valid source iterator for the duration of the call.
     let src = unsafe { IovIterSource::from_raw(iter) };
     // SAFETY: The kiocb is valid for the call.
-    let append = unsafe { sealmem_iocb_append(iocb) };
+    let (append, nonblock) = unsafe { (sealmem_iocb_append(iocb), sealmem_iocb_nonblock(iocb)) };
     let obj = kiocb.file();
-    match obj.write(kiocb.ki_pos_mut(), append, src) {
+    match obj.write(kiocb.ki_pos_mut(), append, nonblock, src) {
         Ok(n) => n as isize,
         Err(e) => e.to_errno() as isize,
     }
@@ -249,32 +251,161 @@ unsafe extern "C" fn sealmem_mmap(file: *mut bindings::file, vma: *mut bindings:
     }
 }
 
-/// Creates a new `struct file` of `obj` (read-only unless `writable`) and installs it in a
-/// new fd of the current task; returns the fd.
-pub(crate) fn install_file(obj: Arc<SealFile>, writable: bool, cloexec: bool) -> Result<u32> {
+/// A new anon-inode `struct file` with `fops` and the given private data.
+///
+/// # Safety
+///
+/// `private` must be what `fops`' release expects (see the module docs); on failure it is
+/// returned to the caller untouched.
+unsafe fn new_anon_file(
+    fops: &'static AssertSync<bindings::file_operations>,
+    private: *mut kernel::ffi::c_void,
+    flags: u32,
+) -> Result<ARef<File>> {
+    // SAFETY: The name is a C string and the fops are 'static; the caller vouches for the
+    // private data. anon_inode_getfile takes a module reference for the fops' owner.
+    let raw = unsafe { anon_inode_getfile(c"[sealmem]".as_char_ptr(), &fops.0, private, flags as c_int) };
+    let raw = from_err_ptr(raw)?;
+    // SAFETY: A new file with one reference, now owned by the `ARef`. `File` is a transparent
+    // wrapper of `struct file`.
+    Ok(unsafe { ARef::from_raw(NonNull::new_unchecked(raw.cast::<File>())) })
+}
+
+/// An fd reserved with its file ready: [`PendingFd::install`] publishes it; dropping it
+/// instead releases both.
+pub(crate) struct PendingFd {
+    reservation: FileDescriptorReservation,
+    file: ARef<File>,
+}
+
+impl PendingFd {
+    /// Installs the file in the fd table; returns the fd.
+    pub(crate) fn install(self) -> u32 {
+        let fd = self.reservation.reserved_fd();
+        self.reservation.fd_install(self.file);
+        fd
+    }
+}
+
+/// Creates a new read-only `struct file` (a VIEW) of `obj` and installs it in a new fd of
+/// the current task; returns the fd.
+pub(crate) fn install_file(obj: Arc<SealFile>, cloexec: bool) -> Result<u32> {
     let reservation =
         FileDescriptorReservation::get_unused_fd_flags(if cloexec { bindings::O_CLOEXEC } else { 0 })?;
-    let flags = if writable { bindings::O_RDWR } else { bindings::O_RDONLY };
     let private = obj.clone().into_foreign();
-    // SAFETY: The name is a C string and the fops are 'static; the private data is an
-    // `Arc<SealFile>` given up above, which `sealmem_release` takes back (module-level
-    // invariant). anon_inode_getfile takes a module reference for the fops' owner.
-    let raw = unsafe { anon_inode_getfile(c"[sealmem]".as_char_ptr(), &SEALMEM_FOPS.0, private, flags as c_int) };
-    let raw = match from_err_ptr(raw) {
-        Ok(raw) => raw,
+    // SAFETY: The private data is an `Arc<SealFile>`, which `sealmem_release` takes back.
+    let file = match unsafe { new_anon_file(&SEALMEM_FOPS, private, bindings::O_RDONLY) } {
+        Ok(f) => f,
         Err(e) => {
             // SAFETY: No file was created, so the reference given up above is still ours.
             drop(unsafe { <Arc<SealFile> as ForeignOwnable>::from_foreign(private) });
             return Err(e);
         }
     };
-    // SAFETY: A new file with one reference, now owned by the `ARef`. `File` is a transparent
-    // wrapper of `struct file`.
-    let file: ARef<File> = unsafe { ARef::from_raw(NonNull::new_unchecked(raw.cast::<File>())) };
     obj.attach(&file);
     // SAFETY: The file is not yet installed, so its mode is still ours to set.
-    unsafe { sealmem_file_allow_pread(raw) };
-    let fd = reservation.reserved_fd();
-    reservation.fd_install(file);
-    Ok(fd)
+    unsafe { sealmem_file_allow_pread(file.as_ptr()) };
+    Ok(PendingFd { reservation, file }.install())
+}
+
+/// Creates a handler fd's file for `handler` (not yet installed).
+pub(crate) fn new_handler_file(handler: Arc<Handler>, cloexec: bool, nonblock: bool) -> Result<PendingFd> {
+    let reservation =
+        FileDescriptorReservation::get_unused_fd_flags(if cloexec { bindings::O_CLOEXEC } else { 0 })?;
+    let flags = bindings::O_RDWR | if nonblock { bindings::O_NONBLOCK } else { 0 };
+    let private = handler.into_foreign();
+    // SAFETY: The private data is an `Arc<Handler>`, which `handler_release` takes back.
+    match unsafe { new_anon_file(&HANDLER_FOPS, private, flags) } {
+        Ok(file) => Ok(PendingFd { reservation, file }),
+        Err(e) => {
+            // SAFETY: No file was created, so the reference given up above is still ours.
+            drop(unsafe { <Arc<Handler> as ForeignOwnable>::from_foreign(private) });
+            Err(e)
+        }
+    }
+}
+
+/// The file operations of handler fds. Their private data is an `Arc<Handler>` made by
+/// `into_foreign` in [`new_handler_file`] and taken back once, in [`handler_release`].
+pub(crate) static HANDLER_FOPS: AssertSync<bindings::file_operations> =
+    AssertSync(bindings::file_operations {
+        owner: this_module::<crate::LocalModule>().as_ptr(),
+        release: Some(handler_release),
+        read_iter: Some(handler_read_iter),
+        poll: Some(handler_poll),
+        unlocked_ioctl: Some(handler_ioctl),
+        compat_ioctl: bindings::compat_ptr_ioctl,
+        show_fdinfo: Some(handler_show_fdinfo),
+        ..pin_init::zeroed()
+    });
+
+/// Borrows the [`Handler`] behind a handler `struct file`.
+///
+/// # Safety
+///
+/// `file` must be a handler file between creation and `release`, and the borrow must not
+/// outlive the current file operation.
+unsafe fn handler_of<'a>(file: *mut bindings::file) -> ArcBorrow<'a, Handler> {
+    // SAFETY: By the invariant of `HANDLER_FOPS`, the private data is a live `Arc<Handler>`.
+    unsafe { <Arc<Handler> as ForeignOwnable>::borrow((*file).private_data) }
+}
+
+/// # Safety
+///
+/// Called by the VFS once, when the last reference to a handler file goes.
+unsafe extern "C" fn handler_release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+    // SAFETY: `release` owns the private data, an `Arc<Handler>` given up at creation.
+    let handler = unsafe { <Arc<Handler> as ForeignOwnable>::from_foreign((*file).private_data) };
+    handler.release();
+    0
+}
+
+/// # Safety
+///
+/// Called by the VFS to read requests from a handler fd.
+unsafe extern "C" fn handler_read_iter(iocb: *mut bindings::kiocb, iter: *mut bindings::iov_iter) -> isize {
+    // SAFETY: The kiocb is valid and refers to a handler file for the call.
+    let (handler, nonblock) = unsafe { (handler_of((*iocb).ki_filp), sealmem_iocb_nonblock(iocb)) };
+    // SAFETY: The VFS passes a valid destination iterator for the duration of the call.
+    let dst = unsafe { IovIterDest::from_raw(iter) };
+    match handler.read(dst, nonblock) {
+        Ok(n) => n as isize,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// # Safety
+///
+/// Called by the VFS to poll a handler fd.
+unsafe extern "C" fn handler_poll(file: *mut bindings::file, pt: *mut bindings::poll_table_struct) -> bindings::__poll_t {
+    // SAFETY: `file` is an open handler file for the duration of the call.
+    let handler = unsafe { handler_of(file) };
+    // SAFETY: The poll table is valid (or null) for the call; the wait queue lives in the
+    // sealmem file, which the handler keeps alive until after the VFS has removed this
+    // file's poll entries (eventpoll_release runs before release).
+    unsafe { handler.wait_queue().poll_wait(file, pt) };
+    handler.poll_mask()
+}
+
+/// # Safety
+///
+/// Called by the VFS for an ioctl on a handler fd.
+unsafe extern "C" fn handler_ioctl(file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long {
+    // SAFETY: `file` is an open handler file for the duration of the ioctl.
+    let handler = unsafe { handler_of(file) };
+    match handler.ioctl(cmd, arg as usize) {
+        Ok(v) => v as c_long,
+        Err(e) => e.to_errno() as c_long,
+    }
+}
+
+/// # Safety
+///
+/// Called by the VFS to print the fdinfo of a handler fd.
+unsafe extern "C" fn handler_show_fdinfo(m: *mut bindings::seq_file, file: *mut bindings::file) {
+    // SAFETY: `file` is an open handler file for the duration of the call.
+    let handler = unsafe { handler_of(file) };
+    // SAFETY: The seq_file is valid and exclusively ours for the duration of the call.
+    let m = unsafe { SeqFile::from_raw(m) };
+    handler.show_fdinfo(m);
 }

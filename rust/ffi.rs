@@ -35,4 +35,11 @@ unsafe extern "C" {
     pub(crate) fn sealmem_put_page(page: *mut bindings::page);
     pub(crate) fn sealmem_xa_init(xa: *mut bindings::xarray);
     pub(crate) fn sealmem_totalram_pages() -> c_ulong;
+    pub(crate) fn sealmem_init_waitqueue_head(wq: *mut bindings::wait_queue_head);
+    pub(crate) fn sealmem_wake_up_all(wq: *mut bindings::wait_queue_head);
+    pub(crate) fn sealmem_wake_up_poll(wq: *mut bindings::wait_queue_head, mask: bindings::__poll_t);
+    pub(crate) fn sealmem_release_fault_lock(vmf: *mut bindings::vm_fault);
+    pub(crate) fn sealmem_xa_poison_entry() -> *mut c_void;
+    pub(crate) fn sealmem_xa_is_value(entry: *const c_void) -> bool;
+    pub(crate) fn sealmem_iocb_nonblock(iocb: *const bindings::kiocb) -> bool;
 }

@@ -10,7 +10,12 @@
 //! 2. `mmap_lock` / per-VMA lock (taken by the mm for faults and mmap).
 //! 3. The mapping's `invalidate_lock`: shared in the fault path, exclusive while truncating
 //!    or punching, so no fault can map a page that is being removed.
-//! 4. `i_mmap_rwsem` (inside `unmap_mapping_range`), then the page store's XArray spinlock.
+//! 4. `i_mmap_rwsem` (inside `unmap_mapping_range`).
+//! 5. `SealFile::fill` (spinlock, lazy-fill state; see `fill.rs`), then the page store's
+//!    XArray spinlock.
+//!
+//! Nothing waits for a lazy page while holding any of these: the fault path drops the
+//! invalidate lock and the fault lock first, and a write drops `inner`.
 //!
 //! The mmap hook and the fault path never take `inner` (that would invert 1 and 2): they
 //! read `size` and `seals`, which are atomics written under `inner`.
@@ -25,25 +30,28 @@ use kernel::{
     seq_file::{seq_print, SeqFile},
     sync::{
         atomic::{Acquire, Atomic, Full, Relaxed, Release},
-        Arc, Mutex,
+        Arc, Mutex, MutexGuard, SpinLock,
     },
     uaccess::{UserPtr, UserSlice},
 };
 
 use crate::{
     device,
+    fill::{FillState, HoleStatus, MSG_FAULT, MSG_WRITE},
     mapping::Mapping,
     page::PageRef,
     stats::{Stats, STATS},
-    store::PageStore,
+    store::{NewPage, PageStore, Slot},
     uapi,
     vm::{self, Fault, FaultOutcome},
+    wait::WaitMode,
 };
 
 /// Feature bits this build of the module implements (reported by `SEALMEM_IOC_API`).
 pub(crate) const SUPPORTED_FEATURES: u64 = (uapi::SEALMEM_FEATURE_SIZE_IO
     | uapi::SEALMEM_FEATURE_SEALS
-    | uapi::SEALMEM_FEATURE_VIEW) as u64;
+    | uapi::SEALMEM_FEATURE_VIEW
+    | uapi::SEALMEM_FEATURE_LAZY_FILL) as u64;
 
 /// ioctls this build implements on a sealmem file, as a mask of `1 << nr`.
 pub(crate) const SUPPORTED_IOCTLS: u64 = (1 << uapi::SEALMEM_NR_API)
@@ -54,7 +62,13 @@ pub(crate) const SUPPORTED_IOCTLS: u64 = (1 << uapi::SEALMEM_NR_API)
     | (1 << uapi::SEALMEM_NR_GET_SEALS)
     | (1 << uapi::SEALMEM_NR_SET_NAME)
     | (1 << uapi::SEALMEM_NR_GET_NAME)
-    | (1 << uapi::SEALMEM_NR_VIEW);
+    | (1 << uapi::SEALMEM_NR_VIEW)
+    | (1 << uapi::SEALMEM_NR_FILL_ENABLE)
+    | (1 << uapi::SEALMEM_NR_COPY)
+    | (1 << uapi::SEALMEM_NR_ZEROPAGE)
+    | (1 << uapi::SEALMEM_NR_WAKE)
+    | (1 << uapi::SEALMEM_NR_POISON)
+    | (1 << uapi::SEALMEM_NR_FILL_END);
 
 const SEAL_SEAL: u32 = uapi::SEALMEM_SEAL_SEAL;
 const SEAL_SHRINK: u32 = uapi::SEALMEM_SEAL_SHRINK;
@@ -109,9 +123,23 @@ pub(crate) struct SealFile {
     #[pin]
     mapping: Mapping,
     #[pin]
-    store: PageStore,
+    pub(crate) store: PageStore,
     size: Atomic<u64>,
     seals: Atomic<u32>,
+    /// Lazy-fill state (see `fill.rs`).
+    #[pin]
+    pub(crate) fill: SpinLock<FillState>,
+    /// Mirror of `fill.lazy` for lock-free fast paths; decisions are re-taken under `fill`.
+    pub(crate) lazy: Atomic<bool>,
+    /// Tasks waiting for a lazy page.
+    #[pin]
+    pub(crate) page_wq: crate::wait::WaitQueue,
+    /// Handler-fd readers and pollers.
+    #[pin]
+    pub(crate) handler_wq: crate::wait::WaitQueue,
+    /// Open `struct file`s that can reach the data (the misc open and VIEW fds; mappings hold
+    /// one of these). When it drops to 0, nothing can fault any more: the handler sees HUP.
+    data_files: Atomic<u64>,
 }
 
 impl SealFile {
@@ -125,6 +153,11 @@ impl SealFile {
                 store <- PageStore::new(),
                 size: Atomic::new(0),
                 seals: Atomic::new(0),
+                fill <- kernel::new_spinlock!(FillState::new()),
+                lazy: Atomic::new(false),
+                page_wq <- crate::wait::WaitQueue::new(),
+                handler_wq <- crate::wait::WaitQueue::new(),
+                data_files: Atomic::new(1),
             }),
             GFP_KERNEL,
         )?;
@@ -135,14 +168,56 @@ impl SealFile {
         Ok(obj)
     }
 
-    /// Called when a `struct file` of this sealmem file is released.
+    /// Called when a data `struct file` (the misc open or a VIEW) of this file is released.
     pub(crate) fn release(self: Arc<Self>, _file: &File) {
+        if self.data_files.fetch_sub(1u64, Relaxed) == 1 {
+            // Nothing can fault any more: a handler waiting for requests sees HUP.
+            self.handler_wq.wake_poll(crate::wait::POLL_HUP);
+        }
         drop(self);
     }
 
-    /// Attaches a new `struct file` (a VIEW fd) to this file's mapping.
+    /// Attaches a new data `struct file` (a VIEW fd) to this file.
     pub(crate) fn attach(&self, file: &File) {
+        self.data_files.add(1u64, Relaxed);
         self.mapping.attach(file);
+    }
+
+    /// Open data `struct file`s (see the field).
+    pub(crate) fn data_files(&self) -> u64 {
+        self.data_files.load(Relaxed)
+    }
+
+    /// The file id shown in fdinfo.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Locks `inner` (for `fill.rs`, which must order FILL_ENABLE against ADD_SEALS).
+    pub(crate) fn inner_lock(&self) -> MutexGuard<'_, impl Sized> {
+        self.inner.lock()
+    }
+
+    /// Whether WRITE or FUTURE_WRITE is set.
+    pub(crate) fn write_sealed(&self) -> bool {
+        self.seals.load(Acquire) & (SEAL_WRITE | SEAL_FUTURE_WRITE) != 0
+    }
+
+    /// Stores a filled page (or, with `None`, a poison marker) at `index` if it is a hole
+    /// within EOF. Holding the invalidate lock shared orders this against truncation.
+    pub(crate) fn store_filled(&self, index: usize, page: Option<NewPage>) -> Result {
+        let _g = self.mapping.lock_shared();
+        if index as u64 >= pages_for(self.size()) {
+            return Err(EINVAL);
+        }
+        match page {
+            Some(p) => {
+                self.store.insert(index, p)?;
+                Stats::inc(&STATS.fills);
+                Ok(())
+            }
+            None => self.store.poison(index),
+        }
     }
 
     /// The size in bytes.
@@ -180,6 +255,7 @@ impl SealFile {
             uapi::SEALMEM_IOC_SET_NAME => this.set_name(file, user).map(|()| 0),
             uapi::SEALMEM_IOC_GET_NAME => this.get_name(user).map(|()| 0),
             uapi::SEALMEM_IOC_VIEW => Self::view(this, arg).map(|fd| fd as isize),
+            uapi::SEALMEM_IOC_FILL_ENABLE => Self::fill_enable(this, file, arg),
             _ => Err(ENOTTY),
         }
     }
@@ -240,6 +316,8 @@ impl SealFile {
         self.mapping.unmap_range(first_gone * PAGE, 0, true);
         // INVARIANT: no page at or past `pages_for(new)` remains.
         self.store.remove_range(first_gone as usize, usize::MAX);
+        // Waiters for pages past the new EOF retry and get SIGBUS / EOF.
+        self.drop_requests_from(first_gone as usize);
         // The bytes past EOF in the last page read as zeros if the file grows again.
         let tail = (new % PAGE) as usize;
         if tail != 0 {
@@ -332,64 +410,123 @@ impl SealFile {
         if flags & !(uapi::SEALMEM_FD_CLOEXEC as usize) != 0 {
             return Err(EINVAL);
         }
-        device::install_file(this.into(), false, flags & uapi::SEALMEM_FD_CLOEXEC as usize != 0)
+        device::install_file(this.into(), flags & uapi::SEALMEM_FD_CLOEXEC as usize != 0)
     }
 
     // ---- read, write, seek -----------------------------------------------------------
 
-    /// read/pread/readv/splice: copies from `pos`; holes read as zeros.
-    pub(crate) fn read(&self, pos: &mut i64, dst: &mut IovIterDest<'_>) -> Result<usize> {
+    /// read/pread/readv/splice: copies from `pos`. Holes read as zeros, except in a lazy
+    /// file, where the read waits for the handler to fill them (`EAGAIN` if `nonblock`).
+    pub(crate) fn read(&self, pos: &mut i64, dst: &mut IovIterDest<'_>, nonblock: bool) -> Result<usize> {
         let mut at = u64::try_from(*pos).map_err(|_| EINVAL)?;
         let mut done = 0usize;
+        // An error ends the read, but bytes already copied are returned first.
+        let mut stop: Option<Error> = None;
         while !dst.is_empty() {
             let size = self.size();
             if at >= size {
                 break;
             }
+            let index = (at / PAGE) as usize;
             let off = (at % PAGE) as usize;
             let n = (PAGE_SIZE - off).min(dst.len()).min((size - at).min(PAGE) as usize);
-            let copied = match self.store.get((at / PAGE) as usize) {
-                Some(page) => page.copy_to_iter(off, n, dst),
-                None => crate::page::zero_iter(n, dst),
+            let copied = match self.store.slot(index) {
+                Slot::Page(page) => page.copy_to_iter(off, n, dst),
+                Slot::Poison => {
+                    stop = Some(EIO);
+                    break;
+                }
+                Slot::Hole if !self.is_lazy() => crate::page::zero_iter(n, dst),
+                Slot::Hole => match self.wait_for_hole(index, 0, nonblock) {
+                    Ok(()) => continue,
+                    Err(e) => {
+                        stop = Some(e);
+                        break;
+                    }
+                },
             };
             at += copied as u64;
             done += copied;
             if copied < n {
-                if done == 0 {
-                    return Err(EFAULT);
-                }
+                stop = Some(EFAULT);
                 break;
             }
         }
         *pos = at as i64;
-        Ok(done)
+        match stop {
+            Some(e) if done == 0 => Err(e),
+            _ => Ok(done),
+        }
     }
 
-    /// write/pwrite/writev: a write past EOF grows the file.
-    pub(crate) fn write(&self, pos: &mut i64, append: bool, src: &mut IovIterSource<'_>) -> Result<usize> {
+    /// A syscall's wait for the hole at `index` of a lazy file. `Ok` means "look again".
+    fn wait_for_hole(&self, index: usize, flags: u32, nonblock: bool) -> Result {
+        match self.hole_request(index, flags)? {
+            HoleStatus::Resolved => Ok(()),
+            HoleStatus::Poisoned | HoleStatus::NoHandler => Err(EIO),
+            HoleStatus::Wait if nonblock => Err(EAGAIN),
+            HoleStatus::Wait => self.wait_hole(index, WaitMode::Interruptible).map_err(|_| ERESTARTSYS),
+        }
+    }
+
+    /// write/pwrite/writev: a write past EOF grows the file. In a lazy file a write into a
+    /// hole first waits for the handler to fill it (without holding `inner`).
+    pub(crate) fn write(&self, pos: &mut i64, append: bool, nonblock: bool, src: &mut IovIterSource<'_>) -> Result<usize> {
+        let mut done = 0usize;
+        loop {
+            let (res, hole) = self.write_locked(pos, append, done, src);
+            match (res, hole) {
+                (Ok(n), None) => return Ok(n),
+                (Ok(n), Some(index)) => {
+                    done = n;
+                    if let Err(e) = self.wait_for_hole(index, MSG_WRITE, nonblock) {
+                        return if done > 0 { Ok(done) } else { Err(e) };
+                    }
+                }
+                (Err(e), _) => return if done > 0 { Ok(done) } else { Err(e) },
+            }
+        }
+    }
+
+    /// One pass of `write` under `inner`: writes until done, an error, or a lazy hole, whose
+    /// index it returns. `done` bytes were written by earlier passes; returns the new total.
+    fn write_locked(&self, pos: &mut i64, append: bool, done: usize, src: &mut IovIterSource<'_>) -> (Result<usize>, Option<usize>) {
         let _inner = self.inner.lock();
         let seals = self.seals.load(Relaxed);
         if seals & (SEAL_WRITE | SEAL_FUTURE_WRITE) != 0 {
-            return Err(EPERM);
+            return (Err(EPERM), None);
         }
-        let start = if append { self.size() } else { u64::try_from(*pos).map_err(|_| EINVAL)? };
+        let start = if append && done == 0 {
+            self.size()
+        } else {
+            match u64::try_from(*pos) {
+                Ok(p) => p,
+                Err(_) => return (Err(EINVAL), None),
+            }
+        };
         let len = src.len() as u64;
         if len == 0 {
-            return Ok(0);
+            return (Ok(done), None);
         }
-        let end = start.checked_add(len).ok_or(EFBIG)?;
+        let Some(end) = start.checked_add(len) else { return (Err(EFBIG), None) };
         if end > self.size() && seals & SEAL_GROW != 0 {
-            return Err(EPERM);
+            return (Err(EPERM), None);
         }
         if end > crate::max_file_size() || end > i64::MAX as u64 {
-            return Err(EFBIG);
+            return (Err(EFBIG), None);
         }
         let mut at = start;
         let mut result = Ok(());
+        let mut hole = None;
         while at < end {
+            let index = (at / PAGE) as usize;
             let off = (at % PAGE) as usize;
             let n = (PAGE_SIZE - off).min((end - at) as usize);
-            let page = match self.store.get_or_alloc((at / PAGE) as usize) {
+            if self.is_lazy() && at < self.size() && matches!(self.store.slot(index), Slot::Hole) {
+                hole = Some(index);
+                break;
+            }
+            let page = match self.store.get_or_alloc(index) {
                 Ok(p) => p,
                 Err(e) => {
                     result = Err(e);
@@ -406,12 +543,13 @@ impl SealFile {
                 break;
             }
         }
-        let done = (at - start) as usize;
-        if done == 0 {
-            result?;
-        }
         *pos = at as i64;
-        Ok(done)
+        let total = done + (at - start) as usize;
+        match result {
+            Err(e) if total == 0 => (Err(e), None),
+            Err(_) => (Ok(total), None),
+            Ok(()) => (Ok(total), hole),
+        }
     }
 
     /// SEEK_DATA / SEEK_HOLE from `offset`: ENXIO at or past EOF.
@@ -453,21 +591,57 @@ impl SealFile {
         Ok(())
     }
 
-    /// The fault handler: maps the page (allocating a zero page on a hole) and the resident
-    /// pages that follow it.
-    pub(crate) fn fault(&self, vmf: &Fault<'_>) -> FaultOutcome {
+    /// The fault handler: maps the page (allocating a zero page on a hole, or in a lazy file
+    /// waiting for the handler to fill it) and the resident pages that follow it.
+    pub(crate) fn fault(this: ArcBorrowed<'_>, vmf: Fault<'_>) -> FaultOutcome {
         Stats::inc(&STATS.faults);
         let index = vmf.pgoff();
-        let _g = self.mapping.lock_shared();
-        let eof_pages = pages_for(self.size());
-        if index as u64 >= eof_pages {
-            return FaultOutcome::SigBus;
+        loop {
+            {
+                let _g = this.mapping.lock_shared();
+                if index as u64 >= pages_for(this.size()) {
+                    return FaultOutcome::SigBus;
+                }
+                let page = match this.store.slot(index) {
+                    Slot::Page(p) => Some(p),
+                    Slot::Poison => return FaultOutcome::SigBus,
+                    Slot::Hole if this.is_lazy() => None,
+                    Slot::Hole => match this.store.get_or_alloc(index) {
+                        Ok(p) => Some(p),
+                        Err(e) if e == ENOMEM => return FaultOutcome::Oom,
+                        Err(_) => return FaultOutcome::SigBus,
+                    },
+                };
+                if let Some(page) = page {
+                    return this.map_pages(&vmf, index, page);
+                }
+            }
+            // A hole of a lazy file: request it, then wait as handle_userfault() does.
+            let flags = MSG_FAULT | if vmf.is_write() { MSG_WRITE } else { 0 };
+            match this.hole_request(index, flags) {
+                Ok(HoleStatus::Resolved) => continue,
+                Ok(HoleStatus::Poisoned | HoleStatus::NoHandler) => return FaultOutcome::SigBus,
+                Err(_) => return FaultOutcome::Oom,
+                Ok(HoleStatus::Wait) => {}
+            }
+            if !vmf.allow_retry() {
+                return FaultOutcome::SigBus;
+            }
+            if vmf.retry_nowait() {
+                return FaultOutcome::Retry;
+            }
+            let mode = if vmf.interruptible() { WaitMode::Interruptible } else { WaitMode::Killable };
+            // The VMA (and with it our borrow) may go away once the lock is dropped.
+            let pinned: Arc<SealFile> = this.into();
+            vmf.release_lock();
+            // Woken or interrupted, the mm retries the access (a signal is delivered first).
+            let _ = pinned.wait_hole(index, mode);
+            return FaultOutcome::Retry;
         }
-        let page = match self.store.get_or_alloc(index) {
-            Ok(p) => p,
-            Err(e) if e == ENOMEM => return FaultOutcome::Oom,
-            Err(_) => return FaultOutcome::SigBus,
-        };
+    }
+
+    /// Maps `page` at the fault and the run of resident pages after it (fault-around).
+    fn map_pages(&self, vmf: &Fault<'_>, index: usize, page: PageRef) -> FaultOutcome {
         match vmf.insert(&page) {
             Ok(()) => {}
             Err(e) if e == EBUSY => return FaultOutcome::Mapped,
@@ -475,7 +649,7 @@ impl SealFile {
             Err(_) => return FaultOutcome::SigBus,
         }
         drop(page);
-        // Fault-around: map the run of resident pages after this one, up to EOF and the VMA.
+        let eof_pages = pages_for(self.size());
         let end = (index + 1 + FAULT_AROUND)
             .min(vmf.vma_end_pgoff())
             .min(usize::try_from(eof_pages).unwrap_or(usize::MAX));
@@ -511,8 +685,7 @@ impl SealFile {
         seq_print!(m, "size:\t{}\n", self.size());
         seq_print!(m, "seals:\t{:#x}\n", self.seals.load(Relaxed));
         seq_print!(m, "pages:\t{}\n", self.store.resident());
-        seq_print!(m, "lazy:\toff\n");
-        seq_print!(m, "pending:\t0\n");
+        self.show_fill(m);
         seq_print!(m, "api:\t{}\n", api);
     }
 }

@@ -97,6 +97,16 @@ impl PageRef {
         unsafe { bindings::copy_page_from_iter(self.as_ptr(), offset, len, src.as_raw()) }
     }
 
+    /// Fills the whole page from user memory (EFAULT if the source faults).
+    pub(crate) fn copy_from_user(&self, reader: &mut kernel::uaccess::UserSliceReader) -> Result {
+        // SAFETY: The page is valid (invariant) and the borrowed `Page` is never dropped, so
+        // our reference is untouched.
+        let page = unsafe { kernel::page::BorrowedPage::from_raw(self.0) };
+        // SAFETY: The whole page is in bounds; a page that is not yet shared with anyone (the
+        // only kind we fill) has no concurrent accessors.
+        unsafe { page.copy_from_user_slice_raw(reader, 0, PAGE_SIZE) }
+    }
+
     /// Zeroes `len` bytes at `offset`.
     pub(crate) fn zero(&self, offset: usize, len: usize) {
         if offset >= PAGE_SIZE || len > PAGE_SIZE - offset {

@@ -16,7 +16,7 @@
 
 use core::ptr::NonNull;
 
-use crate::ffi::{sealmem_xa_init};
+use crate::ffi::{sealmem_xa_init, sealmem_xa_is_value, sealmem_xa_poison_entry};
 use kernel::{
     bindings,
     ffi::{c_ulong, c_void},
@@ -27,10 +27,26 @@ use kernel::{
 use crate::page::PageRef;
 
 
-/// Why [`PageArray::insert`] did not store a page.
+/// What an index holds.
+pub(crate) enum Slot {
+    /// Nothing: a hole.
+    Hole,
+    /// A page (a new reference to it).
+    Page(PageRef),
+    /// A poisoned hole: it can never be read.
+    Poison,
+}
+
+/// What to store at an index.
+pub(crate) enum Entry {
+    Page(PageRef),
+    Poison,
+}
+
+/// Why [`PageArray::insert`] did not store an entry.
 pub(crate) enum InsertError {
-    /// A page is already there; the rejected page is handed back.
-    Exists(PageRef),
+    /// The index is not a hole; the rejected entry is handed back.
+    Exists(Entry),
     /// The XArray could not allocate a node.
     NoMem,
 }
@@ -39,8 +55,8 @@ pub(crate) enum InsertError {
 ///
 /// # Invariants
 ///
-/// `xa` is an initialised XArray whose every entry is a page pointer carrying one page
-/// reference owned by the array.
+/// `xa` is an initialised XArray whose every entry is either a page pointer carrying one page
+/// reference owned by the array, or the poison value entry (`sealmem_xa_poison_entry`).
 #[pin_data(PinnedDrop)]
 pub(crate) struct PageArray {
     #[pin]
@@ -69,27 +85,46 @@ impl PageArray {
         self.xa.get()
     }
 
-    /// A new reference to the page at `index`, if there is one.
-    pub(crate) fn get(&self, index: usize) -> Option<PageRef> {
-        // SAFETY: The XArray is initialised (invariant). Holding its lock, the store's
-        // reference to any entry we find cannot go away before we take our own.
+    /// What `index` holds; for a page, a new reference to it.
+    pub(crate) fn get(&self, index: usize) -> Slot {
+        // SAFETY: The XArray is initialised (invariant). Holding its lock, the array's
+        // reference to any page we find cannot go away before we take our own.
         unsafe {
             bindings::xa_lock(self.raw());
             let entry = bindings::xa_load(self.raw(), index as c_ulong);
-            let page = NonNull::new(entry.cast::<bindings::page>()).map(|p| {
-                // SAFETY: Entries are pages on which the array holds a reference (invariant),
-                // so this borrowed view is valid while the lock is held.
+            let slot = if sealmem_xa_is_value(entry) {
+                Slot::Poison
+            } else if let Some(p) = NonNull::new(entry.cast::<bindings::page>()) {
+                // SAFETY: Non-value entries are pages on which the array holds a reference
+                // (invariant), so this borrowed view is valid while the lock is held.
                 let stored = core::mem::ManuallyDrop::new(PageRef::from_raw(p));
-                stored.clone_ref()
-            });
+                Slot::Page(stored.clone_ref())
+            } else {
+                Slot::Hole
+            };
             bindings::xa_unlock(self.raw());
-            page
+            slot
         }
     }
 
-    /// Stores `page` at `index` unless a page is already there.
-    pub(crate) fn insert(&self, index: usize, page: PageRef) -> Result<(), InsertError> {
-        let raw = page.into_raw();
+    /// Stores `entry` at `index` if it is a hole.
+    pub(crate) fn insert(&self, index: usize, entry: Entry) -> Result<(), InsertError> {
+        let raw: *mut c_void = match entry {
+            Entry::Page(page) => page.into_raw().as_ptr().cast(),
+            // SAFETY: Returns a constant value entry.
+            Entry::Poison => unsafe { sealmem_xa_poison_entry() },
+        };
+        // Takes back what `raw` stands for, when it was not stored.
+        let reclaim = |raw: *mut c_void| -> Entry {
+            // SAFETY: `raw` is what we built above and it was not stored, so for a page the
+            // reference we gave up is ours again.
+            unsafe {
+                match NonNull::new(raw.cast::<bindings::page>()) {
+                    Some(p) if !sealmem_xa_is_value(raw) => Entry::Page(PageRef::from_raw(p)),
+                    _ => Entry::Poison,
+                }
+            }
+        };
         // SAFETY: The XArray is initialised; `__xa_cmpxchg` requires its lock, which we hold
         // (it may drop and retake it to allocate with GFP_KERNEL_ACCOUNT).
         let old = unsafe {
@@ -98,7 +133,7 @@ impl PageArray {
                 self.raw(),
                 index as c_ulong,
                 core::ptr::null_mut(),
-                raw.as_ptr().cast::<c_void>(),
+                raw,
                 bindings::GFP_KERNEL_ACCOUNT,
             );
             bindings::xa_unlock(self.raw());
@@ -106,15 +141,13 @@ impl PageArray {
         };
         // SAFETY: `xa_err` only inspects the value.
         if unsafe { bindings::xa_err(old) } != 0 {
-            // SAFETY: The store failed, so the reference we gave up is still ours.
-            drop(unsafe { PageRef::from_raw(raw) });
+            drop(reclaim(raw));
             return Err(InsertError::NoMem);
         }
         if !old.is_null() {
-            // SAFETY: The compare failed, so nothing was stored: the reference is ours again.
-            return Err(InsertError::Exists(unsafe { PageRef::from_raw(raw) }));
+            return Err(InsertError::Exists(reclaim(raw)));
         }
-        // INVARIANT: the array now owns the reference we gave up.
+        // INVARIANT: the array now owns the entry (and for a page, its reference).
         Ok(())
     }
 
@@ -142,8 +175,8 @@ impl PageArray {
         None
     }
 
-    /// Removes every page in `[first, last]`, calling `f` on each removed page (outside the
-    /// lock, so `f` may sleep). Returns how many were removed.
+    /// Removes every entry in `[first, last]`, calling `f` on each removed page (outside the
+    /// lock, so `f` may sleep); poison entries just go. Returns how many pages were removed.
     pub(crate) fn remove_range(&self, first: usize, last: usize, mut f: impl FnMut(PageRef)) -> usize {
         let mut removed = 0;
         let mut from = first as c_ulong;
@@ -161,7 +194,9 @@ impl PageArray {
                         break;
                     }
                     let erased = bindings::__xa_erase(self.raw(), index);
-                    if let Some(p) = NonNull::new(erased.cast::<bindings::page>()) {
+                    if sealmem_xa_is_value(erased) {
+                        // A poison marker: nothing to release.
+                    } else if let Some(p) = NonNull::new(erased.cast::<bindings::page>()) {
                         // SAFETY: The erased entry's reference now belongs to us.
                         batch[n] = Some(PageRef::from_raw(p));
                         n += 1;

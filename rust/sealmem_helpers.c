@@ -80,3 +80,41 @@ unsigned long sealmem_totalram_pages(void)
 {
 	return totalram_pages();
 }
+
+void sealmem_init_waitqueue_head(struct wait_queue_head *wq)
+{
+	init_waitqueue_head(wq);
+}
+
+void sealmem_wake_up_all(struct wait_queue_head *wq)
+{
+	wake_up_all(wq);
+}
+
+void sealmem_wake_up_poll(struct wait_queue_head *wq, __poll_t mask)
+{
+	wake_up_poll(wq, mask);
+}
+
+/* Drops the mmap or per-VMA lock a fault holds, as handle_userfault() does before waiting. */
+void sealmem_release_fault_lock(struct vm_fault *vmf)
+{
+	release_fault_lock(vmf);
+}
+
+/* XArray value entries mark poisoned holes in a page store. */
+void *sealmem_xa_poison_entry(void)
+{
+	return xa_mk_value(1);
+}
+
+bool sealmem_xa_is_value(const void *entry)
+{
+	return xa_is_value(entry);
+}
+
+/* A read or write that must not sleep: O_NONBLOCK on the file, or RWF_NOWAIT. */
+bool sealmem_iocb_nonblock(const struct kiocb *iocb)
+{
+	return (iocb->ki_flags & IOCB_NOWAIT) || (iocb->ki_filp->f_flags & O_NONBLOCK);
+}

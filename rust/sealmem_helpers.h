@@ -5,6 +5,8 @@
 
 #include <linux/fs.h>
 #include <linux/mm.h>
+#include <linux/poll.h>
+#include <linux/wait.h>
 
 void sealmem_get_page(struct page *page);
 void sealmem_put_page(struct page *page);
@@ -18,5 +20,12 @@ void sealmem_xa_init(struct xarray *xa);
 bool sealmem_iocb_append(const struct kiocb *iocb);
 void sealmem_file_allow_pread(struct file *file);
 unsigned long sealmem_totalram_pages(void);
+void sealmem_init_waitqueue_head(struct wait_queue_head *wq);
+void sealmem_wake_up_all(struct wait_queue_head *wq);
+void sealmem_wake_up_poll(struct wait_queue_head *wq, __poll_t mask);
+void sealmem_release_fault_lock(struct vm_fault *vmf);
+void *sealmem_xa_poison_entry(void);
+bool sealmem_xa_is_value(const void *entry);
+bool sealmem_iocb_nonblock(const struct kiocb *iocb);
 
 #endif

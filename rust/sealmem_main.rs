@@ -9,8 +9,10 @@
 //! - [`device`]: the FFI edge: misc registration, raw `file_operations` and trampolines.
 //! - [`file`]: the sealmem file object (size, seals, name, ioctls, fdinfo).
 //! - [`store`]: the page store of a file, with its limits.
-//! - [`vm`], [`mapping`], [`page`], [`pagearray`]: the rest of the unsafe layer (vm_ops and
-//!   faults, the per-file address_space, page references, the XArray of pages).
+//! - [`fill`]: lazy fill: requests, waiting for holes, the handler fd.
+//! - [`vm`], [`mapping`], [`page`], [`pagearray`], [`wait`]: the rest of the unsafe layer
+//!   (vm_ops and faults, the per-file address_space, page references, the XArray of pages,
+//!   killable wait queues).
 //! - [`stats`]: global counters and their debugfs files.
 //! - [`uapi`]: the ABI, generated from the C header.
 //! - [`ffi`]: declarations of the C helpers (`sealmem_helpers.c`) and unbound exports.
@@ -20,6 +22,7 @@ use kernel::prelude::*;
 mod device;
 mod ffi;
 mod file;
+mod fill;
 mod mapping;
 mod page;
 mod pagearray;
@@ -27,6 +30,7 @@ mod stats;
 mod store;
 mod uapi;
 mod vm;
+mod wait;
 
 module! {
     type: SealmemModule,

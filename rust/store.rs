@@ -14,9 +14,11 @@ use kernel::{
 
 use crate::{
     page::PageRef,
-    pagearray::{InsertError, PageArray},
+    pagearray::{Entry, InsertError, PageArray},
     stats::{Stats, STATS},
 };
+
+pub(crate) use crate::pagearray::Slot;
 
 /// The pages of one file.
 ///
@@ -44,42 +46,81 @@ impl PageStore {
         self.resident.load(Relaxed)
     }
 
-    /// The page at `index`, if present.
-    pub(crate) fn get(&self, index: usize) -> Option<PageRef> {
+    /// What `index` holds.
+    pub(crate) fn slot(&self, index: usize) -> Slot {
         self.pages.get(index)
     }
 
-    /// The page at `index`, allocating a zeroed one if it is a hole.
-    ///
-    /// Errors: `ENOSPC` when the module-wide page limit is reached, `ENOMEM` when allocation
-    /// fails.
-    pub(crate) fn get_or_alloc(&self, index: usize) -> Result<PageRef> {
-        if let Some(page) = self.pages.get(index) {
-            return Ok(page);
+    /// The page at `index`, if present.
+    pub(crate) fn get(&self, index: usize) -> Option<PageRef> {
+        match self.pages.get(index) {
+            Slot::Page(p) => Some(p),
+            _ => None,
         }
+    }
+
+    /// A new zeroed page, counted against `max_pages` (not yet in the store).
+    ///
+    /// Errors: `ENOSPC` at the module-wide page limit, `ENOMEM`.
+    pub(crate) fn new_page(&self) -> Result<NewPage> {
         reserve_page()?;
-        let page = match PageRef::alloc_zeroed() {
-            Ok(p) => p,
+        match PageRef::alloc_zeroed() {
+            // INVARIANT: the reservation above is carried by the `NewPage`.
+            Ok(page) => Ok(NewPage(Some(page))),
             Err(e) => {
                 Stats::dec(&STATS.pages);
-                return Err(e);
+                Err(e)
             }
-        };
-        let ours = page.clone_ref();
-        match self.pages.insert(index, page) {
+        }
+    }
+
+    /// Stores `page` at `index` if it is a hole; `EEXIST` otherwise.
+    pub(crate) fn insert(&self, index: usize, mut page: NewPage) -> Result {
+        let Some(p) = page.0.take() else { return Err(EINVAL) };
+        match self.pages.insert(index, Entry::Page(p)) {
             Ok(()) => {
-                // INVARIANT: one more page in the array, counted once globally above.
+                // INVARIANT: one more page in the array; its global count moves from the
+                // `NewPage` (now empty, so its drop uncounts nothing) to the store.
                 self.resident.add(1u64, Relaxed);
-                Ok(ours)
+                Ok(())
             }
-            Err(InsertError::Exists(_mine)) => {
+            Err(InsertError::Exists(e)) => {
+                page.0 = match e {
+                    Entry::Page(p) => Some(p),
+                    Entry::Poison => None,
+                };
+                Err(EEXIST)
+            }
+            Err(InsertError::NoMem) => Err(ENOMEM),
+        }
+    }
+
+    /// Marks the hole at `index` poisoned; `EEXIST` if it is not a hole.
+    pub(crate) fn poison(&self, index: usize) -> Result {
+        match self.pages.insert(index, Entry::Poison) {
+            Ok(()) => Ok(()),
+            Err(InsertError::Exists(_)) => Err(EEXIST),
+            Err(InsertError::NoMem) => Err(ENOMEM),
+        }
+    }
+
+    /// The page at `index`, allocating a zeroed one if it is a hole (outside lazy mode).
+    ///
+    /// Errors: `EIO` for a poisoned page, `ENOSPC` at the page limit, `ENOMEM`.
+    pub(crate) fn get_or_alloc(&self, index: usize) -> Result<PageRef> {
+        loop {
+            match self.pages.get(index) {
+                Slot::Page(p) => return Ok(p),
+                Slot::Poison => return Err(EIO),
+                Slot::Hole => {}
+            }
+            let page = self.new_page()?;
+            let ours = page.0.as_ref().map(PageRef::clone_ref);
+            match self.insert(index, page) {
+                Ok(()) => return ours.ok_or(EINVAL),
                 // A racing fault or write stored a page first: use that one.
-                Stats::dec(&STATS.pages);
-                self.pages.get(index).ok_or(EAGAIN)
-            }
-            Err(InsertError::NoMem) => {
-                Stats::dec(&STATS.pages);
-                Err(ENOMEM)
+                Err(e) if e == EEXIST => continue,
+                Err(e) => return Err(e),
             }
         }
     }
@@ -110,6 +151,29 @@ impl PageStore {
 impl PinnedDrop for PageStore {
     fn drop(self: Pin<&mut Self>) {
         self.remove_range(0, usize::MAX);
+    }
+}
+
+/// A page allocated for a store but not yet in it; counted in `STATS.pages` until it is
+/// stored or dropped.
+///
+/// # Invariants
+///
+/// When `0` is `Some`, one unit of `STATS.pages` is reserved for it.
+pub(crate) struct NewPage(Option<PageRef>);
+
+impl NewPage {
+    /// The page, to fill it before it is stored.
+    pub(crate) fn page(&self) -> Option<&PageRef> {
+        self.0.as_ref()
+    }
+}
+
+impl Drop for NewPage {
+    fn drop(&mut self) {
+        if self.0.take().is_some() {
+            Stats::dec(&STATS.pages);
+        }
     }
 }
 

@@ -24,3 +24,15 @@ unsafe impl AsBytes for sealmem_api {}
 unsafe impl FromBytes for sealmem_range {}
 // SAFETY: As above.
 unsafe impl AsBytes for sealmem_range {}
+
+// SAFETY: `sealmem_copy` is `#[repr(C)]` with five 64-bit integer fields: no padding, any
+// bits valid.
+unsafe impl FromBytes for sealmem_copy {}
+// SAFETY: As above.
+unsafe impl AsBytes for sealmem_copy {}
+// SAFETY: `sealmem_fill` is `#[repr(C)]` with four 64-bit integer fields.
+unsafe impl FromBytes for sealmem_fill {}
+// SAFETY: As above.
+unsafe impl AsBytes for sealmem_fill {}
+// SAFETY: `sealmem_msg` is `#[repr(C)]`: a `u64` then two `u32`s, 16 bytes, no padding.
+unsafe impl AsBytes for sealmem_msg {}

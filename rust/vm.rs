@@ -8,6 +8,12 @@
 //! `.map_pages` is unusable from a module, see the notes). A write fault in a private
 //! mapping installs the shared page read-only; the CPU retries, and the core's write-protect
 //! fault copies it (copy-on-write), as for any file page.
+//!
+//! Waiting for a lazy page follows `handle_userfault`: with `FAULT_FLAG_ALLOW_RETRY` the
+//! handler pins the file, drops the fault lock, sleeps (interruptibly when the fault allows
+//! it, else killably) and returns `VM_FAULT_RETRY`; with `RETRY_NOWAIT` it returns
+//! `VM_FAULT_RETRY` at once, lock held; without `ALLOW_RETRY` it raises SIGBUS rather than
+//! sleep with the mmap lock held.
 
 use core::marker::PhantomData;
 
@@ -30,6 +36,10 @@ pub(crate) enum FaultOutcome {
     SigBus,
     /// Out of memory.
     Oom,
+    /// Let the mm retry the fault (`VM_FAULT_RETRY`): either the fault lock was released
+    /// with [`Fault::release_lock`] before waiting, or the fault said `RETRY_NOWAIT` and the
+    /// lock is still held, as the protocol requires.
+    Retry,
 }
 
 /// The vm_ops of every sealmem VMA.
@@ -62,6 +72,41 @@ impl Fault<'_> {
     fn vma(&self) -> *mut bindings::vm_area_struct {
         // SAFETY: `vmf` is valid (invariant).
         unsafe { (*self.vmf).__bindgen_anon_1.vma }
+    }
+
+    fn flags(&self) -> u32 {
+        // SAFETY: `vmf` is valid (invariant).
+        unsafe { (*self.vmf).flags }
+    }
+
+    /// Whether this is a write access.
+    pub(crate) fn is_write(&self) -> bool {
+        self.flags() & bindings::fault_flag_FAULT_FLAG_WRITE != 0
+    }
+
+    /// Whether the fault may be retried (so we may drop the lock and sleep).
+    pub(crate) fn allow_retry(&self) -> bool {
+        self.flags() & bindings::fault_flag_FAULT_FLAG_ALLOW_RETRY != 0
+    }
+
+    /// Whether the caller asks for `VM_FAULT_RETRY` without sleeping and with the lock held.
+    pub(crate) fn retry_nowait(&self) -> bool {
+        self.flags() & bindings::fault_flag_FAULT_FLAG_RETRY_NOWAIT != 0
+    }
+
+    /// Whether any signal (not only a fatal one) may interrupt a wait in this fault.
+    pub(crate) fn interruptible(&self) -> bool {
+        self.flags() & bindings::fault_flag_FAULT_FLAG_INTERRUPTIBLE != 0
+    }
+
+    /// Releases the mmap or per-VMA lock the fault holds (`release_fault_lock`), consuming
+    /// the fault: the VMA may go away from here on. The caller must return
+    /// [`FaultOutcome::Retry`].
+    pub(crate) fn release_lock(self) {
+        // SAFETY: `vmf` is a fault in progress holding its lock (invariant); releasing it is
+        // what VM_FAULT_RETRY without RETRY_NOWAIT requires. `self` is consumed, so nothing
+        // touches the VMA afterwards.
+        unsafe { crate::ffi::sealmem_release_fault_lock(self.vmf) };
     }
 
     /// The faulting page's index in the file.
@@ -143,11 +188,13 @@ pub(crate) unsafe fn vma_file<'a>(vma: *mut bindings::vm_area_struct) -> ArcBorr
 unsafe extern "C" fn sealmem_vm_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
     // INVARIANT: the mm calls .fault with a valid vmf and the VMA locked.
     let fault = Fault { vmf, _p: PhantomData };
-    // SAFETY: As above: the VMA is ours and locked for the duration of the call.
+    // SAFETY: As above: the VMA is ours and locked while `fault` is alive. The borrow is
+    // turned into an owned `Arc` before the lock is released (see `SealFile::fault`).
     let obj = unsafe { vma_file(fault.vma()) };
-    match obj.fault(&fault) {
+    match SealFile::fault(obj, fault) {
         FaultOutcome::Mapped => bindings::vm_fault_reason_VM_FAULT_NOPAGE,
         FaultOutcome::SigBus => bindings::vm_fault_reason_VM_FAULT_SIGBUS,
         FaultOutcome::Oom => bindings::vm_fault_reason_VM_FAULT_OOM,
+        FaultOutcome::Retry => bindings::vm_fault_reason_VM_FAULT_RETRY,
     }
 }

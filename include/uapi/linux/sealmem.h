@@ -32,6 +32,13 @@
 #define SEALMEM_NR_SET_NAME   0x06
 #define SEALMEM_NR_GET_NAME   0x07
 #define SEALMEM_NR_VIEW       0x08
+#define SEALMEM_NR_FILL_ENABLE 0x09
+/* ioctls of the handler fd */
+#define SEALMEM_NR_COPY       0x10
+#define SEALMEM_NR_ZEROPAGE   0x11
+#define SEALMEM_NR_WAKE       0x12
+#define SEALMEM_NR_POISON     0x13
+#define SEALMEM_NR_FILL_END   0x14
 
 /*
  * Feature bits (struct sealmem_api.features). A feature bit is reported only when the loaded
@@ -50,7 +57,8 @@
  *      ioctls   = ignored
  * Out: api      = SEALMEM_API
  *      features = every feature bit this module supports
- *      ioctls   = mask of (1 << SEALMEM_NR_*) of the ioctls this module supports on the file
+ *      ioctls   = mask of (1 << SEALMEM_NR_*) of the ioctls this module supports (on the
+ *                 file, and for SEALMEM_NR_COPY..FILL_END on the handler fd)
  *
  * Errors: EINVAL if api is not a version the module speaks, or if features asks for a bit
  * the module does not support; in both cases the struct is written back zeroed.
@@ -132,5 +140,80 @@ struct sealmem_name {
  * EBADF, ADD_SEALS EPERM.
  */
 #define SEALMEM_IOC_VIEW _IO(SEALMEM_IOC_MAGIC, SEALMEM_NR_VIEW)
+
+/*
+ * Lazy fill (SPEC section 5).
+ *
+ * SEALMEM_IOC_FILL_ENABLE (writable fd): makes the file lazy and returns a new handler fd
+ * (the ioctl's return value); the argument is a mask of SEALMEM_FD_CLOEXEC and
+ * SEALMEM_FD_NONBLOCK. While the file is lazy, every access to a hole (a fault through any
+ * mapping, read/pread/splice, a write into a hole) raises one request per missing page and
+ * waits until the handler fills it.
+ * Errors: EBUSY: a handler is attached; EPERM: read-only fd, or the file is write-sealed
+ * and not already lazy (a new handler may attach to a lazy file whose handler is gone);
+ * EINVAL: unknown flags.
+ */
+#define SEALMEM_IOC_FILL_ENABLE _IO(SEALMEM_IOC_MAGIC, SEALMEM_NR_FILL_ENABLE)
+
+/*
+ * What read() on the handler fd returns: one message per missing page. read() returns as
+ * many whole messages as fit (EINVAL if the buffer holds none), blocks until one is pending
+ * (EAGAIN with O_NONBLOCK; EINTR on a signal), and returns 0 once the handler is no longer
+ * needed: after FILL_END, or once the file has no fds or mappings left (poll: EPOLLHUP).
+ */
+struct sealmem_msg {
+	__u64 offset; /* byte offset of the missing page */
+	__u32 flags;  /* SEALMEM_MSG_* */
+	__u32 tid;    /* requesting thread, as seen from the handler's pid namespace; 0 if not visible */
+};
+
+#define SEALMEM_MSG_WRITE 0x1 /* the access was a write */
+#define SEALMEM_MSG_FAULT 0x2 /* a page fault (otherwise read/write/splice on an fd) */
+
+/* Flags of COPY, ZEROPAGE and POISON. */
+#define SEALMEM_FILL_DONTWAKE      0x1 /* do not wake waiters (use WAKE later) */
+#define SEALMEM_FILL_SKIP_EXISTING 0x2 /* skip present pages instead of stopping with EEXIST */
+
+/*
+ * SEALMEM_IOC_COPY (handler fd): fills the holes of [offset, offset + len) from the handler's
+ * memory at src. offset, src and len are page-aligned (EINVAL). Atomic per page: a page is a
+ * hole or completely filled, never partial, never overwritten. A present page stops the copy
+ * with EEXIST (unless SKIP_EXISTING); a range starting at or past EOF fails with EINVAL; one
+ * crossing EOF fills up to EOF, then stops with EINVAL. On return, copy holds the bytes
+ * filled (pages skipped with SKIP_EXISTING count as filled), or a negated errno if nothing
+ * was filled, as uffdio_copy.copy. Other errors: EFAULT (src), ENOMEM, ENOSPC (max_pages),
+ * EINVAL (the handler was ended by FILL_END or replaced).
+ */
+struct sealmem_copy {
+	__u64 offset;
+	__u64 src;
+	__u64 len;
+	__u64 flags;
+	__s64 copy;
+};
+
+#define SEALMEM_IOC_COPY _IOWR(SEALMEM_IOC_MAGIC, SEALMEM_NR_COPY, struct sealmem_copy)
+
+/*
+ * SEALMEM_IOC_ZEROPAGE fills holes with zeros, SEALMEM_IOC_POISON marks holes poisoned (the
+ * page can never be read: faults raise SIGBUS, read() fails with EIO). Same rules and errors
+ * as COPY (without src); done reports the bytes handled.
+ */
+struct sealmem_fill {
+	__u64 offset;
+	__u64 len;
+	__u64 flags;
+	__s64 done;
+};
+
+#define SEALMEM_IOC_ZEROPAGE _IOWR(SEALMEM_IOC_MAGIC, SEALMEM_NR_ZEROPAGE, struct sealmem_fill)
+#define SEALMEM_IOC_POISON _IOWR(SEALMEM_IOC_MAGIC, SEALMEM_NR_POISON, struct sealmem_fill)
+/* SEALMEM_IOC_WAKE: wakes the waiters of a page-aligned range (after DONTWAKE fills). */
+#define SEALMEM_IOC_WAKE _IOW(SEALMEM_IOC_MAGIC, SEALMEM_NR_WAKE, struct sealmem_range)
+/*
+ * SEALMEM_IOC_FILL_END: ends lazy mode: remaining holes become ordinary zero holes, all
+ * waiters continue, and this handler fd is done (read returns 0, further fills EINVAL).
+ */
+#define SEALMEM_IOC_FILL_END _IO(SEALMEM_IOC_MAGIC, SEALMEM_NR_FILL_END)
 
 #endif /* _UAPI_LINUX_SEALMEM_H */

@@ -14,6 +14,12 @@ pub const SEALMEM_NR_GET_SEALS: u32 = 5;
 pub const SEALMEM_NR_SET_NAME: u32 = 6;
 pub const SEALMEM_NR_GET_NAME: u32 = 7;
 pub const SEALMEM_NR_VIEW: u32 = 8;
+pub const SEALMEM_NR_FILL_ENABLE: u32 = 9;
+pub const SEALMEM_NR_COPY: u32 = 16;
+pub const SEALMEM_NR_ZEROPAGE: u32 = 17;
+pub const SEALMEM_NR_WAKE: u32 = 18;
+pub const SEALMEM_NR_POISON: u32 = 19;
+pub const SEALMEM_NR_FILL_END: u32 = 20;
 pub const SEALMEM_FEATURE_SIZE_IO: u32 = 1;
 pub const SEALMEM_FEATURE_SEALS: u32 = 2;
 pub const SEALMEM_FEATURE_VIEW: u32 = 4;
@@ -28,6 +34,12 @@ pub const SEALMEM_SEALS_ALL: u32 = 63;
 pub const SEALMEM_NAME_MAX: u32 = 249;
 pub const SEALMEM_FD_CLOEXEC: u32 = 1;
 pub const SEALMEM_FD_NONBLOCK: u32 = 2;
+pub const SEALMEM_MSG_WRITE: u32 = 1;
+pub const SEALMEM_MSG_FAULT: u32 = 2;
+pub const SEALMEM_FILL_DONTWAKE: u32 = 1;
+pub const SEALMEM_FILL_SKIP_EXISTING: u32 = 2;
+pub type __u32 = core::ffi::c_uint;
+pub type __s64 = core::ffi::c_longlong;
 pub type __u64 = core::ffi::c_ulonglong;
 #[repr(C)]
 #[derive(Debug, Default, Copy, Clone)]
@@ -80,6 +92,61 @@ impl Default for sealmem_name {
         }
     }
 }
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct sealmem_msg {
+    pub offset: __u64,
+    pub flags: __u32,
+    pub tid: __u32,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of sealmem_msg"][::core::mem::size_of::<sealmem_msg>() - 16usize];
+    ["Alignment of sealmem_msg"][::core::mem::align_of::<sealmem_msg>() - 8usize];
+    ["Offset of field: sealmem_msg::offset"][::core::mem::offset_of!(sealmem_msg, offset) - 0usize];
+    ["Offset of field: sealmem_msg::flags"][::core::mem::offset_of!(sealmem_msg, flags) - 8usize];
+    ["Offset of field: sealmem_msg::tid"][::core::mem::offset_of!(sealmem_msg, tid) - 12usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct sealmem_copy {
+    pub offset: __u64,
+    pub src: __u64,
+    pub len: __u64,
+    pub flags: __u64,
+    pub copy: __s64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of sealmem_copy"][::core::mem::size_of::<sealmem_copy>() - 40usize];
+    ["Alignment of sealmem_copy"][::core::mem::align_of::<sealmem_copy>() - 8usize];
+    ["Offset of field: sealmem_copy::offset"]
+        [::core::mem::offset_of!(sealmem_copy, offset) - 0usize];
+    ["Offset of field: sealmem_copy::src"][::core::mem::offset_of!(sealmem_copy, src) - 8usize];
+    ["Offset of field: sealmem_copy::len"][::core::mem::offset_of!(sealmem_copy, len) - 16usize];
+    ["Offset of field: sealmem_copy::flags"]
+        [::core::mem::offset_of!(sealmem_copy, flags) - 24usize];
+    ["Offset of field: sealmem_copy::copy"][::core::mem::offset_of!(sealmem_copy, copy) - 32usize];
+};
+#[repr(C)]
+#[derive(Debug, Default, Copy, Clone)]
+pub struct sealmem_fill {
+    pub offset: __u64,
+    pub len: __u64,
+    pub flags: __u64,
+    pub done: __s64,
+}
+#[allow(clippy::unnecessary_operation, clippy::identity_op)]
+const _: () = {
+    ["Size of sealmem_fill"][::core::mem::size_of::<sealmem_fill>() - 32usize];
+    ["Alignment of sealmem_fill"][::core::mem::align_of::<sealmem_fill>() - 8usize];
+    ["Offset of field: sealmem_fill::offset"]
+        [::core::mem::offset_of!(sealmem_fill, offset) - 0usize];
+    ["Offset of field: sealmem_fill::len"][::core::mem::offset_of!(sealmem_fill, len) - 8usize];
+    ["Offset of field: sealmem_fill::flags"]
+        [::core::mem::offset_of!(sealmem_fill, flags) - 16usize];
+    ["Offset of field: sealmem_fill::done"][::core::mem::offset_of!(sealmem_fill, done) - 24usize];
+};
 
 // ioctl request numbers, as computed by the C preprocessor from the header.
 pub const SEALMEM_IOC_API: u32 = 0xc018b500;
@@ -91,3 +158,9 @@ pub const SEALMEM_IOC_GET_SEALS: u32 = 0x8004b505;
 pub const SEALMEM_IOC_SET_NAME: u32 = 0x4100b506;
 pub const SEALMEM_IOC_GET_NAME: u32 = 0x8100b507;
 pub const SEALMEM_IOC_VIEW: u32 = 0x0000b508;
+pub const SEALMEM_IOC_FILL_ENABLE: u32 = 0x0000b509;
+pub const SEALMEM_IOC_COPY: u32 = 0xc028b510;
+pub const SEALMEM_IOC_ZEROPAGE: u32 = 0xc020b511;
+pub const SEALMEM_IOC_POISON: u32 = 0xc020b513;
+pub const SEALMEM_IOC_WAKE: u32 = 0x4010b512;
+pub const SEALMEM_IOC_FILL_END: u32 = 0x0000b514;

@@ -1,0 +1,518 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Lazy fill (SPEC section 5): fill requests, waiting for holes, and the handler fd.
+//!
+//! While a file is lazy, an access to a hole raises one request per missing page
+//! ([`SealFile::hole_request`]) and waits ([`SealFile::wait_hole`]) until the request is
+//! resolved: the page was filled or poisoned, the hole was truncated away, the handler went
+//! away, or lazy mode ended. Requests live in two trees under `SealFile::fill`: `queued`
+//! (not yet read by the handler) and `delivered` (read, not yet resolved); an index is in
+//! at most one of them, which deduplicates requests across all waiters.
+//!
+//! Ordering that makes waits lossless: a filler first stores the page, then removes the
+//! request under the fill lock, then wakes; a waiter adds its request and re-checks the store
+//! under the fill lock, and its wait condition is "no request for my index", evaluated
+//! after it is queued on the wait queue.
+//!
+//! # Lock order
+//!
+//! `SealFile::inner` → `SealFile::fill` (spinlock) → the page store's XArray lock. Nothing
+//! sleeps under `fill`; its tree nodes are allocated before taking it.
+
+use kernel::{
+    fs::File,
+    iov::IovIterDest,
+    page::PAGE_SIZE,
+    pid_namespace::PidNamespace,
+    prelude::*,
+    rbtree::{RBTree, RBTreeNodeReservation},
+    seq_file::{seq_print, SeqFile},
+    sync::{
+        aref::ARef,
+        atomic::{Acquire, Atomic, Relaxed, Release},
+        Arc, ArcBorrow,
+    },
+    task::Task,
+    uaccess::{UserPtr, UserSlice},
+};
+
+use crate::{
+    file::SealFile,
+    stats::{Stats, STATS},
+    store::Slot,
+    uapi,
+    wait::{Interrupted, WaitMode},
+};
+
+const PAGE: u64 = PAGE_SIZE as u64;
+const MSG_SIZE: usize = size_of::<uapi::sealmem_msg>();
+/// Most messages one read() returns (bounds the stack buffer).
+const READ_BATCH: usize = 32;
+
+/// Source of handler ids.
+static NEXT_HANDLER: Atomic<u64> = Atomic::new(1);
+
+/// One outstanding fill request.
+#[derive(Clone, Copy)]
+pub(crate) struct Req {
+    flags: u32,
+    tid: u32,
+}
+
+/// Lazy-fill state of one file, under `SealFile::fill`.
+pub(crate) struct FillState {
+    /// The file is lazy: holes wait for the handler.
+    lazy: bool,
+    /// Id of the attached handler, if any.
+    handler: Option<u64>,
+    /// The attached handler's pid namespace (thread ids in messages are seen from it).
+    handler_ns: Option<ARef<PidNamespace>>,
+    /// Requests not yet read by the handler, by page index.
+    queued: RBTree<usize, Req>,
+    /// Requests read by the handler and not yet resolved.
+    delivered: RBTree<usize, Req>,
+    /// Requests raised since the file became lazy.
+    total: u64,
+}
+
+impl FillState {
+    pub(crate) fn new() -> Self {
+        Self { lazy: false, handler: None, handler_ns: None, queued: RBTree::new(), delivered: RBTree::new(), total: 0 }
+    }
+
+    fn requested(&self, index: usize) -> bool {
+        self.queued.get(&index).is_some() || self.delivered.get(&index).is_some()
+    }
+
+    /// Detaches the handler and forgets every request; returns the trees to drop unlocked.
+    fn detach(&mut self) -> (RBTree<usize, Req>, RBTree<usize, Req>) {
+        self.handler = None;
+        self.handler_ns = None;
+        (core::mem::replace(&mut self.queued, RBTree::new()), core::mem::replace(&mut self.delivered, RBTree::new()))
+    }
+
+    /// Number of outstanding requests.
+    fn pending(&self) -> u64 {
+        (self.queued.iter().count() + self.delivered.iter().count()) as u64
+    }
+}
+
+/// What an access to a hole of a lazy file must do.
+pub(crate) enum HoleStatus {
+    /// The hole is gone (filled, or the file is no longer lazy): look again.
+    Resolved,
+    /// The page is poisoned: SIGBUS / EIO.
+    Poisoned,
+    /// No handler is attached: fail fast (SIGBUS / EIO), never pass a hole off as content.
+    NoHandler,
+    /// A request is outstanding: wait for it.
+    Wait,
+}
+
+/// Flags of a request raised by a page fault.
+pub(crate) const MSG_FAULT: u32 = uapi::SEALMEM_MSG_FAULT;
+/// Flags of a request raised by a write.
+pub(crate) const MSG_WRITE: u32 = uapi::SEALMEM_MSG_WRITE;
+
+impl SealFile {
+    /// Whether the file is lazy (a fast, lock-free hint; decisions are taken under `fill`).
+    pub(crate) fn is_lazy(&self) -> bool {
+        self.lazy.load(Acquire)
+    }
+
+    /// For an access to the hole at `index` of a lazy file: raises a request if there is none
+    /// and tells the caller what to do.
+    pub(crate) fn hole_request(&self, index: usize, flags: u32) -> Result<HoleStatus> {
+        let reservation = RBTreeNodeReservation::new(GFP_KERNEL)?;
+        let mut f = self.fill.lock();
+        if !f.lazy {
+            return Ok(HoleStatus::Resolved);
+        }
+        match self.store.slot(index) {
+            Slot::Page(_) => return Ok(HoleStatus::Resolved),
+            Slot::Poison => return Ok(HoleStatus::Poisoned),
+            Slot::Hole => {}
+        }
+        if f.handler.is_none() {
+            return Ok(HoleStatus::NoHandler);
+        }
+        if f.requested(index) {
+            return Ok(HoleStatus::Wait);
+        }
+        let tid = match &f.handler_ns {
+            Some(ns) => current_tid_in(ns),
+            None => 0,
+        };
+        f.queued.insert(reservation.into_node(index, Req { flags, tid }));
+        f.total += 1;
+        drop(f);
+        self.handler_wq.wake_poll(crate::wait::POLL_IN);
+        Ok(HoleStatus::Wait)
+    }
+
+    /// Waits until the request for `index` is resolved (or a signal `mode` admits).
+    pub(crate) fn wait_hole(&self, index: usize, mode: WaitMode) -> Result<(), Interrupted> {
+        Stats::inc(&STATS.waits);
+        self.page_wq.wait(mode, || {
+            let f = self.fill.lock();
+            !f.lazy || f.handler.is_none() || !f.requested(index)
+        })
+    }
+
+    /// Resolves the request for `index` after the page was filled or poisoned.
+    fn resolve(&self, index: usize, wake: bool) {
+        let removed = {
+            let mut f = self.fill.lock();
+            (f.queued.remove_node(&index), f.delivered.remove_node(&index))
+        };
+        drop(removed);
+        if wake {
+            self.page_wq.wake_all();
+        }
+    }
+
+    /// Forgets the requests at or past page `first` (the file shrank) and wakes their
+    /// waiters, who will find their page past EOF.
+    pub(crate) fn drop_requests_from(&self, first: usize) {
+        let mut gone: KVec<usize> = KVec::new();
+        {
+            let f = self.fill.lock();
+            for (&i, _) in Iterator::chain(f.queued.iter(), f.delivered.iter()) {
+                if i >= first && gone.push(i, GFP_NOWAIT).is_err() {
+                    break;
+                }
+            }
+        }
+        for i in gone.iter() {
+            let removed = {
+                let mut f = self.fill.lock();
+                (f.queued.remove_node(i), f.delivered.remove_node(i))
+            };
+            drop(removed);
+        }
+        if !gone.is_empty() {
+            self.page_wq.wake_all();
+        }
+    }
+
+    /// `SEALMEM_IOC_FILL_ENABLE`: makes the file lazy and returns a new handler fd.
+    pub(crate) fn fill_enable(this: ArcBorrow<'_, Self>, file: &File, flags: usize) -> Result<isize> {
+        let known = (uapi::SEALMEM_FD_CLOEXEC | uapi::SEALMEM_FD_NONBLOCK) as usize;
+        if file.flags() & kernel::bindings::O_ACCMODE == kernel::bindings::O_RDONLY {
+            return Err(EPERM);
+        }
+        if flags & !known != 0 {
+            return Err(EINVAL);
+        }
+        let ns = kernel::current!().get_pid_ns();
+        let handler = Arc::new(Handler { file: this.into(), id: NEXT_HANDLER.fetch_add(1u64, Relaxed) }, GFP_KERNEL)?;
+        let id = handler.id;
+        // Make the fd first (it allocates), then attach; a refused attach drops the file, whose
+        // release finds it unattached.
+        let pending = crate::device::new_handler_file(
+            handler,
+            flags & uapi::SEALMEM_FD_CLOEXEC as usize != 0,
+            flags & uapi::SEALMEM_FD_NONBLOCK as usize != 0,
+        )?;
+        {
+            let _inner = this.inner_lock();
+            let mut f = this.fill.lock();
+            if f.handler.is_some() {
+                return Err(EBUSY);
+            }
+            if !f.lazy && this.write_sealed() {
+                return Err(EPERM);
+            }
+            f.lazy = true;
+            f.handler = Some(id);
+            f.handler_ns = ns;
+            this.lazy.store(true, Release);
+        }
+        Ok(pending.install() as isize)
+    }
+
+    /// Prints the lazy-fill lines of the file's fdinfo.
+    pub(crate) fn show_fill(&self, m: &SeqFile) {
+        let (lazy, attached, pending) = {
+            let f = self.fill.lock();
+            (f.lazy, f.handler.is_some(), f.pending())
+        };
+        let state = match (lazy, attached) {
+            (false, _) => "off",
+            (true, true) => "on",
+            (true, false) => "on, no handler",
+        };
+        seq_print!(m, "lazy:\t{}\n", state);
+        seq_print!(m, "pending:\t{}\n", pending);
+    }
+}
+
+/// The thread id of the current task as seen from `ns`, 0 if it is not visible there.
+fn current_tid_in(ns: &PidNamespace) -> u32 {
+    // SAFETY: `current` is valid; `ns` is a live pid namespace (we hold a reference).
+    let tid = unsafe {
+        kernel::bindings::__task_pid_nr_ns(Task::current_raw(), kernel::bindings::pid_type_PIDTYPE_PID, ns.as_ptr())
+    };
+    u32::try_from(tid).unwrap_or(0)
+}
+
+/// A handler fd's object.
+///
+/// # Invariants
+///
+/// `id` is unique; the file's `fill.handler` holds it while this handler is attached.
+pub(crate) struct Handler {
+    file: Arc<SealFile>,
+    id: u64,
+}
+
+/// What a fill ioctl stores into each page.
+enum Fill {
+    Copy(UserPtr),
+    Zero,
+    Poison,
+}
+
+impl Handler {
+    fn attached(&self) -> bool {
+        let f = self.file.fill.lock();
+        f.handler == Some(self.id) && f.lazy
+    }
+
+    /// The handler fd is being released: if still attached, the file stays lazy with no
+    /// handler, and every waiter fails fast.
+    pub(crate) fn release(&self) {
+        let trees = {
+            let mut f = self.file.fill.lock();
+            (f.handler == Some(self.id)).then(|| f.detach())
+        };
+        if trees.is_some() {
+            drop(trees);
+            self.file.page_wq.wake_all();
+        }
+    }
+
+    /// read(): returns whole `sealmem_msg`s; 0 once the handler is no longer needed.
+    pub(crate) fn read(&self, dst: &mut IovIterDest<'_>, nonblock: bool) -> Result<usize> {
+        let room = (dst.len() / MSG_SIZE).min(READ_BATCH);
+        if room == 0 {
+            return Err(EINVAL);
+        }
+        loop {
+            let mut msgs = [uapi::sealmem_msg::default(); READ_BATCH];
+            let mut n = 0;
+            {
+                let mut f = self.file.fill.lock();
+                if f.handler != Some(self.id) || !f.lazy || self.file.data_files() == 0 {
+                    return Ok(0);
+                }
+                while n < room {
+                    let Some(cursor) = f.queued.cursor_front_mut() else { break };
+                    let (&index, req) = cursor.current();
+                    let req = *req;
+                    let (_, node) = cursor.remove_current();
+                    msgs[n] = uapi::sealmem_msg { offset: index as u64 * PAGE, flags: req.flags, tid: req.tid };
+                    f.delivered.insert(node);
+                    n += 1;
+                }
+            }
+            if n > 0 {
+                // SAFETY: `sealmem_msg` is `AsBytes` (see uapi.rs); this views the filled
+                // prefix of the array as bytes.
+                let bytes = unsafe { core::slice::from_raw_parts(msgs.as_ptr().cast::<u8>(), n * MSG_SIZE) };
+                let copied = dst.copy_to_iter(bytes) / MSG_SIZE;
+                if copied < n {
+                    self.requeue(&msgs[copied..n]);
+                    if copied == 0 {
+                        return Err(EFAULT);
+                    }
+                }
+                return Ok(copied * MSG_SIZE);
+            }
+            if nonblock {
+                return Err(EAGAIN);
+            }
+            let woke = self.file.handler_wq.wait(WaitMode::Interruptible, || {
+                let f = self.file.fill.lock();
+                f.queued.iter().next().is_some() || f.handler != Some(self.id) || !f.lazy || self.file.data_files() == 0
+            });
+            if woke.is_err() {
+                return Err(ERESTARTSYS);
+            }
+        }
+    }
+
+    /// Puts messages that could not be copied out back in the queue.
+    fn requeue(&self, msgs: &[uapi::sealmem_msg]) {
+        let mut f = self.file.fill.lock();
+        for m in msgs {
+            let index = (m.offset / PAGE) as usize;
+            if let Some(node) = f.delivered.remove_node(&index) {
+                f.queued.insert(node);
+            }
+        }
+    }
+
+    /// poll(): EPOLLIN while requests are queued, EPOLLHUP once the handler is not needed.
+    pub(crate) fn poll_mask(&self) -> u32 {
+        let f = self.file.fill.lock();
+        let mut mask = 0;
+        if f.queued.iter().next().is_some() {
+            mask |= crate::wait::POLL_IN;
+        }
+        if f.handler != Some(self.id) || !f.lazy || self.file.data_files() == 0 {
+            mask |= crate::wait::POLL_HUP;
+        }
+        mask
+    }
+
+    /// The file's wait queue for handler readers and pollers.
+    pub(crate) fn wait_queue(&self) -> &crate::wait::WaitQueue {
+        &self.file.handler_wq
+    }
+
+    /// Dispatches an ioctl on the handler fd.
+    pub(crate) fn ioctl(&self, cmd: u32, arg: usize) -> Result<isize> {
+        let user = UserPtr::from_addr(arg);
+        match cmd {
+            uapi::SEALMEM_IOC_COPY => {
+                let (mut r, mut w) = UserSlice::new(user, size_of::<uapi::sealmem_copy>()).reader_writer();
+                let mut c: uapi::sealmem_copy = r.read()?;
+                let src = usize::try_from(c.src).map_err(|_| EINVAL)?;
+                let (done, res) = self.fill(c.offset, c.len, c.flags, Fill::Copy(UserPtr::from_addr(src)), Some(c.src));
+                c.copy = report(done, &res);
+                w.write(&c)?;
+                res.map(|()| 0)
+            }
+            uapi::SEALMEM_IOC_ZEROPAGE | uapi::SEALMEM_IOC_POISON => {
+                let (mut r, mut w) = UserSlice::new(user, size_of::<uapi::sealmem_fill>()).reader_writer();
+                let mut z: uapi::sealmem_fill = r.read()?;
+                let what = if cmd == uapi::SEALMEM_IOC_ZEROPAGE { Fill::Zero } else { Fill::Poison };
+                let (done, res) = self.fill(z.offset, z.len, z.flags, what, None);
+                z.done = report(done, &res);
+                w.write(&z)?;
+                res.map(|()| 0)
+            }
+            uapi::SEALMEM_IOC_WAKE => {
+                let r: uapi::sealmem_range = UserSlice::new(user, size_of::<uapi::sealmem_range>()).reader().read()?;
+                range_check(r.offset, r.len)?;
+                if !self.attached() {
+                    return Err(EINVAL);
+                }
+                self.file.page_wq.wake_all();
+                Ok(0)
+            }
+            uapi::SEALMEM_IOC_FILL_END => self.fill_end().map(|()| 0),
+            _ => Err(ENOTTY),
+        }
+    }
+
+    /// COPY / ZEROPAGE / POISON over `[offset, offset + len)`; returns the bytes handled and
+    /// the outcome.
+    fn fill(&self, offset: u64, len: u64, flags: u64, what: Fill, src: Option<u64>) -> (u64, Result) {
+        let known = u64::from(uapi::SEALMEM_FILL_DONTWAKE | uapi::SEALMEM_FILL_SKIP_EXISTING);
+        if flags & !known != 0 {
+            return (0, Err(EINVAL));
+        }
+        if let Err(e) = range_check(offset, len) {
+            return (0, Err(e));
+        }
+        if let Some(s) = src {
+            if s % PAGE != 0 || s.checked_add(len).is_none() {
+                return (0, Err(EINVAL));
+            }
+        }
+        if !self.attached() {
+            return (0, Err(EINVAL));
+        }
+        let skip = flags & u64::from(uapi::SEALMEM_FILL_SKIP_EXISTING) != 0;
+        let wake = flags & u64::from(uapi::SEALMEM_FILL_DONTWAKE) == 0;
+        let file = &self.file;
+        let mut done = 0u64;
+        while done < len {
+            let at = offset + done;
+            let index = (at / PAGE) as usize;
+            if at >= file.size().div_ceil(PAGE) * PAGE {
+                return (done, Err(EINVAL));
+            }
+            // Cheap check first, so a present page costs no allocation or copy.
+            if !matches!(file.store.slot(index), Slot::Hole) {
+                if skip {
+                    done += PAGE;
+                    continue;
+                }
+                return (done, Err(EEXIST));
+            }
+            let res = match &what {
+                Fill::Poison => file.store_filled(index, None),
+                Fill::Zero | Fill::Copy(_) => {
+                    let page = match file.store.new_page() {
+                        Ok(p) => p,
+                        Err(e) => return (done, Err(e)),
+                    };
+                    if let (Fill::Copy(base), Some(p)) = (&what, page.page()) {
+                        let mut reader = UserSlice::new(base.wrapping_byte_add(done as usize), PAGE_SIZE).reader();
+                        if p.copy_from_user(&mut reader).is_err() {
+                            return (done, Err(EFAULT));
+                        }
+                    }
+                    file.store_filled(index, Some(page))
+                }
+            };
+            match res {
+                Ok(()) => {}
+                Err(e) if e == EEXIST && skip => {}
+                Err(e) => return (done, Err(e)),
+            }
+            file.resolve(index, wake);
+            done += PAGE;
+        }
+        (done, Ok(()))
+    }
+
+    /// FILL_END: the file leaves lazy mode; holes become zero holes; everyone continues.
+    fn fill_end(&self) -> Result {
+        let trees = {
+            let mut f = self.file.fill.lock();
+            if f.handler != Some(self.id) || !f.lazy {
+                return Err(EINVAL);
+            }
+            f.lazy = false;
+            self.file.lazy.store(false, Release);
+            f.detach()
+        };
+        drop(trees);
+        self.file.page_wq.wake_all();
+        self.file.handler_wq.wake_poll(crate::wait::POLL_HUP);
+        Ok(())
+    }
+
+    /// Prints the handler fd's fdinfo.
+    pub(crate) fn show_fdinfo(&self, m: &SeqFile) {
+        let (attached, queued, pending, total) = {
+            let f = self.file.fill.lock();
+            (f.handler == Some(self.id) && f.lazy, f.queued.iter().count(), f.pending(), f.total)
+        };
+        seq_print!(m, "sealmem-handler-of:\t{}\n", self.file.id());
+        seq_print!(m, "attached:\t{}\n", if attached { "yes" } else { "no" });
+        seq_print!(m, "queued:\t{}\n", queued);
+        seq_print!(m, "pending:\t{}\n", if attached { pending } else { 0 });
+        seq_print!(m, "total:\t{}\n", total);
+    }
+}
+
+/// The `copy`/`done` field of a fill ioctl: bytes handled, or a negated errno if none.
+fn report(done: u64, res: &Result) -> i64 {
+    match res {
+        Err(e) if done == 0 => i64::from(e.to_errno()),
+        _ => done as i64,
+    }
+}
+
+/// A page-aligned, non-empty range whose end does not overflow.
+fn range_check(offset: u64, len: u64) -> Result {
+    if len == 0 || offset % PAGE != 0 || len % PAGE != 0 || offset.checked_add(len).is_none_or(|e| e > i64::MAX as u64) {
+        return Err(EINVAL);
+    }
+    Ok(())
+}

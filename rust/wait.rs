@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A wait queue with interruptible *and* killable waits (part of the unsafe layer).
+//!
+//! `kernel::sync::CondVar` waits only uninterruptibly or interruptibly, tied to a lock
+//! guard. Page faults must wait killably when the fault is not interruptible (kernel-mode
+//! accesses), as `handle_userfault` does, and the handler fd needs `poll_wait`; this is the
+//! C wait queue with the `wait_event` loop written out in Rust.
+
+use kernel::{bindings, prelude::*, types::Opaque};
+
+use crate::ffi::{sealmem_init_waitqueue_head, sealmem_wake_up_all, sealmem_wake_up_poll};
+
+/// Poll mask for "requests to read".
+pub(crate) const POLL_IN: u32 = bindings::POLLIN | bindings::POLLRDNORM;
+/// Poll mask for "nothing more will come".
+pub(crate) const POLL_HUP: u32 = bindings::POLLHUP;
+
+/// How a wait may be broken.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WaitMode {
+    /// Any signal ends the wait.
+    Interruptible,
+    /// Only a fatal signal ends the wait.
+    Killable,
+}
+
+/// A wait ended by a signal (the caller returns -ERESTARTSYS or VM_FAULT_RETRY).
+pub(crate) struct Interrupted;
+
+/// A C `wait_queue_head`.
+///
+/// # Invariants
+///
+/// `wq` is initialised.
+#[pin_data]
+pub(crate) struct WaitQueue {
+    #[pin]
+    wq: Opaque<bindings::wait_queue_head>,
+}
+
+// SAFETY: A wait queue is used from any thread; it has its own lock.
+unsafe impl Send for WaitQueue {}
+// SAFETY: As above.
+unsafe impl Sync for WaitQueue {}
+
+impl WaitQueue {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            // SAFETY: `slot` is valid and pinned; this initialises it.
+            // INVARIANT: initialised here.
+            wq <- Opaque::ffi_init(|slot: *mut bindings::wait_queue_head| unsafe {
+                sealmem_init_waitqueue_head(slot)
+            }),
+        })
+    }
+
+    fn raw(&self) -> *mut bindings::wait_queue_head {
+        self.wq.get()
+    }
+
+    /// Sleeps until `done()` returns true (checked after queueing, so no wake-up is lost), or
+    /// a signal that `mode` admits arrives.
+    pub(crate) fn wait(&self, mode: WaitMode, mut done: impl FnMut() -> bool) -> Result<(), Interrupted> {
+        if done() {
+            return Ok(());
+        }
+        let state = match mode {
+            WaitMode::Interruptible => bindings::TASK_INTERRUPTIBLE,
+            WaitMode::Killable => bindings::TASK_KILLABLE,
+        } as i32;
+        let mut entry = core::mem::MaybeUninit::<bindings::wait_queue_entry>::uninit();
+        let entry = entry.as_mut_ptr();
+        // SAFETY: `entry` is a writable stack slot; init_wait_entry initialises it.
+        unsafe { bindings::init_wait_entry(entry, 0) };
+        let mut result = Ok(());
+        loop {
+            // SAFETY: The queue is initialised (invariant) and `entry` initialised above;
+            // the entry stays on this stack frame until `finish_wait` below removes it.
+            let ret = unsafe { bindings::prepare_to_wait_event(self.raw(), entry, state) };
+            if done() {
+                break;
+            }
+            if ret != 0 {
+                result = Err(Interrupted);
+                break;
+            }
+            // SAFETY: We are queued and in a sleeping state; a wake-up or signal ends it.
+            unsafe { bindings::schedule() };
+        }
+        // SAFETY: Removes `entry` (if still queued) and sets the task running again.
+        unsafe { bindings::finish_wait(self.raw(), entry) };
+        result
+    }
+
+    /// Wakes every waiter.
+    pub(crate) fn wake_all(&self) {
+        // SAFETY: The queue is initialised (invariant).
+        unsafe { sealmem_wake_up_all(self.raw()) };
+    }
+
+    /// Wakes waiters and pollers with `mask` (EPOLLIN, EPOLLHUP...).
+    pub(crate) fn wake_poll(&self, mask: u32) {
+        // SAFETY: The queue is initialised (invariant).
+        unsafe { sealmem_wake_up_poll(self.raw(), mask) };
+    }
+
+    /// Registers this queue with a poll table (`poll_wait`).
+    ///
+    /// # Safety
+    ///
+    /// `file` and `pt` (which may be null) must be valid for the call, and this queue must
+    /// outlive `file`'s poll registrations (the VFS removes them before releasing `file`).
+    pub(crate) unsafe fn poll_wait(&self, file: *mut bindings::file, pt: *mut bindings::poll_table_struct) {
+        // SAFETY: Guaranteed by the caller; the queue is initialised (invariant).
+        unsafe { bindings::poll_wait(file, self.raw(), pt) };
+    }
+}
