@@ -1,0 +1,822 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * sealmem lazy-fill tests (SPEC section 5): the handler fd, one request per missing page,
+ * COPY/ZEROPAGE/POISON/WAKE/FILL_END, waiting from every path, signals, a handler that
+ * goes away, and the lazy sealed image end to end.
+ */
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/epoll.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "kselftest_harness.h"
+#include "sealmem_lib.h"
+
+#define MAXP 512
+
+static int fill_enable(int fd, unsigned long flags)
+{
+	return ioctl(fd, SEALMEM_IOC_FILL_ENABLE, flags);
+}
+
+static int copy_page(int hfd, __u64 off, const void *src, __u64 len, __u64 flags, __s64 *done)
+{
+	struct sealmem_copy c = { .offset = off, .src = (__u64)(uintptr_t)src, .len = len, .flags = flags };
+	int ret = ioctl(hfd, SEALMEM_IOC_COPY, &c);
+
+	if (done)
+		*done = c.copy;
+	return ret;
+}
+
+static int fill_op(int hfd, unsigned long cmd, __u64 off, __u64 len, __u64 flags, __s64 *done)
+{
+	struct sealmem_fill f = { .offset = off, .len = len, .flags = flags };
+	int ret = ioctl(hfd, cmd, &f);
+
+	if (done)
+		*done = f.done;
+	return ret;
+}
+
+static long long fdinfo_num(int fd, const char *key)
+{
+	char info[1024], v[64];
+
+	if (sealmem_fdinfo(fd, info, sizeof(info)) <= 0 || sealmem_fdinfo_field(info, key, v, sizeof(v)))
+		return -1;
+	return strtoll(v, NULL, 10);
+}
+
+static void msleep(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* A handler serving pages from `src` until stopped; counts requests per page. */
+struct server {
+	int hfd;
+	const char *src;
+	atomic_int count[MAXP];
+	atomic_int served;
+	atomic_int stop;
+	atomic_int last_flags;
+	atomic_int last_tid;
+	pthread_t th;
+};
+
+static void serve_msgs(struct server *s, struct sealmem_msg *m, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		__u64 idx = m[i].offset / PS;
+
+		if (idx < MAXP)
+			atomic_fetch_add(&s->count[idx], 1);
+		atomic_store(&s->last_flags, m[i].flags);
+		atomic_store(&s->last_tid, m[i].tid);
+		copy_page(s->hfd, m[i].offset, s->src + m[i].offset, PS, 0, NULL);
+		atomic_fetch_add(&s->served, 1);
+	}
+}
+
+static void *serve_thread(void *arg)
+{
+	struct server *s = arg;
+	struct sealmem_msg m[16];
+
+	while (!atomic_load(&s->stop)) {
+		struct pollfd p = { .fd = s->hfd, .events = POLLIN };
+		ssize_t n;
+
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		if (p.revents & POLLHUP)
+			break;
+		n = read(s->hfd, m, sizeof(m));
+		if (n <= 0)
+			continue;
+		serve_msgs(s, m, n / sizeof(m[0]));
+	}
+	return NULL;
+}
+
+static void server_start(struct server *s, int hfd, const char *src)
+{
+	memset(s, 0, sizeof(*s));
+	s->hfd = hfd;
+	s->src = src;
+	pthread_create(&s->th, NULL, serve_thread, s);
+}
+
+static void server_stop(struct server *s)
+{
+	atomic_store(&s->stop, 1);
+	pthread_join(s->th, NULL);
+}
+
+static char *make_src(size_t len, unsigned int seed)
+{
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p != MAP_FAILED)
+		sm_pattern(p, len, seed, 0);
+	return p;
+}
+
+FIXTURE(lazy) {
+	int fd, hfd;
+	char *src;
+	size_t size;
+};
+
+FIXTURE_SETUP(lazy)
+{
+	self->size = 16 * PS;
+	self->fd = sm_new();
+	ASSERT_GE(self->fd, 0);
+	ASSERT_EQ(0, sm_set_size(self->fd, self->size));
+	self->hfd = fill_enable(self->fd, SEALMEM_FD_CLOEXEC);
+	ASSERT_GE(self->hfd, 0) TH_LOG("FILL_ENABLE: %s", strerror(errno));
+	self->src = make_src(self->size, 3);
+	ASSERT_NE(MAP_FAILED, self->src);
+}
+
+FIXTURE_TEARDOWN(lazy)
+{
+	close(self->hfd);
+	close(self->fd);
+	munmap(self->src, self->size);
+}
+
+TEST_F(lazy, fault_served_by_handler_thread)
+{
+	struct server s;
+	char *p = mmap(NULL, self->size, PROT_READ, MAP_SHARED, self->fd, 0);
+
+	ASSERT_NE(MAP_FAILED, p);
+	server_start(&s, self->hfd, self->src);
+	EXPECT_EQ(0, memcmp(p + 5 * PS, self->src + 5 * PS, PS));
+	EXPECT_EQ(0, memcmp(p, self->src, self->size));
+	server_stop(&s);
+	EXPECT_EQ(16, atomic_load(&s.served));
+	EXPECT_EQ(1, atomic_load(&s.count[5]));
+	EXPECT_EQ(SEALMEM_MSG_FAULT, atomic_load(&s.last_flags));
+	EXPECT_EQ(16, fdinfo_num(self->fd, "pages"));
+	EXPECT_EQ(0, fdinfo_num(self->fd, "pending"));
+	munmap(p, self->size);
+}
+
+TEST_F(lazy, request_message_fields)
+{
+	struct sealmem_msg m;
+	char *p = mmap(NULL, self->size, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, 0);
+	pid_t tid;
+	int status;
+	pid_t pid;
+
+	ASSERT_NE(MAP_FAILED, p);
+	/* A write fault in a child: flags WRITE|FAULT, tid of the faulting thread. */
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		p[3 * PS + 1] = 'w';
+		_exit(p[3 * PS + 1] == 'w' ? 0 : 1);
+	}
+	ASSERT_EQ(sizeof(m), read(self->hfd, &m, sizeof(m)));
+	EXPECT_EQ(3 * PS, m.offset);
+	EXPECT_EQ(SEALMEM_MSG_WRITE | SEALMEM_MSG_FAULT, m.flags);
+	EXPECT_EQ(pid, (pid_t)m.tid);
+	ASSERT_EQ(0, copy_page(self->hfd, m.offset, self->src + m.offset, PS, 0, NULL));
+	waitpid(pid, &status, 0);
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	/* pread of a hole: a syscall request (no FAULT flag). */
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		char c;
+
+		_exit(pread(self->fd, &c, 1, 7 * PS) == 1 && c == self->src[7 * PS] ? 0 : 1);
+	}
+	ASSERT_EQ(sizeof(m), read(self->hfd, &m, sizeof(m)));
+	EXPECT_EQ(7 * PS, m.offset);
+	EXPECT_EQ(0, m.flags);
+	tid = (pid_t)m.tid;
+	EXPECT_EQ(pid, tid);
+	ASSERT_EQ(0, copy_page(self->hfd, m.offset, self->src + m.offset, PS, 0, NULL));
+	waitpid(pid, &status, 0);
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	munmap(p, self->size);
+}
+
+struct toucher {
+	char *p;
+	int fd;
+	size_t off;
+	int use_read;
+	atomic_int done;
+	char got;
+};
+
+static void *touch_thread(void *arg)
+{
+	struct toucher *t = arg;
+
+	if (t->use_read) {
+		if (pread(t->fd, &t->got, 1, t->off) != 1)
+			t->got = 0;
+	} else {
+		t->got = t->p[t->off];
+	}
+	atomic_store(&t->done, 1);
+	return NULL;
+}
+
+TEST_F(lazy, many_waiters_one_request)
+{
+	enum { N = 8 };
+	struct toucher t[N];
+	pthread_t th[N];
+	char *p = mmap(NULL, self->size, PROT_READ, MAP_SHARED, self->fd, 0);
+	struct sealmem_msg m[4];
+	int i;
+
+	ASSERT_NE(MAP_FAILED, p);
+	for (i = 0; i < N; i++) {
+		t[i] = (struct toucher){ .p = p, .fd = self->fd, .off = 2 * PS + i, .use_read = i & 1 };
+		pthread_create(&th[i], NULL, touch_thread, &t[i]);
+	}
+	/* Let every thread reach the hole; all wait for the same page. */
+	msleep(300);
+	for (i = 0; i < N; i++)
+		EXPECT_EQ(0, atomic_load(&t[i].done));
+	EXPECT_EQ(1, fdinfo_num(self->hfd, "queued"));
+	ASSERT_EQ(sizeof(m[0]), read(self->hfd, m, sizeof(m))) TH_LOG("one request for one page");
+	EXPECT_EQ(2 * PS, m[0].offset);
+	ASSERT_EQ(0, copy_page(self->hfd, 2 * PS, self->src + 2 * PS, PS, 0, NULL));
+	for (i = 0; i < N; i++) {
+		pthread_join(th[i], NULL);
+		EXPECT_EQ(self->src[2 * PS + i], t[i].got);
+	}
+	EXPECT_EQ(1, fdinfo_num(self->hfd, "total"));
+	munmap(p, self->size);
+}
+
+TEST_F(lazy, copy_eexist_reports_partial_progress)
+{
+	__s64 done = 0;
+	char buf[PS];
+
+	ASSERT_EQ(0, copy_page(self->hfd, 2 * PS, self->src + 2 * PS, PS, 0, &done));
+	EXPECT_EQ(PS, done);
+	errno = 0;
+	EXPECT_EQ(-1, copy_page(self->hfd, 0, self->src, 4 * PS, 0, &done));
+	EXPECT_EQ(EEXIST, errno);
+	EXPECT_EQ(2 * PS, done) TH_LOG("pages 0 and 1 filled before the present page 2");
+	/* Nothing is ever overwritten: page 2 keeps its first content. */
+	errno = 0;
+	EXPECT_EQ(-1, copy_page(self->hfd, 2 * PS, self->src, PS, 0, &done));
+	EXPECT_EQ(EEXIST, errno);
+	EXPECT_EQ(-EEXIST, done) TH_LOG("nothing filled: copy is the negated errno");
+	ASSERT_EQ(PS, pread(self->fd, buf, PS, 2 * PS));
+	EXPECT_EQ(0, memcmp(buf, self->src + 2 * PS, PS));
+	EXPECT_EQ(3, fdinfo_num(self->fd, "pages"));
+}
+
+TEST_F(lazy, copy_skip_existing)
+{
+	char *other = make_src(self->size, 9), buf[PS];
+	__s64 done = 0;
+
+	ASSERT_NE(MAP_FAILED, other);
+	ASSERT_EQ(0, copy_page(self->hfd, PS, self->src + PS, PS, 0, NULL));
+	ASSERT_EQ(0, copy_page(self->hfd, 0, other, 4 * PS, SEALMEM_FILL_SKIP_EXISTING, &done));
+	EXPECT_EQ(4 * PS, done);
+	ASSERT_EQ(PS, pread(self->fd, buf, PS, PS));
+	EXPECT_EQ(0, memcmp(buf, self->src + PS, PS)) TH_LOG("a skipped page kept its content");
+	ASSERT_EQ(PS, pread(self->fd, buf, PS, 3 * PS));
+	EXPECT_EQ(0, memcmp(buf, other + 3 * PS, PS));
+	munmap(other, self->size);
+}
+
+TEST_F(lazy, copy_bad_input)
+{
+	__s64 done = 0;
+
+	errno = 0;
+	EXPECT_EQ(-1, copy_page(self->hfd, 1, self->src, PS, 0, NULL));
+	EXPECT_EQ(EINVAL, errno);
+	errno = 0;
+	EXPECT_EQ(-1, copy_page(self->hfd, 0, self->src + 1, PS, 0, NULL));
+	EXPECT_EQ(EINVAL, errno);
+	errno = 0;
+	EXPECT_EQ(-1, copy_page(self->hfd, 0, self->src, PS + 1, 0, NULL));
+	EXPECT_EQ(EINVAL, errno);
+	errno = 0;
+	EXPECT_EQ(-1, copy_page(self->hfd, 0, self->src, 0, 0, NULL));
+	EXPECT_EQ(EINVAL, errno);
+	errno = 0;
+	EXPECT_EQ(-1, copy_page(self->hfd, 0, self->src, PS, 0x100, NULL));
+	EXPECT_EQ(EINVAL, errno);
+	errno = 0;
+	EXPECT_EQ(-1, copy_page(self->hfd, ~0ULL & ~(PS - 1), self->src, 2 * PS, 0, NULL));
+	EXPECT_EQ(EINVAL, errno) TH_LOG("offset + len overflows");
+	/* Starting at EOF: EINVAL, nothing done. Crossing EOF: filled up to EOF, then EINVAL. */
+	errno = 0;
+	EXPECT_EQ(-1, copy_page(self->hfd, self->size, self->src, PS, 0, &done));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-EINVAL, done);
+	errno = 0;
+	EXPECT_EQ(-1, copy_page(self->hfd, self->size - 2 * PS, self->src, 4 * PS, 0, &done));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(2 * PS, done);
+	/* A bad source address. */
+	errno = 0;
+	EXPECT_EQ(-1, copy_page(self->hfd, 0, (void *)PS, PS, 0, &done));
+	EXPECT_EQ(EFAULT, errno);
+	EXPECT_EQ(0, fdinfo_num(self->fd, "pages") - 2) TH_LOG("no page was left half-filled");
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(self->hfd, SEALMEM_IOC_COPY, NULL));
+	EXPECT_EQ(EFAULT, errno);
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(self->hfd, SEALMEM_IOC_SET_SIZE, &(__u64){ 0 }));
+	EXPECT_EQ(ENOTTY, errno) TH_LOG("file ioctls are not handler ioctls");
+}
+
+TEST_F(lazy, dontwake_then_wake)
+{
+	char *p = mmap(NULL, self->size, PROT_READ, MAP_SHARED, self->fd, 0);
+	struct toucher t = { .p = p, .off = 4 * PS + 9 };
+	struct sealmem_msg m;
+	pthread_t th;
+
+	ASSERT_NE(MAP_FAILED, p);
+	pthread_create(&th, NULL, touch_thread, &t);
+	ASSERT_EQ(sizeof(m), read(self->hfd, &m, sizeof(m)));
+	ASSERT_EQ(0, copy_page(self->hfd, 4 * PS, self->src + 4 * PS, PS, SEALMEM_FILL_DONTWAKE, NULL));
+	msleep(300);
+	EXPECT_EQ(0, atomic_load(&t.done)) TH_LOG("DONTWAKE woke the waiter");
+	ASSERT_EQ(0, ioctl(self->hfd, SEALMEM_IOC_WAKE, &(struct sealmem_range){ 4 * PS, PS }));
+	pthread_join(th, NULL);
+	EXPECT_EQ(self->src[4 * PS + 9], t.got);
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(self->hfd, SEALMEM_IOC_WAKE, &(struct sealmem_range){ 1, PS }));
+	EXPECT_EQ(EINVAL, errno);
+	munmap(p, self->size);
+}
+
+TEST_F(lazy, zeropage_and_poison)
+{
+	char *p = mmap(NULL, self->size, PROT_READ, MAP_SHARED, self->fd, 0), buf[PS], zero[PS] = { 0 };
+	__s64 done = 0;
+
+	ASSERT_NE(MAP_FAILED, p);
+	ASSERT_EQ(0, fill_op(self->hfd, SEALMEM_IOC_ZEROPAGE, 0, 2 * PS, 0, &done));
+	EXPECT_EQ(2 * PS, done);
+	ASSERT_EQ(PS, pread(self->fd, buf, PS, PS));
+	EXPECT_EQ(0, memcmp(buf, zero, PS));
+	EXPECT_EQ(0, p[10]);
+	ASSERT_EQ(0, fill_op(self->hfd, SEALMEM_IOC_POISON, 5 * PS, PS, 0, &done));
+	EXPECT_EQ(PS, done);
+	EXPECT_EQ(SIGBUS, sm_touch(p + 5 * PS, 0, NULL));
+	errno = 0;
+	EXPECT_EQ(-1, pread(self->fd, buf, 1, 5 * PS));
+	EXPECT_EQ(EIO, errno);
+	/* A read ending at a poisoned page returns the bytes before it. */
+	ASSERT_EQ(0, copy_page(self->hfd, 4 * PS, self->src + 4 * PS, PS, 0, NULL));
+	EXPECT_EQ(PS, pread(self->fd, buf, PS, 4 * PS));
+	errno = 0;
+	EXPECT_EQ(-1, fill_op(self->hfd, SEALMEM_IOC_POISON, 0, PS, 0, &done));
+	EXPECT_EQ(EEXIST, errno) TH_LOG("poisoning a present page");
+	errno = 0;
+	EXPECT_EQ(-1, copy_page(self->hfd, 5 * PS, self->src, PS, 0, NULL));
+	EXPECT_EQ(EEXIST, errno) TH_LOG("filling a poisoned page");
+	munmap(p, self->size);
+}
+
+TEST_F(lazy, read_and_sendfile_block_until_served)
+{
+	struct server s;
+	char buf[3 * PS];
+	int pfd[2];
+
+	server_start(&s, self->hfd, self->src);
+	ASSERT_EQ(3 * PS, pread(self->fd, buf, 3 * PS, PS + 100));
+	EXPECT_EQ(0, memcmp(buf, self->src + PS + 100, 3 * PS));
+	ASSERT_EQ(0, pipe(pfd));
+	ASSERT_EQ(2 * PS, sendfile(pfd[1], self->fd, &(off_t){ 8 * PS }, 2 * PS));
+	ASSERT_EQ(2 * PS, read(pfd[0], buf, 2 * PS));
+	EXPECT_EQ(0, memcmp(buf, self->src + 8 * PS, 2 * PS));
+	server_stop(&s);
+	close(pfd[0]);
+	close(pfd[1]);
+}
+
+TEST_F(lazy, nonblocking_reads)
+{
+	int nb = sm_view(self->fd, 0);
+	struct sealmem_msg m[2];
+	char c;
+
+	ASSERT_GE(nb, 0);
+	ASSERT_EQ(0, fcntl(nb, F_SETFL, O_NONBLOCK));
+	errno = 0;
+	EXPECT_EQ(-1, read(nb, &c, 1));
+	EXPECT_EQ(EAGAIN, errno) TH_LOG("O_NONBLOCK read of a lazy hole");
+	/* The request was raised all the same. */
+	ASSERT_EQ(sizeof(m[0]), read(self->hfd, m, sizeof(m)));
+	EXPECT_EQ(0, m[0].offset);
+	ASSERT_EQ(0, fcntl(self->hfd, F_SETFL, O_NONBLOCK));
+	errno = 0;
+	EXPECT_EQ(-1, read(self->hfd, m, sizeof(m)));
+	EXPECT_EQ(EAGAIN, errno) TH_LOG("O_NONBLOCK handler read with nothing pending");
+	errno = 0;
+	EXPECT_EQ(-1, read(self->hfd, m, sizeof(m[0]) - 1));
+	EXPECT_EQ(EINVAL, errno) TH_LOG("a buffer too small for one message");
+	close(nb);
+}
+
+TEST_F(lazy, epoll_driven_handler_and_hup)
+{
+	int ep = epoll_create1(0), status;
+	struct epoll_event ev = { .events = EPOLLIN }, out;
+	struct sealmem_msg m;
+	pid_t pid;
+
+	ASSERT_GE(ep, 0);
+	ASSERT_EQ(0, epoll_ctl(ep, EPOLL_CTL_ADD, self->hfd, &ev));
+	EXPECT_EQ(0, epoll_wait(ep, &out, 1, 0));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		char c;
+
+		_exit(pread(self->fd, &c, 1, 6 * PS) == 1 && c == self->src[6 * PS] ? 0 : 1);
+	}
+	ASSERT_EQ(1, epoll_wait(ep, &out, 1, 5000));
+	EXPECT_TRUE(out.events & EPOLLIN);
+	ASSERT_EQ(sizeof(m), read(self->hfd, &m, sizeof(m)));
+	ASSERT_EQ(0, copy_page(self->hfd, m.offset, self->src + m.offset, PS, 0, NULL));
+	waitpid(pid, &status, 0);
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	/* Once no fd or mapping of the file is left, the handler sees HUP and EOF. */
+	close(self->fd);
+	self->fd = sm_new();
+	ASSERT_EQ(1, epoll_wait(ep, &out, 1, 5000));
+	EXPECT_TRUE(out.events & EPOLLHUP);
+	EXPECT_EQ(0, read(self->hfd, &m, sizeof(m)));
+	close(ep);
+}
+
+TEST_F(lazy, handler_in_another_process_via_scm_rights)
+{
+	int sv[2], status;
+	char *p = mmap(NULL, self->size, PROT_READ, MAP_SHARED, self->fd, 0);
+	pid_t pid;
+
+	ASSERT_NE(MAP_FAILED, p);
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		/* The child has no handler fd of its own: it receives one. */
+		char cbuf[CMSG_SPACE(sizeof(int))], x;
+		struct iovec io = { &x, 1 };
+		struct msghdr mh = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+		struct server s;
+		int hfd;
+
+		close(self->hfd);
+		if (recvmsg(sv[1], &mh, 0) != 1)
+			_exit(1);
+		memcpy(&hfd, CMSG_DATA(CMSG_FIRSTHDR(&mh)), sizeof(int));
+		server_start(&s, hfd, self->src);
+		if (read(sv[1], &x, 1) != 1)
+			_exit(2);
+		server_stop(&s);
+		_exit(atomic_load(&s.served) == 16 ? 0 : 3);
+	} else {
+		char cbuf[CMSG_SPACE(sizeof(int))] = { 0 }, x = 'h';
+		struct iovec io = { &x, 1 };
+		struct msghdr mh = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &self->hfd, sizeof(int));
+		ASSERT_EQ(1, sendmsg(sv[0], &mh, 0));
+		EXPECT_EQ(0, memcmp(p, self->src, self->size));
+		ASSERT_EQ(1, write(sv[0], "q", 1));
+		waitpid(pid, &status, 0);
+		EXPECT_EQ(0, WEXITSTATUS(status));
+	}
+	munmap(p, self->size);
+}
+
+TEST_F(lazy, handler_closed_waiters_fail_fast_then_reattach)
+{
+	/* Mapped through a VIEW, so the file can be write-sealed below. */
+	int view = sm_view(self->fd, SEALMEM_FD_CLOEXEC);
+	char *p = mmap(NULL, self->size, PROT_READ, MAP_SHARED, view, 0), c;
+	struct sealmem_msg m;
+	int status, hfd2;
+	double t0;
+	pid_t pid;
+
+	ASSERT_GE(view, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		/* Our copy of the handler fd would keep the handler alive. */
+		close(self->hfd);
+		_exit(sm_touch(p + 9 * PS, 0, NULL));
+	}
+	ASSERT_EQ(sizeof(m), read(self->hfd, &m, sizeof(m)));
+	t0 = now();
+	close(self->hfd);
+	self->hfd = -1;
+	waitpid(pid, &status, 0);
+	EXPECT_EQ(SIGBUS, WEXITSTATUS(status)) TH_LOG("the waiter got %d", WEXITSTATUS(status));
+	EXPECT_LT(now() - t0, 5.0) TH_LOG("the waiter was not released promptly");
+	/* Later accesses fail the same way, never passing a hole off as zeros. */
+	EXPECT_EQ(SIGBUS, sm_touch(p + 10 * PS, 0, NULL));
+	errno = 0;
+	EXPECT_EQ(-1, pread(self->fd, &c, 1, 10 * PS));
+	EXPECT_EQ(EIO, errno);
+	/* A new handler may attach, even after WRITE, since the file is still lazy. */
+	ASSERT_EQ(0, sm_add_seals(self->fd, SEALMEM_SEAL_WRITE));
+	hfd2 = fill_enable(self->fd, 0);
+	ASSERT_GE(hfd2, 0) TH_LOG("re-attach: %s", strerror(errno));
+	ASSERT_EQ(0, copy_page(hfd2, 10 * PS, self->src + 10 * PS, PS, 0, NULL));
+	EXPECT_EQ(self->src[10 * PS], p[10 * PS]);
+	self->hfd = hfd2;
+	munmap(p, self->size);
+	close(view);
+}
+
+TEST_F(lazy, fill_enable_errors)
+{
+	int view = sm_view(self->fd, 0), plain = sm_new();
+
+	ASSERT_GE(view, 0);
+	ASSERT_GE(plain, 0);
+	errno = 0;
+	EXPECT_EQ(-1, fill_enable(self->fd, 0));
+	EXPECT_EQ(EBUSY, errno) TH_LOG("one handler at a time");
+	errno = 0;
+	EXPECT_EQ(-1, fill_enable(view, 0));
+	EXPECT_EQ(EPERM, errno) TH_LOG("a VIEW fd cannot attach a handler");
+	errno = 0;
+	EXPECT_EQ(-1, fill_enable(plain, 0x80));
+	EXPECT_EQ(EINVAL, errno);
+	ASSERT_EQ(0, sm_add_seals(plain, SEALMEM_SEAL_WRITE));
+	errno = 0;
+	EXPECT_EQ(-1, fill_enable(plain, 0));
+	EXPECT_EQ(EPERM, errno) TH_LOG("write-sealed and not lazy");
+	close(plain);
+	plain = sm_new();
+	ASSERT_EQ(0, sm_add_seals(plain, SEALMEM_SEAL_FUTURE_WRITE));
+	errno = 0;
+	EXPECT_EQ(-1, fill_enable(plain, 0));
+	EXPECT_EQ(EPERM, errno) TH_LOG("future-write-sealed and not lazy");
+	/* A VIEW holder cannot fill, write, resize or seal either. */
+	errno = 0;
+	EXPECT_EQ(-1, copy_page(view, 0, self->src, PS, 0, NULL));
+	EXPECT_EQ(ENOTTY, errno);
+	EXPECT_EQ(-1, pwrite(view, "x", 1, 0));
+	EXPECT_EQ(-1, sm_set_size(view, 0));
+	EXPECT_EQ(-1, sm_add_seals(view, SEALMEM_SEAL_SEAL));
+	close(plain);
+	close(view);
+}
+
+TEST_F(lazy, fill_end_turns_holes_into_zeros)
+{
+	char *p = mmap(NULL, self->size, PROT_READ, MAP_SHARED, self->fd, 0);
+	struct toucher t = { .p = p, .off = 7 * PS + 3 };
+	struct sealmem_msg m;
+	pthread_t th;
+
+	ASSERT_NE(MAP_FAILED, p);
+	ASSERT_EQ(0, copy_page(self->hfd, 0, self->src, PS, 0, NULL));
+	pthread_create(&th, NULL, touch_thread, &t);
+	ASSERT_EQ(sizeof(m), read(self->hfd, &m, sizeof(m)));
+	ASSERT_EQ(0, ioctl(self->hfd, SEALMEM_IOC_FILL_END));
+	pthread_join(th, NULL);
+	EXPECT_EQ(0, t.got) TH_LOG("the waiter continues with a zero page");
+	EXPECT_EQ(self->src[5], p[5]);
+	EXPECT_EQ(0, p[12 * PS]);
+	EXPECT_EQ(0, read(self->hfd, &m, sizeof(m))) TH_LOG("the ended handler reads EOF");
+	errno = 0;
+	EXPECT_EQ(-1, copy_page(self->hfd, 13 * PS, self->src, PS, 0, NULL));
+	EXPECT_EQ(EINVAL, errno);
+	munmap(p, self->size);
+}
+
+TEST_F(lazy, faulter_killed_while_waiting)
+{
+	char *p = mmap(NULL, self->size, PROT_READ, MAP_SHARED, self->fd, 0);
+	long long files0 = sealmem_counter("files");
+	struct sealmem_msg m;
+	int status;
+	pid_t pid;
+
+	ASSERT_NE(MAP_FAILED, p);
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0)
+		_exit(p[11 * PS]);
+	ASSERT_EQ(sizeof(m), read(self->hfd, &m, sizeof(m)));
+	msleep(100);
+	ASSERT_EQ(0, kill(pid, SIGKILL));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFSIGNALED(status));
+	EXPECT_EQ(SIGKILL, WTERMSIG(status));
+	EXPECT_EQ(files0, sealmem_counter("files"));
+	/* The request stays valid; filling it later is fine. */
+	EXPECT_EQ(0, copy_page(self->hfd, m.offset, self->src + m.offset, PS, 0, NULL));
+	munmap(p, self->size);
+}
+
+static atomic_int sigusr_seen;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&sigusr_seen, 1);
+}
+
+TEST_F(lazy, signal_during_wait_runs_handler_then_access_succeeds)
+{
+	char *p = mmap(NULL, self->size, PROT_READ, MAP_SHARED, self->fd, 0);
+	struct toucher t = { .p = p, .off = 12 * PS + 1 };
+	struct sigaction sa = { .sa_handler = on_usr1 };
+	struct sealmem_msg m;
+	pthread_t th;
+
+	ASSERT_NE(MAP_FAILED, p);
+	sigemptyset(&sa.sa_mask);
+	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, NULL));
+	atomic_store(&sigusr_seen, 0);
+	pthread_create(&th, NULL, touch_thread, &t);
+	ASSERT_EQ(sizeof(m), read(self->hfd, &m, sizeof(m)));
+	msleep(100);
+	ASSERT_EQ(0, pthread_kill(th, SIGUSR1));
+	msleep(200);
+	EXPECT_EQ(1, atomic_load(&sigusr_seen)) TH_LOG("the signal handler ran during the wait");
+	EXPECT_EQ(0, atomic_load(&t.done)) TH_LOG("the access is retried, still waiting");
+	/* The retried fault found the request already pending: no second request. */
+	EXPECT_EQ(1, fdinfo_num(self->hfd, "total"));
+	ASSERT_EQ(0, copy_page(self->hfd, m.offset, self->src + m.offset, PS, 0, NULL));
+	pthread_join(th, NULL);
+	EXPECT_EQ(self->src[12 * PS + 1], t.got);
+	signal(SIGUSR1, SIG_DFL);
+	munmap(p, self->size);
+}
+
+TEST_F(lazy, shrink_releases_waiters_with_sigbus)
+{
+	char *p = mmap(NULL, self->size, PROT_READ, MAP_SHARED, self->fd, 0);
+	struct sealmem_msg m;
+	int status;
+	pid_t pid;
+
+	ASSERT_NE(MAP_FAILED, p);
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0)
+		_exit(sm_touch(p + 14 * PS, 0, NULL));
+	ASSERT_EQ(sizeof(m), read(self->hfd, &m, sizeof(m)));
+	ASSERT_EQ(0, sm_set_size(self->fd, 2 * PS));
+	waitpid(pid, &status, 0);
+	EXPECT_EQ(SIGBUS, WEXITSTATUS(status));
+	EXPECT_EQ(0, fdinfo_num(self->fd, "pending"));
+	errno = 0;
+	EXPECT_EQ(-1, copy_page(self->hfd, m.offset, self->src, PS, 0, NULL));
+	EXPECT_EQ(EINVAL, errno) TH_LOG("the page is past EOF now");
+	/* Punching a filled page of a lazy file makes it a hole that is requested again. */
+	ASSERT_EQ(0, copy_page(self->hfd, 0, self->src, PS, 0, NULL));
+	ASSERT_EQ(0, sm_punch(self->fd, 0, PS));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0)
+		_exit(p[0] == self->src[0] ? 0 : 1);
+	ASSERT_EQ(sizeof(m), read(self->hfd, &m, sizeof(m)));
+	EXPECT_EQ(0, m.offset);
+	ASSERT_EQ(0, copy_page(self->hfd, 0, self->src, PS, 0, NULL));
+	waitpid(pid, &status, 0);
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	munmap(p, self->size);
+}
+
+TEST_F(lazy, write_into_hole_waits_for_fill)
+{
+	struct server s;
+	char buf[8];
+
+	server_start(&s, self->hfd, self->src);
+	ASSERT_EQ(4, pwrite(self->fd, "ABCD", 4, 3 * PS + 10));
+	server_stop(&s);
+	EXPECT_EQ(1, atomic_load(&s.count[3]));
+	EXPECT_EQ(SEALMEM_MSG_WRITE, atomic_load(&s.last_flags));
+	ASSERT_EQ(8, pread(self->fd, buf, 8, 3 * PS + 8));
+	EXPECT_EQ(self->src[3 * PS + 8], buf[0]);
+	EXPECT_EQ(self->src[3 * PS + 9], buf[1]);
+	EXPECT_EQ(0, memcmp(buf + 2, "ABCD", 4)) TH_LOG("the write landed on the filled page");
+	EXPECT_EQ(self->src[3 * PS + 14], buf[6]);
+}
+
+TEST_F(lazy, private_mapping_faults_wait_too)
+{
+	struct server s;
+	char *p = mmap(NULL, self->size, PROT_READ | PROT_WRITE, MAP_PRIVATE, self->fd, 0), c;
+
+	ASSERT_NE(MAP_FAILED, p);
+	server_start(&s, self->hfd, self->src);
+	p[PS] = 'P';
+	EXPECT_EQ(self->src[PS + 1], p[PS + 1]) TH_LOG("the private copy started from the filled page");
+	server_stop(&s);
+	ASSERT_EQ(1, pread(self->fd, &c, 1, PS));
+	EXPECT_EQ(self->src[PS], c);
+	munmap(p, self->size);
+}
+
+/*
+ * The lazy sealed image: a producer makes a file, sizes it, enables fill, write-seals it and
+ * hands read-only VIEW fds to three consumer processes that read it in different orders.
+ * Every consumer sees byte-exact content and every page is requested at most once.
+ */
+TEST(lazy_sealed_image_end_to_end)
+{
+	enum { PAGES = 64, CONSUMERS = 3 };
+	size_t size = PAGES * PS;
+	char *src = make_src(size, 42);
+	int fd = sm_new(), hfd, view, i, status;
+	pid_t pid[CONSUMERS];
+	struct server s;
+
+	ASSERT_NE(MAP_FAILED, src);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, ioctl(fd, SEALMEM_IOC_SET_NAME, &(struct sealmem_name){ "image" }));
+	ASSERT_EQ(0, sm_set_size(fd, size));
+	hfd = fill_enable(fd, SEALMEM_FD_CLOEXEC);
+	ASSERT_GE(hfd, 0);
+	ASSERT_EQ(0, sm_add_seals(fd, SEALMEM_SEAL_WRITE | SEALMEM_SEAL_SHRINK |
+				      SEALMEM_SEAL_GROW | SEALMEM_SEAL_SEAL));
+	view = sm_view(fd, 0);
+	ASSERT_GE(view, 0);
+	close(fd);
+	server_start(&s, hfd, src);
+	for (i = 0; i < CONSUMERS; i++) {
+		pid[i] = fork();
+		ASSERT_GE(pid[i], 0);
+		if (pid[i] == 0) {
+			char *p = mmap(NULL, size, PROT_READ, MAP_SHARED, view, 0);
+			int k, j, bad = 0;
+
+			if (p == MAP_FAILED)
+				_exit(100);
+			for (k = 0; k < PAGES; k++) {
+				/* 0: forward, 1: backward, 2: strided */
+				j = i == 0 ? k : i == 1 ? PAGES - 1 - k : (k * 7) % PAGES;
+				bad |= memcmp(p + j * PS, src + j * PS, PS) != 0;
+			}
+			_exit(bad);
+		}
+	}
+	for (i = 0; i < CONSUMERS; i++) {
+		ASSERT_EQ(pid[i], waitpid(pid[i], &status, 0));
+		EXPECT_TRUE(WIFEXITED(status));
+		EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("consumer %d saw wrong bytes", i);
+	}
+	server_stop(&s);
+	for (i = 0; i < PAGES; i++)
+		EXPECT_GE(1, atomic_load(&s.count[i])) TH_LOG("page %d requested %d times", i, atomic_load(&s.count[i]));
+	EXPECT_EQ(PAGES, fdinfo_num(view, "pages"));
+	/* Nobody can change a byte now. */
+	EXPECT_EQ(-1, copy_page(hfd, 0, src + PS, PS, 0, NULL));
+	EXPECT_EQ(EEXIST, errno);
+	close(view);
+	close(hfd);
+	munmap(src, size);
+}
+
+TEST_HARNESS_MAIN
