@@ -8,6 +8,7 @@
 mod harness;
 mod tests_dev;
 mod tests_file;
+mod tests_fill;
 
 use std::process::ExitCode;
 
@@ -32,5 +33,6 @@ fn main() -> ExitCode {
     let mut tests = Vec::new();
     tests.extend(tests_dev::TESTS.iter().copied());
     tests.extend(tests_file::TESTS.iter().copied());
+    tests.extend(tests_fill::TESTS.iter().copied());
     harness::run(&tests, &filter)
 }

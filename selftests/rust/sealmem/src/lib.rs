@@ -204,6 +204,254 @@ impl SealFile {
     pub fn fdinfo(&self) -> io::Result<String> {
         std::fs::read_to_string(format!("/proc/self/fdinfo/{}", self.as_raw_fd()))
     }
+
+    /// Makes the file lazy and returns its handler: from now on every access to a hole waits
+    /// until the handler fills it. Fails with `EBUSY` while another handler is attached and
+    /// `EPERM` on a read-only fd or a write-sealed file that is not already lazy.
+    pub fn enable_fill(&self, opts: HandlerOptions) -> io::Result<Handler> {
+        let mut flags = 0;
+        if opts.cloexec {
+            flags |= uapi::SEALMEM_FD_CLOEXEC;
+        }
+        if opts.nonblock {
+            flags |= uapi::SEALMEM_FD_NONBLOCK;
+        }
+        // SAFETY: SEALMEM_IOC_FILL_ENABLE takes its flags by value and returns a new fd.
+        let fd = cvt(unsafe {
+            libc::ioctl(self.as_raw_fd(), uapi::SEALMEM_IOC_FILL_ENABLE as _, flags as libc::c_ulong)
+        })?;
+        // SAFETY: the ioctl returned a new fd that nothing else owns.
+        Ok(Handler { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+    }
+}
+
+/// Options for [`SealFile::enable_fill`].
+#[derive(Debug, Clone, Copy)]
+pub struct HandlerOptions {
+    /// Close the handler fd on exec (default: yes).
+    pub cloexec: bool,
+    /// `read` returns `WouldBlock` instead of waiting (default: no); for epoll loops.
+    pub nonblock: bool,
+}
+
+impl Default for HandlerOptions {
+    fn default() -> Self {
+        Self { cloexec: true, nonblock: false }
+    }
+}
+
+/// A request for one missing page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    /// Byte offset of the page.
+    pub offset: u64,
+    /// The access was a write.
+    pub write: bool,
+    /// The access was a page fault (otherwise a read/write/splice on an fd).
+    pub fault: bool,
+    /// The requesting thread as seen from the handler's pid namespace; 0 if not visible.
+    pub tid: u32,
+}
+
+/// How a fill treats pages that are already present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Existing {
+    /// Stop with `EEXIST` (the default, like `UFFDIO_COPY`).
+    #[default]
+    Fail,
+    /// Skip them (prefetch racing with demand fills).
+    Skip,
+}
+
+/// Options of a fill.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FillOptions {
+    /// What to do with present pages.
+    pub existing: Existing,
+    /// Do not wake waiters now; call [`Handler::wake`] later.
+    pub dont_wake: bool,
+}
+
+impl FillOptions {
+    fn bits(self) -> u64 {
+        let mut f = 0;
+        if self.existing == Existing::Skip {
+            f |= uapi::SEALMEM_FILL_SKIP_EXISTING;
+        }
+        if self.dont_wake {
+            f |= uapi::SEALMEM_FILL_DONTWAKE;
+        }
+        u64::from(f)
+    }
+}
+
+/// A fill that stopped early: `done` bytes were filled before `error`.
+#[derive(Debug)]
+pub struct FillError {
+    /// Bytes filled (skipped pages count) before the error.
+    pub done: u64,
+    /// Why it stopped (`EEXIST`, `EINVAL` past EOF, `EFAULT`, `ENOMEM`...).
+    pub error: io::Error,
+}
+
+impl std::fmt::Display for FillError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "fill stopped after {} bytes: {}", self.done, self.error)
+    }
+}
+
+impl std::error::Error for FillError {}
+
+/// The handler fd of a lazy file: reads requests, fills pages.
+///
+/// It is an ordinary fd: poll or epoll it for `EPOLLIN` (requests pending) and `EPOLLHUP`
+/// (no longer needed), via [`AsRawFd`]/[`AsFd`].
+#[derive(Debug)]
+pub struct Handler {
+    fd: OwnedFd,
+}
+
+impl Handler {
+    /// Reads pending requests into `buf` (blocking unless nonblocking); returns how many.
+    /// `Ok(0)` means the handler is no longer needed (FILL_END, or nothing can fault any more).
+    pub fn read_requests(&self, buf: &mut [Request]) -> io::Result<usize> {
+        let mut raw = vec![uapi::sealmem_msg::default(); buf.len().clamp(1, 64)];
+        // SAFETY: `raw` is a writable buffer of `raw.len()` messages.
+        let n = unsafe {
+            libc::read(self.fd.as_raw_fd(), raw.as_mut_ptr().cast(), raw.len() * std::mem::size_of::<uapi::sealmem_msg>())
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize / std::mem::size_of::<uapi::sealmem_msg>();
+        for (d, m) in buf.iter_mut().zip(&raw[..n]) {
+            *d = Request {
+                offset: m.offset,
+                write: m.flags & uapi::SEALMEM_MSG_WRITE != 0,
+                fault: m.flags & uapi::SEALMEM_MSG_FAULT != 0,
+                tid: m.tid,
+            };
+        }
+        Ok(n.min(buf.len()))
+    }
+
+    /// An iterator over requests, one blocking read at a time; it ends when the handler is no
+    /// longer needed or on an error (which it yields first).
+    pub fn requests(&self) -> Requests<'_> {
+        Requests { handler: self, buf: Vec::new(), done: false }
+    }
+
+    /// Fills the holes of `[offset, offset + src.len())` from `src` (page-aligned offset and
+    /// length; `src` page-aligned too). Returns the bytes filled.
+    pub fn copy(&self, offset: u64, src: &[u8], opts: FillOptions) -> Result<u64, FillError> {
+        let mut c = uapi::sealmem_copy {
+            offset,
+            src: src.as_ptr() as u64,
+            len: src.len() as u64,
+            flags: opts.bits(),
+            copy: 0,
+        };
+        // SAFETY: SEALMEM_IOC_COPY reads and writes one `sealmem_copy`; the kernel reads at
+        // most `len` bytes from `src`, which the slice covers.
+        let r = unsafe { raw_ioctl(self.fd.as_raw_fd(), uapi::SEALMEM_IOC_COPY, &mut c) };
+        fill_result(r, c.copy)
+    }
+
+    /// Fills the holes of a page-aligned range with zeros.
+    pub fn zeropage(&self, offset: u64, len: u64, opts: FillOptions) -> Result<u64, FillError> {
+        self.fill_op(uapi::SEALMEM_IOC_ZEROPAGE, offset, len, opts)
+    }
+
+    /// Poisons the holes of a page-aligned range: faults raise SIGBUS, reads fail with `EIO`.
+    pub fn poison(&self, offset: u64, len: u64, opts: FillOptions) -> Result<u64, FillError> {
+        self.fill_op(uapi::SEALMEM_IOC_POISON, offset, len, opts)
+    }
+
+    fn fill_op(&self, cmd: u32, offset: u64, len: u64, opts: FillOptions) -> Result<u64, FillError> {
+        let mut f = uapi::sealmem_fill { offset, len, flags: opts.bits(), done: 0 };
+        // SAFETY: `cmd` is ZEROPAGE or POISON, which read and write one `sealmem_fill`.
+        let r = unsafe { raw_ioctl(self.fd.as_raw_fd(), cmd, &mut f) };
+        fill_result(r, f.done)
+    }
+
+    /// Wakes the waiters of a page-aligned range (after fills with `dont_wake`).
+    pub fn wake(&self, offset: u64, len: u64) -> io::Result<()> {
+        let mut r = uapi::sealmem_range { offset, len };
+        // SAFETY: SEALMEM_IOC_WAKE reads one `sealmem_range`.
+        cvt(unsafe { raw_ioctl(self.fd.as_raw_fd(), uapi::SEALMEM_IOC_WAKE, &mut r) }).map(drop)
+    }
+
+    /// Ends lazy mode: remaining holes become zero holes and every waiter continues.
+    pub fn fill_end(&self) -> io::Result<()> {
+        // SAFETY: SEALMEM_IOC_FILL_END takes no argument.
+        cvt(unsafe { libc::ioctl(self.fd.as_raw_fd(), uapi::SEALMEM_IOC_FILL_END as _, 0) }).map(drop)
+    }
+
+    /// The handler fd's lines of `/proc/self/fdinfo/<fd>`.
+    pub fn fdinfo(&self) -> io::Result<String> {
+        std::fs::read_to_string(format!("/proc/self/fdinfo/{}", self.fd.as_raw_fd()))
+    }
+}
+
+fn fill_result(ret: libc::c_int, done: i64) -> Result<u64, FillError> {
+    if ret == 0 {
+        return Ok(done as u64);
+    }
+    let error = io::Error::last_os_error();
+    Err(FillError { done: done.max(0) as u64, error })
+}
+
+/// Iterator returned by [`Handler::requests`].
+pub struct Requests<'a> {
+    handler: &'a Handler,
+    buf: Vec<Request>,
+    done: bool,
+}
+
+impl Iterator for Requests<'_> {
+    type Item = io::Result<Request>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(r) = self.buf.pop() {
+            return Some(Ok(r));
+        }
+        if self.done {
+            return None;
+        }
+        let mut batch = [Request { offset: 0, write: false, fault: false, tid: 0 }; 16];
+        match self.handler.read_requests(&mut batch) {
+            Ok(0) => {
+                self.done = true;
+                None
+            }
+            Ok(n) => {
+                self.buf.extend(batch[..n].iter().rev());
+                self.buf.pop().map(Ok)
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+impl AsRawFd for Handler {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl AsFd for Handler {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl From<Handler> for OwnedFd {
+    fn from(h: Handler) -> OwnedFd {
+        h.fd
+    }
 }
 
 /// A mapping of a sealmem file, unmapped on drop.

@@ -1,0 +1,246 @@
+//! Lazy fill through the safe wrapper: the handler API, requests, fills, and the lazy sealed
+//! image served to consumer processes.
+
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use sealmem::{Existing, FillOptions, Handler, HandlerOptions, SealFile, Seals};
+
+use crate::harness::{expect_errno, Context, Outcome, Test, TestResult};
+use crate::{ensure, ensure_eq};
+
+const PS: u64 = 4096;
+
+pub const TESTS: &[Test] = &[
+    ("fill_handler_thread_serves_faults", handler_thread_serves_faults),
+    ("fill_copy_eexist_and_skip", copy_eexist_and_skip),
+    ("fill_zeropage_poison", zeropage_poison),
+    ("fill_epoll_nonblocking_handler", epoll_nonblocking_handler),
+    ("fill_end_and_enable_errors", fill_end_and_enable_errors),
+    ("fill_lazy_sealed_image", lazy_sealed_image),
+];
+
+/// Page-aligned source data.
+struct Source {
+    map: sealmem::Mapping,
+    bytes: Vec<u8>,
+}
+
+fn source(pages: u64, seed: u8) -> Result<Source, Outcome> {
+    // An anonymous page-aligned buffer: a private mapping of a scratch sealmem file.
+    let scratch = SealFile::create().ctx("scratch")?;
+    scratch.set_size(pages * PS).ctx("scratch size")?;
+    let map = scratch.map_private((pages * PS) as usize).ctx("scratch map")?;
+    let bytes: Vec<u8> = (0..pages * PS).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed ^ (i >> 12) as u8)).collect();
+    map.write(0, &bytes);
+    Ok(Source { map, bytes })
+}
+
+impl Source {
+    fn page(&self, offset: u64) -> &[u8] {
+        // SAFETY: the private mapping is ours, live, and `offset + PS` lies within it (callers
+        // pass offsets of pages of the file it mirrors); nothing else writes to it.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(offset as usize), PS as usize) }
+    }
+}
+
+/// Serves every request from `src` on a thread until the handler is no longer needed or
+/// `stop` is set; counts requests per page.
+fn spawn_server(h: Arc<Handler>, src: Arc<Source>, counts: Arc<Vec<AtomicUsize>>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            let mut pfd = libc::pollfd { fd: h.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            // SAFETY: one valid pollfd.
+            if unsafe { libc::poll(&mut pfd, 1, 50) } <= 0 {
+                continue;
+            }
+            if pfd.revents & libc::POLLHUP != 0 {
+                return;
+            }
+            let mut reqs = [sealmem::Request { offset: 0, write: false, fault: false, tid: 0 }; 8];
+            let Ok(n) = h.read_requests(&mut reqs) else { continue };
+            for r in &reqs[..n] {
+                if let Some(c) = counts.get((r.offset / PS) as usize) {
+                    c.fetch_add(1, Ordering::Relaxed);
+                }
+                let _ = h.copy(r.offset, src.page(r.offset), FillOptions::default());
+            }
+        }
+    })
+}
+
+fn handler_thread_serves_faults() -> TestResult {
+    let f = SealFile::create().ctx("open")?;
+    f.set_size(8 * PS).ctx("size")?;
+    let h = f.enable_fill(HandlerOptions::default()).ctx("enable_fill")?;
+    let src = Arc::new(source(8, 1)?);
+    let view = f.view(true).ctx("view")?;
+    let map = view.map_shared((8 * PS) as usize, false).ctx("map")?;
+    let counts = Arc::new((0..8).map(|_| AtomicUsize::new(0)).collect::<Vec<_>>());
+    let stop = Arc::new(AtomicBool::new(false));
+    let h = Arc::new(h);
+    let t = spawn_server(h.clone(), src.clone(), counts.clone(), stop.clone());
+    let mut got = vec![0u8; (8 * PS) as usize];
+    map.read(0, &mut got);
+    stop.store(true, Ordering::Relaxed);
+    t.join().map_err(|_| Outcome::Fail("server panicked".into()))?;
+    ensure!(got == src.bytes, "mapped bytes differ from the source");
+    ensure!(counts.iter().all(|c| c.load(Ordering::Relaxed) == 1), "each page requested exactly once");
+    Ok(())
+}
+
+fn copy_eexist_and_skip() -> TestResult {
+    let f = SealFile::create().ctx("open")?;
+    f.set_size(4 * PS).ctx("size")?;
+    let h = f.enable_fill(HandlerOptions::default()).ctx("enable_fill")?;
+    let src = source(4, 2)?;
+    // SAFETY: the whole 4-page source mapping is live.
+    let all = unsafe { std::slice::from_raw_parts(src.map.as_ptr(), (4 * PS) as usize) };
+    ensure_eq!(h.copy(PS, &all[PS as usize..(2 * PS) as usize], FillOptions::default()).ctx("copy page 1")?, PS);
+    match h.copy(0, all, FillOptions::default()) {
+        Err(e) => {
+            ensure_eq!(e.error.raw_os_error(), Some(libc::EEXIST));
+            ensure_eq!(e.done, PS);
+        }
+        Ok(n) => return Err(Outcome::Fail(format!("copy over a present page succeeded ({n})"))),
+    }
+    let n = h.copy(0, all, FillOptions { existing: Existing::Skip, dont_wake: false }).ctx("skip existing")?;
+    ensure_eq!(n, 4 * PS);
+    let mut back = vec![0u8; (4 * PS) as usize];
+    f.read_at(&mut back, 0).ctx("read")?;
+    ensure!(back == src.bytes, "content after fills");
+    Ok(())
+}
+
+fn zeropage_poison() -> TestResult {
+    let f = SealFile::create().ctx("open")?;
+    f.set_size(4 * PS).ctx("size")?;
+    let h = f.enable_fill(HandlerOptions::default()).ctx("enable_fill")?;
+    ensure_eq!(h.zeropage(0, PS, FillOptions::default()).ctx("zeropage")?, PS);
+    ensure_eq!(h.poison(PS, PS, FillOptions::default()).ctx("poison")?, PS);
+    let mut b = [1u8; 8];
+    ensure_eq!(f.read_at(&mut b, 0).ctx("read zero page")?, 8);
+    ensure_eq!(b, [0u8; 8]);
+    expect_errno(f.read_at(&mut b, PS), libc::EIO, "read of a poisoned page")?;
+    // A fault on the poisoned page raises SIGBUS (in a child, which dies of it).
+    let map = f.map_shared((4 * PS) as usize, false).ctx("map")?;
+    // SAFETY: the child only touches memory and exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: reading the mapping; the SIGBUS is the point.
+        unsafe { std::ptr::read_volatile(map.as_ptr().add(PS as usize)) };
+        // SAFETY: plain exit.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    ensure!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGBUS, "child status {status:#x}");
+    Ok(())
+}
+
+fn epoll_nonblocking_handler() -> TestResult {
+    let f = SealFile::create().ctx("open")?;
+    f.set_size(2 * PS).ctx("size")?;
+    let h = f.enable_fill(HandlerOptions { cloexec: true, nonblock: true }).ctx("enable_fill")?;
+    let mut reqs = [sealmem::Request { offset: 0, write: false, fault: false, tid: 0 }; 4];
+    expect_errno(h.read_requests(&mut reqs), libc::EAGAIN, "empty nonblocking read")?;
+    // SAFETY: plain syscalls on fds we own.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    ensure!(ep >= 0, "epoll_create1");
+    let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: 7 };
+    // SAFETY: valid epoll fd, handler fd and event.
+    ensure_eq!(unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, h.as_raw_fd(), &mut ev) }, 0);
+    let reader = std::thread::spawn({
+        let view = f.view(true).ctx("view")?;
+        move || {
+            let mut b = [0u8; 4];
+            view.read_at(&mut b, PS + 4).map(|_| b)
+        }
+    });
+    let mut out = [libc::epoll_event { events: 0, u64: 0 }; 1];
+    // SAFETY: valid epoll fd and buffer.
+    let n = unsafe { libc::epoll_wait(ep, out.as_mut_ptr(), 1, 5000) };
+    ensure_eq!(n, 1);
+    ensure!(out[0].events & libc::EPOLLIN as u32 != 0, "EPOLLIN");
+    ensure_eq!(h.read_requests(&mut reqs).ctx("read request")?, 1);
+    ensure_eq!(reqs[0].offset, PS);
+    ensure!(!reqs[0].fault && !reqs[0].write, "a read() request");
+    let src = source(2, 3)?;
+    h.copy(PS, src.page(PS), FillOptions::default()).ctx("copy")?;
+    let b = reader.join().map_err(|_| Outcome::Fail("reader panicked".into()))?.ctx("read")?;
+    ensure_eq!(&b[..], &src.bytes[(PS + 4) as usize..(PS + 8) as usize]);
+    // SAFETY: closing our epoll fd.
+    unsafe { libc::close(ep) };
+    Ok(())
+}
+
+fn fill_end_and_enable_errors() -> TestResult {
+    let f = SealFile::create().ctx("open")?;
+    f.set_size(2 * PS).ctx("size")?;
+    let h = f.enable_fill(HandlerOptions::default()).ctx("enable_fill")?;
+    expect_errno(f.enable_fill(HandlerOptions::default()), libc::EBUSY, "second handler")?;
+    let view = f.view(true).ctx("view")?;
+    expect_errno(view.enable_fill(HandlerOptions::default()), libc::EPERM, "handler from a VIEW")?;
+    h.fill_end().ctx("fill_end")?;
+    let mut b = [9u8; 4];
+    ensure_eq!(f.read_at(&mut b, 0).ctx("read after FILL_END")?, 4);
+    ensure_eq!(b, [0u8; 4]);
+    ensure!(h.requests().next().is_none(), "an ended handler has no requests");
+    let sealed = SealFile::create().ctx("open")?;
+    sealed.add_seals(Seals::WRITE).ctx("seal")?;
+    expect_errno(sealed.enable_fill(HandlerOptions::default()), libc::EPERM, "write-sealed, not lazy")?;
+    Ok(())
+}
+
+/// The product story: producer, lazy fill, write seal, VIEW fds, three consumer processes.
+fn lazy_sealed_image() -> TestResult {
+    const PAGES: u64 = 32;
+    let f = SealFile::create().ctx("open")?;
+    f.set_name("image").ctx("name")?;
+    f.set_size(PAGES * PS).ctx("size")?;
+    let h = Arc::new(f.enable_fill(HandlerOptions::default()).ctx("enable_fill")?);
+    f.add_seals(Seals::WRITE | Seals::SHRINK | Seals::GROW | Seals::SEAL).ctx("seal")?;
+    let view = f.view(false).ctx("view")?;
+    drop(f);
+    let src = Arc::new(source(PAGES, 4)?);
+    let counts = Arc::new((0..PAGES).map(|_| AtomicUsize::new(0)).collect::<Vec<_>>());
+    let stop = Arc::new(AtomicBool::new(false));
+    let t = spawn_server(h.clone(), src.clone(), counts.clone(), stop.clone());
+    let mut pids = Vec::new();
+    for order in 0..3u64 {
+        // SAFETY: the child maps, compares and exits without touching shared Rust state.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let ok = (|| -> Option<bool> {
+                let m = view.map_shared((PAGES * PS) as usize, false).ok()?;
+                let mut page = vec![0u8; PS as usize];
+                for k in 0..PAGES {
+                    let j = match order { 0 => k, 1 => PAGES - 1 - k, _ => (k * 5) % PAGES };
+                    m.read((j * PS) as usize, &mut page);
+                    if page[..] != src.bytes[(j * PS) as usize..((j + 1) * PS) as usize] {
+                        return Some(false);
+                    }
+                }
+                Some(true)
+            })();
+            // SAFETY: plain exit.
+            unsafe { libc::_exit(if ok == Some(true) { 0 } else { 1 }) };
+        }
+        pids.push(pid);
+    }
+    for pid in pids {
+        let mut status = 0;
+        // SAFETY: waiting for our child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        ensure!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "consumer {pid} status {status:#x}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    t.join().map_err(|_| Outcome::Fail("server panicked".into()))?;
+    ensure!(counts.iter().all(|c| c.load(Ordering::Relaxed) <= 1), "a page was requested twice");
+    ensure!(counts.iter().all(|c| c.load(Ordering::Relaxed) == 1), "every page was requested once");
+    let err = h.copy(0, src.page(0), FillOptions::default());
+    ensure!(err.as_ref().is_err_and(|e| e.error.raw_os_error() == Some(libc::EEXIST)), "a filled byte can change");
+    Ok(())
+}
