@@ -744,6 +744,30 @@ TEST_F(lazy, write_into_hole_waits_for_fill)
 	EXPECT_EQ(self->src[3 * PS + 14], buf[6]);
 }
 
+TEST_F(lazy, gup_without_retry_fails_instead_of_hanging)
+{
+	/*
+	 * /proc/self/mem reads pages through GUP without a retryable lock: the fault cannot
+	 * drop the mmap lock to wait, so it must fail (SIGBUS -> EIO) rather than hang.
+	 */
+	char *p = mmap(NULL, self->size, PROT_READ, MAP_SHARED, self->fd, 0), c;
+	int mem = open("/proc/self/mem", O_RDONLY);
+	double t0 = now();
+
+	ASSERT_NE(MAP_FAILED, p);
+	ASSERT_GE(mem, 0);
+	errno = 0;
+	EXPECT_EQ(-1, pread(mem, &c, 1, (off_t)(uintptr_t)(p + 6 * PS)));
+	EXPECT_EQ(EIO, errno);
+	EXPECT_LT(now() - t0, 5.0);
+	/* Once filled, the same read works. */
+	ASSERT_EQ(0, copy_page(self->hfd, 6 * PS, self->src + 6 * PS, PS, SEALMEM_FILL_SKIP_EXISTING, NULL));
+	ASSERT_EQ(1, pread(mem, &c, 1, (off_t)(uintptr_t)(p + 6 * PS)));
+	EXPECT_EQ(self->src[6 * PS], c);
+	close(mem);
+	munmap(p, self->size);
+}
+
 TEST_F(lazy, private_mapping_faults_wait_too)
 {
 	struct server s;
