@@ -10,7 +10,7 @@ kdir=$1 bdir=$2
 logs=${SEALMEM_LOGS:-$root/build/logs}
 h_passed=0 h_failed=0
 bash "$root/qemu/mkinitramfs.sh" "$bdir/initramfs.cpio.gz" "$bdir/module/sealmem.ko" \
-	"$bdir/harness/harness_splat.ko" "$root/build/tests"
+	"$bdir/harness/harness_splat.ko" "$root/build/tests" "$root/build/tools"
 
 check() { # check NAME MODE TIMEOUT EXPECT(splat|kasan|timeout)
 	local name=$1 mode=$2 tmo=$3 expect=$4 log="$logs/vm-harness-$2.log"

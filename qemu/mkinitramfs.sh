@@ -2,10 +2,10 @@
 # Build the test initramfs: static busybox, /init, sealmem.ko, the harness module, the test
 # programs and the in-VM scripts.
 #
-#   qemu/mkinitramfs.sh OUT.cpio.gz SEALMEM_KO HARNESS_KO TESTS_DIR
+#   qemu/mkinitramfs.sh OUT.cpio.gz SEALMEM_KO HARNESS_KO TESTS_DIR TOOLS_DIR
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-out=$1 ko=$2 harness_ko=$3 tests=$4
+out=$1 ko=$2 harness_ko=$3 tests=$4 tools=$5
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 
@@ -24,7 +24,11 @@ cp "$root/qemu/demo.sh" "$stage/sealmem/demo.sh"
 cp "$ko" "$stage/sealmem/sealmem.ko"
 cp "$harness_ko" "$stage/sealmem/harness_splat.ko"
 cp "$tests"/* "$stage/sealmem/tests/"
-chmod 755 "$stage/init" "$stage"/sealmem/*.sh "$stage"/sealmem/tests/*
+cp "$tools"/* "$stage/sealmem/"
+# The demo's image: 4 MiB of recognisable text, one numbered line pattern per page.
+awk 'BEGIN { for (p = 0; p < 1024; p++) { l = sprintf("sealmem demo image, page %04d. ", p); s = "";
+	while (length(s) < 4096) s = s l; printf "%s", substr(s, 1, 4096) } }' >"$stage/sealmem/image.bin"
+chmod 755 "$stage/init" "$stage"/sealmem/*.sh "$stage"/sealmem/tests/* "$stage"/sealmem/sealmem-demo
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$stage/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$stage/etc/group"
 (cd "$stage" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 >"$out.tmp"

@@ -417,10 +417,9 @@ impl Handler {
         if let Err(e) = range_check(offset, len) {
             return (0, Err(e));
         }
-        if let Some(s) = src {
-            if s % PAGE != 0 || s.checked_add(len).is_none() {
-                return (0, Err(EINVAL));
-            }
+        // The source may be any address (copy_from_user copes); only its end must not wrap.
+        if src.is_some_and(|s| s.checked_add(len).is_none()) {
+            return (0, Err(EINVAL));
         }
         if !self.attached() {
             return (0, Err(EINVAL));

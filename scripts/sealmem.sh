@@ -62,6 +62,9 @@ selftests() {
 		cargo build --release --locked --target x86_64-unknown-linux-musl \
 		--manifest-path "$SEALMEM_ROOT/selftests/rust/Cargo.toml"
 	cp "$SEALMEM_BUILD/cargo/x86_64-unknown-linux-musl/release/sealmem-selftests" "$out/"
+	# Programs that are not tests (the demo) go beside them, not among them.
+	mkdir -p "$SEALMEM_BUILD/tools"
+	cp "$SEALMEM_BUILD/cargo/x86_64-unknown-linux-musl/release/sealmem-demo" "$SEALMEM_BUILD/tools/"
 }
 
 # vm FLAVOUR MODE TIMEOUT: make the initramfs and boot it.
@@ -69,7 +72,7 @@ vm() {
 	local flavour=$1 mode=$2 timeout=$3
 	local dir="$SEALMEM_BUILD/$flavour"
 	bash "$SEALMEM_ROOT/qemu/mkinitramfs.sh" "$dir/initramfs.cpio.gz" \
-		"$dir/module/sealmem.ko" "$dir/harness/harness_splat.ko" "$SEALMEM_BUILD/tests"
+		"$dir/module/sealmem.ko" "$dir/harness/harness_splat.ko" "$SEALMEM_BUILD/tests" "$SEALMEM_BUILD/tools"
 	bash "$SEALMEM_ROOT/qemu/run.sh" "$KDIR/arch/x86/boot/bzImage" "$dir/initramfs.cpio.gz" \
 		"$mode" "$timeout" "$SEALMEM_LOGS/vm-$flavour-$mode.log"
 }

@@ -176,7 +176,8 @@ struct sealmem_msg {
 
 /*
  * SEALMEM_IOC_COPY (handler fd): fills the holes of [offset, offset + len) from the handler's
- * memory at src. offset, src and len are page-aligned (EINVAL). Atomic per page: a page is a
+ * memory at src. offset and len are page-aligned (EINVAL); src may be any address (unlike
+ * UFFDIO_COPY, which wants it page-aligned too). Atomic per page: a page is a
  * hole or completely filled, never partial, never overwritten. A present page stops the copy
  * with EEXIST (unless SKIP_EXISTING); a range starting at or past EOF fails with EINVAL; one
  * crossing EOF fills up to EOF, then stops with EINVAL. On return, copy holds the bytes

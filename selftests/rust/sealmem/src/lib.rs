@@ -342,7 +342,7 @@ impl Handler {
     }
 
     /// Fills the holes of `[offset, offset + src.len())` from `src` (page-aligned offset and
-    /// length; `src` page-aligned too). Returns the bytes filled.
+    /// length; `src` may have any alignment). Returns the bytes filled.
     pub fn copy(&self, offset: u64, src: &[u8], opts: FillOptions) -> Result<u64, FillError> {
         let mut c = uapi::sealmem_copy {
             offset,
