@@ -231,6 +231,7 @@ struct toucher {
 	size_t off;
 	int use_read;
 	atomic_int done;
+	atomic_int tid;
 	char got;
 };
 
@@ -238,6 +239,7 @@ static void *touch_thread(void *arg)
 {
 	struct toucher *t = arg;
 
+	atomic_store(&t->tid, (int)syscall(SYS_gettid));
 	if (t->use_read) {
 		if (pread(t->fd, &t->got, 1, t->off) != 1)
 			t->got = 0;
@@ -365,6 +367,31 @@ TEST_F(lazy, copy_from_unaligned_source)
 	EXPECT_EQ(0, memcmp(buf, self->src + 5, PS));
 }
 
+/* Waits (up to 5 s) until thread `tid` of this process sleeps ('S'); 0 on success. */
+static int wait_sleeping(int tid)
+{
+	char path[64], buf[256], *p;
+	int i, fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	for (i = 0; i < 500; i++) {
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			return -1;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n > 0) {
+			buf[n] = '\0';
+			p = strrchr(buf, ')');
+			if (p && p[1] == ' ' && p[2] == 'S')
+				return 0;
+		}
+		msleep(10);
+	}
+	return -1;
+}
+
 TEST_F(lazy, dontwake_then_wake)
 {
 	char *p = mmap(NULL, self->size, PROT_READ, MAP_SHARED, self->fd, 0);
@@ -375,6 +402,8 @@ TEST_F(lazy, dontwake_then_wake)
 	ASSERT_NE(MAP_FAILED, p);
 	pthread_create(&th, NULL, touch_thread, &t);
 	ASSERT_EQ(sizeof(m), read(self->hfd, &m, sizeof(m)));
+	/* A waiter that has not gone to sleep yet would just find the page: wait until it sleeps. */
+	ASSERT_EQ(0, wait_sleeping(atomic_load(&t.tid)));
 	ASSERT_EQ(0, copy_page(self->hfd, 4 * PS, self->src + 4 * PS, PS, SEALMEM_FILL_DONTWAKE, NULL));
 	msleep(300);
 	EXPECT_EQ(0, atomic_load(&t.done)) TH_LOG("DONTWAKE woke the waiter");
