@@ -4,6 +4,7 @@
 #
 #   make demo        set up everything (apt, rustup, kernel) and run the demo on the base kernel
 #   make test        set up everything and run the whole test suite on the debug kernel
+#   make bench       set up everything and run the benchmarks on the base kernel
 #
 # Inner loop (no package installs, no kernel build; needs a cached kernel from the above):
 #   make quick       rebuild module + tests, rerun the suite on the cached debug kernel
@@ -19,7 +20,10 @@
 SHELL := /bin/bash
 RUN := bash scripts/sealmem.sh
 
-.PHONY: demo test quick quick-base module harness setup kernel uapi uapi-check clippy clean
+bench:
+	$(RUN) bench
+
+.PHONY: demo test bench quick quick-base module harness setup kernel uapi uapi-check clippy clean
 
 demo:
 	$(RUN) demo

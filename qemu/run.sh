@@ -4,6 +4,7 @@
 # kernel splats. A splat fails the run even if every test passed.
 #
 #   qemu/run.sh BZIMAGE INITRAMFS MODE TIMEOUT_S LOG
+#   (SEALMEM_VM_APPEND adds kernel command-line words, e.g. sealmem_bench_mib=16)
 #
 # Writes LOG (the serial console) and LOG.summary (key=value lines read by the callers):
 #   end=0|1 rc=N timeout=0|1 splats=N passed=N failed=N skipped=N
@@ -22,7 +23,7 @@ start=$SECONDS
 timeout --foreground -k 5 "$tmo" qemu-system-x86_64 \
 	-accel tcg -cpu max -smp 2 -m 2G -nographic -no-reboot \
 	-kernel "$kernel" -initrd "$initrd" \
-	-append "console=ttyS0 panic=-1 oops=panic loglevel=7 log_buf_len=4M sealmem_mode=$mode" \
+	-append "console=ttyS0 panic=-1 oops=panic loglevel=7 log_buf_len=4M sealmem_mode=$mode ${SEALMEM_VM_APPEND:-}" \
 	</dev/null 2>&1 | tee "$log"
 qrc=${PIPESTATUS[0]}
 [ "$qrc" -eq 124 ] || [ "$qrc" -eq 137 ] && timed_out=1

@@ -159,14 +159,33 @@ impl SealFile {
         })
     }
 
-    /// Resolves the request for `index` after the page was filled or poisoned.
-    fn resolve(&self, index: usize, wake: bool) {
-        let removed = {
-            let mut f = self.fill.lock();
-            (f.queued.remove_node(&index), f.delivered.remove_node(&index))
-        };
-        drop(removed);
-        if wake {
+    /// Resolves the requests of pages `[first, end)` after they were filled or poisoned,
+    /// and wakes the waiters unless `wake` is false (DONTWAKE). Tree nodes are freed after
+    /// the lock is dropped, a bounded batch per lock hold.
+    fn resolve_range(&self, first: usize, end: usize, wake: bool) {
+        const BATCH: usize = 16;
+        let mut index = first;
+        let mut any = false;
+        while index < end {
+            let mut removed: [Option<kernel::rbtree::RBTreeNode<usize, Req>>; BATCH] = [const { None }; BATCH];
+            let mut n = 0;
+            {
+                let mut f = self.fill.lock();
+                if f.queued.iter().next().is_none() && f.delivered.iter().next().is_none() {
+                    break;
+                }
+                while index < end && n + 2 <= BATCH {
+                    for node in [f.queued.remove_node(&index), f.delivered.remove_node(&index)].into_iter().flatten() {
+                        removed[n] = Some(node);
+                        n += 1;
+                    }
+                    index += 1;
+                }
+            }
+            any |= n > 0;
+            drop(removed);
+        }
+        if wake && any {
             self.page_wq.wake_all();
         }
     }
@@ -408,8 +427,18 @@ impl Handler {
     }
 
     /// COPY / ZEROPAGE / POISON over `[offset, offset + len)`; returns the bytes handled and
-    /// the outcome.
+    /// the outcome. The requests of the pages handled are resolved and their waiters woken
+    /// (unless DONTWAKE) once, at the end, as `UFFDIO_COPY` does.
     fn fill(&self, offset: u64, len: u64, flags: u64, what: Fill, src: Option<u64>) -> (u64, Result) {
+        let (done, res) = self.fill_pages(offset, len, flags, what, src);
+        if done > 0 {
+            let wake = flags & u64::from(uapi::SEALMEM_FILL_DONTWAKE) == 0;
+            self.file.resolve_range((offset / PAGE) as usize, ((offset + done) / PAGE) as usize, wake);
+        }
+        (done, res)
+    }
+
+    fn fill_pages(&self, offset: u64, len: u64, flags: u64, what: Fill, src: Option<u64>) -> (u64, Result) {
         let known = u64::from(uapi::SEALMEM_FILL_DONTWAKE | uapi::SEALMEM_FILL_SKIP_EXISTING);
         if flags & !known != 0 {
             return (0, Err(EINVAL));
@@ -425,7 +454,6 @@ impl Handler {
             return (0, Err(EINVAL));
         }
         let skip = flags & u64::from(uapi::SEALMEM_FILL_SKIP_EXISTING) != 0;
-        let wake = flags & u64::from(uapi::SEALMEM_FILL_DONTWAKE) == 0;
         let file = &self.file;
         let mut done = 0u64;
         while done < len {
@@ -445,7 +473,8 @@ impl Handler {
             let res = match &what {
                 Fill::Poison => file.store_filled(index, None),
                 Fill::Zero | Fill::Copy(_) => {
-                    let page = match file.store.new_page() {
+                    // COPY overwrites the whole page before anyone can see it: no zeroing.
+                    let page = match if matches!(what, Fill::Copy(_)) { file.store.new_page_for_overwrite() } else { file.store.new_page() } {
                         Ok(p) => p,
                         Err(e) => return (done, Err(e)),
                     };
@@ -463,7 +492,6 @@ impl Handler {
                 Err(e) if e == EEXIST && skip => {}
                 Err(e) => return (done, Err(e)),
             }
-            file.resolve(index, wake);
             done += PAGE;
         }
         (done, Ok(()))

@@ -35,7 +35,17 @@ unsafe impl Sync for PageRef {}
 impl PageRef {
     /// Allocates a zeroed page charged to the current task's memory cgroup.
     pub(crate) fn alloc_zeroed() -> Result<Self> {
-        let page = Page::alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO)?;
+        Self::alloc(GFP_KERNEL_ACCOUNT | __GFP_ZERO)
+    }
+
+    /// Allocates a page with unspecified contents, for a caller that overwrites all of it
+    /// before anyone else can see it (COPY), charged like [`PageRef::alloc_zeroed`].
+    pub(crate) fn alloc_for_overwrite() -> Result<Self> {
+        Self::alloc(GFP_KERNEL_ACCOUNT)
+    }
+
+    fn alloc(flags: kernel::alloc::Flags) -> Result<Self> {
+        let page = Page::alloc_page(flags)?;
         let ptr = page.as_ptr();
         // `Page` owns the page's one reference; we take it over instead of letting `Page`'s
         // destructor free the page.

@@ -107,6 +107,30 @@ impl PageArray {
         }
     }
 
+    /// New references to the pages at `first, first + 1, ...` up to the first index that holds
+    /// no page, at most `out.len()` of them, under one lock hold; returns how many.
+    pub(crate) fn get_run(&self, first: usize, out: &mut [Option<PageRef>]) -> usize {
+        let mut n = 0;
+        // SAFETY: As in `get`: the lock keeps the array's references alive while we take ours.
+        unsafe {
+            bindings::xa_lock(self.raw());
+            while n < out.len() {
+                let Some(index) = first.checked_add(n) else { break };
+                let entry = bindings::xa_load(self.raw(), index as c_ulong);
+                if sealmem_xa_is_value(entry) {
+                    break;
+                }
+                let Some(p) = NonNull::new(entry.cast::<bindings::page>()) else { break };
+                // SAFETY: A page entry on which the array holds a reference (invariant).
+                let stored = core::mem::ManuallyDrop::new(PageRef::from_raw(p));
+                out[n] = Some(stored.clone_ref());
+                n += 1;
+            }
+            bindings::xa_unlock(self.raw());
+        }
+        n
+    }
+
     /// Stores `entry` at `index` if it is a hole.
     pub(crate) fn insert(&self, index: usize, entry: Entry) -> Result<(), InsertError> {
         let raw: *mut c_void = match entry {

@@ -63,8 +63,18 @@ impl PageStore {
     ///
     /// Errors: `ENOSPC` at the module-wide page limit, `ENOMEM`.
     pub(crate) fn new_page(&self) -> Result<NewPage> {
+        self.new_page_with(PageRef::alloc_zeroed)
+    }
+
+    /// Like [`PageStore::new_page`], but not zeroed: the caller must overwrite the whole page
+    /// before storing it (a `NewPage` is visible to nobody until stored).
+    pub(crate) fn new_page_for_overwrite(&self) -> Result<NewPage> {
+        self.new_page_with(PageRef::alloc_for_overwrite)
+    }
+
+    fn new_page_with(&self, alloc: fn() -> Result<PageRef>) -> Result<NewPage> {
         reserve_page()?;
-        match PageRef::alloc_zeroed() {
+        match alloc() {
             // INVARIANT: the reservation above is carried by the `NewPage`.
             Ok(page) => Ok(NewPage(Some(page))),
             Err(e) => {
@@ -134,6 +144,12 @@ impl PageStore {
         // INVARIANT: `n` pages left the array and were uncounted one by one above.
         self.resident.fetch_sub(n, Relaxed);
         n
+    }
+
+    /// References to the run of resident pages starting at `first`, at most `out.len()`;
+    /// returns how many (one lock hold for the whole run).
+    pub(crate) fn get_run(&self, first: usize, out: &mut [Option<PageRef>]) -> usize {
+        self.pages.get_run(first, out)
     }
 
     /// The first resident page index in `[from, last]`.

@@ -135,18 +135,10 @@ impl Fault<'_> {
         self.vma_ref().start() + (pgoff - self.vm_pgoff()) * PAGE_SIZE
     }
 
-    /// Maps `page` at the faulting address. `EBUSY` means a racing fault mapped it first.
-    pub(crate) fn insert(&self, page: &PageRef) -> Result {
-        let addr = self.addr_of(self.pgoff());
-        // SAFETY: The VMA is a locked VM_MIXEDMAP VMA (set at mmap) and `addr` lies in it;
-        // the page is valid and not anonymous; vm_insert_page takes its own reference.
-        to_result(unsafe { bindings::vm_insert_page(self.vma(), addr, page.as_ptr()) })
-    }
-
-    /// Maps `pages` at the consecutive file offsets starting at `first` (which must lie
-    /// within the VMA, like all the pages); stops at the first page already mapped. Returns
-    /// how many were mapped.
-    pub(crate) fn insert_run<'p>(&self, first: usize, pages: impl IntoIterator<Item = &'p PageRef>) -> usize {
+    /// Maps `pages` at consecutive file offsets starting at `first` (which must lie within
+    /// the VMA), stopping at the VMA's end or at the first page already mapped. Returns how
+    /// many were mapped, or the error that stopped the first page (EBUSY: already mapped).
+    pub(crate) fn insert_run<'p>(&self, first: usize, pages: impl IntoIterator<Item = &'p PageRef>) -> Result<usize> {
         const MAX: usize = 32;
         let room = MAX.min(self.vma_end_pgoff().saturating_sub(first));
         let mut raw = [core::ptr::null_mut::<bindings::page>(); MAX];
@@ -156,18 +148,19 @@ impl Fault<'_> {
             n += 1;
         }
         if n == 0 {
-            return 0;
+            return Ok(0);
         }
         let mut left = n as kernel::ffi::c_ulong;
-        // SAFETY: As in `insert`: a locked VM_MIXEDMAP VMA covering `n` pages from `first`
-        // (bounded by `vma_end_pgoff` above); each page is valid and gets its own reference.
-        let _ = unsafe { bindings::vm_insert_pages(self.vma(), self.addr_of(first), raw.as_mut_ptr(), &mut left) };
-        n - left as usize
+        // SAFETY: A locked VM_MIXEDMAP VMA (set at mmap) covering `n` pages from `first`
+        // (bounded by `vma_end_pgoff` above); each page is valid and not anonymous, and
+        // vm_insert_pages takes its own reference to each page it maps.
+        let ret = unsafe { bindings::vm_insert_pages(self.vma(), self.addr_of(first), raw.as_mut_ptr(), &mut left) };
+        let mapped = n - left as usize;
+        if mapped == 0 && ret != 0 {
+            return Err(Error::from_errno(ret));
+        }
+        Ok(mapped)
     }
-}
-
-fn to_result(ret: kernel::ffi::c_int) -> Result {
-    kernel::error::to_result(ret)
 }
 
 /// Borrows the sealmem file of a VMA; also used by the lazy-fill path, which pins it with an

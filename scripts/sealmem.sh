@@ -7,6 +7,7 @@
 #                                 inner loop: rebuild module + tests, rerun the suite; never
 #                                 installs packages or builds a kernel (fails if none cached)
 #   scripts/sealmem.sh harness    prove the VM loop fails on WARNING, KASAN and a hang
+#   scripts/sealmem.sh bench      run the benchmarks on the base kernel (results in build/bench)
 #   scripts/sealmem.sh setup | kernel base|debug | module base|debug | selftests
 . "$(dirname "$0")/lib.sh"
 
@@ -62,8 +63,11 @@ selftests() {
 		cargo build --release --locked --target x86_64-unknown-linux-musl \
 		--manifest-path "$SEALMEM_ROOT/selftests/rust/Cargo.toml"
 	cp "$SEALMEM_BUILD/cargo/x86_64-unknown-linux-musl/release/sealmem-selftests" "$out/"
-	# Programs that are not tests (the demo) go beside them, not among them.
+	# Programs that are not tests (the demo, the benchmark) go beside them, not among them.
 	mkdir -p "$SEALMEM_BUILD/tools"
+	step cc-sealmem_bench gcc -static -O2 -g -Wall -Werror -D_GNU_SOURCE -pthread \
+		-I"$SEALMEM_ROOT/include/uapi" -o "$SEALMEM_BUILD/tools/sealmem_bench" \
+		"$SEALMEM_ROOT/selftests/bench/sealmem_bench.c"
 	cp "$SEALMEM_BUILD/cargo/x86_64-unknown-linux-musl/release/sealmem-demo" "$SEALMEM_BUILD/tools/"
 }
 
@@ -133,6 +137,14 @@ quick)
 	flavour=${1:-debug}
 	cached_kernel "$flavour"; module "$flavour"; selftests
 	suite "$flavour" 0 ;;
+bench)
+	setup; kernel base; module base; selftests
+	vm base bench 3600 || die "the benchmark run failed (log: $SEALMEM_LOGS/vm-base-bench.log)"
+	mkdir -p "$SEALMEM_BUILD/bench"
+	tr -d '\r' <"$SEALMEM_LOGS/vm-base-bench.log" |
+		sed -n '/^SEALMEM-BENCH-JSON-BEGIN/,/^SEALMEM-BENCH-JSON-END/p' | sed '1d;$d' >"$SEALMEM_BUILD/bench/results.json"
+	[ -s "$SEALMEM_BUILD/bench/results.json" ] || die "no benchmark results in the VM log"
+	msg "results: $SEALMEM_BUILD/bench/results.json (table above; log $SEALMEM_LOGS/vm-base-bench.log)" ;;
 harness)
 	flavour=${1:-debug}
 	cached_kernel "$flavour"; module "$flavour"; selftests
