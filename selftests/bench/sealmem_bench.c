@@ -102,7 +102,8 @@ static int sm_lazy(size_t size, int *hfd)
 
 	if (fd < 0 || ioctl(fd, SEALMEM_IOC_SET_SIZE, &s))
 		die("sealmem file");
-	*hfd = ioctl(fd, SEALMEM_IOC_FILL_ENABLE, SEALMEM_FD_CLOEXEC);
+	/* Non-blocking: several filler threads poll the same fd, and only one gets each request. */
+	*hfd = ioctl(fd, SEALMEM_IOC_FILL_ENABLE, SEALMEM_FD_CLOEXEC | SEALMEM_FD_NONBLOCK);
 	if (*hfd < 0)
 		die("FILL_ENABLE");
 	return fd;
@@ -120,7 +121,7 @@ static int sm_copy(int hfd, size_t off, size_t len, int skip)
 
 static int uffd_new(void *addr, size_t len)
 {
-	int fd = syscall(SYS_userfaultfd, O_CLOEXEC);
+	int fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	struct uffdio_api api = { .api = UFFD_API };
 	struct uffdio_register reg = { .range = { (uintptr_t)addr, len }, .mode = UFFDIO_REGISTER_MODE_MISSING };
 
