@@ -95,12 +95,23 @@ suite() {
 		echo "not ok - VM run ended cleanly with no kernel splat (end=$end rc=$rc timeout=$timeout splats=$splats; log $SEALMEM_LOGS/vm-$flavour-test.log)"
 		failed=$((failed + 1))
 	fi
+	# The userspace crate's host tests (pure logic: ABI layouts, seal bits) and doc examples.
+	local hlog="$SEALMEM_LOGS/cargo-host-tests.log"
+	if env CARGO_TARGET_DIR="$SEALMEM_BUILD/cargo" cargo test --locked -p sealmem \
+		--manifest-path "$SEALMEM_ROOT/selftests/rust/Cargo.toml" >"$hlog" 2>&1; then
+		echo "ok - host: cargo test -p sealmem ($(grep -hoE '[0-9]+ passed' "$hlog" | awk '{s += $1} END {print s + 0}') tests and doc examples)"
+		passed=$((passed + 1))
+	else
+		tail -n 30 "$hlog"
+		echo "not ok - host: cargo test -p sealmem (log $hlog)"
+		failed=$((failed + 1))
+	fi
 	if [ "$with_harness" = 1 ]; then
-		local hlog="$SEALMEM_LOGS/harness.out"
-		bash "$SEALMEM_ROOT/qemu/harness-selftest.sh" "$KDIR" "$SEALMEM_BUILD/$flavour" | tee "$hlog" || true
+		local hout="$SEALMEM_LOGS/harness.out"
+		bash "$SEALMEM_ROOT/qemu/harness-selftest.sh" "$KDIR" "$SEALMEM_BUILD/$flavour" | tee "$hout" || true
 		local hp hf
-		hp=$(grep -c '^ok - harness' "$hlog" || true)
-		hf=$(grep -c '^not ok - harness' "$hlog" || true)
+		hp=$(grep -c '^ok - harness' "$hout" || true)
+		hf=$(grep -c '^not ok - harness' "$hout" || true)
 		[ "$((hp + hf))" -eq 3 ] || hf=$((hf + 3 - hp - hf))
 		passed=$((passed + hp)); failed=$((failed + hf))
 	fi

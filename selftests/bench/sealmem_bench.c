@@ -3,7 +3,8 @@
  * sealmem_bench: sealmem against memfd, userfaultfd and memcpy, side by side in one boot.
  * Each case runs RUNS times; the table shows the median and the spread (min..max), and the
  * JSON (between SEALMEM-BENCH-JSON markers) has every sample. Performance is only ever
- * reported here, never asserted in tests.
+ * reported here, never asserted in tests. Memory overhead per page is analysed from the
+ * XArray geometry in docs/benchmarks.md (slab counters are too coarse to measure it).
  *
  *   sealmem_bench [-m MiB] [-r runs]      (defaults: 64 MiB, 5 runs)
  */
@@ -384,35 +385,6 @@ static double resident_faultin(int sealmem, size_t pages, int random)
 	return t1 - t0;
 }
 
-/* ---- 6: memory overhead --------------------------------------------------------------- */
-
-static long meminfo(const char *key)
-{
-	char line[256];
-	long v = -1;
-	FILE *f = fopen("/proc/meminfo", "r");
-
-	while (f && fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, strlen(key)))
-			v = strtol(line + strlen(key) + 1, NULL, 10);
-	if (f)
-		fclose(f);
-	return v;
-}
-
-static double overhead_bytes_per_page(size_t pages)
-{
-	int fd = open("/dev/sealmem", O_RDWR | O_CLOEXEC);
-	long slab0, slab1;
-
-	slab0 = meminfo("Slab:");
-	if (fd < 0 || pwrite(fd, SRC, pages * PS, 0) != (ssize_t)(pages * PS))
-		die("overhead file");
-	slab1 = meminfo("Slab:");
-	close(fd);
-	return (slab1 - slab0) * 1024.0 / pages;
-}
-
 /* ---- main ------------------------------------------------------------------------------ */
 
 static void run(struct result *r, double (*fn)(void *), void *arg)
@@ -535,14 +507,6 @@ int main(int argc, char **argv)
 		a = (struct lr){ UFFD_SHMEM, rt_pages, 1, 2, 2, 0 };
 		run(result("scale uffd-shmem 2 faulters 2 handlers", "GB/s"), do_lr, &a);
 	}
-	/* 6. memory overhead */
-	{
-		struct result *r = result("overhead sealmem bookkeeping", "B/page");
-
-		for (int i = 0; i < RUNS; i++)
-			r->v[r->n++] = overhead_bytes_per_page(pages);
-	}
-
 	printf("\n%-48s %12s %12s %-24s\n", "case", "median", "unit", "spread");
 	for (int i = 0; i < NRES; i++)
 		printf("%-48s %12.3f %12s [%.3f..%.3f]\n", RES[i].name, median(&RES[i]), RES[i].unit, vmin(&RES[i]), vmax(&RES[i]));

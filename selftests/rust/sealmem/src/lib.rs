@@ -306,6 +306,26 @@ impl std::error::Error for FillError {}
 ///
 /// It is an ordinary fd: poll or epoll it for `EPOLLIN` (requests pending) and `EPOLLHUP`
 /// (no longer needed), via [`AsRawFd`]/[`AsFd`].
+///
+/// ```no_run
+/// use sealmem::{FillOptions, HandlerOptions, SealFile, Seals};
+///
+/// let image = vec![7u8; 1 << 20];
+/// let f = SealFile::create()?;
+/// f.set_size(image.len() as u64)?;
+/// let handler = f.enable_fill(HandlerOptions::default())?;
+/// f.add_seals(Seals::WRITE | Seals::SHRINK | Seals::GROW)?;
+/// let consumer_fd = f.view(false)?; // hand it to consumers (fork, SCM_RIGHTS)
+/// drop(f);
+/// # drop(consumer_fd);
+/// // Serve until no fd or mapping of the file is left.
+/// for req in handler.requests() {
+///     let req = req?;
+///     let page = &image[req.offset as usize..][..4096];
+///     handler.copy(req.offset, page, FillOptions::default())?;
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Handler {
     fd: OwnedFd,
