@@ -28,7 +28,7 @@ cp "$tools"/* "$stage/sealmem/"
 # The demo's image: 4 MiB of recognisable text, one numbered line pattern per page.
 awk 'BEGIN { for (p = 0; p < 1024; p++) { l = sprintf("sealmem demo image, page %04d. ", p); s = "";
 	while (length(s) < 4096) s = s l; printf "%s", substr(s, 1, 4096) } }' >"$stage/sealmem/image.bin"
-chmod 755 "$stage/init" "$stage"/sealmem/*.sh "$stage"/sealmem/tests/* "$stage"/sealmem/sealmem-demo "$stage"/sealmem/sealmem_bench
+chmod 755 "$stage/init" "$stage"/sealmem/*.sh "$stage"/sealmem/tests/* "$stage"/sealmem/sealmem-demo "$stage"/sealmem/sealmem_bench "$stage"/sealmem/sealmem_fuzz
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n' >"$stage/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$stage/etc/group"
 (cd "$stage" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 >"$out.tmp"

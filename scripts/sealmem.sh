@@ -8,6 +8,7 @@
 #                                 installs packages or builds a kernel (fails if none cached)
 #   scripts/sealmem.sh harness    prove the VM loop fails on WARNING, KASAN and a hang
 #   scripts/sealmem.sh bench      run the benchmarks on the base kernel (results in build/bench)
+#   scripts/sealmem.sh fuzz       run the fuzzer on the debug kernel (SEALMEM_FUZZ_SECONDS/SEED)
 #   scripts/sealmem.sh setup | kernel base|debug | module base|debug | selftests
 . "$(dirname "$0")/lib.sh"
 
@@ -68,6 +69,9 @@ selftests() {
 	step cc-sealmem_bench gcc -static -O2 -g -Wall -Werror -D_GNU_SOURCE -pthread \
 		-I"$SEALMEM_ROOT/include/uapi" -o "$SEALMEM_BUILD/tools/sealmem_bench" \
 		"$SEALMEM_ROOT/selftests/bench/sealmem_bench.c"
+	step cc-sealmem_fuzz gcc -static -O2 -g -Wall -Werror -D_GNU_SOURCE -pthread \
+		-I"$SEALMEM_ROOT/include/uapi" -o "$SEALMEM_BUILD/tools/sealmem_fuzz" \
+		"$SEALMEM_ROOT/selftests/fuzz/sealmem_fuzz.c"
 	cp "$SEALMEM_BUILD/cargo/x86_64-unknown-linux-musl/release/sealmem-demo" "$SEALMEM_BUILD/tools/"
 }
 
@@ -156,6 +160,11 @@ bench)
 		sed -n '/^SEALMEM-BENCH-JSON-BEGIN/,/^SEALMEM-BENCH-JSON-END/p' | sed '1d;$d' >"$SEALMEM_BUILD/bench/results.json"
 	[ -s "$SEALMEM_BUILD/bench/results.json" ] || die "no benchmark results in the VM log"
 	msg "results: $SEALMEM_BUILD/bench/results.json (table above; log $SEALMEM_LOGS/vm-base-bench.log)" ;;
+fuzz)
+	# SEALMEM_FUZZ_SECONDS (default 120) and SEALMEM_FUZZ_SEED (default: random) pass through.
+	setup; kernel debug; module debug; selftests
+	SEALMEM_VM_APPEND="sealmem_fuzz_seconds=${SEALMEM_FUZZ_SECONDS:-120} sealmem_fuzz_seed=${SEALMEM_FUZZ_SEED:-0} ${SEALMEM_VM_APPEND:-}" \
+		vm debug fuzz $(( ${SEALMEM_FUZZ_SECONDS:-120} + 600 )) ;;
 harness)
 	flavour=${1:-debug}
 	cached_kernel "$flavour"; module "$flavour"; selftests

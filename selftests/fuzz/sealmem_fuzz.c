@@ -1,0 +1,469 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * sealmem_fuzz: a seeded, time-bounded fuzzer for every entry point of sealmem.
+ *
+ *   sealmem_fuzz [-s SEED] [-t SECONDS] [-j THREADS]
+ *
+ * Threads hammer a shared pool of sealmem files (plain, shrinking and growing, sealed with
+ * known content, lazy with a serving handler) and fds of other kinds with random ioctls,
+ * read/write/lseek/splice, mmap/munmap/mprotect/madvise, touches of mapped memory, fork and
+ * SCM_RIGHTS, with valid and invalid arguments. It checks what it can:
+ *  - every failing call's errno is in the set documented for that call (docs/api.md);
+ *  - the sealed file's bytes never change, through read() and through mappings;
+ *  - a fresh file's pages read as zeros.
+ * The seed is printed first, so any failure reproduces with -s. The last line is
+ *   sealmem_fuzz: N operations, F failures (seed S)
+ * and the exit status is 1 on any failure.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/sealmem.h>
+
+#define PS 4096UL
+#define NFILES 4
+#define SEALED_PAGES 8
+
+enum { F_PLAIN, F_RESIZE, F_SEALED, F_LAZY };
+
+static int FD[NFILES], VIEWFD[NFILES], HFD;
+static char *SEALED_CONTENT;
+static atomic_long OPS, FAILS;
+static atomic_int STOP;
+static unsigned long SEED;
+static char *GOOD; /* a valid source/destination buffer */
+
+static __thread unsigned long rng;
+static __thread sigjmp_buf jmp;
+static __thread volatile int in_touch;
+
+static unsigned long rnd(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+static unsigned long pick(unsigned long n) { return n ? rnd() % n : 0; }
+
+static void fail(const char *op, long ret, int err, const char *why)
+{
+	atomic_fetch_add(&FAILS, 1);
+	fprintf(stderr, "FAIL %s: ret %ld errno %d (%s): %s (seed %lu)\n", op, ret, err, strerror(err), why, SEED);
+}
+
+/* Checks a call's result: success, or an errno from `allowed` (0-terminated). */
+static void check(const char *op, long ret, const int *allowed)
+{
+	int err = errno;
+
+	atomic_fetch_add(&OPS, 1);
+	if (ret >= 0)
+		return;
+	for (; *allowed; allowed++)
+		if (*allowed == err)
+			return;
+	fail(op, ret, err, "unexpected errno");
+}
+
+#define ALLOW(...) ((const int[]){ __VA_ARGS__, 0 })
+
+static void on_fault(int sig)
+{
+	if (in_touch)
+		siglongjmp(jmp, sig);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* A random fd: a sealmem file or VIEW fd mostly, sometimes something else. */
+static int any_fd(void)
+{
+	switch (pick(10)) {
+	case 0: return -1;
+	case 1: return 0; /* stdin: not a sealmem file */
+	case 2: case 3: case 4: return VIEWFD[pick(NFILES)];
+	default: return FD[pick(NFILES)];
+	}
+}
+
+static unsigned long rand_len(void)
+{
+	switch (pick(6)) {
+	case 0: return 0;
+	case 1: return pick(64);
+	case 2: return PS * (1 + pick(16));
+	case 3: return pick(4 * PS);
+	case 4: return ~0UL - pick(PS);
+	default: return PS;
+	}
+}
+
+static unsigned long rand_off(void)
+{
+	switch (pick(6)) {
+	case 0: return 0;
+	case 1: return PS * pick(64);
+	case 2: return pick(64 * PS);
+	case 3: return ~0UL & ~(PS - 1);
+	case 4: return 1UL << 62;
+	default: return PS * pick(8);
+	}
+}
+
+static void *rand_ptr(void)
+{
+	switch (pick(8)) {
+	case 0: return NULL;
+	case 1: return (void *)8;
+	case 2: return (void *)(uintptr_t)rnd();
+	default: return GOOD + pick(PS);
+	}
+}
+
+/* Maps a file, touches it, unmaps; SIGBUS/SIGSEGV are expected outcomes here. */
+static void fuzz_mmap(void)
+{
+	int fd = any_fd(), prot = (int[]){ PROT_READ, PROT_READ | PROT_WRITE, PROT_READ | PROT_EXEC, PROT_NONE }[pick(4)];
+	int flags = pick(3) ? MAP_SHARED : MAP_PRIVATE;
+	size_t len = PS * (1 + pick(32));
+	char *p = mmap(NULL, len, prot, flags, fd, PS * pick(4));
+
+	check("mmap", p == MAP_FAILED ? -1 : 0, ALLOW(EBADF, EACCES, EPERM, ENODEV, EINVAL, ENOMEM));
+	if (p == MAP_FAILED)
+		return;
+	for (int i = 0; i < 8; i++) {
+		volatile char *q = p + pick(len);
+
+		in_touch = 1;
+		if (sigsetjmp(jmp, 1) == 0) {
+			if (prot & PROT_WRITE && pick(2))
+				*q = (char)rnd();
+			else if (prot & PROT_READ)
+				(void)*q;
+		}
+		in_touch = 0;
+		atomic_fetch_add(&OPS, 1);
+	}
+	if (pick(3) == 0)
+		check("mprotect", mprotect(p, len, (int[]){ PROT_READ, PROT_READ | PROT_WRITE, PROT_EXEC }[pick(3)]), ALLOW(EACCES, EINVAL, ENOMEM));
+	if (pick(3) == 0)
+		check("madvise", madvise(p, len, (int[]){ MADV_DONTNEED, MADV_WILLNEED, MADV_REMOVE }[pick(3)]), ALLOW(EINVAL, EOPNOTSUPP, EACCES, EPERM, ENOSYS)); /* ENOSYS: no CONFIG_ADVISE_SYSCALLS yet */
+	munmap(p, len);
+}
+
+static void fuzz_ioctl(void)
+{
+	int fd = any_fd();
+	__u64 v = rand_off();
+	__u32 seals = (__u32)pick(0x80);
+	struct sealmem_range r = { rand_off(), rand_len() };
+	struct sealmem_name n;
+	struct sealmem_api api = { .api = pick(3), .features = pick(2) ? 0 : rnd() };
+	int ret;
+
+	switch (pick(10)) {
+	case 0:
+		check("API", ioctl(fd, SEALMEM_IOC_API, pick(4) ? (void *)&api : rand_ptr()), ALLOW(EBADF, ENOTTY, EINVAL, EFAULT));
+		break;
+	case 1:
+		/* Never resize the sealed file's fd into trouble: seals refuse it anyway. */
+		v = pick(4) ? PS * pick(64) + pick(2) * pick(PS) : v;
+		check("SET_SIZE", ioctl(fd, SEALMEM_IOC_SET_SIZE, pick(8) ? (void *)&v : rand_ptr()), ALLOW(EBADF, ENOTTY, EINVAL, EFAULT, EPERM, EFBIG));
+		break;
+	case 2:
+		check("GET_SIZE", ioctl(fd, SEALMEM_IOC_GET_SIZE, pick(8) ? (void *)&v : rand_ptr()), ALLOW(EBADF, ENOTTY, EFAULT));
+		break;
+	case 3:
+		check("PUNCH_HOLE", ioctl(fd, SEALMEM_IOC_PUNCH_HOLE, pick(8) ? (void *)&r : rand_ptr()), ALLOW(EBADF, ENOTTY, EINVAL, EFAULT, EPERM));
+		break;
+	case 4:
+		/* The sealed file is already SEALed; others may gain seals, which is fine. */
+		if (fd == FD[F_LAZY] || fd == FD[F_PLAIN])
+			seals &= ~(SEALMEM_SEAL_WRITE | SEALMEM_SEAL_FUTURE_WRITE | SEALMEM_SEAL_SEAL | SEALMEM_SEAL_GROW | SEALMEM_SEAL_SHRINK);
+		check("ADD_SEALS", ioctl(fd, SEALMEM_IOC_ADD_SEALS, pick(8) ? (void *)&seals : rand_ptr()), ALLOW(EBADF, ENOTTY, EINVAL, EFAULT, EPERM, EBUSY));
+		break;
+	case 5:
+		check("GET_SEALS", ioctl(fd, SEALMEM_IOC_GET_SEALS, pick(8) ? (void *)&seals : rand_ptr()), ALLOW(EBADF, ENOTTY, EFAULT));
+		break;
+	case 6:
+		for (size_t i = 0; i < sizeof(n.name); i++)
+			n.name[i] = (char)rnd();
+		n.name[pick(sizeof(n.name))] = 0;
+		check("SET_NAME", ioctl(fd, SEALMEM_IOC_SET_NAME, pick(8) ? (void *)&n : rand_ptr()), ALLOW(EBADF, ENOTTY, EINVAL, EFAULT));
+		break;
+	case 7:
+		check("GET_NAME", ioctl(fd, SEALMEM_IOC_GET_NAME, pick(8) ? (void *)&n : rand_ptr()), ALLOW(EBADF, ENOTTY, EFAULT));
+		break;
+	case 8:
+		ret = ioctl(fd, SEALMEM_IOC_VIEW, pick(4) ? SEALMEM_FD_CLOEXEC : rnd());
+		check("VIEW", ret, ALLOW(EBADF, ENOTTY, EINVAL, EMFILE));
+		if (ret >= 0)
+			close(ret);
+		break;
+	default:
+		/* FILL_ENABLE on a file that already has a handler: EBUSY; on others we close the
+		 * new handler at once, which leaves that file lazy without a handler. Only on
+		 * F_RESIZE, so plain files stay plain. */
+		if (fd == FD[F_PLAIN] || fd == FD[F_SEALED])
+			fd = FD[F_LAZY];
+		ret = ioctl(fd, SEALMEM_IOC_FILL_ENABLE, pick(4) ? SEALMEM_FD_NONBLOCK : rnd());
+		check("FILL_ENABLE", ret, ALLOW(EBADF, ENOTTY, EINVAL, EPERM, EBUSY, EMFILE));
+		if (ret >= 0)
+			close(ret);
+		break;
+	}
+}
+
+static void fuzz_io(void)
+{
+	int fd = any_fd(), pfd[2];
+	size_t len = rand_len() % (8 * PS + 1);
+	off_t off = (off_t)(rand_off() & 0xffffff);
+	char *buf = pick(8) ? GOOD : rand_ptr();
+	struct iovec iov[2] = { { buf, len / 2 }, { GOOD, len - len / 2 } };
+	/* A lazy file's holes may be poisoned (EIO) or wait; the fds are O_NONBLOCK-free. */
+	const int *rd = ALLOW(EBADF, EINVAL, EFAULT, EIO, EAGAIN, EISDIR, EINTR);
+	const int *wr = ALLOW(EBADF, EINVAL, EFAULT, EIO, EPERM, EFBIG, ENOSPC, EINTR, EAGAIN);
+
+	if (fd == FD[F_SEALED] || fd == VIEWFD[F_SEALED] || fd == 0)
+		fd = FD[pick(2)];
+	switch (pick(8)) {
+	case 0: check("pread", pread(fd, buf, len, off), rd); break;
+	case 1: check("pwrite", pwrite(fd, buf, len, off), wr); break;
+	case 2: check("preadv", preadv(fd, iov, 2, off), rd); break;
+	case 3: check("pwritev", pwritev(fd, iov, 2, off), wr); break;
+	case 4: check("lseek", lseek(fd, (off_t)rand_off(), (int)pick(6)), ALLOW(EBADF, EINVAL, ENXIO, ESPIPE)); break;
+	case 5:
+		if (pipe2(pfd, O_NONBLOCK))
+			break;
+		check("splice", splice(fd, &(loff_t){ off }, pfd[1], NULL, len, SPLICE_F_NONBLOCK), ALLOW(EBADF, EINVAL, EFAULT, EIO, EAGAIN, EINTR));
+		close(pfd[0]);
+		close(pfd[1]);
+		break;
+	default:
+		check("read", read(fd, buf, len), rd);
+		break;
+	}
+}
+
+static void fuzz_fork(void)
+{
+	int sv[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+		return;
+	pid = fork();
+	if (pid == 0) {
+		/* The child receives a VIEW fd by SCM_RIGHTS, reads through it and exits. */
+		char cbuf[CMSG_SPACE(sizeof(int))], x, b[64];
+		struct iovec io = { &x, 1 };
+		struct msghdr mh = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+		int fd;
+
+		if (recvmsg(sv[1], &mh, 0) != 1 || !CMSG_FIRSTHDR(&mh))
+			_exit(0);
+		memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&mh)), sizeof(int));
+		(void)!pread(fd, b, sizeof(b), 0);
+		_exit(0);
+	}
+	if (pid > 0) {
+		char cbuf[CMSG_SPACE(sizeof(int))] = { 0 }, x = 'f';
+		struct iovec io = { &x, 1 };
+		struct msghdr mh = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &VIEWFD[pick(NFILES)], sizeof(int));
+		(void)!sendmsg(sv[0], &mh, MSG_NOSIGNAL);
+		if (pick(4) == 0)
+			kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		atomic_fetch_add(&OPS, 1);
+	}
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* The sealed file's bytes never change, through read() and through a mapping. */
+static void check_sealed(void)
+{
+	char buf[SEALED_PAGES * PS], *p;
+
+	if (pread(VIEWFD[F_SEALED], buf, sizeof(buf), 0) != (ssize_t)sizeof(buf) ||
+	    memcmp(buf, SEALED_CONTENT, sizeof(buf)))
+		fail("sealed read", 0, 0, "the bytes of the sealed file changed");
+	p = mmap(NULL, sizeof(buf), PROT_READ, MAP_SHARED, VIEWFD[F_SEALED], 0);
+	if (p == MAP_FAILED || memcmp(p, SEALED_CONTENT, sizeof(buf)))
+		fail("sealed map", 0, errno, "the mapped bytes of the sealed file changed");
+	if (p != MAP_FAILED)
+		munmap(p, sizeof(buf));
+	atomic_fetch_add(&OPS, 2);
+}
+
+/* A fresh file's pages are zero (never stale kernel data). */
+static void check_fresh(void)
+{
+	int fd = open("/dev/sealmem", O_RDWR | O_CLOEXEC);
+	__u64 size = 4 * PS;
+	char *p;
+
+	if (fd < 0 || ioctl(fd, SEALMEM_IOC_SET_SIZE, &size)) {
+		check("fresh file", -1, ALLOW(EMFILE, ENOMEM));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p != MAP_FAILED) {
+		for (size_t i = 0; i < size; i += 512)
+			if (p[i])
+				fail("fresh page", 0, 0, "a new page is not zero");
+		munmap(p, size);
+	}
+	close(fd);
+	atomic_fetch_add(&OPS, 1);
+}
+
+static void *worker(void *arg)
+{
+	rng = SEED * 2654435761UL + (uintptr_t)arg * 40503 + 1;
+	while (!atomic_load(&STOP)) {
+		switch (pick(20)) {
+		case 0: fuzz_fork(); break;
+		case 1: check_sealed(); break;
+		case 2: check_fresh(); break;
+		case 3: case 4: case 5: fuzz_mmap(); break;
+		case 6: case 7: case 8: case 9: case 10: case 11: fuzz_io(); break;
+		default: fuzz_ioctl(); break;
+		}
+	}
+	return NULL;
+}
+
+/* Serves the lazy file: random COPY / ZEROPAGE / POISON, sometimes bad arguments. */
+static void *server(void *arg)
+{
+	(void)arg;
+	rng = SEED ^ 0x5eed;
+	while (!atomic_load(&STOP)) {
+		struct pollfd p = { .fd = HFD, .events = POLLIN };
+		struct sealmem_msg m[8];
+		ssize_t n;
+
+		if (poll(&p, 1, 20) <= 0)
+			continue;
+		n = read(HFD, m, sizeof(m));
+		check("handler read", n, ALLOW(EAGAIN, EINTR));
+		for (ssize_t i = 0; i < n / (ssize_t)sizeof(m[0]); i++) {
+			struct sealmem_copy c = { .offset = m[i].offset, .src = (__u64)(uintptr_t)GOOD, .len = PS,
+						  .flags = pick(2) ? SEALMEM_FILL_SKIP_EXISTING : 0 };
+			struct sealmem_fill f = { .offset = m[i].offset, .len = PS };
+			const int *ok = ALLOW(EEXIST, EINVAL, ENOMEM, ENOSPC, EFAULT);
+
+			switch (pick(10)) {
+			case 0: check("POISON", ioctl(HFD, SEALMEM_IOC_POISON, &f), ok); break;
+			case 1: check("ZEROPAGE", ioctl(HFD, SEALMEM_IOC_ZEROPAGE, &f), ok); break;
+			case 2:
+				c.len = rand_len();
+				c.src = (__u64)(uintptr_t)rand_ptr();
+				check("COPY(bad)", ioctl(HFD, SEALMEM_IOC_COPY, &c), ok);
+				c = (struct sealmem_copy){ .offset = m[i].offset, .src = (__u64)(uintptr_t)GOOD, .len = PS };
+				/* fall through: still serve the request */
+			default: check("COPY", ioctl(HFD, SEALMEM_IOC_COPY, &c), ok); break;
+			}
+		}
+		if (pick(50) == 0)
+			check("WAKE", ioctl(HFD, SEALMEM_IOC_WAKE, &(struct sealmem_range){ rand_off(), rand_len() }), ALLOW(EINVAL, EFAULT));
+	}
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	int opt, threads = 3, secs = 10;
+	pthread_t th[16], srv;
+	struct sigaction sa = { .sa_handler = on_fault };
+	__u64 size = SEALED_PAGES * PS;
+	__u32 seals = SEALMEM_SEAL_WRITE | SEALMEM_SEAL_SHRINK | SEALMEM_SEAL_GROW | SEALMEM_SEAL_SEAL;
+	double t0;
+
+	SEED = (unsigned long)time(NULL) ^ (unsigned long)getpid();
+	while ((opt = getopt(argc, argv, "s:t:j:")) != -1) {
+		if (opt == 's')
+			SEED = strtoul(optarg, NULL, 0);
+		else if (opt == 't')
+			secs = atoi(optarg);
+		else if (opt == 'j')
+			threads = atoi(optarg) > 16 ? 16 : atoi(optarg);
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("sealmem_fuzz: seed %lu, %d s, %d threads (reproduce: sealmem_fuzz -s %lu -t %d -j %d)\n",
+	       SEED, secs, threads, SEED, secs, threads);
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+	sigaction(SIGSEGV, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	/* Larger than any length fuzz_io uses from its first page, so a "good" buffer is good. */
+	GOOD = mmap(NULL, 16 * PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	SEALED_CONTENT = malloc(size);
+	for (size_t i = 0; i < size; i++)
+		SEALED_CONTENT[i] = (char)(i * 7 + 3);
+	for (int i = 0; i < NFILES; i++) {
+		FD[i] = open("/dev/sealmem", O_RDWR | O_CLOEXEC);
+		if (FD[i] < 0 || ioctl(FD[i], SEALMEM_IOC_SET_SIZE, &size)) {
+			perror("setup");
+			return 2;
+		}
+	}
+	if (pwrite(FD[F_SEALED], SEALED_CONTENT, size, 0) != (ssize_t)size || ioctl(FD[F_SEALED], SEALMEM_IOC_ADD_SEALS, &seals)) {
+		perror("sealed file");
+		return 2;
+	}
+	HFD = ioctl(FD[F_LAZY], SEALMEM_IOC_FILL_ENABLE, SEALMEM_FD_CLOEXEC | SEALMEM_FD_NONBLOCK);
+	for (int i = 0; i < NFILES; i++)
+		VIEWFD[i] = ioctl(FD[i], SEALMEM_IOC_VIEW, SEALMEM_FD_CLOEXEC);
+	if (HFD < 0 || VIEWFD[NFILES - 1] < 0) {
+		perror("handler/views");
+		return 2;
+	}
+	pthread_create(&srv, NULL, server, NULL);
+	for (int i = 0; i < threads; i++)
+		pthread_create(&th[i], NULL, worker, (void *)(uintptr_t)(i + 1));
+	t0 = (double)time(NULL);
+	while ((double)time(NULL) - t0 < secs && !atomic_load(&FAILS))
+		sleep(1);
+	atomic_store(&STOP, 1);
+	/* Workers may wait on the lazy file's holes: end lazy mode so they all continue. */
+	check("FILL_END", ioctl(HFD, SEALMEM_IOC_FILL_END), ALLOW(EINVAL));
+	for (int i = 0; i < threads; i++)
+		pthread_join(th[i], NULL);
+	pthread_join(srv, NULL);
+	check_sealed();
+	for (int i = 0; i < NFILES; i++) {
+		close(VIEWFD[i]);
+		close(FD[i]);
+	}
+	close(HFD);
+	printf("sealmem_fuzz: %ld operations, %ld failures (seed %lu)\n", atomic_load(&OPS), atomic_load(&FAILS), SEED);
+	return atomic_load(&FAILS) ? 1 : 0;
+}
