@@ -691,6 +691,35 @@ TEST_F(lazy, faulter_killed_while_waiting)
 	munmap(p, self->size);
 }
 
+/* Every blocking wait in sealmem can be killed: a reader of a lazy hole, a handler reader. */
+TEST_F(lazy, blocked_read_and_blocked_handler_read_are_killable)
+{
+	struct sealmem_msg m;
+	int status, i;
+	pid_t pid[2];
+
+	pid[0] = fork();
+	ASSERT_GE(pid[0], 0);
+	if (pid[0] == 0) {
+		char c;
+
+		close(self->hfd);
+		_exit(pread(self->fd, &c, 1, 13 * PS) == 1 ? 0 : 1);
+	}
+	ASSERT_EQ(sizeof(m), read(self->hfd, &m, sizeof(m)));
+	pid[1] = fork();
+	ASSERT_GE(pid[1], 0);
+	if (pid[1] == 0)
+		_exit(read(self->hfd, &m, sizeof(m)) >= 0 ? 0 : 1); /* nothing more is queued */
+	msleep(200);
+	for (i = 0; i < 2; i++) {
+		ASSERT_EQ(0, kill(pid[i], SIGKILL));
+		ASSERT_EQ(pid[i], waitpid(pid[i], &status, 0));
+		EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) TH_LOG("process %d: %#x", i, status);
+	}
+	EXPECT_EQ(0, copy_page(self->hfd, 13 * PS, self->src + 13 * PS, PS, 0, NULL));
+}
+
 static atomic_int sigusr_seen;
 
 static void on_usr1(int sig)
