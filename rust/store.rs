@@ -101,7 +101,12 @@ impl PageStore {
                 };
                 Err(EEXIST)
             }
-            Err(InsertError::NoMem) => Err(ENOMEM),
+            Err(InsertError::NoMem) => {
+                // The page was freed by the failed insert; its reservation goes with it (the
+                // `NewPage` is empty now, so its drop would not release it).
+                Stats::dec(&STATS.pages);
+                Err(ENOMEM)
+            }
         }
     }
 

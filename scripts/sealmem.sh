@@ -161,9 +161,10 @@ bench)
 	[ -s "$SEALMEM_BUILD/bench/results.json" ] || die "no benchmark results in the VM log"
 	msg "results: $SEALMEM_BUILD/bench/results.json (table above; log $SEALMEM_LOGS/vm-base-bench.log)" ;;
 fuzz)
-	# SEALMEM_FUZZ_SECONDS (default 120) and SEALMEM_FUZZ_SEED (default: random) pass through.
+	# SEALMEM_FUZZ_SECONDS (default 120), SEALMEM_FUZZ_SEED (default: random) and
+	# SEALMEM_FUZZ_INJECT (percent of sealmem's allocations to fail, default 0) pass through.
 	setup; kernel debug; module debug; selftests
-	SEALMEM_VM_APPEND="sealmem_fuzz_seconds=${SEALMEM_FUZZ_SECONDS:-120} sealmem_fuzz_seed=${SEALMEM_FUZZ_SEED:-0} ${SEALMEM_VM_APPEND:-}" \
+	SEALMEM_VM_APPEND="sealmem_fuzz_seconds=${SEALMEM_FUZZ_SECONDS:-120} sealmem_fuzz_seed=${SEALMEM_FUZZ_SEED:-0} sealmem_fuzz_inject=${SEALMEM_FUZZ_INJECT:-0} ${SEALMEM_VM_APPEND:-}" \
 		vm debug fuzz $(( ${SEALMEM_FUZZ_SECONDS:-120} + 600 )) ;;
 harness)
 	flavour=${1:-debug}

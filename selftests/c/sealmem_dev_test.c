@@ -291,6 +291,74 @@ TEST(limits_max_pages_enospc_sigbus_and_max_file_size_efbig)
 	ASSERT_EQ(0, reload("")) TH_LOG("reload with defaults: %s", strerror(errno));
 }
 
+static int write_str(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY), ok;
+
+	if (fd < 0)
+		return -1;
+	ok = write(fd, val, strlen(val)) == (ssize_t)strlen(val);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+/*
+ * Regression (found by the fault-injection fuzz run): when storing a page failed because the
+ * XArray could not allocate a node, the page's max_pages reservation was never returned and
+ * the global page counter drifted up. XArray retries a failed node allocation once (first
+ * GFP_NOWAIT under its lock, then GFP_KERNEL), so failslab is set to fail exactly the next two
+ * slab allocations of this task that have sealmem on the stack.
+ */
+TEST(failed_xarray_allocation_never_leaks_page_accounting)
+{
+	const char *fs = "/sys/kernel/debug/failslab/";
+	char line[256], name[64], val[64], path[128];
+	unsigned long long size = 0, addr = 0;
+	long long pages0;
+	FILE *f;
+	int fd;
+
+	if (access("/sys/kernel/debug/failslab/times", W_OK) || access("/proc/self/make-it-fail", W_OK))
+		SKIP(return, "no fault injection in this kernel (the debug kernel has it)");
+	f = fopen("/proc/modules", "r");
+	ASSERT_NE(NULL, f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%63s %llu %*s %*s %*s %llx", name, &size, &addr) == 3 && !strcmp(name, "sealmem"))
+			break;
+	fclose(f);
+	ASSERT_NE(0, addr);
+#define FS(attr, fmt, ...) do { snprintf(path, sizeof(path), "%s%s", fs, attr); \
+	snprintf(val, sizeof(val), fmt, __VA_ARGS__); ASSERT_EQ(0, write_str(path, val)) TH_LOG("%s", path); } while (0)
+	FS("require-start", "%llu", addr);
+	FS("require-end", "%llu", addr + size);
+	FS("stacktrace-depth", "%d", 32);
+	FS("ignore-gfp-wait", "%s", "N");
+	FS("task-filter", "%s", "Y");
+	FS("verbose", "%d", 0);
+	FS("interval", "%d", 1);
+	FS("times", "%d", 2);
+	FS("probability", "%d", 100);
+
+	pages0 = sealmem_counter("pages");
+	fd = open(SEALMEM_DEV, O_RDWR);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, write_str("/proc/self/make-it-fail", "1"));
+	errno = 0;
+	/* Page 300 of an empty file: a new page, then XArray nodes, both failed attempts. */
+	EXPECT_EQ(-1, pwrite(fd, "x", 1, 300 * 4096));
+	EXPECT_EQ(ENOMEM, errno);
+	write_str("/proc/self/make-it-fail", "0");
+	FS("probability", "%d", 0);
+	EXPECT_EQ(0, sm_pages(fd));
+	EXPECT_EQ(pages0, sealmem_counter("pages")) TH_LOG("the failed store leaked a page count");
+	/* The file works normally afterwards. */
+	EXPECT_EQ(1, pwrite(fd, "x", 1, 300 * 4096));
+	EXPECT_EQ(pages0 + 1, sealmem_counter("pages"));
+	close(fd);
+	EXPECT_EQ(pages0, sealmem_counter("pages"));
+#undef FS
+}
+
 /* Keep last: it unloads and reloads the module. */
 TEST(rmmod_refused_while_a_file_is_open)
 {

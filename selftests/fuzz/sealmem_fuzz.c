@@ -2,7 +2,11 @@
 /*
  * sealmem_fuzz: a seeded, time-bounded fuzzer for every entry point of sealmem.
  *
- *   sealmem_fuzz [-s SEED] [-t SECONDS] [-j THREADS]
+ *   sealmem_fuzz [-s SEED] [-t SECONDS] [-j THREADS] [-i PERCENT]
+ *
+ * -i fails PERCENT of the allocations made with sealmem.ko on the call stack (failslab and
+ * fail_page_alloc with the stack-trace filter; debug kernel): every failure must surface as
+ * ENOMEM (or SIGBUS/VM_FAULT_OOM in a fault), with no leak and no splat.
  *
  * Threads hammer a shared pool of sealmem files (plain, shrinking and growing, sealed with
  * known content, lazy with a serving handler) and fds of other kinds with random ioctls,
@@ -44,6 +48,7 @@ enum { F_PLAIN, F_RESIZE, F_SEALED, F_LAZY };
 static int FD[NFILES], VIEWFD[NFILES], HFD;
 static char *SEALED_CONTENT;
 static atomic_long OPS, FAILS;
+static int INJECT; /* percent of sealmem's allocations made to fail (-i) */
 static atomic_int STOP;
 static unsigned long SEED;
 static char *GOOD; /* a valid source/destination buffer */
@@ -75,6 +80,9 @@ static void check(const char *op, long ret, const int *allowed)
 
 	atomic_fetch_add(&OPS, 1);
 	if (ret >= 0)
+		return;
+	/* Injected allocation failures must surface as ENOMEM, nothing else. */
+	if (INJECT && err == ENOMEM)
 		return;
 	for (; *allowed; allowed++)
 		if (*allowed == err)
@@ -309,12 +317,20 @@ static void check_sealed(void)
 {
 	char buf[SEALED_PAGES * PS], *p;
 
-	if (pread(VIEWFD[F_SEALED], buf, sizeof(buf), 0) != (ssize_t)sizeof(buf) ||
-	    memcmp(buf, SEALED_CONTENT, sizeof(buf)))
-		fail("sealed read", 0, 0, "the bytes of the sealed file changed");
+	ssize_t n = pread(VIEWFD[F_SEALED], buf, sizeof(buf), 0);
+
+	if (n < 0)
+		check("sealed pread", n, ALLOW(EINTR));
+	else if (memcmp(buf, SEALED_CONTENT, n))
+		fail("sealed read", n, 0, "the bytes of the sealed file changed");
+	/* Short only when the copy-out itself failed to allocate (a stack page, under -i). */
+	else if (n != (ssize_t)sizeof(buf) && !INJECT)
+		fail("sealed read", n, 0, "short read of a resident sealed file");
 	p = mmap(NULL, sizeof(buf), PROT_READ, MAP_SHARED, VIEWFD[F_SEALED], 0);
-	if (p == MAP_FAILED || memcmp(p, SEALED_CONTENT, sizeof(buf)))
-		fail("sealed map", 0, errno, "the mapped bytes of the sealed file changed");
+	if (p == MAP_FAILED)
+		check("sealed mmap", -1, ALLOW(EINTR));
+	else if (memcmp(p, SEALED_CONTENT, sizeof(buf)))
+		fail("sealed map", 0, 0, "the mapped bytes of the sealed file changed");
 	if (p != MAP_FAILED)
 		munmap(p, sizeof(buf));
 	atomic_fetch_add(&OPS, 2);
@@ -391,11 +407,104 @@ static void *server(void *arg)
 				/* fall through: still serve the request */
 			default: check("COPY", ioctl(HFD, SEALMEM_IOC_COPY, &c), ok); break;
 			}
+			/* A handler must retry a fill that failed for lack of memory, or its waiter
+			 * waits on (as with userfaultfd). Injected failures make that common. */
+			for (int tries = 0; tries < 100; tries++) {
+				c = (struct sealmem_copy){ .offset = m[i].offset, .src = (__u64)(uintptr_t)GOOD,
+							   .len = PS, .flags = SEALMEM_FILL_SKIP_EXISTING };
+				if (!ioctl(HFD, SEALMEM_IOC_COPY, &c) || errno != ENOMEM)
+					break;
+			}
 		}
 		if (pick(50) == 0)
 			check("WAKE", ioctl(HFD, SEALMEM_IOC_WAKE, &(struct sealmem_range){ rand_off(), rand_len() }), ALLOW(EINVAL, EFAULT));
 	}
 	return NULL;
+}
+
+/* ---- allocation-failure injection (failslab, fail_page_alloc) --------------------------- */
+
+static const char *const FAULT_DIRS[] = { "/sys/kernel/debug/failslab", "/sys/kernel/debug/fail_page_alloc" };
+#define INJECT_BUDGET 100000000L
+
+static int put(const char *dir, const char *attr, const char *val)
+{
+	char path[256];
+	int fd, ok;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, attr);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	ok = write(fd, val, strlen(val)) == (ssize_t)strlen(val);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+static long get_long(const char *dir, const char *attr)
+{
+	char path[256], buf[64] = "";
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, attr);
+	fd = open(path, O_RDONLY);
+	if (fd < 0 || read(fd, buf, sizeof(buf) - 1) <= 0)
+		buf[0] = 0;
+	if (fd >= 0)
+		close(fd);
+	return strtol(buf, NULL, 10);
+}
+
+/*
+ * Fails INJECT percent of the allocations made with sealmem.ko on the call stack: the
+ * stack-trace filter of both fault attributes is set to the module's address range.
+ */
+static int inject_start(void)
+{
+	char line[256], name[64], val[64];
+	unsigned long long size = 0, addr = 0;
+	FILE *f = fopen("/proc/modules", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%63s %llu %*s %*s %*s %llx", name, &size, &addr) == 3 && !strcmp(name, "sealmem"))
+			break;
+	if (f)
+		fclose(f);
+	if (!addr || !size)
+		return -1;
+	for (int i = 0; i < 2; i++) {
+		const char *d = FAULT_DIRS[i];
+
+		snprintf(val, sizeof(val), "%llu", addr);
+		if (put(d, "require-start", val))
+			return -1;
+		snprintf(val, sizeof(val), "%llu", addr + size);
+		put(d, "require-end", val);
+		put(d, "stacktrace-depth", "32");
+		put(d, "ignore-gfp-wait", "N");
+		put(d, "task-filter", "N");
+		put(d, "verbose", "0");
+		put(d, "interval", "1");
+		snprintf(val, sizeof(val), "%ld", INJECT_BUDGET);
+		put(d, "times", val);
+		snprintf(val, sizeof(val), "%d", INJECT);
+		put(d, "probability", val);
+	}
+	put(FAULT_DIRS[1], "ignore-gfp-highmem", "N");
+	put(FAULT_DIRS[1], "min-order", "0");
+	return 0;
+}
+
+/* Stops injecting; returns how many failures were injected. */
+static long inject_stop(void)
+{
+	long injected = 0;
+
+	for (int i = 0; i < 2; i++) {
+		put(FAULT_DIRS[i], "probability", "0");
+		injected += INJECT_BUDGET - get_long(FAULT_DIRS[i], "times");
+	}
+	return injected;
 }
 
 int main(int argc, char **argv)
@@ -408,8 +517,10 @@ int main(int argc, char **argv)
 	double t0;
 
 	SEED = (unsigned long)time(NULL) ^ (unsigned long)getpid();
-	while ((opt = getopt(argc, argv, "s:t:j:")) != -1) {
-		if (opt == 's')
+	while ((opt = getopt(argc, argv, "s:t:j:i:")) != -1) {
+		if (opt == 'i')
+			INJECT = atoi(optarg);
+		else if (opt == 's')
 			SEED = strtoul(optarg, NULL, 0);
 		else if (opt == 't')
 			secs = atoi(optarg);
@@ -446,6 +557,10 @@ int main(int argc, char **argv)
 		perror("handler/views");
 		return 2;
 	}
+	if (INJECT && inject_start()) {
+		fprintf(stderr, "cannot set up fault injection (debugfs failslab/fail_page_alloc)\n");
+		return 2;
+	}
 	pthread_create(&srv, NULL, server, NULL);
 	for (int i = 0; i < threads; i++)
 		pthread_create(&th[i], NULL, worker, (void *)(uintptr_t)(i + 1));
@@ -458,6 +573,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < threads; i++)
 		pthread_join(th[i], NULL);
 	pthread_join(srv, NULL);
+	if (INJECT)
+		printf("sealmem_fuzz: injected %ld allocation failures into sealmem's call paths (%d%%)\n", inject_stop(), INJECT);
 	check_sealed();
 	for (int i = 0; i < NFILES; i++) {
 		close(VIEWFD[i]);
