@@ -191,25 +191,23 @@ impl SealFile {
     }
 
     /// Forgets the requests at or past page `first` (the file shrank) and wakes their
-    /// waiters, who will find their page past EOF.
+    /// waiters, who will find their page past EOF. One node per short lock hold, freed
+    /// after the lock is dropped; nothing is allocated.
     pub(crate) fn drop_requests_from(&self, first: usize) {
-        let mut gone: KVec<usize> = KVec::new();
-        {
-            let f = self.fill.lock();
-            for (&i, _) in Iterator::chain(f.queued.iter(), f.delivered.iter()) {
-                if i >= first && gone.push(i, GFP_NOWAIT).is_err() {
-                    break;
-                }
-            }
-        }
-        for i in gone.iter() {
-            let removed = {
+        let mut any = false;
+        loop {
+            let node = {
                 let mut f = self.fill.lock();
-                (f.queued.remove_node(i), f.delivered.remove_node(i))
+                match f.queued.cursor_lower_bound_mut(&first) {
+                    Some(c) => Some(c.remove_current().1),
+                    None => f.delivered.cursor_lower_bound_mut(&first).map(|c| c.remove_current().1),
+                }
             };
-            drop(removed);
+            let Some(node) = node else { break };
+            drop(node);
+            any = true;
         }
-        if !gone.is_empty() {
+        if any {
             self.page_wq.wake_all();
         }
     }
