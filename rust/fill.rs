@@ -121,33 +121,41 @@ impl SealFile {
     }
 
     /// For an access to the hole at `index` of a lazy file: raises a request if there is none
-    /// and tells the caller what to do.
+    /// and tells the caller what to do. The tree node is allocated (unlocked) only when a new
+    /// request must be inserted, not for the common duplicate or retried access.
     pub(crate) fn hole_request(&self, index: usize, flags: u32) -> Result<HoleStatus> {
-        let reservation = RBTreeNodeReservation::new(GFP_KERNEL)?;
-        let mut f = self.fill.lock();
-        if !f.lazy {
-            return Ok(HoleStatus::Resolved);
-        }
-        match self.store.slot(index) {
-            Slot::Page(_) => return Ok(HoleStatus::Resolved),
-            Slot::Poison => return Ok(HoleStatus::Poisoned),
-            Slot::Hole => {}
-        }
-        if f.handler.is_none() {
-            return Ok(HoleStatus::NoHandler);
-        }
-        if f.requested(index) {
+        let mut reservation: Option<RBTreeNodeReservation<usize, Req>> = None;
+        loop {
+            let mut f = self.fill.lock();
+            if !f.lazy {
+                return Ok(HoleStatus::Resolved);
+            }
+            match self.store.slot(index) {
+                Slot::Page(_) => return Ok(HoleStatus::Resolved),
+                Slot::Poison => return Ok(HoleStatus::Poisoned),
+                Slot::Hole => {}
+            }
+            if f.handler.is_none() {
+                return Ok(HoleStatus::NoHandler);
+            }
+            if f.requested(index) {
+                return Ok(HoleStatus::Wait);
+            }
+            let Some(node) = reservation.take() else {
+                drop(f);
+                reservation = Some(RBTreeNodeReservation::new(GFP_KERNEL)?);
+                continue;
+            };
+            let tid = match &f.handler_ns {
+                Some(ns) => current_tid_in(ns),
+                None => 0,
+            };
+            f.queued.insert(node.into_node(index, Req { flags, tid }));
+            f.total += 1;
+            drop(f);
+            self.handler_wq.wake_poll(crate::wait::POLL_IN);
             return Ok(HoleStatus::Wait);
         }
-        let tid = match &f.handler_ns {
-            Some(ns) => current_tid_in(ns),
-            None => 0,
-        };
-        f.queued.insert(reservation.into_node(index, Req { flags, tid }));
-        f.total += 1;
-        drop(f);
-        self.handler_wq.wake_poll(crate::wait::POLL_IN);
-        Ok(HoleStatus::Wait)
     }
 
     /// Waits until the request for `index` is resolved (or a signal `mode` admits).
