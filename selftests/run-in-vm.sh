@@ -30,6 +30,18 @@ for t in /sealmem/tests/*; do
 	s=$(grep '^ok ' "$out" | grep -c '# SKIP' | tr -d ' ')
 	f=$(grep -c '^not ok ' "$out" | tr -d ' ')
 	passed=$((passed + p - s)); skipped=$((skipped + s)); failed=$((failed + f))
+	# Nothing may outlive a test group: no file, no page (a last fput may be deferred
+	# briefly to a workqueue, so allow up to 2 s).
+	leak=""
+	for c in files pages; do
+		i=0
+		while v=$(cat /sys/kernel/debug/sealmem/counters/$c 2>/dev/null) && [ "$v" != 0 ] && [ $i -lt 20 ]; do
+			sleep 0.1; i=$((i + 1))
+		done
+		[ "$v" = 0 ] || leak="$leak $c=$v"
+	done
+	if [ -z "$leak" ]; then result ok "$name leaves no file and no page behind"
+	else result fail "$name leaves no file and no page behind" "counters:$leak"; fi
 	if [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
 		result fail "$name ran no test" "exit $trc"
 	elif [ "$trc" -ne 0 ] && [ "$f" -eq 0 ]; then

@@ -10,7 +10,7 @@
  *
  * Threads hammer a shared pool of sealmem files (plain, shrinking and growing, sealed with
  * known content, lazy with a serving handler) and fds of other kinds with random ioctls,
- * read/write/lseek/splice, mmap/munmap/mprotect/madvise, touches of mapped memory, fork and
+ * read/write/lseek/splice, mmap/munmap/mprotect/madvise/mremap, touches of mapped memory, fork and
  * SCM_RIGHTS, with valid and invalid arguments. It checks what it can:
  *  - every failing call's errno is in the set documented for that call (docs/api.md);
  *  - the sealed file's bytes never change, through read() and through mappings;
@@ -172,7 +172,22 @@ static void fuzz_mmap(void)
 	if (pick(3) == 0)
 		check("mprotect", mprotect(p, len, (int[]){ PROT_READ, PROT_READ | PROT_WRITE, PROT_EXEC }[pick(3)]), ALLOW(EACCES, EINVAL, ENOMEM));
 	if (pick(3) == 0)
-		check("madvise", madvise(p, len, (int[]){ MADV_DONTNEED, MADV_WILLNEED, MADV_REMOVE }[pick(3)]), ALLOW(EINVAL, EOPNOTSUPP, EACCES, EPERM, ENOSYS)); /* ENOSYS: no CONFIG_ADVISE_SYSCALLS yet */
+		check("madvise", madvise(p, len, (int[]){ MADV_DONTNEED, MADV_WILLNEED, MADV_REMOVE }[pick(3)]), ALLOW(EINVAL, EOPNOTSUPP, EACCES, EPERM));
+	if (pick(4) == 0) {
+		/* Grow, shrink or move the mapping, then touch its new end. */
+		size_t nlen = PS * (1 + pick(48));
+		char *q = mremap(p, len, nlen, MREMAP_MAYMOVE);
+
+		check("mremap", q == MAP_FAILED ? -1 : 0, ALLOW(EFAULT, EINVAL, ENOMEM, EAGAIN));
+		if (q != MAP_FAILED) {
+			p = q;
+			len = nlen;
+			in_touch = 1;
+			if (sigsetjmp(jmp, 1) == 0 && prot & PROT_READ)
+				(void)*(volatile char *)(p + len - 1);
+			in_touch = 0;
+		}
+	}
 	munmap(p, len);
 }
 
