@@ -467,6 +467,26 @@ TEST_F(f, two_files_never_disturb_each_other)
 	close(other);
 }
 
+TEST_F(f, madvise_dontneed_refaults_and_remove_is_enodev)
+{
+	char *p;
+
+	ASSERT_EQ(5, pwrite(self->fd, "kept!", 5, 0));
+	p = mmap(NULL, PS, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	p[5] = '?';
+	/* DONTNEED zaps the PTEs only; the next touch faults the file's page back in. */
+	ASSERT_EQ(0, madvise(p, PS, MADV_DONTNEED));
+	EXPECT_EQ(0, memcmp(p, "kept!?", 6));
+	/* The VFS allows fallocate (hence MADV_REMOVE) only on regular files and block
+	 * devices: use SEALMEM_IOC_PUNCH_HOLE. */
+	errno = 0;
+	EXPECT_EQ(-1, madvise(p, PS, MADV_REMOVE));
+	EXPECT_EQ(ENODEV, errno);
+	EXPECT_EQ(1, sm_pages(self->fd));
+	munmap(p, PS);
+}
+
 TEST_F(f, fault_around_maps_resident_neighbours)
 {
 	long long before, after;

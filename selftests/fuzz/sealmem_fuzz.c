@@ -172,7 +172,7 @@ static void fuzz_mmap(void)
 	if (pick(3) == 0)
 		check("mprotect", mprotect(p, len, (int[]){ PROT_READ, PROT_READ | PROT_WRITE, PROT_EXEC }[pick(3)]), ALLOW(EACCES, EINVAL, ENOMEM));
 	if (pick(3) == 0)
-		check("madvise", madvise(p, len, (int[]){ MADV_DONTNEED, MADV_WILLNEED, MADV_REMOVE }[pick(3)]), ALLOW(EINVAL, EOPNOTSUPP, EACCES, EPERM));
+		check("madvise", madvise(p, len, (int[]){ MADV_DONTNEED, MADV_WILLNEED, MADV_REMOVE }[pick(3)]), ALLOW(EINVAL, EOPNOTSUPP, EACCES, EPERM, ENODEV));
 	if (pick(4) == 0) {
 		/* Grow, shrink or move the mapping, then touch its new end. */
 		size_t nlen = PS * (1 + pick(48));
