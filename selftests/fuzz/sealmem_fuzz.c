@@ -11,7 +11,7 @@
  * Threads hammer a shared pool of sealmem files (plain, shrinking and growing, sealed with
  * known content, lazy with a serving handler) and fds of other kinds with random ioctls,
  * read/write/lseek/splice, mmap/munmap/mprotect/madvise/mremap, touches of mapped memory, fork and
- * SCM_RIGHTS, with valid and invalid arguments. It checks what it can:
+ * SCM_RIGHTS, handlers killed while a reader waits, with valid and invalid arguments. It checks what it can:
  *  - every failing call's errno is in the set documented for that call (docs/api.md);
  *  - the sealed file's bytes never change, through read() and through mappings;
  *  - a fresh file's pages read as zeros.
@@ -327,6 +327,67 @@ static void fuzz_fork(void)
 	close(sv[1]);
 }
 
+/*
+ * A handler killed mid-wait: a child holds the only handler fd of a fresh lazy file and is
+ * SIGKILLed while another child waits in read() on a hole; the waiter must get EIO promptly.
+ */
+static void fuzz_kill_handler(void)
+{
+	int fd = open("/dev/sealmem", O_RDWR | O_CLOEXEC), hfd, status;
+	__u64 size = 4 * PS;
+	pid_t holder, waiter;
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+
+	if (fd < 0 || ioctl(fd, SEALMEM_IOC_SET_SIZE, &size)) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	hfd = ioctl(fd, SEALMEM_IOC_FILL_ENABLE, 0);
+	if (hfd < 0) {
+		check("FILL_ENABLE(fresh)", hfd, ALLOW(ENOMEM, EMFILE));
+		close(fd);
+		return;
+	}
+	holder = fork();
+	if (holder == 0) {
+		close(fd);
+		pause(); /* holds the handler fd, serves nothing */
+		_exit(0);
+	}
+	close(hfd);
+	waiter = fork();
+	if (waiter == 0) {
+		char c;
+		ssize_t n = pread(fd, &c, 1, PS * (rnd() % 4));
+
+		_exit(n == -1 && errno == EIO ? 0 : 1);
+	}
+	nanosleep(&ts, NULL);
+	if (holder > 0)
+		kill(holder, SIGKILL);
+	if (holder > 0)
+		waitpid(holder, NULL, 0);
+	if (waiter > 0) {
+		/* Bounded: the waiter must be released by the handler's death, not by us. */
+		for (int i = 0; i < 500; i++) {
+			if (waitpid(waiter, &status, WNOHANG) == waiter)
+				break;
+			nanosleep(&ts, NULL);
+			if (i == 499) {
+				fail("killed handler", 0, 0, "a waiter was not released within 10 s");
+				kill(waiter, SIGKILL);
+				waitpid(waiter, &status, 0);
+				status = 0;
+			}
+		}
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+			fail("killed handler", status, 0, "the waiter did not get EIO");
+	}
+	close(fd);
+	atomic_fetch_add(&OPS, 1);
+}
+
 /* The sealed file's bytes never change, through read() and through a mapping. */
 static void check_sealed(void)
 {
@@ -379,12 +440,14 @@ static void *worker(void *arg)
 {
 	rng = SEED * 2654435761UL + (uintptr_t)arg * 40503 + 1;
 	while (!atomic_load(&STOP)) {
-		switch (pick(20)) {
+		switch (pick(40)) {
 		case 0: fuzz_fork(); break;
+		case 20: fuzz_kill_handler(); break;
 		case 1: check_sealed(); break;
 		case 2: check_fresh(); break;
 		case 3: case 4: case 5: fuzz_mmap(); break;
-		case 6: case 7: case 8: case 9: case 10: case 11: fuzz_io(); break;
+		case 6: case 7: case 8: case 9: case 10: case 11:
+		case 21: case 22: case 23: case 24: case 25: case 26: case 27: case 28: fuzz_io(); break;
 		default: fuzz_ioctl(); break;
 		}
 	}
