@@ -94,8 +94,18 @@ fn pages_for(size: u64) -> u64 {
 }
 
 /// Whether a `struct file` may write (O_WRONLY or O_RDWR).
-fn is_writable(file: &File) -> bool {
+pub(crate) fn is_writable(file: &File) -> bool {
     file.flags() & bindings::O_ACCMODE != bindings::O_RDONLY
+}
+
+/// A page-aligned, non-empty byte range whose end neither overflows nor passes 2^63-1
+/// (PUNCH_HOLE, COPY/ZEROPAGE/POISON, WAKE); `EINVAL` otherwise.
+pub(crate) fn check_page_range(offset: u64, len: u64) -> Result {
+    let end = offset.checked_add(len).ok_or(EINVAL)?;
+    if len == 0 || offset % PAGE != 0 || len % PAGE != 0 || end > i64::MAX as u64 {
+        return Err(EINVAL);
+    }
+    Ok(())
 }
 
 /// State protected by [`SealFile::inner`].
@@ -333,10 +343,8 @@ impl SealFile {
         if !is_writable(file) {
             return Err(EBADF);
         }
-        let end = offset.checked_add(len).ok_or(EINVAL)?;
-        if len == 0 || offset % PAGE != 0 || len % PAGE != 0 || end > i64::MAX as u64 {
-            return Err(EINVAL);
-        }
+        check_page_range(offset, len)?;
+        let end = offset + len;
         let _inner = self.inner.lock();
         if self.seals.load(Relaxed) & (SEAL_WRITE | SEAL_FUTURE_WRITE) != 0 {
             return Err(EPERM);
@@ -600,7 +608,8 @@ impl SealFile {
         loop {
             {
                 let _g = this.mapping.lock_shared();
-                if index as u64 >= pages_for(this.size()) {
+                let eof_pages = pages_for(this.size());
+                if index as u64 >= eof_pages {
                     return FaultOutcome::SigBus;
                 }
                 let page = match this.store.slot(index) {
@@ -614,7 +623,7 @@ impl SealFile {
                     },
                 };
                 if let Some(page) = page {
-                    return this.map_pages(&vmf, index, page);
+                    return this.map_pages(&vmf, index, page, eof_pages);
                 }
             }
             // A hole of a lazy file: request it, then wait as handle_userfault() does.
@@ -643,10 +652,11 @@ impl SealFile {
 
     /// Maps `page` at the fault and the run of resident pages after it (fault-around), with
     /// one `vm_insert_pages` call (one page-table lock) and one store lookup for the run.
-    fn map_pages(&self, vmf: &Fault<'_>, index: usize, page: PageRef) -> FaultOutcome {
+    /// `eof_pages` was read under the same shared invalidate lock, so it cannot shrink here.
+    fn map_pages(&self, vmf: &Fault<'_>, index: usize, page: PageRef, eof_pages: u64) -> FaultOutcome {
         let end = (index + 1 + FAULT_AROUND)
             .min(vmf.vma_end_pgoff())
-            .min(usize::try_from(pages_for(self.size())).unwrap_or(usize::MAX));
+            .min(usize::try_from(eof_pages).unwrap_or(usize::MAX));
         let mut run: [Option<PageRef>; FAULT_AROUND + 1] = [const { None }; FAULT_AROUND + 1];
         run[0] = Some(page);
         let want = end.saturating_sub(index + 1).min(FAULT_AROUND);

@@ -37,7 +37,7 @@ use kernel::{
 };
 
 use crate::{
-    file::SealFile,
+    file::{check_page_range, SealFile},
     stats::{Stats, STATS},
     store::Slot,
     uapi,
@@ -223,7 +223,7 @@ impl SealFile {
     /// `SEALMEM_IOC_FILL_ENABLE`: makes the file lazy and returns a new handler fd.
     pub(crate) fn fill_enable(this: ArcBorrow<'_, Self>, file: &File, flags: usize) -> Result<isize> {
         let known = (uapi::SEALMEM_FD_CLOEXEC | uapi::SEALMEM_FD_NONBLOCK) as usize;
-        if file.flags() & kernel::bindings::O_ACCMODE == kernel::bindings::O_RDONLY {
+        if !crate::file::is_writable(file) {
             return Err(EPERM);
         }
         if flags & !known != 0 {
@@ -420,7 +420,7 @@ impl Handler {
             }
             uapi::SEALMEM_IOC_WAKE => {
                 let r: uapi::sealmem_range = UserSlice::new(user, size_of::<uapi::sealmem_range>()).reader().read()?;
-                range_check(r.offset, r.len)?;
+                check_page_range(r.offset, r.len)?;
                 if !self.attached() {
                     return Err(EINVAL);
                 }
@@ -449,7 +449,7 @@ impl Handler {
         if flags & !known != 0 {
             return (0, Err(EINVAL));
         }
-        if let Err(e) = range_check(offset, len) {
+        if let Err(e) = check_page_range(offset, len) {
             return (0, Err(e));
         }
         // The source may be any address (copy_from_user copes); only its end must not wrap.
@@ -540,12 +540,4 @@ fn report(done: u64, res: &Result) -> i64 {
         Err(e) if done == 0 => i64::from(e.to_errno()),
         _ => done as i64,
     }
-}
-
-/// A page-aligned, non-empty range whose end does not overflow.
-fn range_check(offset: u64, len: u64) -> Result {
-    if len == 0 || offset % PAGE != 0 || len % PAGE != 0 || offset.checked_add(len).is_none_or(|e| e > i64::MAX as u64) {
-        return Err(EINVAL);
-    }
-    Ok(())
 }

@@ -47,8 +47,8 @@ pub(crate) enum Entry {
 pub(crate) enum InsertError {
     /// The index is not a hole; the rejected entry is handed back.
     Exists(Entry),
-    /// The XArray could not allocate a node.
-    NoMem,
+    /// The XArray could not allocate a node; the rejected entry is handed back.
+    NoMem(Entry),
 }
 
 /// Pages by index.
@@ -165,8 +165,7 @@ impl PageArray {
         };
         // SAFETY: `xa_err` only inspects the value.
         if unsafe { bindings::xa_err(old) } != 0 {
-            drop(reclaim(raw));
-            return Err(InsertError::NoMem);
+            return Err(InsertError::NoMem(reclaim(raw)));
         }
         if !old.is_null() {
             return Err(InsertError::Exists(reclaim(raw)));

@@ -5,7 +5,8 @@
 //!
 //! Pages are allocated zeroed on first touch (`GFP_KERNEL_ACCOUNT`: charged to the memory
 //! cgroup of the task that causes the allocation) and freed when removed and unmapped.
-//! The lazy-fill issue adds hole states (requested, poisoned) beside the pages.
+//! A hole is an index with no entry; a poisoned hole holds a poison marker (see
+//! `pagearray.rs`). Outstanding fill requests live in the file's fill state, not here.
 
 use kernel::{
     prelude::*,
@@ -94,18 +95,17 @@ impl PageStore {
                 self.resident.add(1u64, Relaxed);
                 Ok(())
             }
-            Err(InsertError::Exists(e)) => {
-                page.0 = match e {
-                    Entry::Page(p) => Some(p),
-                    Entry::Poison => None,
+            Err(e) => {
+                // Not stored: the page goes back into the `NewPage`, whose drop frees it and
+                // returns its reservation.
+                let (entry, err) = match e {
+                    InsertError::Exists(entry) => (entry, EEXIST),
+                    InsertError::NoMem(entry) => (entry, ENOMEM),
                 };
-                Err(EEXIST)
-            }
-            Err(InsertError::NoMem) => {
-                // The page was freed by the failed insert; its reservation goes with it (the
-                // `NewPage` is empty now, so its drop would not release it).
-                Stats::dec(&STATS.pages);
-                Err(ENOMEM)
+                if let Entry::Page(p) = entry {
+                    page.0 = Some(p);
+                }
+                Err(err)
             }
         }
     }
@@ -115,7 +115,7 @@ impl PageStore {
         match self.pages.insert(index, Entry::Poison) {
             Ok(()) => Ok(()),
             Err(InsertError::Exists(_)) => Err(EEXIST),
-            Err(InsertError::NoMem) => Err(ENOMEM),
+            Err(InsertError::NoMem(_)) => Err(ENOMEM),
         }
     }
 
