@@ -89,7 +89,7 @@ const FAULT_AROUND: usize = 15;
 static NEXT_ID: Atomic<u64> = Atomic::new(1);
 
 /// Number of pages needed to hold `size` bytes.
-fn pages_for(size: u64) -> u64 {
+pub(crate) fn pages_for(size: u64) -> u64 {
     size.div_ceil(PAGE)
 }
 

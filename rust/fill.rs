@@ -121,13 +121,20 @@ impl SealFile {
     }
 
     /// For an access to the hole at `index` of a lazy file: raises a request if there is none
-    /// and tells the caller what to do. The tree node is allocated (unlocked) only when a new
+    /// and tells the caller what to do (`Resolved`: look again, EOF included). The tree node is allocated (unlocked) only when a new
     /// request must be inserted, not for the common duplicate or retried access.
     pub(crate) fn hole_request(&self, index: usize, flags: u32) -> Result<HoleStatus> {
         let mut reservation: Option<RBTreeNodeReservation<usize, Req>> = None;
         loop {
             let mut f = self.fill.lock();
             if !f.lazy {
+                return Ok(HoleStatus::Resolved);
+            }
+            // The caller checked EOF without this lock; a shrink may have come since. It
+            // stores the new size before it drops the requests past EOF under this lock, so
+            // either it sees our request and drops it, or we see the new size here. Never
+            // raise a request past EOF: no fill could ever resolve it.
+            if index as u64 >= crate::file::pages_for(self.size()) {
                 return Ok(HoleStatus::Resolved);
             }
             match self.store.slot(index) {

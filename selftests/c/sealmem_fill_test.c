@@ -791,6 +791,72 @@ TEST_F(lazy, shrink_releases_waiters_with_sigbus)
 	munmap(p, self->size);
 }
 
+/* Reads page 10 once per round, as soon as the round starts. */
+struct racer {
+	int fd;
+	atomic_int go, done;
+	pthread_t th;
+};
+
+static void *race_reader(void *arg)
+{
+	struct racer *r = arg;
+	char c;
+
+	for (int round = 1;; round++) {
+		int go;
+
+		while ((go = atomic_load(&r->go)) >= 0 && go < round)
+			;
+		if (go < 0)
+			return NULL;
+		(void)!pread(r->fd, &c, 1, 10 * PS);
+		atomic_store(&r->done, round);
+	}
+}
+
+/*
+ * Regression (found by the fuzzer): a read checked EOF, a shrink came, and then the read
+ * raised its request for a page past the new EOF. The handler's fill of that page failed
+ * (EINVAL, past EOF) and, once the file had grown back, nothing could ever resolve the
+ * request: the reader waited until the handler went away. Requests are now never raised
+ * past EOF. Each round starts a read of a hole and, at a varying moment, shrinks the file
+ * under it (the handler's fill then fails), then regrows it; the read must end.
+ */
+TEST_F(lazy, shrink_racing_a_new_request_never_strands_it)
+{
+	struct server s;
+	struct racer r = { .fd = self->fd };
+	int round, stuck = 0;
+
+	server_start(&s, self->hfd, self->src);
+	pthread_create(&r.th, NULL, race_reader, &r);
+	for (round = 1; round <= 300 && !stuck; round++) {
+		double t;
+
+		ASSERT_EQ(0, sm_punch(self->fd, 10 * PS, PS));
+		atomic_store(&r.go, round);
+		for (volatile int spin = (round * 37) % 3000; spin > 0; spin--)
+			;
+		ASSERT_EQ(0, sm_set_size(self->fd, 2 * PS));
+		msleep(2); /* long enough for the handler to try (and fail) its fill */
+		ASSERT_EQ(0, sm_set_size(self->fd, 16 * PS));
+		for (t = now(); atomic_load(&r.done) != round; msleep(1))
+			if (now() - t > 2) {
+				stuck = round;
+				break;
+			}
+	}
+	if (stuck)
+		ioctl(self->hfd, SEALMEM_IOC_FILL_END); /* release the stranded reader */
+	while (atomic_load(&r.done) != round - 1)
+		msleep(1);
+	atomic_store(&r.go, -1);
+	pthread_join(r.th, NULL);
+	server_stop(&s);
+	EXPECT_EQ(0, stuck) TH_LOG("round %d: a read waited over 2 s for a request no fill could resolve", stuck);
+}
+
 TEST_F(lazy, write_into_hole_waits_for_fill)
 {
 	struct server s;
