@@ -2,15 +2,13 @@
 # Proves the VM loop can fail: each case boots the VM with a planted fault and PASSES only if
 # the runner reported the run as FAILED for the expected reason.
 #
-#   qemu/harness-selftest.sh KDIR FLAVOUR_BUILD_DIR
+#   qemu/harness-selftest.sh KDIR FLAVOUR_BUILD_DIR   (with FLAVOUR_BUILD_DIR/initramfs.cpio.gz packed)
 # Prints TAP-style lines and "harness: N passed, N failed"; exit 1 on any failure.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 kdir=$1 bdir=$2
 logs=${SEALMEM_LOGS:-$root/build/logs}
 h_passed=0 h_failed=0
-bash "$root/qemu/mkinitramfs.sh" "$bdir/initramfs.cpio.gz" "$bdir/module/sealmem.ko" \
-	"$bdir/harness/harness_splat.ko" "$root/build/tests" "$root/build/tools"
 
 check() { # check NAME MODE TIMEOUT EXPECT(splat|kasan|timeout)
 	local name=$1 mode=$2 tmo=$3 expect=$4 log="$logs/vm-harness-$2.log"

@@ -75,30 +75,54 @@ selftests() {
 	cp "$SEALMEM_BUILD/cargo/x86_64-unknown-linux-musl/release/sealmem-demo" "$SEALMEM_BUILD/tools/"
 }
 
-# vm FLAVOUR MODE TIMEOUT: make the initramfs and boot it.
-vm() {
-	local flavour=$1 mode=$2 timeout=$3
-	local dir="$SEALMEM_BUILD/$flavour"
+# initramfs FLAVOUR: pack the module, the tests and the tools for the VM.
+initramfs() {
+	local dir="$SEALMEM_BUILD/$1"
 	bash "$SEALMEM_ROOT/qemu/mkinitramfs.sh" "$dir/initramfs.cpio.gz" \
 		"$dir/module/sealmem.ko" "$dir/harness/harness_splat.ko" "$SEALMEM_BUILD/tests" "$SEALMEM_BUILD/tools"
-	bash "$SEALMEM_ROOT/qemu/run.sh" "$KDIR/arch/x86/boot/bzImage" "$dir/initramfs.cpio.gz" \
-		"$mode" "$timeout" "$SEALMEM_LOGS/vm-$flavour-$mode.log"
 }
 
-# suite FLAVOUR WITH_HARNESS: run the test VM (and the harness self-test), then print the
-# closing line "N passed, N failed[, N skipped]". Exit 1 on any failure.
+# boot FLAVOUR MODE TIMEOUT: boot the packed initramfs (log: build/logs/vm-FLAVOUR-MODE.log).
+boot() {
+	bash "$SEALMEM_ROOT/qemu/run.sh" "$KDIR/arch/x86/boot/bzImage" "$SEALMEM_BUILD/$1/initramfs.cpio.gz" \
+		"$2" "$3" "$SEALMEM_LOGS/vm-$1-$2.log"
+}
+
+# vm FLAVOUR MODE TIMEOUT: pack and boot.
+vm() {
+	initramfs "$1"
+	boot "$@"
+}
+
+# fuzz_vm SECONDS INJECT_PERCENT INJECT_SECONDS SEED: boot the fuzzing VM (debug kernel,
+# initramfs already packed); selftests/fuzz/run-fuzz-in-vm.sh says what runs in it.
+fuzz_vm() {
+	local isecs=$3
+	[ "$2" = 0 ] && isecs=0
+	SEALMEM_VM_APPEND="sealmem_fuzz_seconds=$1 sealmem_fuzz_inject=$2 sealmem_fuzz_inject_seconds=$isecs sealmem_fuzz_seed=$4 ${SEALMEM_VM_APPEND:-}" \
+		boot debug fuzz $(($1 + isecs + 600))
+}
+
+# What make test fuzzes: 75 s strict, then 45 s with 10% of sealmem's allocations failing
+# while the functional suites run beside the fuzzer (issue: at least 2 minutes per CI run).
+CI_FUZZ_SECONDS=75 CI_FUZZ_INJECT=10 CI_FUZZ_INJECT_SECONDS=45
+
+# suite FLAVOUR FULL: run the test VM; with FULL=1 also the fuzzing VM beside it and the
+# harness self-test. Then print the closing line "N passed, N failed[, N skipped]". Exit 1 on any failure.
 suite() {
-	local flavour=$1 with_harness=$2
-	vm "$flavour" test 1200 || true
-	local end rc timeout splats passed failed skipped
-	. "$SEALMEM_LOGS/vm-$flavour-test.log.summary"
-	if [ "$end" = 1 ] && [ "$timeout" = 0 ] && [ "$splats" = 0 ] && [ "$rc" = 0 -o "$failed" -gt 0 ]; then
-		echo "ok - VM run ended cleanly with no kernel splat"
-		passed=$((passed + 1))
-	else
-		echo "not ok - VM run ended cleanly with no kernel splat (end=$end rc=$rc timeout=$timeout splats=$splats; log $SEALMEM_LOGS/vm-$flavour-test.log)"
-		failed=$((failed + 1))
+	local flavour=$1 with_fuzz=$2
+	local end rc timeout splats passed failed skipped fuzz_pid=""
+	initramfs "$flavour"
+	if [ "$with_fuzz" = 1 ]; then
+		# The fuzzing VM runs beside the test VM and the harness boots (its length is
+		# fixed; theirs is work): its console goes to its log, its verdict comes last.
+		msg "fuzz: ${CI_FUZZ_SECONDS}s + ${CI_FUZZ_INJECT_SECONDS}s with injected allocation failures, in a second VM (log $SEALMEM_LOGS/vm-debug-fuzz.log)"
+		fuzz_vm "$CI_FUZZ_SECONDS" "$CI_FUZZ_INJECT" "$CI_FUZZ_INJECT_SECONDS" 0 >/dev/null 2>"$SEALMEM_LOGS/vm-debug-fuzz.runner" &
+		fuzz_pid=$!
 	fi
+	boot "$flavour" test 1200 || true
+	. "$SEALMEM_LOGS/vm-$flavour-test.log.summary"
+	vm_verdict "VM run ended cleanly with no kernel splat" "$SEALMEM_LOGS/vm-$flavour-test.log"
 	# The userspace crate's host tests (pure logic: ABI layouts, seal bits) and doc examples.
 	local hlog="$SEALMEM_LOGS/cargo-host-tests.log"
 	if env CARGO_TARGET_DIR="$SEALMEM_BUILD/cargo" cargo test --locked -p sealmem \
@@ -110,7 +134,7 @@ suite() {
 		echo "not ok - host: cargo test -p sealmem (log $hlog)"
 		failed=$((failed + 1))
 	fi
-	if [ "$with_harness" = 1 ]; then
+	if [ "$with_fuzz" = 1 ]; then
 		local hout="$SEALMEM_LOGS/harness.out"
 		bash "$SEALMEM_ROOT/qemu/harness-selftest.sh" "$KDIR" "$SEALMEM_BUILD/$flavour" | tee "$hout" || true
 		local hp hf
@@ -118,6 +142,17 @@ suite() {
 		hf=$(grep -c '^not ok - harness' "$hout" || true)
 		[ "$((hp + hf))" -eq 3 ] || hf=$((hf + 3 - hp - hf))
 		passed=$((passed + hp)); failed=$((failed + hf))
+		wait "$fuzz_pid" || true
+		local flog="$SEALMEM_LOGS/vm-debug-fuzz.log"
+		tr -d '\r' <"$flog" | grep -a -E '^(ok|not ok) - |^sealmem_fuzz: (seed|[0-9]+ operations|injected)|^# functional' || true
+		local tp=$passed tf=$failed ts=$skipped
+		. "$flog.summary"
+		passed=$((tp + passed)); failed=$((tf + failed)); skipped=$ts
+		vm_verdict "fuzz VM run ended cleanly with no kernel splat" "$flog"
+		local line
+		line=$(tr -d '\r' <"$flog" | grep -a -m1 '^SEALMEM-FUZZ ' || echo "SEALMEM-FUZZ ops=0 injected=0 suite_runs=0")
+		eval "local ${line#SEALMEM-FUZZ }"
+		msg "fuzz: $ops operations, $injected injected allocation failures, $suite_runs functional-suite runs under injection"
 	fi
 	if [ "$skipped" -gt 0 ]; then
 		echo "$passed passed, $failed failed, $skipped skipped"
@@ -125,6 +160,22 @@ suite() {
 		echo "$passed passed, $failed failed"
 	fi
 	[ "$failed" -eq 0 ]
+}
+
+# vm_verdict NAME LOG: one TAP line from a VM run's summary (end marker, rc, timeout, splats);
+# counts into $passed / $failed. A run whose tests failed has said so already.
+vm_verdict() {
+	local end rc timeout splats p=$passed f=$failed s=$skipped
+	. "$2.summary"
+	passed=$p failed=$f skipped=$s
+	if [ "$end" = 1 ] && [ "$timeout" = 0 ] && [ "$splats" = 0 ] && [ "$rc" = 0 -o "$f" -gt 0 ]; then
+		echo "ok - $1"
+		passed=$((passed + 1))
+	else
+		echo "not ok - $1 (end=$end rc=$rc timeout=$timeout splats=$splats; log $2)"
+		[ "$splats" = 0 ] || head -n 20 "$2.splats"
+		failed=$((failed + 1))
+	fi
 }
 
 clippy() {
@@ -161,14 +212,16 @@ bench)
 	[ -s "$SEALMEM_BUILD/bench/results.json" ] || die "no benchmark results in the VM log"
 	msg "results: $SEALMEM_BUILD/bench/results.json (table above; log $SEALMEM_LOGS/vm-base-bench.log)" ;;
 fuzz)
-	# SEALMEM_FUZZ_SECONDS (default 120), SEALMEM_FUZZ_SEED (default: random) and
-	# SEALMEM_FUZZ_INJECT (percent of sealmem's allocations to fail, default 0) pass through.
+	# SEALMEM_FUZZ_SECONDS (default 120), SEALMEM_FUZZ_SEED (default: random),
+	# SEALMEM_FUZZ_INJECT (percent of sealmem's allocations to fail, default 0) and
+	# SEALMEM_FUZZ_INJECT_SECONDS (length of the injected phase, default 60) pass through.
 	setup; kernel debug; module debug; selftests
-	SEALMEM_VM_APPEND="sealmem_fuzz_seconds=${SEALMEM_FUZZ_SECONDS:-120} sealmem_fuzz_seed=${SEALMEM_FUZZ_SEED:-0} sealmem_fuzz_inject=${SEALMEM_FUZZ_INJECT:-0} ${SEALMEM_VM_APPEND:-}" \
-		vm debug fuzz $(( ${SEALMEM_FUZZ_SECONDS:-120} + 600 )) ;;
+	initramfs debug
+	fuzz_vm "${SEALMEM_FUZZ_SECONDS:-120}" "${SEALMEM_FUZZ_INJECT:-0}" "${SEALMEM_FUZZ_INJECT_SECONDS:-60}" \
+		"${SEALMEM_FUZZ_SEED:-0}" ;;
 harness)
 	flavour=${1:-debug}
-	cached_kernel "$flavour"; module "$flavour"; selftests
+	cached_kernel "$flavour"; module "$flavour"; selftests; initramfs "$flavour"
 	bash "$SEALMEM_ROOT/qemu/harness-selftest.sh" "$KDIR" "$SEALMEM_BUILD/$flavour" ;;
 *) die "usage: $0 demo|test|quick [base|debug]|harness|setup|kernel F|module F|selftests" ;;
 esac

@@ -2,13 +2,17 @@
 /*
  * sealmem_fuzz: a seeded, time-bounded fuzzer for every entry point of sealmem.
  *
- *   sealmem_fuzz [-s SEED] [-t SECONDS] [-j THREADS] [-i PERCENT]
+ *   sealmem_fuzz [-s SEED] [-t SECONDS] [-p PROCESSES] [-j THREADS] [-i PERCENT]
+ *   sealmem_fuzz -I PERCENT        (switch allocation-failure injection on; 0: off + count)
  *
- * -i fails PERCENT of the allocations made with sealmem.ko on the call stack (failslab and
- * fail_page_alloc with the stack-trace filter; debug kernel): every failure must surface as
- * ENOMEM (or SIGBUS/VM_FAULT_OOM in a fault), with no leak and no splat.
+ * -I fails PERCENT of the allocations made with sealmem.ko on the call stack (failslab and
+ * fail_page_alloc with the stack-trace filter; debug kernel) by tasks that have
+ * /proc/PID/make-it-fail set (inherited by children), until "-I 0", which prints how many
+ * failures were injected; anything may run meanwhile (the VM runs the functional suites
+ * beside the fuzzer). -i tells a fuzzing run that failures are being injected: then
+ * ENOMEM is accepted from any call (SIGBUS/VM_FAULT_OOM in a fault), and nothing else is.
  *
- * Threads hammer a shared pool of sealmem files (plain, shrinking and growing, sealed with
+ * PROCESSES x THREADS workers hammer a shared pool of sealmem files (plain, shrinking and growing, sealed with
  * known content, lazy with a serving handler) and fds of other kinds with random ioctls,
  * read/write/lseek/splice, mmap/munmap/mprotect/madvise/mremap, touches of mapped memory, fork and
  * SCM_RIGHTS, handlers killed while a reader waits, with valid and invalid arguments. It checks what it can:
@@ -47,15 +51,26 @@ enum { F_PLAIN, F_RESIZE, F_SEALED, F_LAZY };
 
 static int FD[NFILES], VIEWFD[NFILES], HFD;
 static char *SEALED_CONTENT;
-static atomic_long OPS, FAILS;
+/* Shared by every fuzzing process (a MAP_SHARED page): totals and the stop flag. */
+#define SLOTS 272 /* one per worker thread (process * 16 + thread) */
+static struct shared {
+	atomic_long ops, fails;
+	atomic_int stop;
+	atomic_long busy_since[SLOTS]; /* CLOCK_MONOTONIC ns when the slot's operation began */
+} *SH;
+#define OPS (SH->ops)
+#define FAILS (SH->fails)
+#define STOP (SH->stop)
 static int INJECT; /* percent of sealmem's allocations made to fail (-i) */
-static atomic_int STOP;
 static unsigned long SEED;
 static char *GOOD; /* a valid source/destination buffer */
 
 static __thread unsigned long rng;
 static __thread sigjmp_buf jmp;
 static __thread volatile int in_touch;
+static __thread int pipe_fd[2] = { -1, -1 };
+static __thread char splice_sink[16 * 4096];
+static __thread int sub; /* which case of fuzz_ioctl / fuzz_io ran (for -v) */
 
 static unsigned long rnd(void)
 {
@@ -101,13 +116,17 @@ static void on_fault(int sig)
 }
 
 /* A random fd: a sealmem file or VIEW fd mostly, sometimes something else. */
+static __thread int fd_kind; /* which: 0..3 a file (F_*), 4..7 its VIEW, 8 neither */
+
 static int any_fd(void)
 {
+	int i = (int)pick(NFILES);
+
 	switch (pick(10)) {
-	case 0: return -1;
-	case 1: return 0; /* stdin: not a sealmem file */
-	case 2: case 3: case 4: return VIEWFD[pick(NFILES)];
-	default: return FD[pick(NFILES)];
+	case 0: fd_kind = 8; return -1;
+	case 1: fd_kind = 8; return 0; /* stdin: not a sealmem file */
+	case 2: case 3: case 4: fd_kind = 4 + i; return VIEWFD[i];
+	default: fd_kind = i; return FD[i];
 	}
 }
 
@@ -201,7 +220,11 @@ static void fuzz_ioctl(void)
 	struct sealmem_api api = { .api = pick(3), .features = pick(2) ? 0 : rnd() };
 	int ret;
 
-	switch (pick(10)) {
+	/* VIEW and FILL_ENABLE create and release a file (~1 ms under TCG): half as often. */
+	sub = pick(10);
+	if (sub >= 8 && pick(2))
+		sub = pick(8);
+	switch (sub) {
 	case 0:
 		check("API", ioctl(fd, SEALMEM_IOC_API, pick(4) ? (void *)&api : rand_ptr()), ALLOW(EBADF, ENOTTY, EINVAL, EFAULT));
 		break;
@@ -256,8 +279,8 @@ static void fuzz_ioctl(void)
 
 static void fuzz_io(void)
 {
-	int fd = any_fd(), pfd[2];
-	size_t len = rand_len() % (8 * PS + 1);
+	int fd = any_fd();
+	size_t len = pick(4) ? rand_len() % (PS + 1) : rand_len() % (8 * PS + 1);
 	off_t off = (off_t)(rand_off() & 0xffffff);
 	char *buf = pick(8) ? GOOD : rand_ptr();
 	struct iovec iov[2] = { { buf, len / 2 }, { GOOD, len - len / 2 } };
@@ -267,18 +290,19 @@ static void fuzz_io(void)
 
 	if (fd == FD[F_SEALED] || fd == VIEWFD[F_SEALED] || fd == 0)
 		fd = FD[pick(2)];
-	switch (pick(8)) {
+	switch ((sub = pick(8))) {
 	case 0: check("pread", pread(fd, buf, len, off), rd); break;
 	case 1: check("pwrite", pwrite(fd, buf, len, off), wr); break;
 	case 2: check("preadv", preadv(fd, iov, 2, off), rd); break;
 	case 3: check("pwritev", pwritev(fd, iov, 2, off), wr); break;
 	case 4: check("lseek", lseek(fd, (off_t)rand_off(), (int)pick(6)), ALLOW(EBADF, EINVAL, ENXIO, ESPIPE)); break;
 	case 5:
-		if (pipe2(pfd, O_NONBLOCK))
+		/* One pipe per thread, drained after each splice (pipes are costly to create). */
+		if (pipe_fd[0] < 0 && pipe2(pipe_fd, O_NONBLOCK))
 			break;
-		check("splice", splice(fd, &(loff_t){ off }, pfd[1], NULL, len, SPLICE_F_NONBLOCK), ALLOW(EBADF, EINVAL, EFAULT, EIO, EAGAIN, EINTR));
-		close(pfd[0]);
-		close(pfd[1]);
+		check("splice", splice(fd, &(loff_t){ off }, pipe_fd[1], NULL, len, SPLICE_F_NONBLOCK), ALLOW(EBADF, EINVAL, EFAULT, EIO, EAGAIN, EINTR));
+		while (read(pipe_fd[0], splice_sink, sizeof(splice_sink)) > 0)
+			;
 		break;
 	default:
 		check("read", read(fd, buf, len), rd);
@@ -301,6 +325,11 @@ static void fuzz_fork(void)
 		struct msghdr mh = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
 		int fd;
 
+		/* The fork copied whatever fds the other threads held, maybe the only handler
+		 * fd of a file made lazy a moment ago: reading that file's hole would wait for
+		 * this very process. A fatal alarm bounds that self-deadlock (as it would
+		 * with userfaultfd); the wait is killable. */
+		alarm(2);
 		if (recvmsg(sv[1], &mh, 0) != 1 || !CMSG_FIRSTHDR(&mh))
 			_exit(0);
 		memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&mh)), sizeof(int));
@@ -361,7 +390,8 @@ static void fuzz_kill_handler(void)
 		char c;
 		ssize_t n = pread(fd, &c, 1, PS * (rnd() % 4));
 
-		_exit(n == -1 && errno == EIO ? 0 : 1);
+		/* Under injection, raising the request itself may fail: ENOMEM. */
+		_exit(n == -1 && (errno == EIO || (INJECT && errno == ENOMEM)) ? 0 : 1);
 	}
 	nanosleep(&ts, NULL);
 	if (holder > 0)
@@ -436,19 +466,59 @@ static void check_fresh(void)
 	atomic_fetch_add(&OPS, 1);
 }
 
+/*
+ * One fuzzing thread. The mix favours cheap calls (ioctls, I/O) so that a run executes many
+ * of them; the expensive ones (fork, killing a handler, fresh files, mappings) still come
+ * often enough to happen thousands of times per run.
+ */
+static const char *const KIND[] = { "fork", "kill-handler", "check-sealed", "check-fresh", "mmap", "io", "ioctl" };
+#define NKIND 7
+static atomic_long KIND_NS[NKIND], KIND_N[NKIND]; /* per process; printed with -v */
+static atomic_long SUB_NS[3][10], SUB_N[3][10], SUB_MAX[3];
+
+static double now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
 static void *worker(void *arg)
 {
+	int slot = (int)(uintptr_t)arg % SLOTS;
+
 	rng = SEED * 2654435761UL + (uintptr_t)arg * 40503 + 1;
 	while (!atomic_load(&STOP)) {
-		switch (pick(40)) {
+		unsigned long r = pick(1000);
+		int k = r < 1 ? 0 : r < 2 ? 1 : r < 4 ? 2 : r < 6 ? 3 : r < 20 ? 4 : r < 400 ? 5 : 6;
+
+		/* fork and handler kills cost ~100 ms each under TCG: a quarter as often. */
+		if (k < 2 && pick(4))
+			k = 6;
+		double t = now_ns();
+
+		atomic_store(&SH->busy_since[slot], (long)t);
+		switch (k) {
 		case 0: fuzz_fork(); break;
-		case 20: fuzz_kill_handler(); break;
-		case 1: check_sealed(); break;
-		case 2: check_fresh(); break;
-		case 3: case 4: case 5: fuzz_mmap(); break;
-		case 6: case 7: case 8: case 9: case 10: case 11:
-		case 21: case 22: case 23: case 24: case 25: case 26: case 27: case 28: fuzz_io(); break;
+		case 1: fuzz_kill_handler(); break;
+		case 2: check_sealed(); break;
+		case 3: check_fresh(); break;
+		case 4: fuzz_mmap(); break;
+		case 5: fuzz_io(); break;
 		default: fuzz_ioctl(); break;
+		}
+		atomic_store(&SH->busy_since[slot], 0);
+		t = now_ns() - t;
+		atomic_fetch_add(&KIND_NS[k], (long)t);
+		atomic_fetch_add(&KIND_N[k], 1);
+		if (k >= 4) {
+			int j = k == 4 ? fd_kind : sub;
+
+			atomic_fetch_add(&SUB_NS[k - 4][j], (long)t);
+			atomic_fetch_add(&SUB_N[k - 4][j], 1);
+			if ((long)t > atomic_load(&SUB_MAX[k - 4]))
+				atomic_store(&SUB_MAX[k - 4], (long)t);
 		}
 	}
 	return NULL;
@@ -464,7 +534,7 @@ static void *server(void *arg)
 		struct sealmem_msg m[8];
 		ssize_t n;
 
-		if (poll(&p, 1, 20) <= 0)
+		if (poll(&p, 1, 100) <= 0)
 			continue;
 		n = read(HFD, m, sizeof(m));
 		check("handler read", n, ALLOW(EAGAIN, EINTR));
@@ -534,10 +604,10 @@ static long get_long(const char *dir, const char *attr)
 }
 
 /*
- * Fails INJECT percent of the allocations made with sealmem.ko on the call stack: the
- * stack-trace filter of both fault attributes is set to the module's address range.
+ * Fails PERCENT of the allocations made with sealmem.ko on the call stack: the stack-trace
+ * filter of both fault attributes is set to the module's address range.
  */
-static int inject_start(void)
+static int inject_start(int percent)
 {
 	char line[256], name[64], val[64];
 	unsigned long long size = 0, addr = 0;
@@ -560,12 +630,14 @@ static int inject_start(void)
 		put(d, "require-end", val);
 		put(d, "stacktrace-depth", "32");
 		put(d, "ignore-gfp-wait", "N");
-		put(d, "task-filter", "N");
+		/* Only tasks with /proc/PID/make-it-fail set (and their children): the stack
+		 * filter walks the stack of every allocation of every task it applies to. */
+		put(d, "task-filter", "Y");
 		put(d, "verbose", "0");
 		put(d, "interval", "1");
 		snprintf(val, sizeof(val), "%ld", INJECT_BUDGET);
 		put(d, "times", val);
-		snprintf(val, sizeof(val), "%d", INJECT);
+		snprintf(val, sizeof(val), "%d", percent);
 		put(d, "probability", val);
 	}
 	put(FAULT_DIRS[1], "ignore-gfp-highmem", "N");
@@ -573,7 +645,7 @@ static int inject_start(void)
 	return 0;
 }
 
-/* Stops injecting; returns how many failures were injected. */
+/* Stops injecting; returns how many failures were injected since inject_start(). */
 static long inject_stop(void)
 {
 	long injected = 0;
@@ -585,29 +657,197 @@ static long inject_stop(void)
 	return injected;
 }
 
+/* -I PERCENT: switch injection on (PERCENT > 0) or off (0, printing the count), and exit. */
+static int inject_control(int percent)
+{
+	if (percent > 0) {
+		if (inject_start(percent)) {
+			fprintf(stderr, "cannot set up fault injection (is sealmem loaded? debugfs failslab/fail_page_alloc?)\n");
+			return 2;
+		}
+		printf("sealmem_fuzz: failing %d%% of sealmem's allocations\n", percent);
+		return 0;
+	}
+	printf("sealmem_fuzz: injected %ld allocation failures into sealmem's call paths\n", inject_stop());
+	return 0;
+}
+
+static void print_file(const char *prefix, const char *path)
+{
+	char buf[4096];
+	int fd = open(path, O_RDONLY);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+
+	if (n < 0)
+		printf("%s(%s: %s)\n", prefix, path, strerror(errno));
+	else
+		printf("%s%.*s%s", prefix, (int)n, buf, n && buf[n - 1] == '\n' ? "" : "\n");
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Prints the kernel stack of every fuzzer task and the lazy file's state: what a stall waits on. */
+static void dump_stacks(void)
+{
+	char path[160], task[128];
+	FILE *ls = popen("ls -d /proc/[0-9]*/task/[0-9]* 2>/dev/null", "r");
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", HFD);
+	print_file("sealmem_fuzz: stall: handler fdinfo:\n", path);
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", FD[F_LAZY]);
+	print_file("sealmem_fuzz: stall: lazy file fdinfo:\n", path);
+	while (ls && fgets(task, sizeof(task), ls)) {
+		char comm[64] = "";
+		int fd;
+
+		task[strcspn(task, "\n")] = 0;
+		snprintf(path, sizeof(path), "%s/comm", task);
+		fd = open(path, O_RDONLY);
+		if (fd >= 0) {
+			ssize_t n = read(fd, comm, sizeof(comm) - 1);
+
+			comm[n > 0 ? n - 1 : 0] = 0;
+			close(fd);
+		}
+		if (strcmp(comm, "sealmem_fuzz") && strncmp(comm, "sealmem_", 8))
+			continue;
+		printf("sealmem_fuzz: stall: task %s (%s)\n", task, comm);
+		snprintf(path, sizeof(path), "%s/wchan", task);
+		print_file("  wchan: ", path);
+		snprintf(path, sizeof(path), "%s/stack", task);
+		print_file("", path);
+	}
+	if (ls)
+		pclose(ls);
+}
+
+/*
+ * The timekeeper: ends the run after `secs`, or early on the first failure. It also watches
+ * for stalls: an operation running for 5 s gets every task's kernel stack printed, and one
+ * running for 10 s is a failure (the handler serves every request at once; every wait in
+ * the fuzzer is bounded).
+ */
+static void timekeeper(int secs)
+{
+	double t0 = now_ns();
+	int dumped = 0;
+
+	while (now_ns() - t0 < secs * 1e9 && !atomic_load(&FAILS)) {
+		double worst = 0, t = now_ns();
+
+		sleep(1);
+		for (int i = 0; i < SLOTS; i++) {
+			long b = atomic_load(&SH->busy_since[i]);
+
+			if (b && t - b > worst)
+				worst = t - b;
+		}
+		if (worst > 5e9 && !dumped) {
+			printf("sealmem_fuzz: stall: an operation has run for %.1f s; kernel stacks:\n", worst / 1e9);
+			dump_stacks();
+			dumped = 1;
+		}
+		if (worst > 10e9)
+			fail("stall", 0, 0, "an operation ran for more than 10 s");
+		if (worst < 1e9)
+			dumped = 0;
+	}
+	atomic_store(&STOP, 1);
+	/* Workers may wait on the lazy file's holes: end lazy mode so they all continue. */
+	check("FILL_END", ioctl(HFD, SEALMEM_IOC_FILL_END), ALLOW(EINVAL));
+}
+
+/* The shared files: plain, resizable, sealed with known content, lazy with a handler. */
+static int setup_files(__u64 size)
+{
+	__u32 seals = SEALMEM_SEAL_WRITE | SEALMEM_SEAL_SHRINK | SEALMEM_SEAL_GROW | SEALMEM_SEAL_SEAL;
+	int ok = 1;
+
+	for (int i = 0; i < NFILES; i++) {
+		FD[i] = open("/dev/sealmem", O_RDWR | O_CLOEXEC);
+		ok = ok && FD[i] >= 0 && !ioctl(FD[i], SEALMEM_IOC_SET_SIZE, &size);
+	}
+	ok = ok && pwrite(FD[F_SEALED], SEALED_CONTENT, size, 0) == (ssize_t)size &&
+	     !ioctl(FD[F_SEALED], SEALMEM_IOC_ADD_SEALS, &seals);
+	HFD = ok ? ioctl(FD[F_LAZY], SEALMEM_IOC_FILL_ENABLE, SEALMEM_FD_CLOEXEC | SEALMEM_FD_NONBLOCK) : -1;
+	for (int i = 0; i < NFILES; i++)
+		VIEWFD[i] = ok ? ioctl(FD[i], SEALMEM_IOC_VIEW, SEALMEM_FD_CLOEXEC) : -1;
+	ok = ok && HFD >= 0 && VIEWFD[NFILES - 1] >= 0 && VIEWFD[0] >= 0 && VIEWFD[1] >= 0 && VIEWFD[2] >= 0;
+	if (ok)
+		return 0;
+	for (int i = 0; i < NFILES; i++) {
+		if (FD[i] >= 0)
+			close(FD[i]);
+		if (VIEWFD[i] >= 0)
+			close(VIEWFD[i]);
+	}
+	if (HFD >= 0)
+		close(HFD);
+	return -1;
+}
+
+static void print_kinds(int proc)
+{
+	for (int k = 0; k < NKIND; k++)
+		printf("sealmem_fuzz: process %d: %-12s %8ld runs, %8.1f us each\n", proc, KIND[k],
+		       atomic_load(&KIND_N[k]), atomic_load(&KIND_N[k]) ? atomic_load(&KIND_NS[k]) / 1e3 / atomic_load(&KIND_N[k]) : 0.0);
+	for (int k = 0; k < 3; k++) {
+		printf("sealmem_fuzz: process %d: %s %s (us each):", proc, KIND[4 + k], k ? "cases" : "by file");
+		for (int i = 0; i < 10; i++)
+			printf(" %.0f", atomic_load(&SUB_N[k][i]) ? atomic_load(&SUB_NS[k][i]) / 1e3 / atomic_load(&SUB_N[k][i]) : 0.0);
+		printf(" (max %.0f)", atomic_load(&SUB_MAX[k]) / 1e3);
+		printf("\n");
+	}
+}
+
+/* The fuzzing threads of one process (the first process also serves the lazy file). */
+static void fuzz_process(int proc, int threads, int serve)
+{
+	pthread_t th[16], srv;
+
+	if (serve)
+		pthread_create(&srv, NULL, server, NULL);
+	for (int i = 0; i < threads; i++)
+		pthread_create(&th[i], NULL, worker, (void *)(uintptr_t)(proc * 16 + i + 1));
+	for (int i = 0; i < threads; i++)
+		pthread_join(th[i], NULL);
+	if (serve)
+		pthread_join(srv, NULL);
+}
+
 int main(int argc, char **argv)
 {
-	int opt, threads = 3, secs = 10;
-	pthread_t th[16], srv;
+	int opt, threads = 2, procs = 2, secs = 10;
+	pid_t kids[16];
 	struct sigaction sa = { .sa_handler = on_fault };
 	__u64 size = SEALED_PAGES * PS;
-	__u32 seals = SEALMEM_SEAL_WRITE | SEALMEM_SEAL_SHRINK | SEALMEM_SEAL_GROW | SEALMEM_SEAL_SEAL;
-	double t0;
+	int status, rc = 0, verbose = 0;
 
 	SEED = (unsigned long)time(NULL) ^ (unsigned long)getpid();
-	while ((opt = getopt(argc, argv, "s:t:j:i:")) != -1) {
+	while ((opt = getopt(argc, argv, "s:t:j:p:i:I:v")) != -1) {
+		if (opt == 'I')
+			return inject_control(atoi(optarg));
 		if (opt == 'i')
 			INJECT = atoi(optarg);
+		else if (opt == 'v')
+			verbose = 1;
 		else if (opt == 's')
 			SEED = strtoul(optarg, NULL, 0);
 		else if (opt == 't')
 			secs = atoi(optarg);
 		else if (opt == 'j')
-			threads = atoi(optarg) > 16 ? 16 : atoi(optarg);
+			threads = atoi(optarg) > 16 ? 16 : atoi(optarg) < 1 ? 1 : atoi(optarg);
+		else if (opt == 'p')
+			procs = atoi(optarg) > 16 ? 16 : atoi(optarg) < 1 ? 1 : atoi(optarg);
+	}
+	SH = mmap(NULL, sizeof(*SH), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (SH == MAP_FAILED) {
+		perror("mmap");
+		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	printf("sealmem_fuzz: seed %lu, %d s, %d threads (reproduce: sealmem_fuzz -s %lu -t %d -j %d)\n",
-	       SEED, secs, threads, SEED, secs, threads);
+	printf("sealmem_fuzz: seed %lu, %d s, %d processes x %d threads%s (reproduce: sealmem_fuzz -s %lu -t %d -p %d -j %d)\n",
+	       SEED, secs, procs, threads, INJECT ? ", injected allocation failures" : "", SEED, secs, procs, threads);
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGBUS, &sa, NULL);
 	sigaction(SIGSEGV, &sa, NULL);
@@ -617,42 +857,51 @@ int main(int argc, char **argv)
 	SEALED_CONTENT = malloc(size);
 	for (size_t i = 0; i < size; i++)
 		SEALED_CONTENT[i] = (char)(i * 7 + 3);
-	for (int i = 0; i < NFILES; i++) {
-		FD[i] = open("/dev/sealmem", O_RDWR | O_CLOEXEC);
-		if (FD[i] < 0 || ioctl(FD[i], SEALMEM_IOC_SET_SIZE, &size)) {
-			perror("setup");
+	/* Under injection, setting up may itself fail (ENOMEM, short writes): retry. */
+	for (int tries = 0; setup_files(size); tries++) {
+		if (!INJECT || tries == 1000) {
+			perror("setting up the files");
 			return 2;
 		}
 	}
-	if (pwrite(FD[F_SEALED], SEALED_CONTENT, size, 0) != (ssize_t)size || ioctl(FD[F_SEALED], SEALMEM_IOC_ADD_SEALS, &seals)) {
-		perror("sealed file");
-		return 2;
+	if (verbose) {
+		double t = now_ns();
+		__u64 v;
+
+		for (int i = 0; i < 1000; i++)
+			getppid();
+		printf("sealmem_fuzz: calibration: getppid %.1f us", (now_ns() - t) / 1e3 / 1000);
+		t = now_ns();
+		for (int i = 0; i < 1000; i++)
+			ioctl(FD[F_PLAIN], SEALMEM_IOC_GET_SIZE, &v);
+		printf(", GET_SIZE %.1f us", (now_ns() - t) / 1e3 / 1000);
+		t = now_ns();
+		for (int i = 0; i < 1000; i++)
+			(void)!pread(FD[F_SEALED], GOOD, 64, 0);
+		printf(", pread 64 B %.1f us per call\n", (now_ns() - t) / 1e3 / 1000);
 	}
-	HFD = ioctl(FD[F_LAZY], SEALMEM_IOC_FILL_ENABLE, SEALMEM_FD_CLOEXEC | SEALMEM_FD_NONBLOCK);
-	for (int i = 0; i < NFILES; i++)
-		VIEWFD[i] = ioctl(FD[i], SEALMEM_IOC_VIEW, SEALMEM_FD_CLOEXEC);
-	if (HFD < 0 || VIEWFD[NFILES - 1] < 0) {
-		perror("handler/views");
-		return 2;
+	/* Every process shares the same files (and the sealed content to check against). */
+	for (int p = 1; p < procs; p++) {
+		kids[p] = fork();
+		if (kids[p] == 0) {
+			fuzz_process(p, threads, 0);
+			if (verbose)
+				print_kinds(p);
+			_exit(0);
+		}
 	}
-	if (INJECT && inject_start()) {
-		fprintf(stderr, "cannot set up fault injection (debugfs failslab/fail_page_alloc)\n");
-		return 2;
+	if (fork() == 0) {
+		timekeeper(secs);
+		_exit(0);
 	}
-	pthread_create(&srv, NULL, server, NULL);
-	for (int i = 0; i < threads; i++)
-		pthread_create(&th[i], NULL, worker, (void *)(uintptr_t)(i + 1));
-	t0 = (double)time(NULL);
-	while ((double)time(NULL) - t0 < secs && !atomic_load(&FAILS))
-		sleep(1);
-	atomic_store(&STOP, 1);
-	/* Workers may wait on the lazy file's holes: end lazy mode so they all continue. */
-	check("FILL_END", ioctl(HFD, SEALMEM_IOC_FILL_END), ALLOW(EINVAL));
-	for (int i = 0; i < threads; i++)
-		pthread_join(th[i], NULL);
-	pthread_join(srv, NULL);
-	if (INJECT)
-		printf("sealmem_fuzz: injected %ld allocation failures into sealmem's call paths (%d%%)\n", inject_stop(), INJECT);
+	fuzz_process(0, threads, 1);
+	if (verbose)
+		print_kinds(0);
+	for (int p = 1; p < procs; p++)
+		if (kids[p] > 0 && (waitpid(kids[p], &status, 0) != kids[p] || !WIFEXITED(status) || WEXITSTATUS(status)))
+			fail("fuzzing process", status, 0, "a fuzzing process died");
+	while (wait(NULL) > 0)
+		;
 	check_sealed();
 	for (int i = 0; i < NFILES; i++) {
 		close(VIEWFD[i]);
@@ -660,5 +909,6 @@ int main(int argc, char **argv)
 	}
 	close(HFD);
 	printf("sealmem_fuzz: %ld operations, %ld failures (seed %lu)\n", atomic_load(&OPS), atomic_load(&FAILS), SEED);
-	return atomic_load(&FAILS) ? 1 : 0;
+	rc = atomic_load(&FAILS) ? 1 : 0;
+	return rc;
 }
