@@ -33,18 +33,19 @@ step() {
 	msg "$name: running (log: $log)"
 	"$@" >"$log" 2>&1 &
 	local pid=$!
-	local rc=0
-	while kill -0 "$pid" 2>/dev/null; do
-		local i
-		for i in $(seq 1 30); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 1
-		done
-		if kill -0 "$pid" 2>/dev/null; then
+	# A heartbeat every 30 s; it takes its sleep with it when killed.
+	(
+		trap 'kill "$s" 2>/dev/null; exit 0' TERM
+		while :; do
+			sleep 30 & s=$!
+			wait "$s"
 			msg "$name: still running, $((SECONDS - start)) s elapsed"
-		fi
-	done
+		done
+	) &
+	local hb=$!
+	local rc=0
 	wait "$pid" || rc=$?
+	kill "$hb" 2>/dev/null; wait "$hb" 2>/dev/null
 	if [ "$rc" -ne 0 ]; then
 		msg "$name: FAILED after $((SECONDS - start)) s (exit $rc); full log: $log"
 		msg "last lines of $log:"

@@ -91,7 +91,11 @@ static void serve_msgs(struct server *s, struct sealmem_msg *m, int n)
 			atomic_fetch_add(&s->count[idx], 1);
 		atomic_store(&s->last_flags, m[i].flags);
 		atomic_store(&s->last_tid, m[i].tid);
-		copy_page(s->hfd, m[i].offset, s->src + m[i].offset, PS, 0, NULL);
+		/* A handler retries a fill that failed for lack of memory (as with
+		 * userfaultfd); under injected allocation failures that keeps tests going. */
+		for (int tries = 0; tries < 100; tries++)
+			if (!copy_page(s->hfd, m[i].offset, s->src + m[i].offset, PS, 0, NULL) || errno != ENOMEM)
+				break;
 		atomic_fetch_add(&s->served, 1);
 	}
 }

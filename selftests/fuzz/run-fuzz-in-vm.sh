@@ -7,7 +7,7 @@
 # In the second phase the fuzzer runs with failures injected (only ENOMEM may appear) while
 # the functional suites run over and over beside it under the same injection; their verdicts
 # are not judged there (an injected ENOMEM fails a test by design), only what they leave:
-# splats, leaks and hangs. They run as nobody, each run SIGKILLed after 10 s with everything
+# splats, leaks and hangs. They run as nobody, each run SIGKILLed after 6 s with everything
 # it started (so kills land mid-test too).
 # Then: the counters are 0, rmmod succeeds, kmemleak finds nothing. Prints TAP-style lines,
 #   SEALMEM-FUZZ ops=N injected=N suite_runs=N
@@ -67,7 +67,7 @@ if [ "$pct" -gt 0 ] && [ "$isecs" -gt 0 ]; then
 					[ -e /tmp/suites.stop ] && break
 					# As nobody, so that "kill -1" afterwards also reaps the test
 					# children the kselftest harness puts in their own groups.
-					su -s /bin/sh nobody -c "timeout -s KILL 10 $t >/dev/null 2>&1; kill -9 -1 2>/dev/null"
+					su -s /bin/sh nobody -c "timeout -s KILL 6 $t >/dev/null 2>&1; kill -9 -1 2>/dev/null"
 					n=$((n + 1))
 				done
 			done
