@@ -63,7 +63,7 @@ selftests() {
 	# Programs that are not tests (the demo, the benchmark, the fuzzer) go beside them.
 	step cc-sealmem_bench "${cc[@]}" -o "$tools/sealmem_bench" "$SEALMEM_ROOT/selftests/bench/sealmem_bench.c" &
 	pids+=($!)
-	step cc-sealmem_fuzz "${cc[@]}" -o "$tools/sealmem_fuzz" "$SEALMEM_ROOT/selftests/fuzz/sealmem_fuzz.c" &
+	step cc-sealmem_fuzz "${cc[@]}" -I"$SEALMEM_ROOT/selftests/c" -o "$tools/sealmem_fuzz" "$SEALMEM_ROOT/selftests/fuzz/sealmem_fuzz.c" &
 	pids+=($!)
 	step cargo-selftests env CARGO_TARGET_DIR="$SEALMEM_BUILD/cargo" \
 		cargo build --release --locked --target x86_64-unknown-linux-musl \

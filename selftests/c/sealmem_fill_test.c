@@ -535,32 +535,21 @@ TEST_F(lazy, handler_in_another_process_via_scm_rights)
 	ASSERT_GE(pid, 0);
 	if (pid == 0) {
 		/* The child has no handler fd of its own: it receives one. */
-		char cbuf[CMSG_SPACE(sizeof(int))], x;
-		struct iovec io = { &x, 1 };
-		struct msghdr mh = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
 		struct server s;
+		char x;
 		int hfd;
 
 		close(self->hfd);
-		if (recvmsg(sv[1], &mh, 0) != 1)
+		hfd = sm_recv_fd(sv[1]);
+		if (hfd < 0)
 			_exit(1);
-		memcpy(&hfd, CMSG_DATA(CMSG_FIRSTHDR(&mh)), sizeof(int));
 		server_start(&s, hfd, self->src);
 		if (read(sv[1], &x, 1) != 1)
 			_exit(2);
 		server_stop(&s);
 		_exit(atomic_load(&s.served) == 16 ? 0 : 3);
 	} else {
-		char cbuf[CMSG_SPACE(sizeof(int))] = { 0 }, x = 'h';
-		struct iovec io = { &x, 1 };
-		struct msghdr mh = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &self->hfd, sizeof(int));
-		ASSERT_EQ(1, sendmsg(sv[0], &mh, 0));
+		ASSERT_EQ(0, sm_send_fd(sv[0], self->hfd));
 		EXPECT_EQ(0, memcmp(p, self->src, self->size));
 		ASSERT_EQ(1, write(sv[0], "q", 1));
 		waitpid(pid, &status, 0);

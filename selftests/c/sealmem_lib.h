@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <linux/sealmem.h>
 
@@ -67,6 +68,36 @@ static inline int sealmem_fdinfo_field(const char *info, const char *key, char *
 	memcpy(out, p, e - p);
 	out[e - p] = '\0';
 	return 0;
+}
+
+/* Sends `fd` over the unix socket `sock` (SCM_RIGHTS, one byte of data); 0 or -1. */
+static inline int sm_send_fd(int sock, int fd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 }, x = 'f';
+	struct iovec io = { &x, 1 };
+	struct msghdr mh = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	return sendmsg(sock, &mh, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+/* Receives an fd sent with sm_send_fd; the new fd, or -1. */
+static inline int sm_recv_fd(int sock)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))], x;
+	struct iovec io = { &x, 1 };
+	struct msghdr mh = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c;
+	int fd;
+
+	if (recvmsg(sock, &mh, 0) != 1 || !(c = CMSG_FIRSTHDR(&mh)) || c->cmsg_type != SCM_RIGHTS)
+		return -1;
+	memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	return fd;
 }
 
 #endif
@@ -134,8 +165,8 @@ static inline long long sm_pages(int fd)
 }
 
 /* Touching memory that may raise SIGBUS. */
-static sigjmp_buf sm_jmp;
-static volatile sig_atomic_t sm_signo;
+static sigjmp_buf sm_jmp __attribute__((unused));
+static volatile sig_atomic_t sm_signo __attribute__((unused));
 
 static void sm_sig(int sig)
 {

@@ -42,8 +42,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/sealmem.h>
+#include "sealmem_lib.h"
 
-#define PS 4096UL
 #define NFILES 4
 #define SEALED_PAGES 8
 
@@ -320,9 +320,7 @@ static void fuzz_fork(void)
 	pid = fork();
 	if (pid == 0) {
 		/* The child receives a VIEW fd by SCM_RIGHTS, reads through it and exits. */
-		char cbuf[CMSG_SPACE(sizeof(int))], x, b[64];
-		struct iovec io = { &x, 1 };
-		struct msghdr mh = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+		char b[64];
 		int fd;
 
 		/* The fork copied whatever fds the other threads held, maybe the only handler
@@ -330,23 +328,14 @@ static void fuzz_fork(void)
 		 * this very process. A fatal alarm bounds that self-deadlock (as it would
 		 * with userfaultfd); the wait is killable. */
 		alarm(2);
-		if (recvmsg(sv[1], &mh, 0) != 1 || !CMSG_FIRSTHDR(&mh))
+		fd = sm_recv_fd(sv[1]);
+		if (fd < 0)
 			_exit(0);
-		memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&mh)), sizeof(int));
 		(void)!pread(fd, b, sizeof(b), 0);
 		_exit(0);
 	}
 	if (pid > 0) {
-		char cbuf[CMSG_SPACE(sizeof(int))] = { 0 }, x = 'f';
-		struct iovec io = { &x, 1 };
-		struct msghdr mh = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
-		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &VIEWFD[pick(NFILES)], sizeof(int));
-		(void)!sendmsg(sv[0], &mh, MSG_NOSIGNAL);
+		(void)sm_send_fd(sv[0], VIEWFD[pick(NFILES)]);
 		if (pick(4) == 0)
 			kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
