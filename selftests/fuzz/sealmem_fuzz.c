@@ -14,7 +14,7 @@
  *
  * PROCESSES x THREADS workers hammer a shared pool of sealmem files (plain, shrinking and growing, sealed with
  * known content, lazy with a serving handler) and fds of other kinds with random ioctls,
- * read/write/lseek/splice, mmap/munmap/mprotect/madvise/mremap, touches of mapped memory, fork and
+ * read/write/lseek/splice/sendfile, mmap/munmap/mprotect/madvise/mremap, touches of mapped memory, fork and
  * SCM_RIGHTS, handlers killed while a reader waits, with valid and invalid arguments. It checks what it can:
  *  - every failing call's errno is in the set documented for that call (docs/api.md);
  *  - the sealed file's bytes never change, through read() and through mappings;
@@ -36,6 +36,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -290,7 +291,7 @@ static void fuzz_io(void)
 
 	if (fd == FD[F_SEALED] || fd == VIEWFD[F_SEALED] || fd == 0)
 		fd = FD[pick(2)];
-	switch ((sub = pick(8))) {
+	switch ((sub = pick(9))) {
 	case 0: check("pread", pread(fd, buf, len, off), rd); break;
 	case 1: check("pwrite", pwrite(fd, buf, len, off), wr); break;
 	case 2: check("preadv", preadv(fd, iov, 2, off), rd); break;
@@ -301,6 +302,13 @@ static void fuzz_io(void)
 		if (pipe_fd[0] < 0 && pipe2(pipe_fd, O_NONBLOCK))
 			break;
 		check("splice", splice(fd, &(loff_t){ off }, pipe_fd[1], NULL, len, SPLICE_F_NONBLOCK), ALLOW(EBADF, EINVAL, EFAULT, EIO, EAGAIN, EINTR));
+		while (read(pipe_fd[0], splice_sink, sizeof(splice_sink)) > 0)
+			;
+		break;
+	case 6:
+		if (pipe_fd[0] < 0 && pipe2(pipe_fd, O_NONBLOCK))
+			break;
+		check("sendfile", sendfile(pipe_fd[1], fd, pick(8) ? &(off_t){ off } : NULL, len), ALLOW(EBADF, EINVAL, EFAULT, EIO, EAGAIN, EINTR, ESPIPE));
 		while (read(pipe_fd[0], splice_sink, sizeof(splice_sink)) > 0)
 			;
 		break;
