@@ -5,6 +5,7 @@
 #   make demo        set up everything (apt, rustup, kernel) and run the demo on the base kernel
 #   make test        set up everything and run the whole test suite on the debug kernel
 #   make bench       set up everything and run the benchmarks on the base kernel
+#   make profile     sample where the benchmark cases spend kernel time (SEALMEM_PROFILE=case,...)
 #   make fuzz        the fuzzer on the debug kernel (SEALMEM_FUZZ_SECONDS=120, SEALMEM_FUZZ_SEED)
 #
 # Inner loop (no package installs, no kernel build; needs a cached kernel from the above):
@@ -27,7 +28,10 @@ bench:
 fuzz:
 	$(RUN) fuzz
 
-.PHONY: demo test bench fuzz quick quick-base module harness setup kernel uapi uapi-check clippy clean
+profile:
+	$(RUN) profile
+
+.PHONY: demo test bench profile fuzz quick quick-base module harness setup kernel uapi uapi-check clippy clean
 
 demo:
 	$(RUN) demo

@@ -8,6 +8,7 @@
 #                                 installs packages or builds a kernel (fails if none cached)
 #   scripts/sealmem.sh harness    prove the VM loop fails on WARNING, KASAN and a hang
 #   scripts/sealmem.sh bench      run the benchmarks on the base kernel (results in build/bench)
+#   scripts/sealmem.sh profile    profile benchmark cases (SEALMEM_PROFILE=case,...) on the base kernel
 #   scripts/sealmem.sh fuzz       run the fuzzer on the debug kernel (SEALMEM_FUZZ_SECONDS/SEED)
 #   scripts/sealmem.sh setup | kernel base|debug | module base|debug | selftests
 . "$(dirname "$0")/lib.sh"
@@ -219,6 +220,16 @@ bench)
 		sed -n '/^SEALMEM-BENCH-JSON-BEGIN/,/^SEALMEM-BENCH-JSON-END/p' | sed '1d;$d' >"$SEALMEM_BUILD/bench/results.json"
 	[ -s "$SEALMEM_BUILD/bench/results.json" ] || die "no benchmark results in the VM log"
 	msg "results: $SEALMEM_BUILD/bench/results.json (table above; log $SEALMEM_LOGS/vm-base-bench.log)" ;;
+profile)
+	# Where the time of the benchmark cases goes: `make profile` (SEALMEM_PROFILE=case,...;
+	# default: the cases whose targets are missed; "all" for every case). Base kernel.
+	setup; kernel base; module base; selftests
+	SEALMEM_VM_APPEND="sealmem_bench_profile=${SEALMEM_PROFILE:-roundtrip-sealmem,roundtrip-uffd-shmem,roundtrip-uffd-anon,resident-sealmem-seq,resident-memfd-seq,resident-sealmem-random,resident-memfd-random} ${SEALMEM_VM_APPEND:-}" \
+		vm base profile 3600 || die "the profiling run failed (log: $SEALMEM_LOGS/vm-base-profile.log)"
+	mkdir -p "$SEALMEM_BUILD/bench"
+	tr -d '\r' <"$SEALMEM_LOGS/vm-base-profile.log" | sed -n '/^PROFILE /,/^$/p' >"$SEALMEM_BUILD/bench/profile.txt"
+	[ -s "$SEALMEM_BUILD/bench/profile.txt" ] || die "no profile in the VM log"
+	msg "profile: $SEALMEM_BUILD/bench/profile.txt" ;;
 fuzz)
 	# SEALMEM_FUZZ_SECONDS (default 120), SEALMEM_FUZZ_SEED (default: random),
 	# SEALMEM_FUZZ_INJECT (percent of sealmem's allocations to fail, default 0) and

@@ -7,6 +7,7 @@
  * kernel's slab memory (/proc/meminfo) while a file's pages become resident.
  *
  *   sealmem_bench [-m MiB] [-r runs]      (defaults: 64 MiB, 5 runs)
+ *   sealmem_bench -P case[,case...]       profile cases instead (see prof.h; -P list)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +45,23 @@ static void die(const char *what)
 {
 	perror(what);
 	exit(2);
+}
+
+#include "prof.h"
+
+/* The clock around a case's timed part; under -P the profiler samples only in between. */
+static double tstart(void)
+{
+	prof_resume();
+	return now();
+}
+
+static double tstop(void)
+{
+	double t = now();
+
+	prof_pause();
+	return t;
 }
 
 /* ---- results ------------------------------------------------------------------------- */
@@ -285,14 +303,14 @@ static double lazy_read(enum kind kind, size_t pages, size_t prefetch, int threa
 	double t0, t1;
 
 	region_open(&r, kind, pages, prefetch, handlers);
-	t0 = now();
+	t0 = tstart();
 	for (int i = 0; i < threads; i++) {
 		t[i] = (struct toucher){ .map = r.map, .first = i * (pages / threads), .count = pages / threads, .stride = 1 };
 		pthread_create(&t[i].th, NULL, touch_main, &t[i]);
 	}
 	for (int i = 0; i < threads; i++)
 		pthread_join(t[i].th, NULL);
-	t1 = now();
+	t1 = tstop();
 	region_close(&r);
 	return t1 - t0;
 }
@@ -306,11 +324,11 @@ static double bulk_fill(const char *how, size_t bytes, size_t batch)
 	if (!strcmp(how, "sealmem-copy")) {
 		int hfd, fd = sm_lazy(bytes, &hfd);
 
-		t0 = now();
+		t0 = tstart();
 		for (size_t off = 0; off < bytes; off += batch)
 			if (sm_copy(hfd, off, batch, 0))
 				die("SEALMEM_IOC_COPY");
-		t1 = now();
+		t1 = tstop();
 		close(hfd);
 		close(fd);
 	} else if (!strcmp(how, "uffdio-copy")) {
@@ -321,30 +339,30 @@ static double bulk_fill(const char *how, size_t bytes, size_t batch)
 			die("memfd");
 		map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
 		ufd = uffd_new(map, bytes);
-		t0 = now();
+		t0 = tstart();
 		for (size_t off = 0; off < bytes; off += batch)
 			if (uffd_copy(ufd, map, off, batch))
 				die("UFFDIO_COPY");
-		t1 = now();
+		t1 = tstop();
 		close(ufd);
 		munmap(map, bytes);
 		close(mfd);
 	} else if (!strcmp(how, "memfd-pwrite")) {
 		int mfd = memfd_create("bench", MFD_CLOEXEC);
 
-		t0 = now();
+		t0 = tstart();
 		for (size_t off = 0; off < bytes; off += batch)
 			if (pwrite(mfd, SRC + off, batch, off) != (ssize_t)batch)
 				die("pwrite");
-		t1 = now();
+		t1 = tstop();
 		close(mfd);
 	} else {
 		char *dst = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 
-		t0 = now();
+		t0 = tstart();
 		for (size_t off = 0; off < bytes; off += batch)
 			memcpy(dst + off, SRC + off, batch);
-		t1 = now();
+		t1 = tstop();
 		munmap(dst, bytes);
 	}
 	return t1 - t0;
@@ -369,16 +387,16 @@ static double resident_faultin(int sealmem, size_t pages, int random)
 	if (random) {
 		volatile char sink;
 
-		t0 = now();
+		t0 = tstart();
 		for (size_t i = 0; i < pages; i++)
 			sink = map[((i * 4099) % pages) * PS];
 		(void)sink;
-		t1 = now();
+		t1 = tstop();
 	} else {
 		t.map = map;
-		t0 = now();
+		t0 = tstart();
 		touch_main(&t);
-		t1 = now();
+		t1 = tstop();
 	}
 	munmap(map, len);
 	close(fd);
@@ -483,13 +501,78 @@ static void ratio(const char *what, const char *num, const char *den, int higher
 	NRES++;
 }
 
+/* The cases -P can profile: name, function, argument. */
+static struct lr P_RT[3] = { { SEALMEM, 0, 1, 1, 1, 1 }, { UFFD_SHMEM, 0, 1, 1, 1, 1 }, { UFFD_ANON, 0, 1, 1, 1, 1 } };
+static struct lr P_SC[2] = { { SEALMEM, 0, 1, 2, 2, 0 }, { UFFD_SHMEM, 0, 1, 2, 2, 0 } };
+static struct rf P_RF[4] = { { 1, 0, 0 }, { 0, 0, 0 }, { 1, 0, 1 }, { 0, 0, 1 } };
+static struct bf P_BF[4] = { { "sealmem-copy", 0, 2 << 20 }, { "uffdio-copy", 0, 2 << 20 },
+			     { "memfd-pwrite", 0, 2 << 20 }, { "memcpy", 0, 2 << 20 } };
+static const struct pcase { const char *name; double (*fn)(void *); void *arg; } PCASES[] = {
+	{ "roundtrip-sealmem", do_lr, &P_RT[0] },
+	{ "roundtrip-uffd-shmem", do_lr, &P_RT[1] },
+	{ "roundtrip-uffd-anon", do_lr, &P_RT[2] },
+	{ "resident-sealmem-seq", do_rf, &P_RF[0] },
+	{ "resident-memfd-seq", do_rf, &P_RF[1] },
+	{ "resident-sealmem-random", do_rf, &P_RF[2] },
+	{ "resident-memfd-random", do_rf, &P_RF[3] },
+	{ "fill-sealmem-2M", do_bf, &P_BF[0] },
+	{ "fill-uffdio-2M", do_bf, &P_BF[1] },
+	{ "fill-pwrite-2M", do_bf, &P_BF[2] },
+	{ "fill-memcpy-2M", do_bf, &P_BF[3] },
+	{ "scale-sealmem-2x2", do_lr, &P_SC[0] },
+	{ "scale-uffd-2x2", do_lr, &P_SC[1] },
+};
+
+/* -P: run each named case RUNS times with the sampling profiler on, print its profile. */
+static int profile(char *list, size_t pages, size_t rt_pages)
+{
+	for (int i = 0; i < 3; i++)
+		P_RT[i].pages = rt_pages;
+	for (int i = 0; i < 2; i++)
+		P_SC[i].pages = rt_pages;
+	for (int i = 0; i < 4; i++) {
+		P_RF[i].pages = pages;
+		P_BF[i].bytes = pages * PS;
+	}
+	for (char *name = strtok(list, ","); name; name = strtok(NULL, ",")) {
+		size_t i;
+
+		for (i = 0; i < sizeof(PCASES) / sizeof(PCASES[0]); i++)
+			if (!strcmp(name, PCASES[i].name) || !strcmp(name, "all"))
+				break;
+		if (i == sizeof(PCASES) / sizeof(PCASES[0])) {
+			fprintf(stderr, "unknown case '%s'; cases:", name);
+			for (i = 0; i < sizeof(PCASES) / sizeof(PCASES[0]); i++)
+				fprintf(stderr, " %s", PCASES[i].name);
+			fprintf(stderr, " all\n");
+			return 2;
+		}
+		for (size_t j = i; j < sizeof(PCASES) / sizeof(PCASES[0]); j++) {
+			struct result r = { .n = 0 };
+			char title[128];
+
+			if (j != i && strcmp(name, "all"))
+				break;
+			prof_start();
+			for (int k = 0; k < RUNS; k++)
+				r.v[r.n++] = PCASES[j].fn(PCASES[j].arg);
+			snprintf(title, sizeof(title), "%s (median %.3f over %d runs)", PCASES[j].name, median(&r), RUNS);
+			prof_stop(title);
+		}
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	char *plist = NULL;
 	int opt;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((opt = getopt(argc, argv, "m:r:")) != -1) {
-		if (opt == 'm')
+	while ((opt = getopt(argc, argv, "m:r:P:")) != -1) {
+		if (opt == 'P')
+			plist = optarg;
+		else if (opt == 'm')
 			MB = strtoul(optarg, NULL, 10);
 		else if (opt == 'r')
 			RUNS = atoi(optarg) < MAXRUNS ? atoi(optarg) : MAXRUNS;
@@ -502,6 +585,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < bytes; i += 64)
 		SRC[i] = (char)i;
 
+	if (plist)
+		return profile(plist, pages, rt_pages);
 	printf("sealmem_bench: %zu MiB, %d runs per case (median [min..max])\n", MB, RUNS);
 
 	/* 1. missing-fault round trip, one page per request, handler in another thread */
