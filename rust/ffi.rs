@@ -42,4 +42,6 @@ unsafe extern "C" {
     pub(crate) fn sealmem_xa_poison_entry() -> *mut c_void;
     pub(crate) fn sealmem_xa_is_value(entry: *const c_void) -> bool;
     pub(crate) fn sealmem_iocb_nonblock(iocb: *const bindings::kiocb) -> bool;
+    pub(crate) fn sealmem_xas_init(xas: *mut bindings::xa_state, xa: *mut bindings::xarray, index: c_ulong);
+    pub(crate) fn sealmem_xas_next(xas: *mut bindings::xa_state) -> *mut c_void;
 }

@@ -38,10 +38,9 @@ use kernel::{
 use crate::{
     device,
     fill::{FillState, HoleStatus, MSG_FAULT, MSG_WRITE},
-    mapping::Mapping,
-    page::PageRef,
+    mapping::{Mapping, SharedGuard},
     stats::{Stats, STATS},
-    store::{NewPage, PageStore, Slot},
+    store::{NewPage, PageStore, Peek, Slot},
     uapi,
     vm::{self, Fault, FaultOutcome},
     wait::WaitMode,
@@ -81,9 +80,9 @@ const SEALS_ALL: u32 = uapi::SEALMEM_SEALS_ALL;
 const NAME_MAX: usize = uapi::SEALMEM_NAME_MAX as usize;
 const PAGE: u64 = PAGE_SIZE as u64;
 
-/// Resident pages mapped after the faulting one in the same fault (fault-around: 16 pages,
-/// 64 KiB, in all, like the mm's default `fault_around_bytes`).
-const FAULT_AROUND: usize = 15;
+/// Pages mapped by one fault (fault-around): the aligned 64 KiB block around the faulting
+/// address, like the mm's default `fault_around_bytes`. A power of two.
+const FAULT_AROUND: usize = 16;
 
 /// Source of file ids (shown in fdinfo, so tests can tell files apart).
 static NEXT_ID: Atomic<u64> = Atomic::new(1);
@@ -601,29 +600,37 @@ impl SealFile {
     }
 
     /// The fault handler: maps the page (allocating a zero page on a hole, or in a lazy file
-    /// waiting for the handler to fill it) and the resident pages that follow it.
+    /// waiting for the handler to fill it) and the resident pages around it.
     pub(crate) fn fault(this: ArcBorrowed<'_>, vmf: Fault<'_>) -> FaultOutcome {
         Stats::inc(&STATS.faults);
         let index = vmf.pgoff();
         loop {
             {
-                let _g = this.mapping.lock_shared();
+                let g = this.mapping.lock_shared();
                 let eof_pages = pages_for(this.size());
                 if index as u64 >= eof_pages {
                     return FaultOutcome::SigBus;
                 }
-                let page = match this.store.slot(index) {
-                    Slot::Page(p) => Some(p),
-                    Slot::Poison => return FaultOutcome::SigBus,
-                    Slot::Hole if this.is_lazy() => None,
-                    Slot::Hole => match this.store.get_or_alloc(index) {
-                        Ok(p) => Some(p),
+                let (first, end) = vmf.window(FAULT_AROUND);
+                let end = end.min(usize::try_from(eof_pages).unwrap_or(usize::MAX));
+                let mut win = [Peek::Hole; FAULT_AROUND];
+                let Some(win) = win.get_mut(..end.saturating_sub(first)) else {
+                    return FaultOutcome::SigBus;
+                };
+                let Some(at) = index.checked_sub(first) else {
+                    return FaultOutcome::SigBus;
+                };
+                this.peek(&g, first, win);
+                match win.get(at) {
+                    Some(Peek::Page(_)) => return Self::map_window(&vmf, first, win, at),
+                    Some(Peek::Hole) if this.is_lazy() => {}
+                    Some(Peek::Hole) => match this.store.get_or_alloc(index) {
+                        // Mapped on the next pass, with its neighbours.
+                        Ok(_) => continue,
                         Err(e) if e == ENOMEM => return FaultOutcome::Oom,
                         Err(_) => return FaultOutcome::SigBus,
                     },
-                };
-                if let Some(page) = page {
-                    return this.map_pages(&vmf, index, page, eof_pages);
+                    Some(Peek::Poison) | None => return FaultOutcome::SigBus,
                 }
             }
             // A hole of a lazy file: request it, then wait as handle_userfault() does.
@@ -650,24 +657,60 @@ impl SealFile {
         }
     }
 
-    /// Maps `page` at the fault and the run of resident pages after it (fault-around), with
-    /// one `vm_insert_pages` call (one page-table lock) and one store lookup for the run.
-    /// `eof_pages` was read under the same shared invalidate lock, so it cannot shrink here.
-    fn map_pages(&self, vmf: &Fault<'_>, index: usize, page: PageRef, eof_pages: u64) -> FaultOutcome {
-        let end = (index + 1 + FAULT_AROUND)
-            .min(vmf.vma_end_pgoff())
-            .min(usize::try_from(eof_pages).unwrap_or(usize::MAX));
-        let mut run: [Option<PageRef>; FAULT_AROUND + 1] = [const { None }; FAULT_AROUND + 1];
-        run[0] = Some(page);
-        let want = end.saturating_sub(index + 1).min(FAULT_AROUND);
-        let n = 1 + self.store.get_run(index + 1, &mut run[1..=want]);
-        match vmf.insert_run(index, run[..n].iter().flatten()) {
-            // The faulting page itself is mapped (by us, or by a racing fault: EBUSY).
-            Ok(_) => FaultOutcome::Mapped,
-            Err(e) if e == EBUSY => FaultOutcome::Mapped,
-            Err(e) if e == ENOMEM => FaultOutcome::Oom,
-            Err(_) => FaultOutcome::SigBus,
+    /// Maps the resident pages of the fault-around window `win` (file pages from `first`),
+    /// run by run with `vm_insert_pages` (one page-table lock per 8 pages), skipping pages
+    /// already mapped; the outcome is that of the faulting page, `win[at]`.
+    fn map_window(vmf: &Fault<'_>, first: usize, win: &[Peek<'_>], at: usize) -> FaultOutcome {
+        let Some(Peek::Page(filler)) = win.get(at).copied() else {
+            return FaultOutcome::SigBus;
+        };
+        let mut outcome = FaultOutcome::SigBus;
+        let mut i = 0;
+        while i < win.len() {
+            // The run of resident pages `i..i + n` (the array's unused tail stays `filler`).
+            let mut run = [filler; FAULT_AROUND];
+            let mut n = 0;
+            while let (Some(Peek::Page(p)), Some(slot)) = (win.get(i + n), run.get_mut(n)) {
+                *slot = *p;
+                n += 1;
+            }
+            let mut k = 0;
+            while k < n {
+                let (mapped, err) = vmf.insert_run(first + i + k, &run[k..n]);
+                if (i + k..i + k + mapped).contains(&at) {
+                    outcome = FaultOutcome::Mapped;
+                }
+                k += mapped;
+                let Some(e) = err else { break };
+                // Page `i + k` was not mapped: already mapped (EBUSY, a racing fault) is as
+                // good as mapped for the faulting page; anything else is its outcome. Either
+                // way the rest of the run is still tried.
+                if i + k == at {
+                    outcome = if e == EBUSY {
+                        FaultOutcome::Mapped
+                    } else if e == ENOMEM {
+                        FaultOutcome::Oom
+                    } else {
+                        FaultOutcome::SigBus
+                    };
+                }
+                k += 1;
+            }
+            i += n.max(1);
         }
+        outcome
+    }
+
+    /// What `first..first + out.len()` holds, without page references: while `g` (this
+    /// file's invalidate lock, shared) is held, no page can leave the store (invariant).
+    fn peek<'a>(&'a self, g: &'a SharedGuard<'_>, first: usize, out: &mut [Peek<'a>]) {
+        if !g.locks(&self.mapping) {
+            out.fill(Peek::Hole);
+            return;
+        }
+        // SAFETY: `g` holds this file's invalidate lock shared for 'a (checked above), and
+        // pages leave `store` only under it exclusive (invariant).
+        unsafe { self.store.peek_run(first, out) }
     }
 
     // ---- fdinfo ------------------------------------------------------------------------

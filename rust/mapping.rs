@@ -109,6 +109,13 @@ impl PinnedDrop for Mapping {
 /// Holds the invalidate lock shared.
 pub(crate) struct SharedGuard<'a>(&'a Mapping);
 
+impl SharedGuard<'_> {
+    /// Whether this guard holds `mapping`'s lock.
+    pub(crate) fn locks(&self, mapping: &Mapping) -> bool {
+        core::ptr::eq(self.0, mapping)
+    }
+}
+
 impl Drop for SharedGuard<'_> {
     fn drop(&mut self) {
         // SAFETY: Taken shared in `lock_shared`.

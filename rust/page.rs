@@ -7,7 +7,7 @@
 //! one page *reference* instead and drops it with `put_page`. Refcounting stays in C
 //! (`sealmem_get_page`/`sealmem_put_page`).
 
-use core::ptr::NonNull;
+use core::{marker::PhantomData, ptr::NonNull};
 
 use crate::ffi::{sealmem_get_page, sealmem_put_page};
 use kernel::{
@@ -129,6 +129,32 @@ impl PageRef {
         // SAFETY: In-bounds range (checked above); concurrent access to page contents is
         // allowed (see `Sync`).
         let _ = unsafe { page.fill_zero_raw(offset, len) };
+    }
+}
+
+/// A page borrowed from a page store for `'a`, without a reference of its own: what the
+/// fault path maps (`vm_insert_pages` takes the page-table references itself), so a fault
+/// does not take and drop a reference per page.
+///
+/// # Invariants
+///
+/// `0` points to a valid order-0 page that stays allocated for `'a` (its store holds a
+/// reference that cannot be dropped for `'a`).
+#[derive(Clone, Copy)]
+pub(crate) struct StablePage<'a>(NonNull<bindings::page>, PhantomData<&'a PageRef>);
+
+impl StablePage<'_> {
+    /// # Safety
+    ///
+    /// `ptr` must point to a valid order-0 page that stays allocated for `'a`.
+    pub(crate) unsafe fn from_raw(ptr: NonNull<bindings::page>) -> Self {
+        // INVARIANT: guaranteed by the caller.
+        Self(ptr, PhantomData)
+    }
+
+    /// The raw page.
+    pub(crate) fn as_ptr(&self) -> *mut bindings::page {
+        self.0.as_ptr()
     }
 }
 

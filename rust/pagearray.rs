@@ -16,7 +16,7 @@
 
 use core::ptr::NonNull;
 
-use crate::ffi::{sealmem_xa_init, sealmem_xa_is_value, sealmem_xa_poison_entry};
+use crate::ffi::{sealmem_xa_init, sealmem_xa_is_value, sealmem_xa_poison_entry, sealmem_xas_init, sealmem_xas_next};
 use kernel::{
     bindings,
     ffi::{c_ulong, c_void},
@@ -24,7 +24,7 @@ use kernel::{
     types::Opaque,
 };
 
-use crate::page::PageRef;
+use crate::page::{PageRef, StablePage};
 
 
 /// What an index holds.
@@ -34,6 +34,14 @@ pub(crate) enum Slot {
     /// A page (a new reference to it).
     Page(PageRef),
     /// A poisoned hole: it can never be read.
+    Poison,
+}
+
+/// What an index holds, seen without taking a page reference (see [`PageArray::peek_run`]).
+#[derive(Clone, Copy)]
+pub(crate) enum Peek<'a> {
+    Hole,
+    Page(StablePage<'a>),
     Poison,
 }
 
@@ -107,28 +115,43 @@ impl PageArray {
         }
     }
 
-    /// New references to the pages at `first, first + 1, ...` up to the first index that holds
-    /// no page, at most `out.len()` of them, under one lock hold; returns how many.
-    pub(crate) fn get_run(&self, first: usize, out: &mut [Option<PageRef>]) -> usize {
-        let mut n = 0;
-        // SAFETY: As in `get`: the lock keeps the array's references alive while we take ours.
+    /// What the indices `first, first + 1, ...` hold, `out.len()` of them, seen in one walk of
+    /// the tree under one lock hold, without taking page references.
+    ///
+    /// # Safety
+    ///
+    /// No entry of `first..first + out.len()` may be removed from the array for `'a` (entries
+    /// may be added).
+    pub(crate) unsafe fn peek_run<'a>(&'a self, first: usize, out: &mut [Peek<'a>]) {
+        if out.is_empty() || first.checked_add(out.len()).is_none() {
+            out.fill(Peek::Hole);
+            return;
+        }
+        let mut xas = core::mem::MaybeUninit::<bindings::xa_state>::uninit();
+        let xas = xas.as_mut_ptr();
+        // SAFETY: The XArray is initialised (invariant); `xas` is initialised before the walk,
+        // which runs under the XArray lock (so it never sees retry entries) and stays within
+        // `first..first + out.len()` (no overflow: checked above).
         unsafe {
+            sealmem_xas_init(xas, self.raw(), first as c_ulong);
             bindings::xa_lock(self.raw());
-            while n < out.len() {
-                let Some(index) = first.checked_add(n) else { break };
-                let entry = bindings::xa_load(self.raw(), index as c_ulong);
-                if sealmem_xa_is_value(entry) {
-                    break;
+            let mut entry = bindings::xas_load(xas);
+            for (i, slot) in out.iter_mut().enumerate() {
+                if i > 0 {
+                    entry = sealmem_xas_next(xas);
                 }
-                let Some(p) = NonNull::new(entry.cast::<bindings::page>()) else { break };
-                // SAFETY: A page entry on which the array holds a reference (invariant).
-                let stored = core::mem::ManuallyDrop::new(PageRef::from_raw(p));
-                out[n] = Some(stored.clone_ref());
-                n += 1;
+                *slot = if sealmem_xa_is_value(entry) {
+                    Peek::Poison
+                } else if let Some(p) = NonNull::new(entry.cast::<bindings::page>()) {
+                    // SAFETY: A page entry on which the array holds a reference (invariant),
+                    // which the caller guarantees stays for 'a.
+                    Peek::Page(StablePage::from_raw(p))
+                } else {
+                    Peek::Hole
+                };
             }
             bindings::xa_unlock(self.raw());
         }
-        n
     }
 
     /// Stores `entry` at `index` if it is a hole.

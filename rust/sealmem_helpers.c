@@ -118,3 +118,16 @@ bool sealmem_iocb_nonblock(const struct kiocb *iocb)
 {
 	return (iocb->ki_flags & IOCB_NOWAIT) || (iocb->ki_filp->f_flags & O_NONBLOCK);
 }
+
+/* An xa_state at @index of @xa (XA_STATE() declares one; this initialises one in place). */
+void sealmem_xas_init(struct xa_state *xas, struct xarray *xa, unsigned long index)
+{
+	XA_STATE(init, xa, index);
+
+	*xas = init;
+}
+
+void *sealmem_xas_next(struct xa_state *xas)
+{
+	return xas_next(xas);
+}

@@ -27,5 +27,7 @@ void sealmem_release_fault_lock(struct vm_fault *vmf);
 void *sealmem_xa_poison_entry(void);
 bool sealmem_xa_is_value(const void *entry);
 bool sealmem_iocb_nonblock(const struct kiocb *iocb);
+void sealmem_xas_init(struct xa_state *xas, struct xarray *xa, unsigned long index);
+void *sealmem_xas_next(struct xa_state *xas);
 
 #endif

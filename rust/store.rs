@@ -19,7 +19,7 @@ use crate::{
     stats::{Stats, STATS},
 };
 
-pub(crate) use crate::pagearray::Slot;
+pub(crate) use crate::pagearray::{Peek, Slot};
 
 /// The pages of one file.
 ///
@@ -151,10 +151,16 @@ impl PageStore {
         n
     }
 
-    /// References to the run of resident pages starting at `first`, at most `out.len()`;
-    /// returns how many (one lock hold for the whole run).
-    pub(crate) fn get_run(&self, first: usize, out: &mut [Option<PageRef>]) -> usize {
-        self.pages.get_run(first, out)
+    /// What `first..first + out.len()` holds, without taking page references (one walk,
+    /// one lock hold).
+    ///
+    /// # Safety
+    ///
+    /// No page of that range may be removed for `'a`: the caller holds the owning file's
+    /// invalidate lock shared, and pages leave a file's store only under it exclusive.
+    pub(crate) unsafe fn peek_run<'a>(&'a self, first: usize, out: &mut [Peek<'a>]) {
+        // SAFETY: Forwarded from the caller.
+        unsafe { self.pages.peek_run(first, out) }
     }
 
     /// The first resident page index in `[from, last]`.

@@ -26,7 +26,7 @@ use kernel::{
     types::ForeignOwnable,
 };
 
-use crate::{device::AssertSync, file::SealFile, page::PageRef};
+use crate::{device::AssertSync, file::SealFile, page::StablePage};
 
 /// What the fault handler decided.
 pub(crate) enum FaultOutcome {
@@ -135,31 +135,45 @@ impl Fault<'_> {
         self.vma_ref().start() + (pgoff - self.vm_pgoff()) * PAGE_SIZE
     }
 
-    /// Maps `pages` at consecutive file offsets starting at `first` (which must lie within
-    /// the VMA), stopping at the VMA's end or at the first page already mapped. Returns how
-    /// many were mapped, or the error that stopped the first page (EBUSY: already mapped).
-    pub(crate) fn insert_run<'p>(&self, first: usize, pages: impl IntoIterator<Item = &'p PageRef>) -> Result<usize> {
+    /// The file page range `[start, end)` of the fault-around window: the `pages`-aligned
+    /// block of virtual addresses around the fault (as `do_fault_around` computes it),
+    /// clipped to the VMA. `pages` must be a power of two.
+    pub(crate) fn window(&self, pages: usize) -> (usize, usize) {
+        let vma = self.vma_ref();
+        let span = pages * PAGE_SIZE;
+        let addr = self.addr_of(self.pgoff());
+        let lo = (addr & !(span - 1)).max(vma.start());
+        let hi = (addr & !(span - 1)).saturating_add(span).min(vma.end());
+        let first = self.vm_pgoff() + (lo - vma.start()) / PAGE_SIZE;
+        (first, first + (hi - lo) / PAGE_SIZE)
+    }
+
+    /// Maps `pages` at consecutive file offsets from `first` (the run must lie within the
+    /// VMA; at most 32 pages are taken), stopping at the first page that cannot be mapped.
+    /// Returns how many were mapped and, when that is not all, why the next one was not
+    /// (`EBUSY`: already mapped).
+    pub(crate) fn insert_run(&self, first: usize, pages: &[StablePage<'_>]) -> (usize, Option<Error>) {
         const MAX: usize = 32;
-        let room = MAX.min(self.vma_end_pgoff().saturating_sub(first));
-        let mut raw = [core::ptr::null_mut::<bindings::page>(); MAX];
-        let mut n = 0;
-        for p in pages.into_iter().take(room) {
-            raw[n] = p.as_ptr();
-            n += 1;
+        let n = pages.len().min(MAX).min(self.vma_end_pgoff().saturating_sub(first));
+        if n == 0 || first < self.vm_pgoff() {
+            return (0, Some(EINVAL));
         }
-        if n == 0 {
-            return Ok(0);
+        let mut raw = [core::ptr::null_mut::<bindings::page>(); MAX];
+        for (r, p) in raw.iter_mut().zip(&pages[..n]) {
+            *r = p.as_ptr();
         }
         let mut left = n as kernel::ffi::c_ulong;
         // SAFETY: A locked VM_MIXEDMAP VMA (set at mmap) covering `n` pages from `first`
-        // (bounded by `vma_end_pgoff` above); each page is valid and not anonymous, and
-        // vm_insert_pages takes its own reference to each page it maps.
+        // (checked above against both ends of the VMA); each page is valid for the call
+        // (`StablePage`) and not anonymous, and vm_insert_pages takes its own reference to
+        // each page it maps.
         let ret = unsafe { bindings::vm_insert_pages(self.vma(), self.addr_of(first), raw.as_mut_ptr(), &mut left) };
-        let mapped = n - left as usize;
-        if mapped == 0 && ret != 0 {
-            return Err(Error::from_errno(ret));
+        let mapped = n.saturating_sub(left as usize);
+        if mapped == n {
+            (n, None)
+        } else {
+            (mapped, Some(if ret != 0 { Error::from_errno(ret) } else { EINVAL }))
         }
-        Ok(mapped)
     }
 }
 

@@ -9,6 +9,7 @@
 #   scripts/sealmem.sh harness    prove the VM loop fails on WARNING, KASAN and a hang
 #   scripts/sealmem.sh bench      run the benchmarks on the base kernel (results in build/bench)
 #   scripts/sealmem.sh profile    profile benchmark cases (SEALMEM_PROFILE=case,...) on the base kernel
+#   scripts/sealmem.sh run 'CMD'  run a shell command in the base VM after insmod (experiments)
 #   scripts/sealmem.sh fuzz       run the fuzzer on the debug kernel (SEALMEM_FUZZ_SECONDS/SEED)
 #   scripts/sealmem.sh setup | kernel base|debug | module base|debug | selftests
 . "$(dirname "$0")/lib.sh"
@@ -238,6 +239,11 @@ fuzz)
 	initramfs debug
 	fuzz_vm "${SEALMEM_FUZZ_SECONDS:-120}" "${SEALMEM_FUZZ_INJECT:-0}" "${SEALMEM_FUZZ_INJECT_SECONDS:-60}" \
 		"${SEALMEM_FUZZ_SEED:-0}" ;;
+run)
+	# An experiment on the cached base kernel: scripts/sealmem.sh run 'shell command' runs it
+	# in the VM after insmod (programs copied into build/tools/ are in /sealmem/).
+	cached_kernel base; module base; selftests
+	SEALMEM_VM_APPEND="sealmem_run=\"$*\" ${SEALMEM_VM_APPEND:-}" vm base run 1200 ;;
 harness)
 	flavour=${1:-debug}
 	cached_kernel "$flavour"; module "$flavour"; selftests; initramfs "$flavour"

@@ -504,6 +504,66 @@ TEST_F(f, fault_around_maps_resident_neighbours)
 	munmap((void *)p, 64 * PS);
 }
 
+/* The byte fill() writes at `off`. */
+static char pat(unsigned int seed, size_t off)
+{
+	char c;
+
+	sm_pattern(&c, 1, seed, off);
+	return c;
+}
+
+/* A shared read-only mapping of the file's first `len` bytes at a 64 KiB-aligned address. */
+static volatile char *map_aligned(int fd, size_t len)
+{
+	char *area = mmap(NULL, len + 16 * PS, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uintptr_t at;
+
+	if (area == MAP_FAILED)
+		return NULL;
+	at = ((uintptr_t)area + 16 * PS - 1) & ~(uintptr_t)(16 * PS - 1);
+	if (mmap((void *)at, len, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED)
+		return NULL;
+	return (volatile char *)at;
+}
+
+TEST_F(f, fault_around_maps_the_aligned_block_skipping_holes_and_mapped_pages)
+{
+	long long before;
+	volatile char *p;
+	int i;
+
+	ASSERT_EQ(0, fill(self->fd, 64 * PS, 6));
+	p = map_aligned(self->fd, 64 * PS);
+	ASSERT_NE(NULL, p);
+	/* Touched backwards, each fault maps its whole aligned 16-page block: 4 faults. */
+	before = sealmem_counter("faults");
+	for (i = 63; i >= 0; i--)
+		EXPECT_EQ(pat(6, (size_t)i * PS), p[i * PS]);
+	EXPECT_EQ(4, sealmem_counter("faults") - before);
+
+	/* Pages still mapped in the block are skipped, the others mapped: one fault for 2 and 9. */
+	ASSERT_EQ(0, madvise((void *)(p + 2 * PS), PS, MADV_DONTNEED));
+	ASSERT_EQ(0, madvise((void *)(p + 9 * PS), PS, MADV_DONTNEED));
+	before = sealmem_counter("faults");
+	EXPECT_EQ(pat(6, 9 * PS), p[9 * PS]);
+	EXPECT_EQ(pat(6, 2 * PS), p[2 * PS]);
+	EXPECT_EQ(1, sealmem_counter("faults") - before);
+
+	/* A hole in the block is left alone (a read fault on it allocates a zero page later). */
+	ASSERT_EQ(0, madvise((void *)(p + 16 * PS), 16 * PS, MADV_DONTNEED));
+	ASSERT_EQ(0, sm_punch(self->fd, 21 * PS, PS));
+	before = sealmem_counter("faults");
+	EXPECT_EQ(pat(6, 30 * PS), p[30 * PS]);
+	for (i = 16; i < 32; i++)
+		if (i != 21)
+			EXPECT_EQ(pat(6, (size_t)i * PS), p[i * PS]);
+	EXPECT_EQ(1, sealmem_counter("faults") - before);
+	EXPECT_EQ(0, p[21 * PS]);
+	EXPECT_EQ(2, sealmem_counter("faults") - before);
+	munmap((void *)p, 64 * PS);
+}
+
 TEST_F(f, sendfile_and_splice_are_byte_exact)
 {
 	enum { LEN = 3 * 4096 + 123 };
