@@ -125,6 +125,9 @@ struct Inner {
 ///   invalidate lock is also held exclusively.
 /// - No page at an index `>= pages_for(size)` is added to `store`, and none stays there
 ///   after a shrink returns.
+/// - Pages leave `store` only while `mapping`'s invalidate lock is held exclusive (shrink,
+///   punch hole) or when the file itself is dropped; so a page seen under the lock held
+///   shared stays allocated until it is released (the fault path maps pages on that basis).
 #[pin_data(PinnedDrop)]
 pub(crate) struct SealFile {
     id: u64,
