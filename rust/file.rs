@@ -24,7 +24,10 @@ use kernel::{
     bindings,
     fs::File,
     iov::{IovIterDest, IovIterSource},
-    mm::virt::VmaNew,
+    mm::{
+        virt::{VmaNew, VmaRef},
+        Mm,
+    },
     page::PAGE_SIZE,
     prelude::*,
     seq_file::{seq_print, SeqFile},
@@ -40,7 +43,7 @@ use crate::{
     fill::{FillState, HoleStatus, MSG_FAULT, MSG_WRITE},
     mapping::{Mapping, SharedGuard},
     stats::{Stats, STATS},
-    store::{NewPage, PageStore, Peek, Slot},
+    store::{NewPage, PageStore, Peek, Slot, SlotKind},
     uapi,
     vm::{self, Fault, FaultOutcome},
     wait::WaitMode,
@@ -472,7 +475,7 @@ impl SealFile {
 
     /// A syscall's wait for the hole at `index` of a lazy file. `Ok` means "look again".
     fn wait_for_hole(&self, index: usize, flags: u32, nonblock: bool) -> Result {
-        match self.hole_request(index, flags)? {
+        match self.hole_request(index, flags, None)? {
             HoleStatus::Resolved => Ok(()),
             HoleStatus::Poisoned | HoleStatus::NoHandler => Err(EIO),
             HoleStatus::Wait if nonblock => Err(EAGAIN),
@@ -533,7 +536,7 @@ impl SealFile {
             let index = (at / PAGE) as usize;
             let off = (at % PAGE) as usize;
             let n = (PAGE_SIZE - off).min((end - at) as usize);
-            if self.is_lazy() && at < self.size() && matches!(self.store.slot(index), Slot::Hole) {
+            if self.is_lazy() && at < self.size() && self.store.kind(index) == SlotKind::Hole {
                 hole = Some(index);
                 break;
             }
@@ -614,31 +617,32 @@ impl SealFile {
                 if index as u64 >= eof_pages {
                     return FaultOutcome::SigBus;
                 }
-                let (first, end) = vmf.window(FAULT_AROUND);
-                let end = end.min(usize::try_from(eof_pages).unwrap_or(usize::MAX));
-                let mut win = [Peek::Hole; FAULT_AROUND];
-                let Some(win) = win.get_mut(..end.saturating_sub(first)) else {
-                    return FaultOutcome::SigBus;
-                };
-                let Some(at) = index.checked_sub(first) else {
-                    return FaultOutcome::SigBus;
-                };
-                this.peek(&g, first, win);
-                match win.get(at) {
-                    Some(Peek::Page(_)) => return Self::map_window(&vmf, first, win, at),
-                    Some(Peek::Hole) if this.is_lazy() => {}
-                    Some(Peek::Hole) => match this.store.get_or_alloc(index) {
-                        // Mapped on the next pass, with its neighbours.
-                        Ok(_) => continue,
-                        Err(e) if e == ENOMEM => return FaultOutcome::Oom,
-                        Err(_) => return FaultOutcome::SigBus,
-                    },
-                    Some(Peek::Poison) | None => return FaultOutcome::SigBus,
+                let lazy = this.is_lazy();
+                // A lazy file's hole is requested without looking at its neighbours first.
+                if !lazy || this.store.kind(index) != SlotKind::Hole {
+                    let (first, end) = vmf.window(FAULT_AROUND);
+                    let end = end.min(usize::try_from(eof_pages).unwrap_or(usize::MAX));
+                    let mut win = [Peek::Hole; FAULT_AROUND];
+                    let (Some(win), Some(at)) = (win.get_mut(..end.saturating_sub(first)), index.checked_sub(first)) else {
+                        return FaultOutcome::SigBus;
+                    };
+                    this.peek(&g, first, win);
+                    match win.get(at) {
+                        Some(Peek::Page(_)) => return Self::map_window(&vmf, first, win, at),
+                        Some(Peek::Hole) if lazy => {}
+                        Some(Peek::Hole) => match this.store.get_or_alloc(index) {
+                            // Mapped on the next pass, with its neighbours.
+                            Ok(_) => continue,
+                            Err(e) if e == ENOMEM => return FaultOutcome::Oom,
+                            Err(_) => return FaultOutcome::SigBus,
+                        },
+                        Some(Peek::Poison) | None => return FaultOutcome::SigBus,
+                    }
                 }
             }
             // A hole of a lazy file: request it, then wait as handle_userfault() does.
             let flags = MSG_FAULT | if vmf.is_write() { MSG_WRITE } else { 0 };
-            match this.hole_request(index, flags) {
+            match this.hole_request(index, flags, Some(vmf.fault_at())) {
                 Ok(HoleStatus::Resolved) => continue,
                 Ok(HoleStatus::Poisoned | HoleStatus::NoHandler) => return FaultOutcome::SigBus,
                 Err(_) => return FaultOutcome::Oom,
@@ -702,6 +706,36 @@ impl SealFile {
             i += n.max(1);
         }
         outcome
+    }
+
+    /// Maps the just-filled page `index` where a fault on it waits (`addr` in `mm`), if that
+    /// address still maps this file's page `index`; anything else is left to the fault.
+    pub(crate) fn map_filled(&self, index: usize, mm: &Mm, addr: usize) {
+        let Some(mm) = mm.mmget_not_zero() else { return };
+        if let Some(vma) = mm.lock_vma_under_rcu(addr) {
+            self.map_filled_in(&vma, index, addr);
+            return;
+        }
+        let g = mm.mmap_read_lock();
+        if let Some(vma) = g.vma_lookup(addr) {
+            self.map_filled_in(vma, index, addr);
+        }
+    }
+
+    fn map_filled_in(&self, vma: &VmaRef, index: usize, addr: usize) {
+        if !vm::maps_file_page(vma, self, addr, index) {
+            return;
+        }
+        let g = self.mapping.lock_shared();
+        if index as u64 >= pages_for(self.size()) {
+            return;
+        }
+        let mut one = [Peek::Hole];
+        self.peek(&g, index, &mut one);
+        if let Peek::Page(page) = one[0] {
+            // EBUSY (the fault already mapped it) and any other failure leave it to the fault.
+            let _ = vm::insert_page(vma, addr, page);
+        }
     }
 
     /// What `first..first + out.len()` holds, without page references: while `g` (this

@@ -22,6 +22,7 @@
 use kernel::{
     fs::File,
     iov::IovIterDest,
+    mm::Mm,
     page::PAGE_SIZE,
     pid_namespace::PidNamespace,
     prelude::*,
@@ -39,7 +40,7 @@ use kernel::{
 use crate::{
     file::{check_page_range, SealFile},
     stats::{Stats, STATS},
-    store::Slot,
+    store::SlotKind,
     uapi,
     wait::{Interrupted, WaitMode},
 };
@@ -52,11 +53,26 @@ const READ_BATCH: usize = 32;
 /// Source of handler ids.
 static NEXT_HANDLER: Atomic<u64> = Atomic::new(1);
 
+/// Where a fault waits for a page: when the page is filled it is also mapped there, so the
+/// woken fault finds it mapped (as after `UFFDIO_COPY`) instead of faulting it in again.
+pub(crate) struct FaultAt {
+    mm: ARef<Mm>,
+    addr: usize,
+}
+
+impl FaultAt {
+    pub(crate) fn new(mm: ARef<Mm>, addr: usize) -> Self {
+        Self { mm, addr }
+    }
+}
+
 /// One outstanding fill request.
-#[derive(Clone, Copy)]
 pub(crate) struct Req {
     flags: u32,
     tid: u32,
+    /// The first fault that raised it, if a fault did. Taken out under the fill lock before
+    /// the request is dropped: its `mm` reference is released unlocked.
+    at: Option<FaultAt>,
 }
 
 /// Lazy-fill state of one file, under `SealFile::fill`.
@@ -73,11 +89,14 @@ pub(crate) struct FillState {
     delivered: RBTree<usize, Req>,
     /// Requests raised since the file became lazy.
     total: u64,
+    /// A tree node kept from a resolved request for the next one, so that a steady stream
+    /// of faults allocates none (`resolve_range` refills it).
+    spare: Option<RBTreeNodeReservation<usize, Req>>,
 }
 
 impl FillState {
     pub(crate) fn new() -> Self {
-        Self { lazy: false, handler: None, handler_ns: None, queued: RBTree::new(), delivered: RBTree::new(), total: 0 }
+        Self { lazy: false, handler: None, handler_ns: None, queued: RBTree::new(), delivered: RBTree::new(), total: 0, spare: None }
     }
 
     fn requested(&self, index: usize) -> bool {
@@ -123,7 +142,7 @@ impl SealFile {
     /// For an access to the hole at `index` of a lazy file: raises a request if there is none
     /// and tells the caller what to do (`Resolved`: look again, EOF included). The tree node is allocated (unlocked) only when a new
     /// request must be inserted, not for the common duplicate or retried access.
-    pub(crate) fn hole_request(&self, index: usize, flags: u32) -> Result<HoleStatus> {
+    pub(crate) fn hole_request(&self, index: usize, flags: u32, mut at: Option<FaultAt>) -> Result<HoleStatus> {
         let mut reservation: Option<RBTreeNodeReservation<usize, Req>> = None;
         loop {
             let mut f = self.fill.lock();
@@ -137,10 +156,10 @@ impl SealFile {
             if index as u64 >= crate::file::pages_for(self.size()) {
                 return Ok(HoleStatus::Resolved);
             }
-            match self.store.slot(index) {
-                Slot::Page(_) => return Ok(HoleStatus::Resolved),
-                Slot::Poison => return Ok(HoleStatus::Poisoned),
-                Slot::Hole => {}
+            match self.store.kind(index) {
+                SlotKind::Page => return Ok(HoleStatus::Resolved),
+                SlotKind::Poison => return Ok(HoleStatus::Poisoned),
+                SlotKind::Hole => {}
             }
             if f.handler.is_none() {
                 return Ok(HoleStatus::NoHandler);
@@ -148,7 +167,7 @@ impl SealFile {
             if f.requested(index) {
                 return Ok(HoleStatus::Wait);
             }
-            let Some(node) = reservation.take() else {
+            let Some(node) = reservation.take().or_else(|| f.spare.take()) else {
                 drop(f);
                 reservation = Some(RBTreeNodeReservation::new(GFP_KERNEL)?);
                 continue;
@@ -157,7 +176,7 @@ impl SealFile {
                 Some(ns) => current_tid_in(ns),
                 None => 0,
             };
-            f.queued.insert(node.into_node(index, Req { flags, tid }));
+            f.queued.insert(node.into_node(index, Req { flags, tid, at: at.take() }));
             f.total += 1;
             drop(f);
             self.handler_wq.wake_poll(crate::wait::POLL_IN);
@@ -183,14 +202,30 @@ impl SealFile {
         let mut any = false;
         while index < end {
             let mut removed: [Option<kernel::rbtree::RBTreeNode<usize, Req>>; BATCH] = [const { None }; BATCH];
+            let mut faults: [Option<(usize, FaultAt)>; BATCH] = [const { None }; BATCH];
             let mut n = 0;
+            let mut nf = 0;
             {
                 let mut f = self.fill.lock();
                 if f.queued.iter().next().is_none() && f.delivered.iter().next().is_none() {
                     break;
                 }
-                while index < end && n + 2 <= BATCH {
+                while index < end && n + 2 <= BATCH && nf < BATCH {
+                    let at = match f.queued.get_mut(&index) {
+                        Some(req) => req.at.take(),
+                        None => f.delivered.get_mut(&index).and_then(|req| req.at.take()),
+                    };
+                    if let Some(at) = at {
+                        faults[nf] = Some((index, at));
+                        nf += 1;
+                    }
                     for node in [f.queued.remove_node(&index), f.delivered.remove_node(&index)].into_iter().flatten() {
+                        if f.spare.is_none() {
+                            // Keep one node for the next request (nothing is freed here).
+                            f.spare = Some(node.into_reservation());
+                            any = true;
+                            continue;
+                        }
                         removed[n] = Some(node);
                         n += 1;
                     }
@@ -198,6 +233,11 @@ impl SealFile {
                 }
             }
             any |= n > 0;
+            // Map each page where its fault waits, before the fault is woken.
+            for (index, at) in faults.iter().flatten() {
+                self.map_filled(*index, &at.mm, at.addr);
+            }
+            drop(faults);
             drop(removed);
         }
         if wake && any {
@@ -341,9 +381,9 @@ impl Handler {
                 while n < room {
                     let Some(cursor) = f.queued.cursor_front_mut() else { break };
                     let (&index, req) = cursor.current();
-                    let req = *req;
+                    let (flags, tid) = (req.flags, req.tid);
                     let (_, node) = cursor.remove_current();
-                    msgs[n] = uapi::sealmem_msg { offset: index as u64 * PAGE, flags: req.flags, tid: req.tid };
+                    msgs[n] = uapi::sealmem_msg { offset: index as u64 * PAGE, flags, tid };
                     f.delivered.insert(node);
                     n += 1;
                 }
@@ -476,7 +516,7 @@ impl Handler {
                 return (done, Err(EINVAL));
             }
             // Cheap check first, so a present page costs no allocation or copy.
-            if !matches!(file.store.slot(index), Slot::Hole) {
+            if file.store.kind(index) != SlotKind::Hole {
                 if skip {
                     done += PAGE;
                     continue;

@@ -37,6 +37,14 @@ pub(crate) enum Slot {
     Poison,
 }
 
+/// What kind of entry an index holds (see [`PageArray::kind`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SlotKind {
+    Hole,
+    Page,
+    Poison,
+}
+
 /// What an index holds, seen without taking a page reference (see [`PageArray::peek_run`]).
 #[derive(Clone, Copy)]
 pub(crate) enum Peek<'a> {
@@ -112,6 +120,22 @@ impl PageArray {
             };
             bindings::xa_unlock(self.raw());
             slot
+        }
+    }
+
+    /// What kind of entry `index` holds; no page reference is taken, the entry is only
+    /// classified.
+    pub(crate) fn kind(&self, index: usize) -> SlotKind {
+        // SAFETY: The XArray is initialised (invariant); `xa_load` takes the RCU read lock
+        // itself, and the entry pointer is only classified, never dereferenced.
+        let entry = unsafe { bindings::xa_load(self.raw(), index as c_ulong) };
+        // SAFETY: `xa_is_value` only inspects the pointer value.
+        if unsafe { sealmem_xa_is_value(entry) } {
+            SlotKind::Poison
+        } else if entry.is_null() {
+            SlotKind::Hole
+        } else {
+            SlotKind::Page
         }
     }
 

@@ -19,7 +19,7 @@ use crate::{
     stats::{Stats, STATS},
 };
 
-pub(crate) use crate::pagearray::{Peek, Slot};
+pub(crate) use crate::pagearray::{Peek, Slot, SlotKind};
 
 /// The pages of one file.
 ///
@@ -50,6 +50,11 @@ impl PageStore {
     /// What `index` holds.
     pub(crate) fn slot(&self, index: usize) -> Slot {
         self.pages.get(index)
+    }
+
+    /// What kind of entry `index` holds (no page reference is taken).
+    pub(crate) fn kind(&self, index: usize) -> SlotKind {
+        self.pages.kind(index)
     }
 
     /// The page at `index`, if present.

@@ -19,14 +19,17 @@ use core::marker::PhantomData;
 
 use kernel::{
     bindings,
-    mm::virt::{VmaNew, VmaRef},
+    mm::{
+        virt::{VmaNew, VmaRef},
+        Mm,
+    },
     page::PAGE_SIZE,
     prelude::*,
-    sync::{Arc, ArcBorrow},
+    sync::{aref::ARef, Arc, ArcBorrow},
     types::ForeignOwnable,
 };
 
-use crate::{device::AssertSync, file::SealFile, page::StablePage};
+use crate::{device::AssertSync, file::SealFile, fill::FaultAt, page::StablePage};
 
 /// What the fault handler decided.
 pub(crate) enum FaultOutcome {
@@ -109,6 +112,14 @@ impl Fault<'_> {
         unsafe { crate::ffi::sealmem_release_fault_lock(self.vmf) };
     }
 
+    /// Where this fault waits if it waits for a lazy page: the VMA's mm and the page address.
+    pub(crate) fn fault_at(&self) -> FaultAt {
+        // SAFETY: `vmf` is valid (invariant).
+        let addr = unsafe { (*self.vmf).__bindgen_anon_1.address } as usize;
+        let mm: &Mm = self.vma_ref().mm();
+        FaultAt::new(ARef::from(mm), addr & !(PAGE_SIZE - 1))
+    }
+
     /// The faulting page's index in the file.
     pub(crate) fn pgoff(&self) -> usize {
         // SAFETY: `vmf` is valid (invariant).
@@ -175,6 +186,33 @@ impl Fault<'_> {
             (mapped, Some(if ret != 0 { Error::from_errno(ret) } else { EINVAL }))
         }
     }
+}
+
+/// Whether `vma` is a sealmem VMA of `file` that maps page `index` at `addr`.
+pub(crate) fn maps_file_page(vma: &VmaRef, file: &SealFile, addr: usize, index: usize) -> bool {
+    let raw = vma.as_ptr();
+    // SAFETY: `vma` is valid and locked for the borrow (invariant of `VmaRef`).
+    if !core::ptr::eq(unsafe { (*raw).vm_ops }, &SEALMEM_VM_OPS.0) {
+        return false;
+    }
+    // SAFETY: A sealmem VMA (its vm_ops are ours), locked while `vma` is borrowed.
+    let owner = unsafe { vma_file(raw) };
+    if !core::ptr::eq::<SealFile>(&*owner, file) || addr < vma.start() || addr >= vma.end() {
+        return false;
+    }
+    // SAFETY: As above.
+    let vm_pgoff = unsafe { (*raw).vm_pgoff } as usize;
+    vm_pgoff.checked_add((addr - vma.start()) / PAGE_SIZE) == Some(index)
+}
+
+/// Maps `page` at `addr` in `vma` (a sealmem VMA, see [`maps_file_page`]); `EBUSY` if
+/// something is mapped there already.
+pub(crate) fn insert_page(vma: &VmaRef, addr: usize, page: StablePage<'_>) -> Result {
+    let mixed = vma.as_mixedmap_vma().ok_or(EINVAL)?;
+    // SAFETY: `page` is valid for the call (`StablePage`); the borrowed `Page` is never
+    // dropped, so no reference is given up; vm_insert_page takes its own.
+    let page = unsafe { kernel::page::BorrowedPage::from_raw(core::ptr::NonNull::from(&*page.as_ptr())) };
+    mixed.vm_insert_page(addr, &page)
 }
 
 /// Borrows the sealmem file of a VMA; also used by the lazy-fill path, which pins it with an

@@ -223,9 +223,10 @@ bench)
 	msg "results: $SEALMEM_BUILD/bench/results.json (table above; log $SEALMEM_LOGS/vm-base-bench.log)" ;;
 profile)
 	# Where the time of the benchmark cases goes: `make profile` (SEALMEM_PROFILE=case,...;
-	# default: the cases whose targets are missed; "all" for every case). Base kernel.
+	# default: the cases whose targets are missed; "all" for every case; SEALMEM_PROFILE_FOCUS=
+	# fn,... also breaks down the time under those functions). Base kernel.
 	setup; kernel base; module base; selftests
-	SEALMEM_VM_APPEND="sealmem_bench_profile=${SEALMEM_PROFILE:-roundtrip-sealmem,roundtrip-uffd-shmem,roundtrip-uffd-anon,resident-sealmem-seq,resident-memfd-seq,resident-sealmem-random,resident-memfd-random} ${SEALMEM_VM_APPEND:-}" \
+	SEALMEM_VM_APPEND="sealmem_bench_profile=${SEALMEM_PROFILE:-roundtrip-sealmem,roundtrip-uffd-shmem,roundtrip-uffd-anon,resident-sealmem-seq,resident-memfd-seq,resident-sealmem-random,resident-memfd-random} ${SEALMEM_PROFILE_FOCUS:+sealmem_bench_focus=$SEALMEM_PROFILE_FOCUS} ${SEALMEM_VM_APPEND:-}" \
 		vm base profile 3600 || die "the profiling run failed (log: $SEALMEM_LOGS/vm-base-profile.log)"
 	mkdir -p "$SEALMEM_BUILD/bench"
 	tr -d '\r' <"$SEALMEM_LOGS/vm-base-profile.log" | sed -n '/^PROFILE /,/^$/p' >"$SEALMEM_BUILD/bench/profile.txt"

@@ -17,13 +17,24 @@
 #define PROF_RING_PAGES 4096  /* 16 MiB per CPU: no draining during a case */
 #define PROF_MAXCPU 8
 #define PROF_MAXSYM 200000
-#define PROF_TOP 22
+#define PROF_TOP 40
+#define PROF_TOP_INCL 60
 
 struct prof_sym {
 	unsigned long addr;
 	char *name;
 	unsigned long self, incl, stamp;
+	unsigned int focus;                       /* bit f: matches focus f */
+	unsigned long fincl[4], fstamp[4];        /* samples under focus f with this on the stack */
+	unsigned long fself[4];                   /* ... with this as the leaf */
 };
+
+/* -F: up to 4 functions (name substrings) whose callees are broken down too. */
+static const char *PROF_FOCUS[4];
+static int PROF_NFOCUS;
+/* -A: a function (name substring) whose self samples are listed by offset, to annotate. */
+static const char *PROF_ANNOTATE;
+static unsigned long PROF_ANN_OFF[4096];
 
 static struct {
 	int ncpu, fd[PROF_MAXCPU];
@@ -137,8 +148,15 @@ static void prof_start(void)
 {
 	if (!PROF.syms)
 		prof_load_syms();
-	for (size_t i = 0; i < PROF.nsyms; i++)
+	for (size_t i = 0; i < PROF.nsyms; i++) {
 		PROF.syms[i].self = PROF.syms[i].incl = PROF.syms[i].stamp = 0;
+		PROF.syms[i].focus = 0;
+		for (int f = 0; f < PROF_NFOCUS; f++) {
+			PROF.syms[i].fincl[f] = PROF.syms[i].fstamp[f] = PROF.syms[i].fself[f] = 0;
+			if (strstr(PROF.syms[i].name, PROF_FOCUS[f]))
+				PROF.syms[i].focus |= 1u << f;
+		}
+	}
 	PROF.ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	if (PROF.ncpu > PROF_MAXCPU)
 		PROF.ncpu = PROF_MAXCPU;
@@ -179,7 +197,7 @@ static int prof_cmp_incl(const void *a, const void *b)
 /* Stops sampling and prints the profile of what ran since prof_start(). */
 static void prof_stop(const char *title)
 {
-	unsigned long total = 0, idle = 0, user = 0, kernel = 0, lost = 0, stamp = 0;
+	unsigned long total = 0, idle = 0, user = 0, kernel = 0, lost = 0, stamp = 0, ftotal[4] = { 0 };
 	struct prof_sym **hot;
 	size_t nhot = 0;
 
@@ -226,14 +244,38 @@ static void prof_stop(const char *title)
 
 			if (s)
 				s->self++;
+			if (s && PROF_ANNOTATE && strstr(s->name, PROF_ANNOTATE) && ip - s->addr < 4096)
+				PROF_ANN_OFF[ip - s->addr]++;
+			struct prof_sym *chain[128];
+			int nch = 0;
+
 			for (__u64 i = 0; i < nr && 4 + i < h.size / 8; i++) {
 				if (ips[i] >= (__u64)PERF_CONTEXT_MAX)
 					continue; /* context markers */
 				s = prof_lookup(ips[i]);
+				if (s && nch < 128)
+					chain[nch++] = s;
 				if (s && s->stamp != stamp) {
 					s->stamp = stamp;
 					s->incl++;
 				}
+			}
+			/* Under a focus function: count it and everything it called (leaf first). */
+			for (int f = 0; f < PROF_NFOCUS; f++) {
+				int top = -1;
+
+				for (int j = nch - 1; j >= 0 && top < 0; j--)
+					if (chain[j]->focus & (1u << f))
+						top = j;
+				if (top < 0)
+					continue;
+				ftotal[f]++;
+				chain[0]->fself[f]++;
+				for (int j = 0; j <= top; j++)
+					if (chain[j]->fstamp[f] != stamp) {
+						chain[j]->fstamp[f] = stamp;
+						chain[j]->fincl[f]++;
+					}
 			}
 		}
 		munmap(PROF.ring[c], (PROF_RING_PAGES + 1) * PS);
@@ -252,11 +294,41 @@ static void prof_stop(const char *title)
 		kernel = 1;
 	qsort(hot, nhot, sizeof(*hot), prof_cmp_self);
 	printf("  kernel self time (%% of kernel samples):\n");
-	for (size_t i = 0; i < nhot && i < PROF_TOP && hot[i]->self; i++)
+	for (size_t i = 0; i < nhot && i < 25 && hot[i]->self; i++)
 		printf("    %5.1f%%  %s\n", 100.0 * hot[i]->self / kernel, hot[i]->name);
 	qsort(hot, nhot, sizeof(*hot), prof_cmp_incl);
 	printf("  kernel inclusive time (%% of kernel samples):\n");
-	for (size_t i = 0; i < nhot && i < PROF_TOP; i++)
+	for (size_t i = 0; i < nhot && i < PROF_TOP_INCL; i++)
 		printf("    %5.1f%%  %s\n", 100.0 * hot[i]->incl / kernel, hot[i]->name);
+	if (PROF_ANNOTATE) {
+		printf("  self samples in %s by offset:", PROF_ANNOTATE);
+		for (int o = 0; o < 4096; o++)
+			if (PROF_ANN_OFF[o])
+				printf(" +0x%x:%lu", o, PROF_ANN_OFF[o]);
+		printf("\n");
+		memset(PROF_ANN_OFF, 0, sizeof(PROF_ANN_OFF));
+	}
+	for (int f = 0; f < PROF_NFOCUS; f++) {
+		unsigned long best[PROF_TOP] = { 0 };
+		struct prof_sym *bs[PROF_TOP] = { 0 };
+
+		printf("  under %s (%.1f%% of kernel samples), %% of those samples (inclusive, self):\n", PROF_FOCUS[f],
+		       100.0 * ftotal[f] / kernel);
+		for (size_t i = 0; i < nhot; i++) {
+			unsigned long v = hot[i]->fincl[f];
+
+			for (int k = 0; k < PROF_TOP; k++)
+				if (v > best[k]) {
+					memmove(&best[k + 1], &best[k], (PROF_TOP - k - 1) * sizeof(best[0]));
+					memmove(&bs[k + 1], &bs[k], (PROF_TOP - k - 1) * sizeof(bs[0]));
+					best[k] = v;
+					bs[k] = hot[i];
+					break;
+				}
+		}
+		for (int k = 0; k < PROF_TOP && bs[k]; k++)
+			printf("    %5.1f%% %5.1f%%  %s\n", 100.0 * best[k] / (ftotal[f] ? ftotal[f] : 1),
+			       100.0 * bs[k]->fself[f] / (ftotal[f] ? ftotal[f] : 1), bs[k]->name);
+	}
 	free(hot);
 }

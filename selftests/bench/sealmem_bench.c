@@ -7,7 +7,9 @@
  * kernel's slab memory (/proc/meminfo) while a file's pages become resident.
  *
  *   sealmem_bench [-m MiB] [-r runs]      (defaults: 64 MiB, 5 runs)
- *   sealmem_bench -P case[,case...]       profile cases instead (see prof.h; -P list)
+ *   sealmem_bench -P case[,case...] [-F function,...]
+ *                                         profile cases instead (see prof.h; -P list),
+ *                                         breaking down the time under each -F function
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -569,9 +571,14 @@ int main(int argc, char **argv)
 	int opt;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((opt = getopt(argc, argv, "m:r:P:")) != -1) {
+	while ((opt = getopt(argc, argv, "m:r:P:F:A:")) != -1) {
 		if (opt == 'P')
 			plist = optarg;
+		else if (opt == 'A')
+			PROF_ANNOTATE = optarg;
+		else if (opt == 'F')
+			for (char *f = strtok(optarg, ","); f && PROF_NFOCUS < 4; f = strtok(NULL, ","))
+				PROF_FOCUS[PROF_NFOCUS++] = f;
 		else if (opt == 'm')
 			MB = strtoul(optarg, NULL, 10);
 		else if (opt == 'r')

@@ -891,6 +891,27 @@ TEST_F(lazy, gup_without_retry_fails_instead_of_hanging)
 	munmap(p, self->size);
 }
 
+/* COPY maps the page where the fault waits (as UFFDIO_COPY does): the woken fault does not
+ * come back to the module, so each page costs exactly one fault. */
+TEST_F(lazy, fill_maps_the_page_where_the_fault_waits)
+{
+	volatile char *p = mmap(NULL, self->size, PROT_READ, MAP_SHARED, self->fd, 0);
+	struct server s;
+	long long before;
+	int i;
+
+	ASSERT_NE(MAP_FAILED, p);
+	server_start(&s, self->hfd, self->src);
+	before = sealmem_counter("faults");
+	for (i = 15; i >= 0; i--)
+		EXPECT_EQ(self->src[i * PS + 7], p[i * PS + 7]);
+	EXPECT_EQ(16, sealmem_counter("faults") - before);
+	server_stop(&s);
+	for (i = 0; i < 16; i++)
+		EXPECT_EQ(1, atomic_load(&s.count[i])) TH_LOG("page %d requested %d times", i, atomic_load(&s.count[i]));
+	munmap((void *)p, self->size);
+}
+
 TEST_F(lazy, private_mapping_faults_wait_too)
 {
 	struct server s;
