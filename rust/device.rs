@@ -163,7 +163,7 @@ unsafe extern "C" fn sealmem_ioctl(file: *mut bindings::file, cmd: c_uint, arg: 
     let obj = unsafe { seal_file(file) };
     // SAFETY: As above; no fdget_pos region is active in an ioctl.
     let f = unsafe { File::from_raw_file(file) };
-    match SealFile::ioctl(obj, f, cmd, arg as usize) {
+    match SealFile::ioctl(obj, f, cmd, arg) {
         Ok(v) => v as c_long,
         Err(e) => e.to_errno() as c_long,
     }
@@ -393,7 +393,7 @@ unsafe extern "C" fn handler_poll(file: *mut bindings::file, pt: *mut bindings::
 unsafe extern "C" fn handler_ioctl(file: *mut bindings::file, cmd: c_uint, arg: c_ulong) -> c_long {
     // SAFETY: `file` is an open handler file for the duration of the ioctl.
     let handler = unsafe { handler_of(file) };
-    match handler.ioctl(cmd, arg as usize) {
+    match handler.ioctl(cmd, arg) {
         Ok(v) => v as c_long,
         Err(e) => e.to_errno() as c_long,
     }

@@ -107,7 +107,7 @@ impl FillState {
     fn detach(&mut self) -> (RBTree<usize, Req>, RBTree<usize, Req>) {
         self.handler = None;
         self.handler_ns = None;
-        (core::mem::replace(&mut self.queued, RBTree::new()), core::mem::replace(&mut self.delivered, RBTree::new()))
+        (core::mem::take(&mut self.queued), core::mem::take(&mut self.delivered))
     }
 
     /// Number of outstanding requests.

@@ -8,6 +8,8 @@
 
 #![allow(dead_code, non_camel_case_types, non_upper_case_globals, unreachable_pub)]
 
+// bindgen's `Default` impls zero the structs in unsafe blocks it does not comment.
+#[allow(clippy::undocumented_unsafe_blocks)]
 #[path = "../include/uapi/rust/sealmem_uapi.rs"]
 mod generated;
 pub(crate) use generated::*;

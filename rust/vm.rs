@@ -115,7 +115,7 @@ impl Fault<'_> {
     /// Where this fault waits if it waits for a lazy page: the VMA's mm and the page address.
     pub(crate) fn fault_at(&self) -> FaultAt {
         // SAFETY: `vmf` is valid (invariant).
-        let addr = unsafe { (*self.vmf).__bindgen_anon_1.address } as usize;
+        let addr = unsafe { (*self.vmf).__bindgen_anon_1.address };
         let mm: &Mm = self.vma_ref().mm();
         FaultAt::new(ARef::from(mm), addr & !(PAGE_SIZE - 1))
     }
@@ -123,7 +123,7 @@ impl Fault<'_> {
     /// The faulting page's index in the file.
     pub(crate) fn pgoff(&self) -> usize {
         // SAFETY: `vmf` is valid (invariant).
-        unsafe { (*self.vmf).__bindgen_anon_1.pgoff as usize }
+        unsafe { (*self.vmf).__bindgen_anon_1.pgoff }
     }
 
     fn vma_ref(&self) -> &VmaRef {
@@ -133,7 +133,7 @@ impl Fault<'_> {
 
     fn vm_pgoff(&self) -> usize {
         // SAFETY: The VMA is valid and locked (invariant).
-        unsafe { (*self.vma()).vm_pgoff as usize }
+        unsafe { (*self.vma()).vm_pgoff }
     }
 
     /// The file page index just past the end of the VMA.
@@ -201,7 +201,7 @@ pub(crate) fn maps_file_page(vma: &VmaRef, file: &SealFile, addr: usize, index: 
         return false;
     }
     // SAFETY: As above.
-    let vm_pgoff = unsafe { (*raw).vm_pgoff } as usize;
+    let vm_pgoff = unsafe { (*raw).vm_pgoff };
     vm_pgoff.checked_add((addr - vma.start()) / PAGE_SIZE) == Some(index)
 }
 
