@@ -671,28 +671,32 @@ impl SealFile {
         let Some(Peek::Page(filler)) = win.get(at).copied() else {
             return FaultOutcome::SigBus;
         };
+        // The window's pages; a hole's slot keeps `filler` and is never passed on (runs stop
+        // at holes).
+        let mut pages = [filler; FAULT_AROUND];
+        for (p, w) in pages.iter_mut().zip(win) {
+            if let Peek::Page(q) = w {
+                *p = *q;
+            }
+        }
         let mut outcome = FaultOutcome::SigBus;
         let mut i = 0;
         while i < win.len() {
-            // The run of resident pages `i..i + n` (the array's unused tail stays `filler`).
-            let mut run = [filler; FAULT_AROUND];
-            let mut n = 0;
-            while let (Some(Peek::Page(p)), Some(slot)) = (win.get(i + n), run.get_mut(n)) {
-                *slot = *p;
-                n += 1;
+            let n = win[i..].iter().take_while(|w| matches!(w, Peek::Page(_))).count();
+            if n == 0 {
+                i += 1;
+                continue;
             }
-            let mut k = 0;
-            while k < n {
-                let (mapped, err) = vmf.insert_run(first + i + k, &run[k..n]);
-                if (i + k..i + k + mapped).contains(&at) {
-                    outcome = FaultOutcome::Mapped;
-                }
-                k += mapped;
-                let Some(e) = err else { break };
-                // Page `i + k` was not mapped: already mapped (EBUSY, a racing fault) is as
-                // good as mapped for the faulting page; anything else is its outcome. Either
-                // way the rest of the run is still tried.
-                if i + k == at {
+            let (mapped, err) = vmf.insert_run(first + i, &pages[i..i + n]);
+            if (i..i + mapped).contains(&at) {
+                outcome = FaultOutcome::Mapped;
+            }
+            i += mapped;
+            if let Some(e) = err {
+                // Page `i` was not mapped: already mapped (EBUSY, a racing fault) is as good
+                // as mapped for the faulting page; anything else is its outcome. The rest of
+                // the window is still tried.
+                if i == at {
                     outcome = if e == EBUSY {
                         FaultOutcome::Mapped
                     } else if e == ENOMEM {
@@ -701,9 +705,8 @@ impl SealFile {
                         FaultOutcome::SigBus
                     };
                 }
-                k += 1;
+                i += 1;
             }
-            i += n.max(1);
         }
         outcome
     }
@@ -726,10 +729,8 @@ impl SealFile {
         if !vm::maps_file_page(vma, self, addr, index) {
             return;
         }
+        // A page still in the store is within EOF (invariant): no size check needed.
         let g = self.mapping.lock_shared();
-        if index as u64 >= pages_for(self.size()) {
-            return;
-        }
         let mut one = [Peek::Hole];
         self.peek(&g, index, &mut one);
         if let Peek::Page(page) = one[0] {

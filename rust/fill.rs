@@ -140,8 +140,10 @@ impl SealFile {
     }
 
     /// For an access to the hole at `index` of a lazy file: raises a request if there is none
-    /// and tells the caller what to do (`Resolved`: look again, EOF included). The tree node is allocated (unlocked) only when a new
-    /// request must be inserted, not for the common duplicate or retried access.
+    /// and tells the caller what to do (`Resolved`: look again, EOF included). A new request
+    /// takes the file's spare tree node, or one allocated (unlocked) only then, never for a
+    /// duplicate or retried access. `at` (a fault's address) goes with a new request only;
+    /// a later fault on the same page waits and is woken, but its address is not mapped.
     pub(crate) fn hole_request(&self, index: usize, flags: u32, mut at: Option<FaultAt>) -> Result<HoleStatus> {
         let mut reservation: Option<RBTreeNodeReservation<usize, Req>> = None;
         loop {

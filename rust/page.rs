@@ -156,6 +156,13 @@ impl StablePage<'_> {
     pub(crate) fn as_ptr(&self) -> *mut bindings::page {
         self.0.as_ptr()
     }
+
+    /// The page as `kernel::page::Page`, for the kernel crate's APIs (borrowed: no
+    /// reference is given up when it goes).
+    pub(crate) fn borrowed(&self) -> kernel::page::BorrowedPage<'_> {
+        // SAFETY: The page stays allocated for 'a (invariant), which outlives this borrow.
+        unsafe { kernel::page::BorrowedPage::from_raw(self.0) }
+    }
 }
 
 /// Writes `len` zero bytes to `dst` (a hole's contents); returns the bytes written.

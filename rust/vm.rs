@@ -208,11 +208,8 @@ pub(crate) fn maps_file_page(vma: &VmaRef, file: &SealFile, addr: usize, index: 
 /// Maps `page` at `addr` in `vma` (a sealmem VMA, see [`maps_file_page`]); `EBUSY` if
 /// something is mapped there already.
 pub(crate) fn insert_page(vma: &VmaRef, addr: usize, page: StablePage<'_>) -> Result {
-    let mixed = vma.as_mixedmap_vma().ok_or(EINVAL)?;
-    // SAFETY: `page` is valid for the call (`StablePage`); the borrowed `Page` is never
-    // dropped, so no reference is given up; vm_insert_page takes its own.
-    let page = unsafe { kernel::page::BorrowedPage::from_raw(core::ptr::NonNull::from(&*page.as_ptr())) };
-    mixed.vm_insert_page(addr, &page)
+    // vm_insert_page takes its own reference to the page.
+    vma.as_mixedmap_vma().ok_or(EINVAL)?.vm_insert_page(addr, &page.borrowed())
 }
 
 /// Borrows the sealmem file of a VMA; also used by the lazy-fill path, which pins it with an

@@ -194,6 +194,16 @@ static int prof_cmp_incl(const void *a, const void *b)
 	return x->incl < y->incl ? 1 : x->incl > y->incl ? -1 : 0;
 }
 
+static int prof_sort_focus;
+
+static int prof_cmp_focus(const void *a, const void *b)
+{
+	const struct prof_sym *x = *(struct prof_sym *const *)a, *y = *(struct prof_sym *const *)b;
+	unsigned long u = x->fincl[prof_sort_focus], v = y->fincl[prof_sort_focus];
+
+	return u < v ? 1 : u > v ? -1 : 0;
+}
+
 /* Stops sampling and prints the profile of what ran since prof_start(). */
 static void prof_stop(const char *title)
 {
@@ -309,26 +319,13 @@ static void prof_stop(const char *title)
 		memset(PROF_ANN_OFF, 0, sizeof(PROF_ANN_OFF));
 	}
 	for (int f = 0; f < PROF_NFOCUS; f++) {
-		unsigned long best[PROF_TOP] = { 0 };
-		struct prof_sym *bs[PROF_TOP] = { 0 };
-
+		prof_sort_focus = f;
+		qsort(hot, nhot, sizeof(*hot), prof_cmp_focus);
 		printf("  under %s (%.1f%% of kernel samples), %% of those samples (inclusive, self):\n", PROF_FOCUS[f],
 		       100.0 * ftotal[f] / kernel);
-		for (size_t i = 0; i < nhot; i++) {
-			unsigned long v = hot[i]->fincl[f];
-
-			for (int k = 0; k < PROF_TOP; k++)
-				if (v > best[k]) {
-					memmove(&best[k + 1], &best[k], (PROF_TOP - k - 1) * sizeof(best[0]));
-					memmove(&bs[k + 1], &bs[k], (PROF_TOP - k - 1) * sizeof(bs[0]));
-					best[k] = v;
-					bs[k] = hot[i];
-					break;
-				}
-		}
-		for (int k = 0; k < PROF_TOP && bs[k]; k++)
-			printf("    %5.1f%% %5.1f%%  %s\n", 100.0 * best[k] / (ftotal[f] ? ftotal[f] : 1),
-			       100.0 * bs[k]->fself[f] / (ftotal[f] ? ftotal[f] : 1), bs[k]->name);
+		for (size_t i = 0; i < nhot && i < PROF_TOP && hot[i]->fincl[f]; i++)
+			printf("    %5.1f%% %5.1f%%  %s\n", 100.0 * hot[i]->fincl[f] / ftotal[f],
+			       100.0 * hot[i]->fself[f] / ftotal[f], hot[i]->name);
 	}
 	free(hot);
 }
