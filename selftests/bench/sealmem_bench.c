@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * sealmem_bench: sealmem against memfd, userfaultfd and memcpy, side by side in one boot.
- * Each case runs RUNS times; the table shows the median and the spread (min..max), and the
- * JSON (between SEALMEM-BENCH-JSON markers) has every sample. Performance is only ever
+ * Each case runs RUNS times, interleaved with the cases it is compared with and after one
+ * warm-up run; the table shows the median and the spread (min..max), and the JSON (between
+ * SEALMEM-BENCH-JSON markers) has every sample. Performance is only ever
  * reported here, never asserted in tests. Memory overhead is measured as the growth of the
  * kernel's slab memory (/proc/meminfo) while a file's pages become resident.
  *
- *   sealmem_bench [-m MiB] [-r runs]      (defaults: 64 MiB, 5 runs)
+ *   sealmem_bench [-m MiB] [-r runs]      (defaults: 64 MiB, 5 runs per case)
  *   sealmem_bench -P case[,case...] [-F function,...]
  *                                         profile cases instead (see prof.h; -P list),
  *                                         breaking down the time under each -F function
@@ -276,8 +277,6 @@ static void region_close(struct region *r)
 		close(r->fd);
 }
 
-static const char *kind_name[] = { "sealmem", "uffd-shmem", "uffd-anon" };
-
 /* ---- 1 + 2: missing faults ----------------------------------------------------------- */
 
 struct toucher {
@@ -455,34 +454,122 @@ static double overhead(int sealmem, size_t pages, size_t stride)
 	return (after - before) * 1024.0 / pages;
 }
 
-struct oh { int sealmem; size_t pages, stride; };
-static double do_oh(void *a) { struct oh *x = a; return overhead(x->sealmem, x->pages, x->stride); }
+/* ---- the cases ------------------------------------------------------------------------- */
 
-/* ---- main ------------------------------------------------------------------------------ */
+enum what { LAZY, FILL, RESIDENT, OVERHEAD };
 
-static void run(struct result *r, double (*fn)(void *), void *arg)
+/*
+ * One benchmark case. Cases of the same group are compared with each other: they run
+ * interleaved (one run of each in turn, RUNS rounds) after one untimed warm-up run of each,
+ * so that drift within the boot (the first case of a boot runs slower under TCG: cold
+ * translation cache, first-touch of memory) does not favour one side of a ratio.
+ */
+struct bcase {
+	int group;
+	const char *id;   /* the name -P takes */
+	const char *name; /* the name in the table and the JSON */
+	const char *unit;
+	enum what what;
+	int kind;         /* LAZY: enum kind; RESIDENT, OVERHEAD: 1 = sealmem, 0 = memfd */
+	const char *how;  /* FILL: sealmem-copy, uffdio-copy, memfd-pwrite, memcpy */
+	size_t batch;     /* FILL: bytes per call */
+	int rt;           /* LAZY: min(file, 8192) pages instead of the whole file */
+	size_t prefetch;  /* LAZY: pages per request */
+	int threads, handlers;
+	int per_fault;    /* LAZY: report us/fault instead of GB/s */
+	int random;       /* RESIDENT: scattered order */
+};
+
+#define RT(g, id, name, k) { g, id, name, "us/fault", LAZY, k, .rt = 1, .prefetch = 1, .threads = 1, .handlers = 1, .per_fault = 1 }
+#define SEQ(g, id, name, k, pf) { g, id, name, "GB/s", LAZY, k, .prefetch = pf, .threads = 1, .handlers = 1 }
+#define FILLC(g, id, name, h, b) { g, id, name, "GB/s", FILL, .how = h, .batch = b }
+#define RESID(g, id, name, s, r) { g, id, name, "ns/page", RESIDENT, s, .random = r }
+#define SCALE(g, id, name, k, t, h) { g, id, name, "GB/s", LAZY, k, .rt = 1, .prefetch = 1, .threads = t, .handlers = h }
+
+static const struct bcase CASES[] = {
+	/* 1. missing-fault round trip, one page per request, handler in another thread */
+	RT(1, "roundtrip-sealmem", "roundtrip sealmem", SEALMEM),
+	RT(1, "roundtrip-uffd-shmem", "roundtrip uffd-shmem", UFFD_SHMEM),
+	RT(1, "roundtrip-uffd-anon", "roundtrip uffd-anon", UFFD_ANON),
+	/* 2. sequential lazy read of the whole file */
+	SEQ(2, "seqread-sealmem", "seqread sealmem page-at-a-time", SEALMEM, 1),
+	SEQ(2, "seqread-sealmem-prefetch", "seqread sealmem prefetch 64 (SKIP_EXISTING)", SEALMEM, 64),
+	SEQ(2, "seqread-uffd-shmem", "seqread uffd-shmem page-at-a-time", UFFD_SHMEM, 1),
+	SEQ(2, "seqread-uffd-shmem-prefetch", "seqread uffd-shmem prefetch 64", UFFD_SHMEM, 64),
+	/* 3. bulk fill throughput, per batch size */
+	FILLC(3, "fill-sealmem-4K", "fill sealmem-copy 4K", "sealmem-copy", 4096),
+	FILLC(3, "fill-uffdio-4K", "fill uffdio-copy 4K", "uffdio-copy", 4096),
+	FILLC(3, "fill-pwrite-4K", "fill memfd-pwrite 4K", "memfd-pwrite", 4096),
+	FILLC(3, "fill-memcpy-4K", "fill memcpy 4K", "memcpy", 4096),
+	FILLC(4, "fill-sealmem-64K", "fill sealmem-copy 64K", "sealmem-copy", 65536),
+	FILLC(4, "fill-uffdio-64K", "fill uffdio-copy 64K", "uffdio-copy", 65536),
+	FILLC(4, "fill-pwrite-64K", "fill memfd-pwrite 64K", "memfd-pwrite", 65536),
+	FILLC(4, "fill-memcpy-64K", "fill memcpy 64K", "memcpy", 65536),
+	FILLC(5, "fill-sealmem-2M", "fill sealmem-copy 2048K", "sealmem-copy", 2 << 20),
+	FILLC(5, "fill-uffdio-2M", "fill uffdio-copy 2048K", "uffdio-copy", 2 << 20),
+	FILLC(5, "fill-pwrite-2M", "fill memfd-pwrite 2048K", "memfd-pwrite", 2 << 20),
+	FILLC(5, "fill-memcpy-2M", "fill memcpy 2048K", "memcpy", 2 << 20),
+	/* 4. fault-in of a fully resident file */
+	RESID(6, "resident-sealmem-seq", "resident sealmem sequential", 1, 0),
+	RESID(6, "resident-memfd-seq", "resident memfd sequential", 0, 0),
+	RESID(7, "resident-sealmem-random", "resident sealmem random", 1, 1),
+	RESID(7, "resident-memfd-random", "resident memfd random", 0, 1),
+	/* 5. scaling: 1 vs 2 faulting threads (and 2 handler threads) */
+	SCALE(8, "scale-sealmem-1x1", "scale sealmem 1 faulter 1 handler", SEALMEM, 1, 1),
+	SCALE(8, "scale-sealmem-2x1", "scale sealmem 2 faulters 1 handler", SEALMEM, 2, 1),
+	SCALE(8, "scale-sealmem-2x2", "scale sealmem 2 faulters 2 handlers", SEALMEM, 2, 2),
+	SCALE(8, "scale-uffd-1x1", "scale uffd-shmem 1 faulter 1 handler", UFFD_SHMEM, 1, 1),
+	SCALE(8, "scale-uffd-2x2", "scale uffd-shmem 2 faulters 2 handlers", UFFD_SHMEM, 2, 2),
+	/* 6. memory overhead: 512 MiB made resident page by page (a dense file) */
+	{ 9, "overhead-sealmem", "overhead sealmem dense", "B/page", OVERHEAD, 1 },
+	{ 9, "overhead-memfd", "overhead memfd dense", "B/page", OVERHEAD, 0 },
+};
+#define NCASES (sizeof(CASES) / sizeof(CASES[0]))
+
+/* One run of case `c` on a file of `pages` pages: its value in the case's unit. */
+static double run_case(const struct bcase *c, size_t pages)
 {
-	double t0 = now();
+	size_t n = c->rt && pages > 8192 ? 8192 : pages;
+	double s;
 
-	for (int i = 0; i < RUNS; i++)
-		r->v[r->n++] = fn(arg);
-	printf("  %-48s %10.3f %-9s (%.1f s)\n", r->name, median(r), r->unit, now() - t0);
+	switch (c->what) {
+	case LAZY:
+		s = lazy_read(c->kind, n, c->prefetch, c->threads, c->handlers);
+		return c->per_fault ? s * 1e6 / n : n * PS / s / 1e9;
+	case FILL:
+		return pages * PS / bulk_fill(c->how, pages * PS, c->batch) / 1e9;
+	case RESIDENT:
+		return resident_faultin(c->kind, pages, c->random) * 1e9 / pages;
+	case OVERHEAD:
+		return overhead(c->kind, 131072, 1);
+	}
+	return 0;
 }
 
-struct lr { enum kind k; size_t pages, prefetch; int threads, handlers; int per_fault; };
-static double do_lr(void *a)
+/* Runs the cases of group `g`: a warm-up run of each, then RUNS interleaved rounds. */
+static void run_group(int g, size_t pages)
 {
-	struct lr *x = a;
-	double s = lazy_read(x->k, x->pages, x->prefetch, x->threads, x->handlers);
+	struct result *r[NCASES];
+	double spent[NCASES] = { 0 };
+	size_t first = NCASES, n = 0;
 
-	return x->per_fault ? s * 1e6 / x->pages : x->pages * PS / s / 1e9;
+	for (size_t i = 0; i < NCASES; i++)
+		if (CASES[i].group == g) {
+			if (first == NCASES)
+				first = i;
+			r[n++] = result(CASES[i].name, CASES[i].unit);
+			run_case(&CASES[i], pages);
+		}
+	for (int k = 0; k < RUNS; k++)
+		for (size_t j = 0; j < n; j++) {
+			double t0 = now();
+
+			r[j]->v[r[j]->n++] = run_case(&CASES[first + j], pages);
+			spent[j] += now() - t0;
+		}
+	for (size_t j = 0; j < n; j++)
+		printf("  %-48s %10.3f %-9s (%.1f s)\n", r[j]->name, median(r[j]), r[j]->unit, spent[j]);
 }
-
-struct bf { const char *how; size_t bytes, batch; };
-static double do_bf(void *a) { struct bf *x = a; return x->bytes / bulk_fill(x->how, x->bytes, x->batch) / 1e9; }
-
-struct rf { int sealmem; size_t pages; int random; };
-static double do_rf(void *a) { struct rf *x = a; return resident_faultin(x->sealmem, x->pages, x->random) * 1e9 / x->pages; }
 
 static void ratio(const char *what, const char *num, const char *den, int higher_is_better, double target)
 {
@@ -503,63 +590,32 @@ static void ratio(const char *what, const char *num, const char *den, int higher
 	NRES++;
 }
 
-/* The cases -P can profile: name, function, argument. */
-static struct lr P_RT[3] = { { SEALMEM, 0, 1, 1, 1, 1 }, { UFFD_SHMEM, 0, 1, 1, 1, 1 }, { UFFD_ANON, 0, 1, 1, 1, 1 } };
-static struct lr P_SC[2] = { { SEALMEM, 0, 1, 2, 2, 0 }, { UFFD_SHMEM, 0, 1, 2, 2, 0 } };
-static struct rf P_RF[4] = { { 1, 0, 0 }, { 0, 0, 0 }, { 1, 0, 1 }, { 0, 0, 1 } };
-static struct bf P_BF[4] = { { "sealmem-copy", 0, 2 << 20 }, { "uffdio-copy", 0, 2 << 20 },
-			     { "memfd-pwrite", 0, 2 << 20 }, { "memcpy", 0, 2 << 20 } };
-static const struct pcase { const char *name; double (*fn)(void *); void *arg; } PCASES[] = {
-	{ "roundtrip-sealmem", do_lr, &P_RT[0] },
-	{ "roundtrip-uffd-shmem", do_lr, &P_RT[1] },
-	{ "roundtrip-uffd-anon", do_lr, &P_RT[2] },
-	{ "resident-sealmem-seq", do_rf, &P_RF[0] },
-	{ "resident-memfd-seq", do_rf, &P_RF[1] },
-	{ "resident-sealmem-random", do_rf, &P_RF[2] },
-	{ "resident-memfd-random", do_rf, &P_RF[3] },
-	{ "fill-sealmem-2M", do_bf, &P_BF[0] },
-	{ "fill-uffdio-2M", do_bf, &P_BF[1] },
-	{ "fill-pwrite-2M", do_bf, &P_BF[2] },
-	{ "fill-memcpy-2M", do_bf, &P_BF[3] },
-	{ "scale-sealmem-2x2", do_lr, &P_SC[0] },
-	{ "scale-uffd-2x2", do_lr, &P_SC[1] },
-};
-
-/* -P: run each named case RUNS times with the sampling profiler on, print its profile. */
-static int profile(char *list, size_t pages, size_t rt_pages)
+/* -P: run each named case (one warm-up run, then RUNS runs) with the sampling profiler on. */
+static int profile(char *list, size_t pages)
 {
-	for (int i = 0; i < 3; i++)
-		P_RT[i].pages = rt_pages;
-	for (int i = 0; i < 2; i++)
-		P_SC[i].pages = rt_pages;
-	for (int i = 0; i < 4; i++) {
-		P_RF[i].pages = pages;
-		P_BF[i].bytes = pages * PS;
-	}
 	for (char *name = strtok(list, ","); name; name = strtok(NULL, ",")) {
-		size_t i;
+		int any = 0;
 
-		for (i = 0; i < sizeof(PCASES) / sizeof(PCASES[0]); i++)
-			if (!strcmp(name, PCASES[i].name) || !strcmp(name, "all"))
-				break;
-		if (i == sizeof(PCASES) / sizeof(PCASES[0])) {
-			fprintf(stderr, "unknown case '%s'; cases:", name);
-			for (i = 0; i < sizeof(PCASES) / sizeof(PCASES[0]); i++)
-				fprintf(stderr, " %s", PCASES[i].name);
-			fprintf(stderr, " all\n");
-			return 2;
-		}
-		for (size_t j = i; j < sizeof(PCASES) / sizeof(PCASES[0]); j++) {
+		for (size_t i = 0; i < NCASES; i++) {
 			struct result r = { .n = 0 };
 			char title[128];
 
-			if (j != i && strcmp(name, "all"))
-				break;
+			if (strcmp(name, CASES[i].id) && strcmp(name, "all"))
+				continue;
+			any = 1;
+			run_case(&CASES[i], pages);
 			prof_start();
 			for (int k = 0; k < RUNS; k++)
-				r.v[r.n++] = PCASES[j].fn(PCASES[j].arg);
-			snprintf(title, sizeof(title), "%s (median %.3f over %d runs)", PCASES[j].name, median(&r), RUNS);
+				r.v[r.n++] = run_case(&CASES[i], pages);
+			snprintf(title, sizeof(title), "%s (median %.3f %s over %d runs)", CASES[i].id, median(&r), CASES[i].unit, RUNS);
 			prof_stop(title);
+		}
+		if (!any) {
+			fprintf(stderr, "unknown case '%s'; cases:", name);
+			for (size_t i = 0; i < NCASES; i++)
+				fprintf(stderr, " %s", CASES[i].id);
+			fprintf(stderr, " all\n");
+			return 2;
 		}
 	}
 	return 0;
@@ -584,7 +640,7 @@ int main(int argc, char **argv)
 		else if (opt == 'r')
 			RUNS = atoi(optarg) < MAXRUNS ? atoi(optarg) : MAXRUNS;
 	}
-	size_t bytes = MB << 20, pages = bytes / PS, rt_pages = pages < 8192 ? pages : 8192;
+	size_t bytes = MB << 20, pages = bytes / PS;
 
 	SRC = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (SRC == MAP_FAILED)
@@ -593,74 +649,11 @@ int main(int argc, char **argv)
 		SRC[i] = (char)i;
 
 	if (plist)
-		return profile(plist, pages, rt_pages);
-	printf("sealmem_bench: %zu MiB, %d runs per case (median [min..max])\n", MB, RUNS);
+		return profile(plist, pages);
+	printf("sealmem_bench: %zu MiB, %d interleaved runs per case after a warm-up run (median [min..max])\n", MB, RUNS);
+	for (int g = 1; g <= CASES[NCASES - 1].group; g++)
+		run_group(g, pages);
 
-	/* 1. missing-fault round trip, one page per request, handler in another thread */
-	for (int k = 0; k < 3; k++) {
-		char n[64];
-		struct lr a = { k, rt_pages, 1, 1, 1, 1 };
-
-		snprintf(n, sizeof(n), "roundtrip %s", kind_name[k]);
-		run(result(n, "us/fault"), do_lr, &a);
-	}
-	/* 2. sequential lazy read of the whole file */
-	{
-		struct lr a;
-
-		a = (struct lr){ SEALMEM, pages, 1, 1, 1, 0 };
-		run(result("seqread sealmem page-at-a-time", "GB/s"), do_lr, &a);
-		a = (struct lr){ SEALMEM, pages, 64, 1, 1, 0 };
-		run(result("seqread sealmem prefetch 64 (SKIP_EXISTING)", "GB/s"), do_lr, &a);
-		a = (struct lr){ UFFD_SHMEM, pages, 1, 1, 1, 0 };
-		run(result("seqread uffd-shmem page-at-a-time", "GB/s"), do_lr, &a);
-		a = (struct lr){ UFFD_SHMEM, pages, 64, 1, 1, 0 };
-		run(result("seqread uffd-shmem prefetch 64", "GB/s"), do_lr, &a);
-	}
-	/* 3. bulk fill throughput */
-	{
-		static const char *hows[] = { "sealmem-copy", "uffdio-copy", "memfd-pwrite", "memcpy" };
-		static const size_t batches[] = { 4096, 65536, 2 << 20 };
-
-		for (int b = 0; b < 3; b++)
-			for (int h = 0; h < 4; h++) {
-				char n[64];
-				struct bf a = { hows[h], bytes, batches[b] };
-
-				snprintf(n, sizeof(n), "fill %s %zuK", hows[h], batches[b] / 1024);
-				run(result(n, "GB/s"), do_bf, &a);
-			}
-	}
-	/* 4. fault-in of a fully resident file */
-	for (int rnd = 0; rnd < 2; rnd++)
-		for (int s = 1; s >= 0; s--) {
-			char n[64];
-			struct rf a = { s, pages, rnd };
-
-			snprintf(n, sizeof(n), "resident %s %s", s ? "sealmem" : "memfd", rnd ? "random" : "sequential");
-			run(result(n, "ns/page"), do_rf, &a);
-		}
-	/* 5. scaling: 1 vs 2 faulting threads (and 2 handler threads) */
-	{
-		struct lr a;
-
-		a = (struct lr){ SEALMEM, rt_pages, 1, 1, 1, 0 };
-		run(result("scale sealmem 1 faulter 1 handler", "GB/s"), do_lr, &a);
-		a = (struct lr){ SEALMEM, rt_pages, 1, 2, 1, 0 };
-		run(result("scale sealmem 2 faulters 1 handler", "GB/s"), do_lr, &a);
-		a = (struct lr){ SEALMEM, rt_pages, 1, 2, 2, 0 };
-		run(result("scale sealmem 2 faulters 2 handlers", "GB/s"), do_lr, &a);
-		a = (struct lr){ UFFD_SHMEM, rt_pages, 1, 1, 1, 0 };
-		run(result("scale uffd-shmem 1 faulter 1 handler", "GB/s"), do_lr, &a);
-		a = (struct lr){ UFFD_SHMEM, rt_pages, 1, 2, 2, 0 };
-		run(result("scale uffd-shmem 2 faulters 2 handlers", "GB/s"), do_lr, &a);
-	}
-	/* 6. memory overhead: 512 MiB made resident page by page (a dense file) */
-	for (int s = 1; s >= 0; s--) {
-		struct oh a = { s, 131072, 1 };
-
-		run(result(s ? "overhead sealmem dense" : "overhead memfd dense", "B/page"), do_oh, &a);
-	}
 	printf("\n%-48s %12s %12s %-24s\n", "case", "median", "unit", "spread");
 	for (int i = 0; i < NRES; i++)
 		printf("%-48s %12.3f %12s [%.3f..%.3f]\n", RES[i].name, median(&RES[i]), RES[i].unit, vmin(&RES[i]), vmax(&RES[i]));
@@ -678,7 +671,7 @@ int main(int argc, char **argv)
 	ratio("2-thread scaling uffd (2 faulters, 2 handlers)", "scale uffd-shmem 2 faulters 2 handlers", "scale uffd-shmem 1 faulter 1 handler", 1, 1.6);
 	ratio("memory overhead dense vs memfd (bytes)", "overhead sealmem dense", "overhead memfd dense", 0, 0);
 
-	printf("\nSEALMEM-BENCH-JSON-BEGIN\n{\"mib\": %zu, \"runs\": %d, \"results\": [", MB, RUNS);
+	printf("\nSEALMEM-BENCH-JSON-BEGIN\n{\"mib\": %zu, \"runs\": %d, \"interleaved\": true, \"results\": [", MB, RUNS);
 	for (int i = 0; i < NRES; i++) {
 		printf("%s\n  {\"case\": \"%s\", \"unit\": \"%s\", \"median\": %.6f, \"min\": %.6f, \"max\": %.6f, \"samples\": [",
 		       i ? "," : "", RES[i].name, RES[i].unit, median(&RES[i]), vmin(&RES[i]), vmax(&RES[i]));
