@@ -5,6 +5,7 @@
 #
 #   qemu/run.sh BZIMAGE INITRAMFS MODE TIMEOUT_S LOG
 #   (SEALMEM_VM_APPEND adds kernel command-line words, e.g. sealmem_bench_mib=16)
+#   (SEALMEM_QEMU_CPU sets the -cpu model; default "max")
 #
 # Writes LOG (the serial console) and LOG.summary (key=value lines read by the callers):
 #   end=0|1 rc=N timeout=0|1 splats=N passed=N failed=N skipped=N
@@ -21,7 +22,7 @@ start=$SECONDS
 # -no-reboot + panic=-1: a panic ends QEMU at once. The serial console goes to the log and,
 # as it arrives, to our stdout.
 timeout --foreground -k 5 "$tmo" qemu-system-x86_64 \
-	-accel tcg -cpu max -smp 2 -m 2G -nographic -no-reboot \
+	-accel tcg -cpu "${SEALMEM_QEMU_CPU:-max}" -smp 2 -m 2G -nographic -no-reboot \
 	-kernel "$kernel" -initrd "$initrd" \
 	-append "console=ttyS0 panic=-1 oops=panic loglevel=7 log_buf_len=4M sealmem_mode=$mode ${SEALMEM_VM_APPEND:-}" \
 	</dev/null 2>&1 | tee "$log"
