@@ -26,7 +26,7 @@ use kernel::{
     page::PAGE_SIZE,
     pid_namespace::PidNamespace,
     prelude::*,
-    rbtree::{RBTree, RBTreeNodeReservation},
+    rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation},
     seq_file::{seq_print, SeqFile},
     sync::{
         aref::ARef,
@@ -186,7 +186,8 @@ impl SealFile {
         }
     }
 
-    /// Waits until the request for `index` is resolved (or a signal `mode` admits).
+    /// Waits until the request for `index`, which [`Self::hole_request`] just raised or found,
+    /// is resolved (or a signal `mode` admits).
     pub(crate) fn wait_hole(&self, index: usize, mode: WaitMode) -> Result<(), Interrupted> {
         Stats::inc(&STATS.waits);
         self.page_wq.wait(mode, || {
@@ -196,42 +197,48 @@ impl SealFile {
     }
 
     /// Resolves the requests of pages `[first, end)` after they were filled or poisoned,
-    /// and wakes the waiters unless `wake` is false (DONTWAKE). Tree nodes are freed after
-    /// the lock is dropped, a bounded batch per lock hold.
+    /// and wakes the waiters unless `wake` is false (DONTWAKE). The requests are found by
+    /// walking the trees from `first` (cost by request, not by page), a bounded batch per
+    /// lock hold; their nodes are freed, and their pages mapped where the faults wait, after
+    /// the lock is dropped.
     fn resolve_range(&self, first: usize, end: usize, wake: bool) {
         const BATCH: usize = 16;
-        let mut index = first;
         let mut any = false;
-        while index < end {
-            let mut removed: [Option<kernel::rbtree::RBTreeNode<usize, Req>>; BATCH] = [const { None }; BATCH];
+        // Per tree (queued, delivered): the lowest index still to look at.
+        let mut from = [first; 2];
+        loop {
+            let mut removed: [Option<RBTreeNode<usize, Req>>; BATCH] = [const { None }; BATCH];
             let mut faults: [Option<(usize, FaultAt)>; BATCH] = [const { None }; BATCH];
             let mut n = 0;
-            let mut nf = 0;
+            let mut full = false;
             {
-                let mut f = self.fill.lock();
-                if f.queued.iter().next().is_none() && f.delivered.iter().next().is_none() {
-                    break;
-                }
-                while index < end && n + 2 <= BATCH && nf < BATCH {
-                    let at = match f.queued.get_mut(&index) {
-                        Some(req) => req.at.take(),
-                        None => f.delivered.get_mut(&index).and_then(|req| req.at.take()),
-                    };
-                    if let Some(at) = at {
-                        faults[nf] = Some((index, at));
-                        nf += 1;
-                    }
-                    for node in [f.queued.remove_node(&index), f.delivered.remove_node(&index)].into_iter().flatten() {
-                        if f.spare.is_none() {
-                            // Keep one node for the next request (nothing is freed here).
-                            f.spare = Some(node.into_reservation());
-                            any = true;
-                            continue;
+                let mut guard = self.fill.lock();
+                let f = &mut *guard;
+                for (tree, from) in [&mut f.queued, &mut f.delivered].into_iter().zip(from.iter_mut()) {
+                    let mut cursor = tree.cursor_lower_bound_mut(from);
+                    *from = end;
+                    while let Some(mut c) = cursor {
+                        let (&index, req) = c.current_mut();
+                        if index >= end {
+                            break;
                         }
+                        if n == BATCH {
+                            *from = index;
+                            full = true;
+                            break;
+                        }
+                        if let Some(at) = req.at.take() {
+                            faults[n] = Some((index, at));
+                        }
+                        let (next, node) = c.remove_current();
                         removed[n] = Some(node);
                         n += 1;
+                        cursor = next;
                     }
-                    index += 1;
+                }
+                if f.spare.is_none() {
+                    // Keep one node for the next request (nothing is freed here).
+                    f.spare = removed.iter_mut().find_map(Option::take).map(RBTreeNode::into_reservation);
                 }
             }
             any |= n > 0;
@@ -241,6 +248,9 @@ impl SealFile {
             }
             drop(faults);
             drop(removed);
+            if !full {
+                break;
+            }
         }
         if wake && any {
             self.page_wq.wake_all();

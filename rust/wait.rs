@@ -60,11 +60,9 @@ impl WaitQueue {
     }
 
     /// Sleeps until `done()` returns true (checked after queueing, so no wake-up is lost), or
-    /// a signal that `mode` admits arrives.
+    /// a signal that `mode` admits arrives. Callers have just found `done()` false: it is
+    /// not evaluated before the task is queued.
     pub(crate) fn wait(&self, mode: WaitMode, mut done: impl FnMut() -> bool) -> Result<(), Interrupted> {
-        if done() {
-            return Ok(());
-        }
         let state = match mode {
             WaitMode::Interruptible => bindings::TASK_INTERRUPTIBLE,
             WaitMode::Killable => bindings::TASK_KILLABLE,
