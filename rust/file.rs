@@ -46,7 +46,7 @@ use crate::{
     store::{NewPage, PageStore, Peek, Slot, SlotKind},
     uapi,
     vm::{self, Fault, FaultOutcome},
-    wait::WaitMode,
+    wait::{Interrupted, WaitMode},
 };
 
 /// Feature bits this build of the module implements (reported by `SEALMEM_IOC_API`).
@@ -658,9 +658,13 @@ impl SealFile {
             // The VMA (and with it our borrow) may go away once the lock is dropped.
             let pinned: Arc<SealFile> = this.into();
             vmf.release_lock();
-            // Woken or interrupted, the mm retries the access (a signal is delivered first).
-            let _ = pinned.wait_hole(index, mode);
-            return FaultOutcome::Retry;
+            // Woken: the fault is over; the filler mapped the page here (map-on-fill), so the
+            // access neither retries the fault nor takes the mmap_lock for it (userfaultfd's
+            // woken fault does both). Interrupted: the mm retries, delivering the signal first.
+            return match pinned.wait_hole(index, mode) {
+                Ok(()) => FaultOutcome::Completed,
+                Err(Interrupted) => FaultOutcome::Retry,
+            };
         }
     }
 

@@ -43,6 +43,12 @@ pub(crate) enum FaultOutcome {
     /// with [`Fault::release_lock`] before waiting, or the fault said `RETRY_NOWAIT` and the
     /// lock is still held, as the protocol requires.
     Retry,
+    /// The fault released its lock with [`Fault::release_lock`], waited, and the page it
+    /// waited for was resolved (`VM_FAULT_COMPLETED`, as ->fault may return once the lock
+    /// is gone): the mm returns without retrying. The filler has usually mapped the page
+    /// where this fault waits; if not (poisoned, truncated, the mapping changed), the access
+    /// simply faults afresh.
+    Completed,
 }
 
 /// The vm_ops of every sealmem VMA.
@@ -104,7 +110,7 @@ impl Fault<'_> {
 
     /// Releases the mmap or per-VMA lock the fault holds (`release_fault_lock`), consuming
     /// the fault: the VMA may go away from here on. The caller must return
-    /// [`FaultOutcome::Retry`].
+    /// [`FaultOutcome::Retry`] or [`FaultOutcome::Completed`].
     pub(crate) fn release_lock(self) {
         // SAFETY: `vmf` is a fault in progress holding its lock (invariant); releasing it is
         // what VM_FAULT_RETRY without RETRY_NOWAIT requires. `self` is consumed, so nothing
@@ -238,5 +244,8 @@ unsafe extern "C" fn sealmem_vm_fault(vmf: *mut bindings::vm_fault) -> bindings:
         FaultOutcome::SigBus => bindings::vm_fault_reason_VM_FAULT_SIGBUS,
         FaultOutcome::Oom => bindings::vm_fault_reason_VM_FAULT_OOM,
         FaultOutcome::Retry => bindings::vm_fault_reason_VM_FAULT_RETRY,
+        // NOPAGE too: __do_fault returns early only on ERROR/NOPAGE/RETRY, never touching
+        // vmf->page.
+        FaultOutcome::Completed => bindings::vm_fault_reason_VM_FAULT_COMPLETED | bindings::vm_fault_reason_VM_FAULT_NOPAGE,
     }
 }

@@ -11,6 +11,8 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <fcntl.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -910,6 +912,48 @@ TEST_F(lazy, fill_maps_the_page_where_the_fault_waits)
 	for (i = 0; i < 16; i++)
 		EXPECT_EQ(1, atomic_load(&s.count[i])) TH_LOG("page %d requested %d times", i, atomic_load(&s.count[i]));
 	munmap((void *)p, self->size);
+}
+
+/*
+ * A woken fault is over (VM_FAULT_COMPLETED): the access runs again and sees whatever the
+ * handler left. A page poisoned while a fault waits for it raises SIGBUS in the waiter; a
+ * kernel-mode access through the mapping (write() from it) waits, then completes its copy.
+ */
+TEST_F(lazy, woken_faults_rerun_the_access)
+{
+	char *p = mmap(NULL, self->size, PROT_READ, MAP_SHARED, self->fd, 0);
+	struct sealmem_msg m;
+	struct server s;
+	char buf[2 * PS];
+	int status, pfd[2];
+	pid_t pid;
+
+	ASSERT_NE(MAP_FAILED, p);
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0)
+		_exit(sm_touch(p + 3 * PS, 0, NULL));
+	ASSERT_EQ(sizeof(m), read(self->hfd, &m, sizeof(m)));
+	EXPECT_EQ(3 * PS, m.offset);
+	msleep(50); /* usually asleep in the fault by now; either way the access must fail */
+	ASSERT_EQ(0, fill_op(self->hfd, SEALMEM_IOC_POISON, 3 * PS, PS, 0, NULL));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(SIGBUS, WEXITSTATUS(status));
+
+	ASSERT_EQ(0, pipe(pfd));
+	server_start(&s, self->hfd, self->src);
+	ASSERT_EQ(2 * PS, write(pfd[1], p + 8 * PS, 2 * PS));
+	ASSERT_EQ(2 * PS, read(pfd[0], buf, 2 * PS));
+	EXPECT_EQ(0, memcmp(buf, self->src + 8 * PS, 2 * PS));
+	/* GUP that may drop the mmap lock (vmsplice takes page references) waits too. */
+	ASSERT_EQ(2 * PS, vmsplice(pfd[1], &(struct iovec){ p + 12 * PS, 2 * PS }, 1, 0));
+	ASSERT_EQ(2 * PS, read(pfd[0], buf, 2 * PS));
+	EXPECT_EQ(0, memcmp(buf, self->src + 12 * PS, 2 * PS));
+	server_stop(&s);
+	close(pfd[0]);
+	close(pfd[1]);
+	munmap(p, self->size);
 }
 
 TEST_F(lazy, private_mapping_faults_wait_too)
