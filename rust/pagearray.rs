@@ -26,8 +26,13 @@ use kernel::{
 
 use crate::page::{PageRef, StablePage};
 
+// Three views of an index, by what the caller may hold: `Slot` carries a page reference of its
+// own, for paths that copy to or from user memory (read, write, ...): a copy may fault, and a
+// fault on a mapping of this same file takes the invalidate lock, so they must not hold it.
+// `Peek` borrows the page under that lock (the fault path, which may not sleep on a user
+// copy and wants no reference traffic). `SlotKind` only classifies.
 
-/// What an index holds.
+/// What an index holds, with a reference to its page.
 pub(crate) enum Slot {
     /// Nothing: a hole.
     Hole,
