@@ -20,6 +20,7 @@ for applet in $(/bin/busybox --list); do
 done
 cp "$root/qemu/init" "$stage/init"
 cp "$root/selftests/run-in-vm.sh" "$stage/sealmem/run-tests.sh"
+cp "$root/selftests/vm-lib.sh" "$stage/sealmem/vm-lib.sh"
 cp "$root/selftests/fuzz/run-fuzz-in-vm.sh" "$stage/sealmem/run-fuzz.sh"
 cp "$root/qemu/demo.sh" "$stage/sealmem/demo.sh"
 cp "$ko" "$stage/sealmem/sealmem.ko"

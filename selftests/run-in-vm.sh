@@ -6,15 +6,9 @@
 # that the host runner reads. Skips are reported as skips, never counted as passes.
 export SEALMEM_KO=/sealmem/sealmem.ko
 PER_TEST_TIMEOUT=${PER_TEST_TIMEOUT:-600}
-passed=0 failed=0 skipped=0
-
-result() { # result ok|fail NAME [detail]
-	if [ "$1" = ok ]; then passed=$((passed + 1)); echo "ok - $2"
-	else failed=$((failed + 1)); echo "not ok - $2${3:+ # $3}"; fi
-}
-
-kmemleak=/sys/kernel/debug/kmemleak
-[ -w $kmemleak ] && echo clear >$kmemleak
+. /sealmem/vm-lib.sh
+skipped=0
+kmemleak_clear
 
 if insmod "$SEALMEM_KO"; then result ok "insmod sealmem.ko"
 else result fail "insmod sealmem.ko"; echo "SEALMEM-RESULT passed=$passed failed=$failed skipped=$skipped"; exit 1; fi
@@ -30,14 +24,10 @@ for t in /sealmem/tests/*; do
 	s=$(grep '^ok ' "$out" | grep -c '# SKIP' | tr -d ' ')
 	f=$(grep -c '^not ok ' "$out" | tr -d ' ')
 	passed=$((passed + p - s)); skipped=$((skipped + s)); failed=$((failed + f))
-	# Nothing may outlive a test group: no file, no page (a last fput may be deferred
-	# briefly to a workqueue, so allow up to 2 s).
+	# Nothing may outlive a test group: no file, no page.
 	leak=""
 	for c in files pages; do
-		i=0
-		while v=$(cat /sys/kernel/debug/sealmem/counters/$c 2>/dev/null) && [ "$v" != 0 ] && [ $i -lt 20 ]; do
-			sleep 0.1; i=$((i + 1))
-		done
+		v=$(settled_counter $c)
 		[ "$v" = 0 ] || leak="$leak $c=$v"
 	done
 	if [ -z "$leak" ]; then result ok "$name leaves no file and no page behind"
@@ -49,27 +39,7 @@ for t in /sealmem/tests/*; do
 	fi
 done
 
-# Nothing may be left behind: no file, no page.
-for c in files pages; do
-	v=$(cat /sys/kernel/debug/sealmem/counters/$c 2>/dev/null)
-	if [ "$v" = 0 ]; then result ok "counter $c is 0 after the suite"
-	else result fail "counter $c is 0 after the suite" "it is '$v'"; fi
-done
-if rmmod sealmem; then result ok "rmmod sealmem after the suite"
-else result fail "rmmod sealmem after the suite"; fi
-
-if [ -w $kmemleak ]; then
-	# Objects younger than ~5 s are not reported; scan twice as the kmemleak docs advise.
-	sleep 6; echo scan >$kmemleak; sleep 1; echo scan >$kmemleak
-	if [ -s $kmemleak ]; then
-		cat $kmemleak
-		result fail "kmemleak finds no leak"
-	else
-		result ok "kmemleak finds no leak"
-	fi
-else
-	echo "# kmemleak not available in this kernel: leak scan not run"
-fi
+leak_checks "after the suite"
 
 echo "SEALMEM-RESULT passed=$passed failed=$failed skipped=$skipped"
 [ "$failed" -eq 0 ]

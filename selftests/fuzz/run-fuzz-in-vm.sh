@@ -17,12 +17,8 @@ pct=${sealmem_fuzz_inject:-0}
 isecs=${sealmem_fuzz_inject_seconds:-0}
 seed=""; [ "${sealmem_fuzz_seed:-0}" != 0 ] && seed="-s $sealmem_fuzz_seed"
 fuzz=/sealmem/sealmem_fuzz
-passed=0 failed=0 ops=0 injected=0 runs=0
-
-result() { # result ok|fail NAME [detail]
-	if [ "$1" = ok ]; then passed=$((passed + 1)); echo "ok - $2"
-	else failed=$((failed + 1)); echo "not ok - $2${3:+ # $3}"; fi
-}
+. /sealmem/vm-lib.sh
+ops=0 injected=0 runs=0
 
 # fuzz_phase NAME OUT ARGS...: one fuzzer run; adds its operation count to $ops.
 fuzz_phase() {
@@ -42,8 +38,7 @@ fuzz_done() {
 	else result fail "$name" "exit $frc; reproduce with the seed printed above"; fi
 }
 
-kmemleak=/sys/kernel/debug/kmemleak
-[ -w $kmemleak ] && echo clear >$kmemleak
+kmemleak_clear
 if ! insmod /sealmem/sealmem.ko; then
 	result fail "insmod sealmem.ko"
 	echo "SEALMEM-RESULT passed=$passed failed=$failed skipped=0"; exit 1
@@ -90,23 +85,7 @@ if [ "$pct" -gt 0 ] && [ "$isecs" -gt 0 ]; then
 	fi
 fi
 
-# Nothing may be left behind (a last fput may be deferred briefly: allow 2 s).
-for c in files pages; do
-	i=0
-	while v=$(cat /sys/kernel/debug/sealmem/counters/$c 2>/dev/null) && [ "$v" != 0 ] && [ $i -lt 20 ]; do
-		sleep 0.1; i=$((i + 1))
-	done
-	if [ "$v" = 0 ]; then result ok "counter $c is 0 after fuzzing"
-	else result fail "counter $c is 0 after fuzzing" "it is '$v'"; fi
-done
-if rmmod sealmem; then result ok "rmmod sealmem after fuzzing"
-else result fail "rmmod sealmem after fuzzing"; fi
-if [ -w $kmemleak ]; then
-	# Objects younger than ~5 s are not reported; scan twice as the kmemleak docs advise.
-	sleep 6; echo scan >$kmemleak; sleep 1; echo scan >$kmemleak
-	if [ -s $kmemleak ]; then cat $kmemleak; result fail "kmemleak finds no leak after fuzzing"
-	else result ok "kmemleak finds no leak after fuzzing"; fi
-fi
+leak_checks "after fuzzing"
 
 echo "SEALMEM-FUZZ ops=$ops injected=$injected suite_runs=$runs"
 echo "SEALMEM-RESULT passed=$passed failed=$failed skipped=0"
