@@ -254,9 +254,10 @@ fuzz)
 		"${SEALMEM_FUZZ_SEED:-0}" ;;
 run)
 	# An experiment on the cached base kernel: scripts/sealmem.sh run 'shell command' runs it
-	# in the VM after insmod (programs copied into build/tools/ are in /sealmem/).
+	# in the VM after insmod (programs copied into build/tools/ are in /sealmem/). The
+	# command travels base64-encoded on the kernel command line, so it may hold any quote.
 	cached_kernel base; module base; selftests
-	SEALMEM_VM_APPEND="sealmem_run=\"$*\" ${SEALMEM_VM_APPEND:-}" vm base run 1200 ;;
+	SEALMEM_VM_APPEND="sealmem_run=$(printf '%s' "$*" | base64 -w0) ${SEALMEM_VM_APPEND:-}" vm base run 1200 ;;
 harness)
 	flavour=${1:-debug}
 	cached_kernel "$flavour"; module "$flavour"; selftests; initramfs "$flavour"
