@@ -44,4 +44,5 @@ unsafe extern "C" {
     pub(crate) fn sealmem_iocb_nonblock(iocb: *const bindings::kiocb) -> bool;
     pub(crate) fn sealmem_xas_init(xas: *mut bindings::xa_state, xa: *mut bindings::xarray, index: c_ulong);
     pub(crate) fn sealmem_xas_next(xas: *mut bindings::xa_state) -> *mut c_void;
+    pub(crate) fn sealmem_xas_error(xas: *const bindings::xa_state) -> c_int;
 }

@@ -219,21 +219,30 @@ impl SealFile {
         self.seals.load(Acquire) & (SEAL_WRITE | SEAL_FUTURE_WRITE) != 0
     }
 
-    /// Stores a filled page (or, with `None`, a poison marker) at `index` if it is a hole
-    /// within EOF. Holding the invalidate lock shared orders this against truncation.
-    pub(crate) fn store_filled(&self, index: usize, page: Option<NewPage>) -> Result {
+    /// Stores filled pages at `first, first + 1, ...` while those indices are holes within
+    /// EOF, under one hold of the invalidate lock (shared: it orders this against
+    /// truncation). Returns how many were stored and, if not all, why the next one was not
+    /// (`EINVAL`: past EOF, `EEXIST`, `ENOMEM`); the rest stay in `pages`.
+    pub(crate) fn store_filled(&self, first: usize, pages: &mut [NewPage]) -> (usize, Option<Error>) {
+        let _g = self.mapping.lock_shared();
+        let room = usize::try_from(pages_for(self.size()).saturating_sub(first as u64)).unwrap_or(usize::MAX);
+        let n = pages.len().min(room);
+        let (stored, err) = self.store.insert_run(first, &mut pages[..n]);
+        Stats::add(&STATS.fills, stored as u64);
+        match err {
+            None if stored < pages.len() => (stored, Some(EINVAL)),
+            _ => (stored, err),
+        }
+    }
+
+    /// Poisons the hole at `index` if it is within EOF (ordered against truncation as
+    /// [`Self::store_filled`]).
+    pub(crate) fn store_poison(&self, index: usize) -> Result {
         let _g = self.mapping.lock_shared();
         if index as u64 >= pages_for(self.size()) {
             return Err(EINVAL);
         }
-        match page {
-            Some(p) => {
-                self.store.insert(index, p)?;
-                Stats::inc(&STATS.fills);
-                Ok(())
-            }
-            None => self.store.poison(index),
-        }
+        self.store.poison(index)
     }
 
     /// The size in bytes.

@@ -40,7 +40,7 @@ use kernel::{
 use crate::{
     file::{check_page_range, SealFile},
     stats::{Stats, STATS},
-    store::SlotKind,
+    store::{NewPage, SlotKind, RUN},
     uapi,
     wait::{Interrupted, WaitMode},
 };
@@ -535,29 +535,58 @@ impl Handler {
                 }
                 return (done, Err(EEXIST));
             }
-            let res = match &what {
-                Fill::Poison => file.store_filled(index, None),
-                Fill::Zero | Fill::Copy(_) => {
-                    // COPY overwrites the whole page before anyone can see it: no zeroing.
-                    let page = match if matches!(what, Fill::Copy(_)) { file.store.new_page_for_overwrite() } else { file.store.new_page() } {
-                        Ok(p) => p,
-                        Err(e) => return (done, Err(e)),
-                    };
-                    if let (Fill::Copy(base), Some(p)) = (&what, page.page()) {
-                        let mut reader = UserSlice::new(base.wrapping_byte_add(done as usize), PAGE_SIZE).reader();
-                        if p.copy_from_user(&mut reader).is_err() {
-                            return (done, Err(EFAULT));
-                        }
-                    }
-                    file.store_filled(index, Some(page))
+            if let Fill::Poison = what {
+                match file.store_poison(index) {
+                    Ok(()) => {}
+                    Err(e) if e == EEXIST && skip => {}
+                    Err(e) => return (done, Err(e)),
                 }
-            };
-            match res {
-                Ok(()) => {}
-                Err(e) if e == EEXIST && skip => {}
-                Err(e) => return (done, Err(e)),
+                done += PAGE;
+                continue;
             }
-            done += PAGE;
+            // A run of holes from `index`, within the range and EOF: its pages are allocated
+            // and filled unlocked, then stored in one walk. A failure ends the run; the pages
+            // before it are stored first.
+            let eof_pages = crate::file::pages_for(file.size()).saturating_sub(index as u64);
+            let want = ((len - done) / PAGE).min(eof_pages).min(RUN as u64) as usize;
+            let mut pages = [const { NewPage::EMPTY }; RUN];
+            let mut n = 0;
+            let mut stop = None;
+            while n < want {
+                if n > 0 && file.store.kind(index + n) != SlotKind::Hole {
+                    break;
+                }
+                // COPY overwrites the whole page before anyone can see it: no zeroing.
+                let page = match what {
+                    Fill::Copy(_) => file.store.new_page_for_overwrite(),
+                    _ => file.store.new_page(),
+                };
+                let page = match page {
+                    Ok(p) => p,
+                    Err(e) => {
+                        stop = Some(e);
+                        break;
+                    }
+                };
+                if let (Fill::Copy(base), Some(p)) = (&what, page.page()) {
+                    let from = base.wrapping_byte_add(done as usize + n * PAGE_SIZE);
+                    if p.copy_from_user(&mut UserSlice::new(from, PAGE_SIZE).reader()).is_err() {
+                        stop = Some(EFAULT);
+                        break;
+                    }
+                }
+                pages[n] = page;
+                n += 1;
+            }
+            let (stored, err) = file.store_filled(index, &mut pages[..n]);
+            done += stored as u64 * PAGE;
+            // Pages not stored (after a failure) are freed here.
+            drop(pages);
+            match (err, stop) {
+                (Some(e), _) if e == EEXIST && skip => done += PAGE,
+                (Some(e), _) | (None, Some(e)) => return (done, Err(e)),
+                (None, None) => {}
+            }
         }
         (done, Ok(()))
     }

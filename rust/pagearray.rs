@@ -16,7 +16,7 @@
 
 use core::ptr::NonNull;
 
-use crate::ffi::{sealmem_xa_init, sealmem_xa_is_value, sealmem_xa_poison_entry, sealmem_xas_init, sealmem_xas_next};
+use crate::ffi::{sealmem_xa_init, sealmem_xa_is_value, sealmem_xa_poison_entry, sealmem_xas_error, sealmem_xas_init, sealmem_xas_next};
 use kernel::{
     bindings,
     ffi::{c_ulong, c_void},
@@ -180,6 +180,77 @@ impl PageArray {
                 };
             }
             bindings::xa_unlock(self.raw());
+        }
+    }
+
+    /// Stores `pages[i]` at `first + i`, in order, while those indices are holes: one walk
+    /// of the tree under one lock hold (dropped only to allocate tree nodes). A stored
+    /// page's slot becomes `None` (the array owns its reference now); the others keep their
+    /// page. Returns how many were stored and, if not all, why the next one was not
+    /// (`EEXIST`: not a hole; `ENOMEM`; `EINVAL`: an empty slot or an index overflow).
+    pub(crate) fn insert_pages(&self, first: usize, pages: &mut [Option<PageRef>]) -> (usize, Option<Error>) {
+        let n = pages.len();
+        if n == 0 {
+            return (0, None);
+        }
+        if first.checked_add(n).is_none() {
+            return (0, Some(EINVAL));
+        }
+        let mut xas = core::mem::MaybeUninit::<bindings::xa_state>::uninit();
+        let xas = xas.as_mut_ptr();
+        // SAFETY: The XArray is initialised (invariant); this initialises `xas` at `first`.
+        unsafe { sealmem_xas_init(xas, self.raw(), first as c_ulong) };
+        let mut done = 0;
+        loop {
+            let mut err = None;
+            // SAFETY: `xas` is initialised, and the walk runs under the XArray lock. After an
+            // allocation retry (`xas_nomem` below) the state restarts at its index, which is
+            // `first + done`: the failed store did not move it. It never passes
+            // `first + n - 1` (no overflow: checked above).
+            unsafe {
+                bindings::xa_lock(self.raw());
+                let mut cur = bindings::xas_load(xas);
+                while let Some(slot) = pages.get_mut(done) {
+                    if !cur.is_null() {
+                        err = Some(EEXIST);
+                        break;
+                    }
+                    let Some(page) = slot.as_ref() else {
+                        err = Some(EINVAL);
+                        break;
+                    };
+                    bindings::xas_store(xas, page.as_ptr().cast());
+                    if sealmem_xas_error(xas) != 0 {
+                        // Not stored: a tree node is missing (ENOMEM is the only error a
+                        // store into a hole can have).
+                        err = Some(ENOMEM);
+                        break;
+                    }
+                    // INVARIANT: the array now owns this page's reference.
+                    if let Some(page) = slot.take() {
+                        let _ = page.into_raw();
+                    }
+                    done += 1;
+                    if done < n {
+                        cur = sealmem_xas_next(xas);
+                    }
+                }
+                bindings::xa_unlock(self.raw());
+            }
+            if err == Some(ENOMEM) {
+                // SAFETY: Unlocked, as `xas_nomem` requires; the state holds ENOMEM, so it
+                // allocates a node (GFP_KERNEL_ACCOUNT, like the single insert) for the retry.
+                // If that fails nothing is left allocated: a store uses a preallocated node
+                // before it fails for want of one.
+                if unsafe { bindings::xas_nomem(xas, bindings::GFP_KERNEL_ACCOUNT) } {
+                    continue;
+                }
+            } else {
+                // SAFETY: Unlocked; the state holds no error, so this only frees a node left
+                // unused by an earlier retry.
+                unsafe { bindings::xas_nomem(xas, bindings::GFP_KERNEL_ACCOUNT) };
+            }
+            return (done, err);
         }
     }
 

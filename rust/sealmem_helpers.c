@@ -131,3 +131,8 @@ void *sealmem_xas_next(struct xa_state *xas)
 {
 	return xas_next(xas);
 }
+
+int sealmem_xas_error(const struct xa_state *xas)
+{
+	return xas_error(xas);
+}

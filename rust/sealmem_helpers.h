@@ -29,5 +29,6 @@ bool sealmem_xa_is_value(const void *entry);
 bool sealmem_iocb_nonblock(const struct kiocb *iocb);
 void sealmem_xas_init(struct xa_state *xas, struct xarray *xa, unsigned long index);
 void *sealmem_xas_next(struct xa_state *xas);
+int sealmem_xas_error(const struct xa_state *xas);
 
 #endif

@@ -42,6 +42,11 @@ impl Stats {
         counter.add(1u64, Relaxed);
     }
 
+    /// Counts `n` events.
+    pub(crate) fn add(counter: &Atomic<u64>, n: u64) {
+        counter.add(n, Relaxed);
+    }
+
     /// Lowers a gauge.
     pub(crate) fn dec(counter: &Atomic<u64>) {
         counter.fetch_sub(1u64, Relaxed);

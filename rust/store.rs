@@ -115,6 +115,28 @@ impl PageStore {
         }
     }
 
+    /// Stores `pages` at `first, first + 1, ...` while those indices are holes, in one walk
+    /// (at most [`RUN`] pages). Returns how many were stored and, if not all, why the next
+    /// one was not (`EEXIST`, `ENOMEM`); the pages not stored stay in `pages` (their drop
+    /// frees them and returns their reservations).
+    pub(crate) fn insert_run(&self, first: usize, pages: &mut [NewPage]) -> (usize, Option<Error>) {
+        let mut raw: [Option<PageRef>; RUN] = [const { None }; RUN];
+        let n = pages.len().min(RUN);
+        // The reservations travel with the pages: nothing below can fail between taking them
+        // out of the `NewPage`s and putting the unstored ones back.
+        for (r, p) in raw.iter_mut().zip(pages.iter_mut()) {
+            *r = p.0.take();
+        }
+        let (stored, err) = self.pages.insert_pages(first, &mut raw[..n]);
+        // INVARIANT: `stored` more pages in the array; their global counts move from the
+        // `NewPage`s (left empty) to the store.
+        self.resident.add(stored as u64, Relaxed);
+        for (r, p) in raw.iter_mut().zip(pages.iter_mut()) {
+            p.0 = r.take();
+        }
+        (stored, err)
+    }
+
     /// Marks the hole at `index` poisoned; `EEXIST` if it is not a hole.
     pub(crate) fn poison(&self, index: usize) -> Result {
         match self.pages.insert(index, Entry::Poison) {
@@ -186,6 +208,9 @@ impl PinnedDrop for PageStore {
     }
 }
 
+/// Most pages [`PageStore::insert_run`] stores in one walk.
+pub(crate) const RUN: usize = 16;
+
 /// A page allocated for a store but not yet in it; counted in `STATS.pages` until it is
 /// stored or dropped.
 ///
@@ -195,6 +220,9 @@ impl PinnedDrop for PageStore {
 pub(crate) struct NewPage(Option<PageRef>);
 
 impl NewPage {
+    /// No page (a placeholder in an array of new pages).
+    pub(crate) const EMPTY: Self = Self(None);
+
     /// The page, to fill it before it is stored.
     pub(crate) fn page(&self) -> Option<&PageRef> {
         self.0.as_ref()

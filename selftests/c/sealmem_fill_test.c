@@ -323,6 +323,53 @@ TEST_F(lazy, copy_skip_existing)
 	munmap(other, self->size);
 }
 
+/*
+ * A large COPY is stored a run of pages at a time: runs end at present pages and at a
+ * faulting source page, and every page before a failure is filled, none after it.
+ */
+TEST_F(lazy, copy_runs_across_batches_present_pages_and_a_faulting_source)
+{
+	char *a = make_src(80 * PS, 5), *b = make_src(80 * PS, 7), *src, buf[PS];
+	__s64 done = 0;
+	int i;
+
+	ASSERT_NE(MAP_FAILED, a);
+	ASSERT_NE(MAP_FAILED, b);
+	ASSERT_EQ(0, sm_set_size(self->fd, 80 * PS));
+	ASSERT_EQ(0, copy_page(self->hfd, 20 * PS, b + 20 * PS, PS, 0, NULL));
+	ASSERT_EQ(0, copy_page(self->hfd, 37 * PS, b + 37 * PS, PS, 0, NULL));
+	ASSERT_EQ(0, copy_page(self->hfd, 0, a, 64 * PS, SEALMEM_FILL_SKIP_EXISTING, &done));
+	EXPECT_EQ(64 * PS, done);
+	EXPECT_EQ(64, fdinfo_num(self->fd, "pages"));
+	for (i = 0; i < 64; i++) {
+		const char *want = (i == 20 || i == 37 ? b : a) + i * PS;
+
+		ASSERT_EQ(PS, pread(self->fd, buf, PS, (off_t)i * PS));
+		EXPECT_EQ(0, memcmp(buf, want, PS)) TH_LOG("page %d", i);
+	}
+	errno = 0;
+	EXPECT_EQ(-1, copy_page(self->hfd, 40 * PS, a + 40 * PS, 8 * PS, 0, &done));
+	EXPECT_EQ(EEXIST, errno);
+	EXPECT_EQ(-EEXIST, done);
+
+	/* A source whose page 10 (of 16) is unmapped: pages 64..73 are filled, 74.. are not. */
+	src = mmap(NULL, 16 * PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, src);
+	memcpy(src, a + 64 * PS, 16 * PS);
+	ASSERT_EQ(0, munmap(src + 10 * PS, PS));
+	errno = 0;
+	EXPECT_EQ(-1, copy_page(self->hfd, 64 * PS, src, 16 * PS, 0, &done));
+	EXPECT_EQ(EFAULT, errno);
+	EXPECT_EQ(10 * PS, done);
+	EXPECT_EQ(74, fdinfo_num(self->fd, "pages"));
+	ASSERT_EQ(PS, pread(self->fd, buf, PS, 73 * PS));
+	EXPECT_EQ(0, memcmp(buf, a + 73 * PS, PS));
+	EXPECT_EQ(0, copy_page(self->hfd, 74 * PS, a + 74 * PS, 6 * PS, 0, &done)) TH_LOG("74.. are still holes");
+	munmap(src, 16 * PS);
+	munmap(a, 80 * PS);
+	munmap(b, 80 * PS);
+}
+
 TEST_F(lazy, copy_bad_input)
 {
 	__s64 done = 0;
