@@ -620,33 +620,33 @@ impl SealFile {
         Stats::inc(&STATS.faults);
         let index = vmf.pgoff();
         loop {
-            {
+            // A lazy file's hole is requested at once: no invalidate lock, no look at its
+            // neighbours (`hole_request` checks EOF and the slot again under the fill lock).
+            let lazy_hole = this.is_lazy() && (index as u64) < pages_for(this.size()) && this.store.kind(index) == SlotKind::Hole;
+            if !lazy_hole {
                 let g = this.mapping.lock_shared();
                 let eof_pages = pages_for(this.size());
                 if index as u64 >= eof_pages {
                     return FaultOutcome::SigBus;
                 }
                 let lazy = this.is_lazy();
-                // A lazy file's hole is requested without looking at its neighbours first.
-                if !lazy || this.store.kind(index) != SlotKind::Hole {
-                    let (first, end) = vmf.window(FAULT_AROUND);
-                    let end = end.min(usize::try_from(eof_pages).unwrap_or(usize::MAX));
-                    let mut win = [Peek::Hole; FAULT_AROUND];
-                    let (Some(win), Some(at)) = (win.get_mut(..end.saturating_sub(first)), index.checked_sub(first)) else {
-                        return FaultOutcome::SigBus;
-                    };
-                    this.peek(&g, first, win);
-                    match win.get(at) {
-                        Some(Peek::Page(_)) => return Self::map_window(&vmf, first, win, at),
-                        Some(Peek::Hole) if lazy => {}
-                        Some(Peek::Hole) => match this.store.get_or_alloc(index) {
-                            // Mapped on the next pass, with its neighbours.
-                            Ok(_) => continue,
-                            Err(e) if e == ENOMEM => return FaultOutcome::Oom,
-                            Err(_) => return FaultOutcome::SigBus,
-                        },
-                        Some(Peek::Poison) | None => return FaultOutcome::SigBus,
-                    }
+                let (first, end) = vmf.window(FAULT_AROUND);
+                let end = end.min(usize::try_from(eof_pages).unwrap_or(usize::MAX));
+                let mut win = [Peek::Hole; FAULT_AROUND];
+                let (Some(win), Some(at)) = (win.get_mut(..end.saturating_sub(first)), index.checked_sub(first)) else {
+                    return FaultOutcome::SigBus;
+                };
+                this.peek(&g, first, win);
+                match win.get(at) {
+                    Some(Peek::Page(_)) => return Self::map_window(&vmf, first, win, at),
+                    Some(Peek::Hole) if lazy => {}
+                    Some(Peek::Hole) => match this.store.get_or_alloc(index) {
+                        // Mapped on the next pass, with its neighbours.
+                        Ok(_) => continue,
+                        Err(e) if e == ENOMEM => return FaultOutcome::Oom,
+                        Err(_) => return FaultOutcome::SigBus,
+                    },
+                    Some(Peek::Poison) | None => return FaultOutcome::SigBus,
                 }
             }
             // A hole of a lazy file: request it, then wait as handle_userfault() does.

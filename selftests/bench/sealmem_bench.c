@@ -17,6 +17,7 @@
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -234,7 +235,26 @@ struct region {
 	int handlers;
 };
 
-static void region_open(struct region *r, enum kind kind, size_t pages, size_t prefetch, int handlers)
+/*
+ * Pins thread `th` to CPU `cpu` (modulo the CPUs there are). The round trip and sequential
+ * read cases run the faulting thread on CPU 0 and the handler on CPU 1: left to the
+ * scheduler, the pair sometimes shared a CPU (a local switch instead of a cross-CPU wake-up),
+ * which made those cases bimodal and their ratios swing by 10 %.
+ */
+static void pin(pthread_t th, int cpu)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	cpu_set_t set;
+
+	if (n < 2)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu % n, &set);
+	if (pthread_setaffinity_np(th, sizeof(set), &set))
+		die("pthread_setaffinity_np");
+}
+
+static void region_open(struct region *r, enum kind kind, size_t pages, size_t prefetch, int handlers, int pinned)
 {
 	size_t len = pages * PS;
 
@@ -261,6 +281,8 @@ static void region_open(struct region *r, enum kind kind, size_t pages, size_t p
 	for (int i = 0; i < handlers; i++) {
 		r->f[i] = (struct filler){ .kind = kind, .fd = r->hfd, .base = r->map, .pages = pages, .prefetch = prefetch };
 		pthread_create(&r->f[i].th, NULL, filler_main, &r->f[i]);
+		if (pinned)
+			pin(r->f[i].th, 1 + i);
 	}
 }
 
@@ -297,17 +319,19 @@ static void *touch_main(void *arg)
 }
 
 /* Seconds to touch every page once with `threads` faulting threads on disjoint halves. */
-static double lazy_read(enum kind kind, size_t pages, size_t prefetch, int threads, int handlers)
+static double lazy_read(enum kind kind, size_t pages, size_t prefetch, int threads, int handlers, int pinned)
 {
 	struct region r;
 	struct toucher t[2];
 	double t0, t1;
 
-	region_open(&r, kind, pages, prefetch, handlers);
+	region_open(&r, kind, pages, prefetch, handlers, pinned);
 	t0 = tstart();
 	for (int i = 0; i < threads; i++) {
 		t[i] = (struct toucher){ .map = r.map, .first = i * (pages / threads), .count = pages / threads, .stride = 1 };
 		pthread_create(&t[i].th, NULL, touch_main, &t[i]);
+		if (pinned)
+			pin(t[i].th, i);
 	}
 	for (int i = 0; i < threads; i++)
 		pthread_join(t[i].th, NULL);
@@ -478,10 +502,11 @@ struct bcase {
 	int threads, handlers;
 	int per_fault;    /* LAZY: report us/fault instead of GB/s */
 	int random;       /* RESIDENT: scattered order */
+	int pinned;       /* LAZY: faulting thread on CPU 0, handler on CPU 1 (see pin()) */
 };
 
-#define RT(g, id, name, k) { g, id, name, "us/fault", LAZY, k, .rt = 1, .prefetch = 1, .threads = 1, .handlers = 1, .per_fault = 1 }
-#define SEQ(g, id, name, k, pf) { g, id, name, "GB/s", LAZY, k, .prefetch = pf, .threads = 1, .handlers = 1 }
+#define RT(g, id, name, k) { g, id, name, "us/fault", LAZY, k, .rt = 1, .prefetch = 1, .threads = 1, .handlers = 1, .per_fault = 1, .pinned = 1 }
+#define SEQ(g, id, name, k, pf) { g, id, name, "GB/s", LAZY, k, .prefetch = pf, .threads = 1, .handlers = 1, .pinned = 1 }
 #define FILLC(g, id, name, h, b) { g, id, name, "GB/s", FILL, .how = h, .batch = b }
 #define RESID(g, id, name, s, r) { g, id, name, "ns/page", RESIDENT, s, .random = r }
 #define SCALE(g, id, name, k, t, h) { g, id, name, "GB/s", LAZY, k, .rt = 1, .prefetch = 1, .threads = t, .handlers = h }
@@ -534,7 +559,7 @@ static double run_case(const struct bcase *c, size_t pages)
 
 	switch (c->what) {
 	case LAZY:
-		s = lazy_read(c->kind, n, c->prefetch, c->threads, c->handlers);
+		s = lazy_read(c->kind, n, c->prefetch, c->threads, c->handlers, c->pinned);
 		return c->per_fault ? s * 1e6 / n : n * PS / s / 1e9;
 	case FILL:
 		return pages * PS / bulk_fill(c->how, pages * PS, c->batch) / 1e9;
