@@ -230,7 +230,7 @@ impl SealFile {
         let (stored, err) = self.store.insert_run(first, &mut pages[..n]);
         Stats::add(&STATS.fills, stored as u64);
         match err {
-            None if stored < pages.len() => (stored, Some(EINVAL)),
+            None if stored == room && room < pages.len() => (stored, Some(EINVAL)),
             _ => (stored, err),
         }
     }

@@ -116,7 +116,7 @@ impl PageStore {
     }
 
     /// Stores `pages` at `first, first + 1, ...` while those indices are holes, in one walk
-    /// (at most [`RUN`] pages). Returns how many were stored and, if not all, why the next
+    /// (at most [`RUN`] pages are taken; callers pass no more). Returns how many were stored and, if not all, why the next
     /// one was not (`EEXIST`, `ENOMEM`); the pages not stored stay in `pages` (their drop
     /// frees them and returns their reservations).
     pub(crate) fn insert_run(&self, first: usize, pages: &mut [NewPage]) -> (usize, Option<Error>) {
