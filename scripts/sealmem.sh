@@ -234,7 +234,7 @@ bench)
 	msg "results: $SEALMEM_BUILD/bench/results.json (table above; log $SEALMEM_LOGS/vm-base-bench.log)" ;;
 profile)
 	# Where the time of the benchmark cases goes: `make profile` (SEALMEM_PROFILE=case,...;
-	# default: the cases whose targets are missed; "all" for every case; SEALMEM_PROFILE_FOCUS=
+	# default: the round-trip and resident fault-in cases; "all" for every case; SEALMEM_PROFILE_FOCUS=
 	# fn,... also breaks down the time under those functions). Base kernel.
 	setup; kernel base; module base; selftests
 	bench_cpu
