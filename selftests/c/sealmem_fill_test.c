@@ -137,6 +137,24 @@ static void server_stop(struct server *s)
 	pthread_join(s->th, NULL);
 }
 
+/*
+ * Forks a child that reads `addr` of a lazy mapping (its exit status: the signal it got, or
+ * 0) and returns its pid once the request it raised has been read into `m`; -1 on failure.
+ */
+static pid_t child_touches(char *addr, int hfd, struct sealmem_msg *m)
+{
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(sm_touch(addr, 0, NULL));
+	if (pid > 0 && read(hfd, m, sizeof(*m)) != (ssize_t)sizeof(*m)) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return -1;
+	}
+	return pid;
+}
+
 static char *make_src(size_t len, unsigned int seed)
 {
 	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -806,11 +824,8 @@ TEST_F(lazy, shrink_releases_waiters_with_sigbus)
 	pid_t pid;
 
 	ASSERT_NE(MAP_FAILED, p);
-	pid = fork();
-	ASSERT_GE(pid, 0);
-	if (pid == 0)
-		_exit(sm_touch(p + 14 * PS, 0, NULL));
-	ASSERT_EQ(sizeof(m), read(self->hfd, &m, sizeof(m)));
+	pid = child_touches(p + 14 * PS, self->hfd, &m);
+	ASSERT_GT(pid, 0);
 	ASSERT_EQ(0, sm_set_size(self->fd, 2 * PS));
 	waitpid(pid, &status, 0);
 	EXPECT_EQ(SIGBUS, WEXITSTATUS(status));
@@ -976,11 +991,8 @@ TEST_F(lazy, woken_faults_rerun_the_access)
 	pid_t pid;
 
 	ASSERT_NE(MAP_FAILED, p);
-	pid = fork();
-	ASSERT_GE(pid, 0);
-	if (pid == 0)
-		_exit(sm_touch(p + 3 * PS, 0, NULL));
-	ASSERT_EQ(sizeof(m), read(self->hfd, &m, sizeof(m)));
+	pid = child_touches(p + 3 * PS, self->hfd, &m);
+	ASSERT_GT(pid, 0);
 	EXPECT_EQ(3 * PS, m.offset);
 	msleep(50); /* usually asleep in the fault by now; either way the access must fail */
 	ASSERT_EQ(0, fill_op(self->hfd, SEALMEM_IOC_POISON, 3 * PS, PS, 0, NULL));
