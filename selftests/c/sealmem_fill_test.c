@@ -388,6 +388,36 @@ TEST_F(lazy, copy_runs_across_batches_present_pages_and_a_faulting_source)
 	munmap(b, 80 * PS);
 }
 
+/*
+ * A run stored in one walk may cross XArray nodes (64 indices each) and make the tree grow
+ * taller mid-walk: on an empty file, pages 60..75 need a second level at index 64, and
+ * pages 4090..4105 a third at index 4096.
+ */
+TEST_F(lazy, copy_run_crossing_tree_nodes)
+{
+	static const unsigned long starts[] = { 60, 4090 };
+	char *a = make_src(16 * PS, 11), buf[PS];
+	__s64 done = 0;
+
+	ASSERT_NE(MAP_FAILED, a);
+	ASSERT_EQ(0, sm_set_size(self->fd, 8192 * PS));
+	for (int r = 0; r < 2; r++) {
+		ASSERT_EQ(0, copy_page(self->hfd, starts[r] * PS, a, 16 * PS, 0, &done));
+		EXPECT_EQ(16 * PS, done);
+	}
+	EXPECT_EQ(32, fdinfo_num(self->fd, "pages"));
+	for (int r = 0; r < 2; r++)
+		for (int i = 0; i < 16; i++) {
+			ASSERT_EQ(PS, pread(self->fd, buf, PS, (off_t)(starts[r] + i) * PS));
+			EXPECT_EQ(0, memcmp(buf, a + i * PS, PS)) TH_LOG("page %lu", starts[r] + i);
+		}
+	errno = 0;
+	EXPECT_EQ(-1, copy_page(self->hfd, 59 * PS, a, 2 * PS, 0, &done));
+	EXPECT_EQ(EEXIST, errno);
+	EXPECT_EQ(PS, done) TH_LOG("page 59 was a hole, 60 is not");
+	munmap(a, 16 * PS);
+}
+
 TEST_F(lazy, copy_bad_input)
 {
 	__s64 done = 0;
