@@ -8,8 +8,9 @@
 //! 1. `SealFile::inner` (mutex): serialises writers, size changes, seals and the name, like
 //!    an inode's `i_rwsem`. Copies from user memory happen under it, and may fault.
 //! 2. `mmap_lock` / per-VMA lock (taken by the mm for faults and mmap).
-//! 3. The mapping's `invalidate_lock`: shared in the fault path, exclusive while truncating
-//!    or punching, so no fault can map a page that is being removed.
+//! 3. The mapping's `invalidate_lock`: shared in the fault path and while a fill stores
+//!    pages, exclusive while truncating or punching (so no fault can map a page that is
+//!    being removed) and while FILL_END ends lazy mode (so no fill stores a page after it).
 //! 4. `i_mmap_rwsem` (inside `unmap_mapping_range`).
 //! 5. `SealFile::fill` (spinlock, lazy-fill state; see `fill.rs`), then the page store's
 //!    XArray spinlock.
@@ -220,11 +221,16 @@ impl SealFile {
     }
 
     /// Stores filled pages at `first, first + 1, ...` while those indices are holes within
-    /// EOF, under one hold of the invalidate lock (shared: it orders this against
-    /// truncation). Returns how many were stored and, if not all, why the next one was not
-    /// (`EINVAL`: past EOF, `EEXIST`, `ENOMEM`); the rest stay in `pages`.
+    /// EOF of a file that is still lazy, under one hold of the invalidate lock (shared: it
+    /// orders this against truncation and against FILL_END, which takes it exclusive to end
+    /// lazy mode). Returns how many were stored and, if not all, why the next one was not
+    /// (`EINVAL`: past EOF or no longer lazy, `EEXIST`, `ENOMEM`); the rest stay in `pages`.
     pub(crate) fn store_filled(&self, first: usize, pages: &mut [NewPage]) -> (usize, Option<Error>) {
         let _g = self.mapping.lock_shared();
+        if !self.is_lazy() {
+            // FILL_END came after this fill's checks: its holes may have been read as zeros.
+            return (0, Some(EINVAL));
+        }
         let room = usize::try_from(pages_for(self.size()).saturating_sub(first as u64)).unwrap_or(usize::MAX);
         let n = pages.len().min(room);
         let (stored, err) = self.store.insert_run(first, &mut pages[..n]);
@@ -235,11 +241,18 @@ impl SealFile {
         }
     }
 
-    /// Poisons the hole at `index` if it is within EOF (ordered against truncation as
-    /// [`Self::store_filled`]).
+    /// Holds fills off while the guard lives: no fill is between its check that the file is
+    /// lazy and its store (both happen under the invalidate lock shared). FILL_END ends lazy
+    /// mode under it.
+    pub(crate) fn hold_off_fills(&self) -> crate::mapping::ExclusiveGuard<'_> {
+        self.mapping.lock_exclusive()
+    }
+
+    /// Poisons the hole at `index` if it is within EOF of a file that is still lazy
+    /// (ordered against truncation and FILL_END as [`Self::store_filled`]).
     pub(crate) fn store_poison(&self, index: usize) -> Result {
         let _g = self.mapping.lock_shared();
-        if index as u64 >= pages_for(self.size()) {
+        if !self.is_lazy() || index as u64 >= pages_for(self.size()) {
             return Err(EINVAL);
         }
         self.store.poison(index)

@@ -594,6 +594,10 @@ impl Handler {
     /// FILL_END: the file leaves lazy mode; holes become zero holes; everyone continues.
     fn fill_end(&self) -> Result {
         let trees = {
+            // Exclusive: no fill is between its store-time check that the file is lazy and
+            // its insert (`store_filled` holds this lock shared). Once this returns, holes
+            // read as zeros and no racing COPY of this handler can change that.
+            let _g = self.file.hold_off_fills();
             let mut f = self.file.fill.lock();
             if f.handler != Some(self.id) || !f.lazy {
                 return Err(EINVAL);

@@ -756,6 +756,63 @@ TEST_F(lazy, fill_end_turns_holes_into_zeros)
 	munmap(p, self->size);
 }
 
+/* Copies page after page until told to stop or a COPY fails (FILL_END made it EINVAL). */
+struct racing_copier {
+	int hfd;
+	const char *src;
+	int pages;
+	atomic_int stop;
+	pthread_t th;
+};
+
+static void *racing_copy(void *arg)
+{
+	struct racing_copier *c = arg;
+
+	for (int i = 0; i < c->pages && !atomic_load(&c->stop); i++)
+		if (copy_page(c->hfd, (__u64)i * PS, c->src + (size_t)i * PS, PS, 0, NULL))
+			break;
+	return NULL;
+}
+
+/*
+ * FILL_END racing the handler's own COPYs on a write-sealed file: once FILL_END has
+ * returned, a hole reads as zeros for good. A COPY that passed its checks before FILL_END
+ * must not store its page afterwards, or bytes already read as zeros would change.
+ */
+TEST(lazy_fill_end_racing_copy_never_changes_observed_bytes)
+{
+	enum { PAGES = 64, ROUNDS = 150 };
+	char *src = make_src(PAGES * PS, 3), *a = malloc(PAGES * PS), *b = malloc(PAGES * PS);
+
+	ASSERT_NE(MAP_FAILED, src);
+	ASSERT_TRUE(a && b);
+	for (int r = 0; r < ROUNDS; r++) {
+		struct racing_copier c = { .src = src, .pages = PAGES };
+		int fd = sm_new();
+
+		ASSERT_GE(fd, 0);
+		ASSERT_EQ(0, sm_set_size(fd, PAGES * PS));
+		c.hfd = fill_enable(fd, 0);
+		ASSERT_GE(c.hfd, 0);
+		ASSERT_EQ(0, sm_add_seals(fd, SEALMEM_SEAL_WRITE | SEALMEM_SEAL_SHRINK | SEALMEM_SEAL_GROW));
+		pthread_create(&c.th, NULL, racing_copy, &c);
+		for (volatile int spin = 0; spin < (r % 16) * 2000; spin++)
+			;
+		ASSERT_EQ(0, ioctl(c.hfd, SEALMEM_IOC_FILL_END));
+		ASSERT_EQ(PAGES * PS, pread(fd, a, PAGES * PS, 0));
+		atomic_store(&c.stop, 1);
+		pthread_join(c.th, NULL);
+		ASSERT_EQ(PAGES * PS, pread(fd, b, PAGES * PS, 0));
+		ASSERT_EQ(0, memcmp(a, b, PAGES * PS)) TH_LOG("round %d: bytes read after FILL_END changed", r);
+		close(c.hfd);
+		close(fd);
+	}
+	free(a);
+	free(b);
+	munmap(src, PAGES * PS);
+}
+
 TEST_F(lazy, faulter_killed_while_waiting)
 {
 	char *p = mmap(NULL, self->size, PROT_READ, MAP_SHARED, self->fd, 0);
