@@ -18,6 +18,9 @@
  * SCM_RIGHTS, handlers killed while a reader waits, with valid and invalid arguments. It checks what it can:
  *  - every failing call's errno is in the set documented for that call (docs/api.md);
  *  - the sealed file's bytes never change, through read() and through mappings;
+ *  - a lazy sealed image filled by a racing handler thread and ended by FILL_END at a random
+ *    moment reads, page by page, as its content or (only after FILL_END) zeros, and the
+ *    same ever after;
  *  - a fresh file's pages read as zeros.
  * The seed is printed first, so any failure reproduces with -s. The last line is
  *   sealmem_fuzz: N operations, F failures (seed S)
@@ -439,6 +442,133 @@ static void check_sealed(void)
 	atomic_fetch_add(&OPS, 2);
 }
 
+#define IMAGE_PAGES 8
+static char *IMAGE_CONTENT; /* non-zero bytes */
+
+/* Fills a lazy image's pages in a random order until all are filled or FILL_END came. */
+struct image_filler {
+	int hfd;
+	unsigned char order[IMAGE_PAGES];
+	pthread_t th;
+};
+
+static void *image_fill(void *arg)
+{
+	struct image_filler *f = arg;
+
+	for (int i = 0; i < IMAGE_PAGES; i++) {
+		size_t off = (size_t)f->order[i] * PS;
+		struct sealmem_copy c = { .offset = off, .src = (uintptr_t)(IMAGE_CONTENT + off), .len = PS };
+		int tries = 0;
+
+		/* A handler retries ENOMEM (injected failures), or the page's readers wait on. */
+		while (ioctl(f->hfd, SEALMEM_IOC_COPY, &c) && errno == ENOMEM && ++tries < 1000)
+			;
+		if (c.copy == -EINVAL)
+			break; /* FILL_END came */
+		if (c.copy != PS && c.copy != -ENOMEM)
+			fail("image COPY", c.copy, 0, "a COPY into a hole of a lazy image failed");
+	}
+	return NULL;
+}
+
+static int zero_page(const char *p)
+{
+	for (size_t i = 0; i < PS; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+/*
+ * The lazy sealed image under a race: a handler thread fills the pages of a write-sealed
+ * lazy file in a random order while this thread reads them and, at a random moment, ends
+ * lazy mode. A page read before FILL_END is its content; after it, its content or zeros;
+ * and a page once read reads the same ever after (read() and a mapping).
+ */
+static void check_lazy_image(void)
+{
+	char first[IMAGE_PAGES * PS], again[IMAGE_PAGES * PS];
+	__u32 seals = SEALMEM_SEAL_WRITE | SEALMEM_SEAL_SHRINK | SEALMEM_SEAL_GROW;
+	__u64 size = IMAGE_PAGES * PS;
+	struct image_filler f;
+	int fd = open("/dev/sealmem", O_RDWR | O_CLOEXEC), seen[IMAGE_PAGES] = { 0 };
+	int end_at = (int)pick(IMAGE_PAGES + 1), ended = 0;
+	char *p;
+
+	/* Touched first: under -i the kernel's copy-out must not be what allocates them. */
+	memset(first, 0, sizeof(first));
+	memset(again, 0, sizeof(again));
+	f.hfd = -1;
+	if (fd < 0 || ioctl(fd, SEALMEM_IOC_SET_SIZE, &size) ||
+	    (f.hfd = ioctl(fd, SEALMEM_IOC_FILL_ENABLE, SEALMEM_FD_CLOEXEC)) < 0 ||
+	    ioctl(fd, SEALMEM_IOC_ADD_SEALS, &seals)) {
+		check("lazy image", -1, ALLOW(EMFILE, ENOMEM));
+		goto out;
+	}
+	for (int i = 0; i < IMAGE_PAGES; i++)
+		f.order[i] = (unsigned char)i;
+	for (int i = IMAGE_PAGES - 1; i > 0; i--) {
+		int j = (int)pick((unsigned long)i + 1);
+		unsigned char t = f.order[i];
+
+		f.order[i] = f.order[j];
+		f.order[j] = t;
+	}
+	errno = pthread_create(&f.th, NULL, image_fill, &f);
+	if (errno) {
+		check("lazy image thread", -1, ALLOW(EAGAIN, ENOMEM));
+		goto out;
+	}
+	for (int i = 0; i <= IMAGE_PAGES; i++) {
+		if (i == end_at) {
+			check("image FILL_END", ioctl(f.hfd, SEALMEM_IOC_FILL_END), ALLOW(ENOMEM));
+			ended = 1;
+		}
+		if (i == IMAGE_PAGES)
+			break;
+		ssize_t n = pread(fd, first + (size_t)i * PS, PS, (off_t)i * PS);
+
+		if (n < 0) {
+			check("image pread", n, ALLOW(EINTR));
+			continue;
+		}
+		if (n != (ssize_t)PS) {
+			fail("image pread", n, 0, "short read of a lazy image page");
+			continue;
+		}
+		seen[i] = 1;
+		if (memcmp(first + (size_t)i * PS, IMAGE_CONTENT + (size_t)i * PS, PS) &&
+		    !(ended && zero_page(first + (size_t)i * PS)))
+			fail("lazy image", i, 0, ended ? "a page read after FILL_END is neither its content nor zeros"
+						       : "a page read before FILL_END is not its content");
+	}
+	pthread_join(f.th, NULL);
+	if (pread(fd, again, sizeof(again), 0) == (ssize_t)sizeof(again))
+		for (int i = 0; i < IMAGE_PAGES; i++)
+			if (seen[i] && memcmp(first + (size_t)i * PS, again + (size_t)i * PS, PS))
+				fail("lazy image", i, 0, "a page of the sealed image changed after it was read");
+	p = mmap(NULL, sizeof(again), PROT_READ, MAP_SHARED, fd, 0);
+	if (p != MAP_FAILED) {
+		in_touch = 1;
+		if (!sigsetjmp(jmp, 1)) {
+			for (int i = 0; i < IMAGE_PAGES; i++)
+				if (seen[i] && memcmp(first + (size_t)i * PS, p + (size_t)i * PS, PS))
+					fail("lazy image", i, 0, "a mapped page of the sealed image differs from what was read");
+		} else if (!INJECT) {
+			fail("lazy image", 0, 0, "a signal reading the mapped image after FILL_END");
+		}
+		in_touch = 0;
+		munmap(p, sizeof(again));
+	}
+out:
+	if (f.hfd >= 0)
+		close(f.hfd);
+	if (fd >= 0)
+		close(fd);
+	atomic_fetch_add(&OPS, 1);
+}
+
 /* A fresh file's pages are zero (never stale kernel data). */
 static void check_fresh(void)
 {
@@ -468,8 +598,8 @@ static void check_fresh(void)
  * of them; the expensive ones (fork, killing a handler, fresh files, mappings) still come
  * often enough to happen thousands of times per run.
  */
-static const char *const KIND[] = { "fork", "kill-handler", "check-sealed", "check-fresh", "mmap", "io", "ioctl" };
-#define NKIND 7
+static const char *const KIND[] = { "fork", "kill-handler", "check-sealed", "check-fresh", "mmap", "io", "ioctl", "lazy-image" };
+#define NKIND 8
 static atomic_long KIND_NS[NKIND], KIND_N[NKIND]; /* per process; printed with -v */
 static atomic_long SUB_NS[3][10], SUB_N[3][10], SUB_MAX[3];
 
@@ -488,7 +618,7 @@ static void *worker(void *arg)
 	rng = SEED * 2654435761UL + (uintptr_t)arg * 40503 + 1;
 	while (!atomic_load(&STOP)) {
 		unsigned long r = pick(1000);
-		int k = r < 1 ? 0 : r < 2 ? 1 : r < 4 ? 2 : r < 6 ? 3 : r < 20 ? 4 : r < 400 ? 5 : 6;
+		int k = r < 1 ? 0 : r < 2 ? 1 : r < 4 ? 2 : r < 6 ? 3 : r < 8 ? 7 : r < 20 ? 4 : r < 400 ? 5 : 6;
 
 		/* fork and handler kills cost ~100 ms each under TCG: a quarter as often. */
 		if (k < 2 && pick(4))
@@ -503,13 +633,14 @@ static void *worker(void *arg)
 		case 3: check_fresh(); break;
 		case 4: fuzz_mmap(); break;
 		case 5: fuzz_io(); break;
+		case 7: check_lazy_image(); break;
 		default: fuzz_ioctl(); break;
 		}
 		atomic_store(&SH->busy_since[slot], 0);
 		t = now_ns() - t;
 		atomic_fetch_add(&KIND_NS[k], (long)t);
 		atomic_fetch_add(&KIND_N[k], 1);
-		if (k >= 4) {
+		if (k >= 4 && k <= 6) {
 			int j = k == 4 ? fd_kind : sub;
 
 			atomic_fetch_add(&SUB_NS[k - 4][j], (long)t);
@@ -854,6 +985,9 @@ int main(int argc, char **argv)
 	SEALED_CONTENT = malloc(size);
 	for (size_t i = 0; i < size; i++)
 		SEALED_CONTENT[i] = (char)(i * 7 + 3);
+	IMAGE_CONTENT = malloc(IMAGE_PAGES * PS);
+	for (size_t i = 0; i < IMAGE_PAGES * PS; i++)
+		IMAGE_CONTENT[i] = (char)((i * 13 + 5) | 1);
 	/* Under injection, setting up may itself fail (ENOMEM, short writes): retry. */
 	for (int tries = 0; setup_files(size); tries++) {
 		if (!INJECT || tries == 1000) {
