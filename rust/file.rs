@@ -220,15 +220,17 @@ impl SealFile {
         self.seals.load(Acquire) & (SEAL_WRITE | SEAL_FUTURE_WRITE) != 0
     }
 
-    /// Stores filled pages at `first, first + 1, ...` while those indices are holes within
-    /// EOF of a file that is still lazy, under one hold of the invalidate lock (shared: it
-    /// orders this against truncation and against FILL_END, which takes it exclusive to end
-    /// lazy mode). Returns how many were stored and, if not all, why the next one was not
-    /// (`EINVAL`: past EOF or no longer lazy, `EEXIST`, `ENOMEM`); the rest stay in `pages`.
-    pub(crate) fn store_filled(&self, first: usize, pages: &mut [NewPage]) -> (usize, Option<Error>) {
+    /// Stores handler `handler`'s filled pages at `first, first + 1, ...` while those indices
+    /// are holes within EOF and the handler is still attached, under one hold of the
+    /// invalidate lock (shared: it orders this against truncation and against FILL_END,
+    /// which takes it exclusive to end lazy mode). Returns how many were stored and, if not
+    /// all, why the next one was not (`EINVAL`: past EOF or not attached, `EEXIST`,
+    /// `ENOMEM`); the rest stay in `pages`.
+    pub(crate) fn store_filled(&self, first: usize, pages: &mut [NewPage], handler: u64) -> (usize, Option<Error>) {
         let _g = self.mapping.lock_shared();
-        if !self.is_lazy() {
-            // FILL_END came after this fill's checks: its holes may have been read as zeros.
+        if !self.attached(handler) {
+            // FILL_END came after this fill's first checks: its holes may have been read as
+            // zeros already.
             return (0, Some(EINVAL));
         }
         let room = usize::try_from(pages_for(self.size()).saturating_sub(first as u64)).unwrap_or(usize::MAX);
@@ -241,18 +243,17 @@ impl SealFile {
         }
     }
 
-    /// Holds fills off while the guard lives: no fill is between its check that the file is
-    /// lazy and its store (both happen under the invalidate lock shared). FILL_END ends lazy
-    /// mode under it.
+    /// Holds fills off while the guard lives: no fill is between its check that its handler
+    /// is attached and its store (both happen under the invalidate lock shared). FILL_END
+    /// ends lazy mode under it.
     pub(crate) fn hold_off_fills(&self) -> crate::mapping::ExclusiveGuard<'_> {
         self.mapping.lock_exclusive()
     }
 
-    /// Poisons the hole at `index` if it is within EOF of a file that is still lazy
-    /// (ordered against truncation and FILL_END as [`Self::store_filled`]).
-    pub(crate) fn store_poison(&self, index: usize) -> Result {
+    /// Poisons the hole at `index` for handler `handler` (as [`Self::store_filled`]).
+    pub(crate) fn store_poison(&self, index: usize, handler: u64) -> Result {
         let _g = self.mapping.lock_shared();
-        if !self.is_lazy() || index as u64 >= pages_for(self.size()) {
+        if !self.attached(handler) || index as u64 >= pages_for(self.size()) {
             return Err(EINVAL);
         }
         self.store.poison(index)

@@ -134,6 +134,12 @@ pub(crate) const MSG_FAULT: u32 = uapi::SEALMEM_MSG_FAULT;
 pub(crate) const MSG_WRITE: u32 = uapi::SEALMEM_MSG_WRITE;
 
 impl SealFile {
+    /// Whether handler `id` is the one attached to this file, and the file is lazy.
+    pub(crate) fn attached(&self, id: u64) -> bool {
+        let f = self.fill.lock();
+        f.lazy && f.handler == Some(id)
+    }
+
     /// Whether the file is lazy (a fast, lock-free hint; decisions are taken under `fill`).
     pub(crate) fn is_lazy(&self) -> bool {
         self.lazy.load(Acquire)
@@ -359,8 +365,7 @@ enum Fill {
 
 impl Handler {
     fn attached(&self) -> bool {
-        let f = self.file.fill.lock();
-        f.handler == Some(self.id) && f.lazy
+        self.file.attached(self.id)
     }
 
     /// The handler fd is being released: if still attached, the file stays lazy with no
@@ -524,7 +529,8 @@ impl Handler {
         while done < len {
             let at = offset + done;
             let index = (at / PAGE) as usize;
-            if at >= file.size().div_ceil(PAGE) * PAGE {
+            let eof_pages = crate::file::pages_for(file.size());
+            if index as u64 >= eof_pages {
                 return (done, Err(EINVAL));
             }
             // Cheap check first, so a present page costs no allocation or copy.
@@ -536,7 +542,7 @@ impl Handler {
                 return (done, Err(EEXIST));
             }
             if let Fill::Poison = what {
-                match file.store_poison(index) {
+                match file.store_poison(index, self.id) {
                     Ok(()) => {}
                     Err(e) if e == EEXIST && skip => {}
                     Err(e) => return (done, Err(e)),
@@ -547,8 +553,7 @@ impl Handler {
             // A run of holes from `index`, within the range and EOF: its pages are allocated
             // and filled unlocked, then stored in one walk. A failure ends the run; the pages
             // before it are stored first.
-            let eof_pages = crate::file::pages_for(file.size()).saturating_sub(index as u64);
-            let want = ((len - done) / PAGE).min(eof_pages).min(RUN as u64) as usize;
+            let want = ((len - done) / PAGE).min(eof_pages - index as u64).min(RUN as u64) as usize;
             let mut pages = [const { NewPage::EMPTY }; RUN];
             let mut n = 0;
             let mut stop = None;
@@ -578,7 +583,7 @@ impl Handler {
                 pages[n] = page;
                 n += 1;
             }
-            let (stored, err) = file.store_filled(index, &mut pages[..n]);
+            let (stored, err) = file.store_filled(index, &mut pages[..n], self.id);
             done += stored as u64 * PAGE;
             // Pages not stored (after a failure) are freed here.
             drop(pages);
@@ -594,8 +599,8 @@ impl Handler {
     /// FILL_END: the file leaves lazy mode; holes become zero holes; everyone continues.
     fn fill_end(&self) -> Result {
         let trees = {
-            // Exclusive: no fill is between its store-time check that the file is lazy and
-            // its insert (`store_filled` holds this lock shared). Once this returns, holes
+            // Exclusive: no fill is between its store-time check that its handler is attached
+            // and its insert (`store_filled` holds this lock shared). Once this returns, holes
             // read as zeros and no racing COPY of this handler can change that.
             let _g = self.file.hold_off_fills();
             let mut f = self.file.fill.lock();
