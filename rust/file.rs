@@ -85,8 +85,9 @@ const NAME_MAX: usize = uapi::SEALMEM_NAME_MAX as usize;
 const PAGE: u64 = PAGE_SIZE as u64;
 
 /// Pages mapped by one fault (fault-around): the aligned 64 KiB block around the faulting
-/// address, like the mm's default `fault_around_bytes`. A power of two.
-const FAULT_AROUND: usize = 16;
+/// address, like the mm's default `fault_around_bytes`. A power of two, and one run of
+/// `Fault::insert_run`.
+const FAULT_AROUND: usize = vm::MAX_RUN;
 
 /// Source of file ids (shown in fdinfo, so tests can tell files apart).
 static NEXT_ID: Atomic<u64> = Atomic::new(1);

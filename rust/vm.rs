@@ -31,6 +31,9 @@ use kernel::{
 
 use crate::{device::AssertSync, file::SealFile, fill::FaultAt, page::StablePage};
 
+/// Most pages [`Fault::insert_run`] maps in one call: one fault-around window.
+pub(crate) const MAX_RUN: usize = 16;
+
 /// What the fault handler decided.
 pub(crate) enum FaultOutcome {
     /// The page is mapped (by us or by a racing fault): let the access retry.
@@ -166,11 +169,11 @@ impl Fault<'_> {
     }
 
     /// Maps `pages` at consecutive file offsets from `first` (the run must lie within the
-    /// VMA; at most 32 pages are taken), stopping at the first page that cannot be mapped.
-    /// Returns how many were mapped and, when that is not all, why the next one was not
-    /// (`EBUSY`: already mapped).
+    /// VMA; at most [`MAX_RUN`] pages are taken), stopping at the first page that cannot be
+    /// mapped. Returns how many were mapped and, when that is not all, why the next one was
+    /// not (`EBUSY`: already mapped).
     pub(crate) fn insert_run(&self, first: usize, pages: &[StablePage<'_>]) -> (usize, Option<Error>) {
-        const MAX: usize = 32;
+        const MAX: usize = MAX_RUN;
         let n = pages.len().min(MAX).min(self.vma_end_pgoff().saturating_sub(first));
         if n == 0 || first < self.vm_pgoff() {
             return (0, Some(EINVAL));
