@@ -27,7 +27,7 @@ start=$SECONDS
 # boot CPU's feature bits the interrupt sees LA57 cleared, so KASAN (whose shadow bounds follow
 # pgtable_l5_enabled()) reports the 5-level direct-map address of an irq_desc lock as a
 # wild-memory-access: a splat at ~4 ms of boot, before the module is loaded, in about 1 debug
-# boot in 20 (0 in 32 without LA57).
+# boot in 20 (0 in 32 without LA57). The benchmark VM keeps LA57 (see bench_cpu).
 timeout --foreground -k 5 "$tmo" qemu-system-x86_64 \
 	-accel tcg -cpu "${SEALMEM_QEMU_CPU:-max,la57=off}" -smp 2 -m 2G -nographic -no-reboot \
 	-kernel "$kernel" -initrd "$initrd" \
