@@ -468,7 +468,9 @@ impl SealFile {
             let index = (at / PAGE) as usize;
             let off = (at % PAGE) as usize;
             let n = (PAGE_SIZE - off).min(dst.len()).min((size - at).min(PAGE) as usize);
-            let copied = match self.store.slot(index) {
+            let slot = self.store.slot(index);
+            crate::knobs::delay(crate::knobs::Point::ReadAfterSlot);
+            let copied = match slot {
                 Slot::Page(page) => page.copy_to_iter(off, n, dst),
                 Slot::Poison => {
                     stop = Some(EIO);
@@ -685,7 +687,9 @@ impl SealFile {
             // Woken: the fault is over; the filler mapped the page here (map-on-fill), so the
             // access neither retries the fault nor takes the mmap_lock for it (userfaultfd's
             // woken fault does both). Interrupted: the mm retries, delivering the signal first.
-            return match pinned.wait_hole(index, mode) {
+            let waited = pinned.wait_hole(index, mode);
+            crate::knobs::delay(crate::knobs::Point::FaultAfterWait);
+            return match waited {
                 Ok(()) => FaultOutcome::Completed,
                 Err(Interrupted) => FaultOutcome::Retry,
             };

@@ -14,6 +14,7 @@
 //!   (vm_ops and faults, the per-file address_space, page references, the XArray of pages,
 //!   killable wait queues).
 //! - [`stats`]: global counters and their debugfs files.
+//! - [`knobs`]: test-only race-widening delays (`SEALMEM_DEBUG_KNOBS=y` builds only).
 //! - [`uapi`]: the ABI, generated from the C header.
 //! - [`ffi`]: declarations of the C helpers (`sealmem_helpers.c`) and unbound exports.
 
@@ -23,6 +24,7 @@ mod device;
 mod ffi;
 mod file;
 mod fill;
+mod knobs;
 mod mapping;
 mod page;
 mod pagearray;

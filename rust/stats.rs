@@ -57,6 +57,8 @@ impl Stats {
 pub(crate) struct DebugFs {
     _root: Dir,
     _counters: Pin<KBox<Scope<&'static Stats>>>,
+    #[cfg(sealmem_debug_knobs)]
+    _knobs: Pin<KBox<Scope<&'static crate::knobs::imp::Knobs>>>,
 }
 
 impl DebugFs {
@@ -74,6 +76,8 @@ impl DebugFs {
             GFP_KERNEL,
         )?;
         Ok(Self {
+            #[cfg(sealmem_debug_knobs)]
+            _knobs: crate::knobs::debugfs(&root)?,
             _root: root,
             _counters: counters,
         })

@@ -37,8 +37,12 @@ module() {
 	local mo="$SEALMEM_BUILD/$1/module"
 	mkdir -p "$mo"
 	bash "$SEALMEM_ROOT/scripts/gen-uapi.sh" --check
+	# The debug flavour's module has the test-only race-widening delays (rust/knobs.rs);
+	# the base flavour's (demo, benchmarks) has none.
+	local knobs=n
+	[ "$1" = debug ] && knobs=y
 	step "module-$1" make -C "$KDIR" M="$SEALMEM_ROOT" MO="$mo" LLVM="$LLVM_SUFFIX" \
-		KBUILD_MODPOST_WARN= modules
+		SEALMEM_DEBUG_KNOBS=$knobs KBUILD_MODPOST_WARN= modules
 	[ -f "$mo/sealmem.ko" ] || die "module build produced no sealmem.ko"
 	# Warnings are errors: the module must build clean.
 	if grep -E -A6 '(^|: )(warning|error)(: |\[)' "$SEALMEM_LOGS/module-$1.log" >&2; then

@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Test-only delays that widen race windows (`SEALMEM_DEBUG_KNOBS=y` builds only).
+//!
+//! Some review defects are races between two loads a few instructions apart; a test cannot
+//! hit them reliably. A build with the knobs has two debugfs files, `sealmem/debug/delay_at`
+//! and `sealmem/debug/delay_ms`: when `delay_at` names a [`Point`], the code at that point
+//! sleeps `delay_ms` milliseconds (uninterruptibly, so a test sees the task in state D).
+//! Without the knobs [`delay`] is an empty inline function and the files do not exist.
+
+/// Where a test may ask for a delay (the value written to `delay_at`).
+#[derive(Clone, Copy)]
+#[repr(u32)]
+pub(crate) enum Point {
+    /// A page fault's wait for a lazy page has ended; the fault has not returned yet.
+    FaultAfterWait = 1,
+    /// `read()` has looked up a page's slot and not yet checked whether the file is lazy.
+    ReadAfterSlot = 2,
+}
+
+#[cfg(sealmem_debug_knobs)]
+pub(crate) mod imp {
+    use kernel::{
+        debugfs::{Dir, Scope},
+        prelude::*,
+        sync::atomic::{Atomic, Relaxed},
+    };
+
+    pub(crate) struct Knobs {
+        delay_at: Atomic<u32>,
+        delay_ms: Atomic<u32>,
+    }
+
+    pub(crate) static KNOBS: Knobs = Knobs { delay_at: Atomic::new(0), delay_ms: Atomic::new(0) };
+
+    /// The knobs' debugfs files, under `parent`; removed when dropped.
+    pub(crate) fn debugfs(parent: &Dir) -> Result<Pin<KBox<Scope<&'static Knobs>>>> {
+        KBox::pin_init(
+            parent.scope(&KNOBS, c"debug", |k, dir| {
+                dir.read_write_file(c"delay_at", &k.delay_at);
+                dir.read_write_file(c"delay_ms", &k.delay_ms);
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    pub(crate) fn delay(at: super::Point) {
+        if KNOBS.delay_at.load(Relaxed) == at as u32 {
+            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(i64::from(KNOBS.delay_ms.load(Relaxed))));
+        }
+    }
+}
+
+#[cfg(sealmem_debug_knobs)]
+pub(crate) use imp::{debugfs, delay};
+
+/// Nothing: this build has no knobs.
+#[cfg(not(sealmem_debug_knobs))]
+#[inline(always)]
+pub(crate) fn delay(_at: Point) {}
