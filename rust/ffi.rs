@@ -10,7 +10,7 @@
 
 use kernel::{
     bindings,
-    ffi::{c_char, c_int, c_ulong, c_void},
+    ffi::{c_char, c_int, c_uint, c_ulong, c_void},
 };
 
 unsafe extern "C" {
@@ -25,8 +25,22 @@ unsafe extern "C" {
     // sealmem_helpers.c
     pub(crate) fn sealmem_iocb_append(iocb: *const bindings::kiocb) -> bool;
     pub(crate) fn sealmem_file_allow_pread(file: *mut bindings::file);
-    pub(crate) fn sealmem_mapping_init(mapping: *mut bindings::address_space, host: *mut bindings::inode);
-    pub(crate) fn sealmem_mapping_writably_mapped(mapping: *mut bindings::address_space) -> bool;
+    pub(crate) fn sealmem_fs_mount() -> c_int;
+    pub(crate) fn sealmem_fs_unmount();
+    pub(crate) fn sealmem_inode_new() -> *mut bindings::inode;
+    pub(crate) fn sealmem_inode_mapping(inode: *mut bindings::inode) -> *mut bindings::address_space;
+    pub(crate) fn sealmem_mapping_deny_writable(mapping: *mut bindings::address_space) -> c_int;
+    pub(crate) fn sealmem_mapping_allow_writable(mapping: *mut bindings::address_space);
+    pub(crate) fn sealmem_page_has_extra_refs(page: *mut bindings::page) -> bool;
+    pub(crate) fn sealmem_current_exiting_or_dumping() -> bool;
+    pub(crate) fn sealmem_copy_page_from_iter_atomic(
+        page: *mut bindings::page,
+        offset: usize,
+        bytes: usize,
+        i: *mut bindings::iov_iter,
+    ) -> usize;
+    pub(crate) fn sealmem_sleep_killable_ms(ms: c_uint) -> bool;
+    pub(crate) fn sealmem_cond_resched();
     pub(crate) fn sealmem_invalidate_lock(mapping: *mut bindings::address_space);
     pub(crate) fn sealmem_invalidate_unlock(mapping: *mut bindings::address_space);
     pub(crate) fn sealmem_invalidate_lock_shared(mapping: *mut bindings::address_space);

@@ -6,7 +6,9 @@
 //! # Lock order
 //!
 //! 1. `SealFile::inner` (mutex): serialises writers, size changes, seals and the name, like
-//!    an inode's `i_rwsem`. Copies from user memory happen under it, and may fault.
+//!    an inode's `i_rwsem`. A write copies from user memory under it only atomically (page
+//!    faults disabled); a source that faults is faulted in with `inner` dropped, so no wait
+//!    for a lazy page (of this file or another) ever holds it.
 //! 2. `mmap_lock` / per-VMA lock (taken by the mm for faults and mmap).
 //! 3. The mapping's `invalidate_lock`: shared in the fault path and while a fill stores
 //!    pages, exclusive while truncating or punching (so no fault can map a page that is
@@ -16,7 +18,8 @@
 //!    XArray spinlock.
 //!
 //! Nothing waits for a lazy page while holding any of these: the fault path drops the
-//! invalidate lock and the fault lock first, and a write drops `inner`.
+//! invalidate lock and the fault lock first, and a write drops `inner` (to wait for a hole
+//! of this file, or to fault its source in).
 //!
 //! The mmap hook and the fault path never take `inner` (that would invert 1 and 2): they
 //! read `size` and `seals`, which are atomics written under `inner`.
@@ -112,6 +115,58 @@ pub(crate) fn check_page_range(offset: u64, len: u64) -> Result {
     Ok(())
 }
 
+/// Where one locked pass of [`SealFile::write`] stopped.
+enum WriteStep {
+    /// The whole source was written.
+    Done,
+    /// A hole of a lazy file at this index: wait for the handler, then go on.
+    Hole(usize),
+    /// The source faulted with this many bytes of the current page left: fault it in.
+    SourceFault(usize),
+    /// An error.
+    Err(Error),
+}
+
+/// A count of mappings that may become executable, which ADD_SEALS(EXEC) can deny, as
+/// `i_mmap_writable` counts shared writable mappings for the WRITE seal: `n >= 0` mappings,
+/// or negative once new ones are denied (the EXEC seal is set; it is never undone).
+struct ExecMaps(Atomic<i64>);
+
+impl ExecMaps {
+    /// Counts one more mapping; false if they are denied.
+    fn add(&self) -> bool {
+        let mut v = self.0.load(Relaxed);
+        loop {
+            if v < 0 {
+                return false;
+            }
+            match self.0.cmpxchg(v, v + 1, Full) {
+                Ok(_) => return true,
+                Err(cur) => v = cur,
+            }
+        }
+    }
+
+    /// Uncounts a mapping counted by [`Self::add`].
+    fn remove(&self) {
+        self.0.fetch_sub(1i64, Full);
+    }
+
+    /// Denies new mappings; `EBUSY` if one is counted now.
+    fn deny(&self) -> Result {
+        let mut v = self.0.load(Relaxed);
+        loop {
+            if v > 0 {
+                return Err(EBUSY);
+            }
+            match self.0.cmpxchg(v, v - 1, Full) {
+                Ok(_) => return Ok(()),
+                Err(cur) => v = cur,
+            }
+        }
+    }
+}
+
 /// State protected by [`SealFile::inner`].
 struct Inner {
     /// The API version agreed by the last successful `SEALMEM_IOC_API`, 0 if none.
@@ -138,12 +193,16 @@ pub(crate) struct SealFile {
     id: u64,
     #[pin]
     inner: Mutex<Inner>,
-    #[pin]
     mapping: Mapping,
     #[pin]
     pub(crate) store: PageStore,
     size: Atomic<u64>,
     seals: Atomic<u32>,
+    /// Mappings that may become executable (VM_MAYEXEC), counted as `i_mmap_writable` counts
+    /// shared writable ones: the mmap hook and `vm_ops->open` add one, `vm_ops->close` takes
+    /// it away. Negative once ADD_SEALS(EXEC) denied new ones ([`ExecMaps`]).
+    /// (VM_MIXEDMAP VMAs never merge, so every VMA is opened and closed on its own.)
+    exec_maps: ExecMaps,
     /// Lazy-fill state (see `fill.rs`).
     #[pin]
     pub(crate) fill: SpinLock<FillState>,
@@ -167,17 +226,19 @@ impl SealFile {
             try_pin_init!(Self {
                 id: NEXT_ID.fetch_add(1u64, Relaxed),
                 inner <- kernel::new_mutex!(Inner { api: 0, name: [0; NAME_MAX], name_len: 0 }),
-                mapping <- Mapping::new(file),
+                mapping: Mapping::new()?,
                 store <- PageStore::new(),
                 size: Atomic::new(0),
                 seals: Atomic::new(0),
+                exec_maps: ExecMaps(Atomic::new(0)),
                 fill <- kernel::new_spinlock!(FillState::new()),
                 lazy: Atomic::new(false),
                 page_wq <- crate::wait::WaitQueue::new(),
                 handler_wq <- crate::wait::WaitQueue::new(),
                 data_files: Atomic::new(1),
             }),
-            GFP_KERNEL,
+            // Charged to the opener's memory cgroup, like the inode and the pages.
+            GFP_KERNEL_ACCOUNT,
         )?;
         // INVARIANT: counted once here, uncounted once in `drop`.
         Stats::inc(&STATS.files);
@@ -404,19 +465,74 @@ impl SealFile {
             return Err(EPERM);
         }
         let new = cur | seals;
-        if seals & SEAL_WRITE != 0 && cur & SEAL_WRITE == 0 {
-            // Publish the seal, then look for writable shared mappings. The mm counts a new
-            // shared-writable mapping (a fully ordered atomic) before our mmap hook reads the
-            // seals, so either we see its count here or the hook sees the seal.
-            self.seals.xchg(new, Full);
-            if self.mapping.writably_mapped() {
-                self.seals.store(cur, Release);
-                return Err(EBUSY);
+        // Every refusal happens before any bit is published: a concurrent mmap never sees a
+        // seal that this call does not add. Writers are held off by `inner`.
+        let add_write = seals & SEAL_WRITE != 0 && cur & SEAL_WRITE == 0;
+        let add_exec = seals & SEAL_EXEC != 0 && cur & SEAL_EXEC == 0;
+        if add_write {
+            // As memfd_add_seals: no shared mapping may write (EBUSY if one exists; new ones
+            // get EPERM from the mm until the seal is published), and no page may be pinned
+            // by anyone who could write through the pin later (an io_uring fixed buffer).
+            self.mapping.deny_writable()?;
+            if let Err(e) = self.wait_for_pins() {
+                self.mapping.allow_writable();
+                return Err(e);
             }
+        }
+        if add_exec {
+            if let Err(e) = self.exec_maps.deny() {
+                if add_write {
+                    self.mapping.allow_writable();
+                }
+                return Err(e);
+            }
+        }
+        if add_write {
+            // Publish the seal (fully ordered), then let shared mappings be counted again: from
+            // here on our mmap hook refuses writable ones and clears VM_MAYWRITE on the others,
+            // so read-only shared mappings of a writable fd still work, as for memfd (whose
+            // seal check clears VM_MAYWRITE before the mm counts the mapping; ours runs after,
+            // so the denial cannot stay).
+            self.seals.xchg(new, Full);
+            self.mapping.allow_writable();
             return Ok(());
         }
         self.seals.store(new, Release);
         Ok(())
+    }
+
+    /// Waits a little for pages with references beyond the store's and their mappings' to
+    /// lose them, as `memfd_wait_for_pins` does (transient ones: a read in progress, a GUP
+    /// of a mapping); `EBUSY` if some remain (a long-term pin). Called under `inner` with new
+    /// writable mappings denied, so no new write access can appear meanwhile.
+    fn wait_for_pins(&self) -> Result {
+        // memfd's schedule: scan, then rescan after about 5, 10, 20 and 40 ms.
+        for scan in 0..5u32 {
+            if scan > 0 && crate::wait::sleep_killable_ms(5 << (scan - 1)) {
+                return Err(EINTR);
+            }
+            if !self.store.any_extra_refs() {
+                return Ok(());
+            }
+        }
+        Err(EBUSY)
+    }
+
+    /// A new mapping of this file (the mmap hook) that may become executable: counted; false
+    /// if the EXEC seal denies it (the caller then clears VM_MAYEXEC or refuses the mapping).
+    pub(crate) fn exec_map_opened(&self) -> bool {
+        self.exec_maps.add()
+    }
+
+    /// A counted mapping was copied (fork, split, mremap): the copy is counted too. The count
+    /// is positive (its source is counted), so it cannot be denied.
+    pub(crate) fn exec_map_copied(&self) {
+        self.exec_maps.0.add(1i64, Relaxed);
+    }
+
+    /// A counted mapping (see [`Self::exec_map_opened`]) is gone.
+    pub(crate) fn exec_map_closed(&self) {
+        self.exec_maps.remove();
     }
 
     /// `SEALMEM_IOC_SET_NAME`.
@@ -468,6 +584,11 @@ impl SealFile {
             let index = (at / PAGE) as usize;
             let off = (at % PAGE) as usize;
             let n = (PAGE_SIZE - off).min(dst.len()).min((size - at).min(PAGE) as usize);
+            // Lazy mode first, then the slot: FILL_END ends lazy mode (Release) only after every
+            // fill stored before it, and none stores after it. So a hole seen after "not lazy"
+            // stays a hole, and one seen while lazy is waited for; a hole is never read as
+            // zeros while a fill can still make it content.
+            let lazy = self.is_lazy();
             let slot = self.store.slot(index);
             crate::knobs::delay(crate::knobs::Point::ReadAfterSlot);
             let copied = match slot {
@@ -476,7 +597,7 @@ impl SealFile {
                     stop = Some(EIO);
                     break;
                 }
-                Slot::Hole if !self.is_lazy() => crate::page::zero_iter(n, dst),
+                Slot::Hole if !lazy => crate::page::zero_iter(n, dst),
                 Slot::Hole => match self.wait_for_hole(index, 0, nonblock) {
                     Ok(()) => continue,
                     Err(e) => {
@@ -501,7 +622,7 @@ impl SealFile {
 
     /// A syscall's wait for the hole at `index` of a lazy file. `Ok` means "look again".
     fn wait_for_hole(&self, index: usize, flags: u32, nonblock: bool) -> Result {
-        match self.hole_request(index, flags, None)? {
+        match self.hole_request(index, flags, None, !nonblock)? {
             HoleStatus::Resolved => Ok(()),
             HoleStatus::Poisoned | HoleStatus::NoHandler => Err(EIO),
             HoleStatus::Wait if nonblock => Err(EAGAIN),
@@ -510,86 +631,118 @@ impl SealFile {
     }
 
     /// write/pwrite/writev: a write past EOF grows the file. In a lazy file a write into a
-    /// hole first waits for the handler to fill it (without holding `inner`).
+    /// hole (any page below `pages_for(size)`, the partial last page included) first waits
+    /// for the handler to fill it. Nothing waits with `inner` held: the copy from the source
+    /// is atomic (page faults disabled) under `inner`; a short copy drops `inner`, faults the
+    /// source in (which may wait for a lazy page, of this file or another) and retries, as
+    /// `generic_perform_write` does.
     pub(crate) fn write(&self, pos: &mut i64, append: bool, nonblock: bool, src: &mut IovIterSource<'_>) -> Result<usize> {
         let mut done = 0usize;
         loop {
-            let (res, hole) = self.write_locked(pos, append, done, src);
-            match (res, hole) {
-                (Ok(n), None) => return Ok(n),
-                (Ok(n), Some(index)) => {
-                    done = n;
-                    if let Err(e) = self.wait_for_hole(index, MSG_WRITE, nonblock) {
-                        return if done > 0 { Ok(done) } else { Err(e) };
-                    }
+            let stop = match self.write_locked(pos, append, &mut done, src) {
+                WriteStep::Done => return Ok(done),
+                WriteStep::Hole(index) => self.wait_for_hole(index, MSG_WRITE, nonblock).err(),
+                WriteStep::SourceFault(want) => {
+                    // Nothing could be copied from the source: fault it in (no lock held) and
+                    // retry, unless none of it can be faulted in.
+                    (crate::page::fault_in_source(src, want) == want).then_some(EFAULT)
                 }
-                (Err(e), _) => return if done > 0 { Ok(done) } else { Err(e) },
+                WriteStep::Err(e) => Some(e),
+            };
+            if let Some(e) = stop {
+                return if done > 0 { Ok(done) } else { Err(e) };
             }
         }
     }
 
-    /// One pass of `write` under `inner`: writes until done, an error, or a lazy hole, whose
-    /// index it returns. `done` bytes were written by earlier passes; returns the new total.
-    fn write_locked(&self, pos: &mut i64, append: bool, done: usize, src: &mut IovIterSource<'_>) -> (Result<usize>, Option<usize>) {
+    /// One pass of `write` under `inner`: writes page by page until the source is empty, an
+    /// error, a lazy hole or a source fault, adding the bytes written to `done`.
+    fn write_locked(&self, pos: &mut i64, append: bool, done: &mut usize, src: &mut IovIterSource<'_>) -> WriteStep {
+        let len = src.len() as u64;
+        if len == 0 {
+            // As for memfd, a zero-length write succeeds whatever the seals.
+            return WriteStep::Done;
+        }
         let _inner = self.inner.lock();
         let seals = self.seals.load(Relaxed);
         if seals & (SEAL_WRITE | SEAL_FUTURE_WRITE) != 0 {
-            return (Err(EPERM), None);
+            return WriteStep::Err(EPERM);
         }
-        let start = if append && done == 0 {
+        let start = if append && *done == 0 {
             self.size()
         } else {
             match u64::try_from(*pos) {
                 Ok(p) => p,
-                Err(_) => return (Err(EINVAL), None),
+                Err(_) => return WriteStep::Err(EINVAL),
             }
         };
-        let len = src.len() as u64;
-        if len == 0 {
-            return (Ok(done), None);
-        }
-        let Some(end) = start.checked_add(len) else { return (Err(EFBIG), None) };
-        if end > self.size() && seals & SEAL_GROW != 0 {
-            return (Err(EPERM), None);
-        }
+        let Some(end) = start.checked_add(len) else { return WriteStep::Err(EFBIG) };
         if end > crate::max_file_size() || end > i64::MAX as u64 {
-            return (Err(EFBIG), None);
+            return WriteStep::Err(EFBIG);
         }
         let mut at = start;
-        let mut result = Ok(());
-        let mut hole = None;
+        let mut step = WriteStep::Done;
         while at < end {
             let index = (at / PAGE) as usize;
             let off = (at % PAGE) as usize;
             let n = (PAGE_SIZE - off).min((end - at) as usize);
-            if self.is_lazy() && at < self.size() && self.store.kind(index) == SlotKind::Hole {
-                hole = Some(index);
+            let size = self.size();
+            // GROW: as memfd, the pages within EOF are written; the one that would grow the
+            // file is refused (a short write if something was written).
+            if at + n as u64 > size && seals & SEAL_GROW != 0 {
+                step = WriteStep::Err(EPERM);
                 break;
             }
-            let page = match self.store.get_or_alloc(index) {
-                Ok(p) => p,
-                Err(e) => {
-                    result = Err(e);
+            let eof_pages = pages_for(size);
+            let copied = if (index as u64) < eof_pages {
+                // A page within EOF: in a lazy file a hole waits for the handler (the partial
+                // last page too: its bytes below EOF are content only the handler provides).
+                // `lazy` cannot change under `inner` but by FILL_END, which only ends waits.
+                if self.is_lazy() && self.store.kind(index) == SlotKind::Hole {
+                    step = WriteStep::Hole(index);
                     break;
                 }
+                match self.store.get_or_alloc(index) {
+                    Ok(page) => page.copy_from_iter_atomic(off, n, src),
+                    Err(e) => {
+                        step = WriteStep::Err(e);
+                        break;
+                    }
+                }
+            } else {
+                // A page past EOF: filled before it is stored, so a source that faults leaves
+                // nothing behind past EOF (nothing is stored there but with content).
+                let page = match self.store.new_page() {
+                    Ok(p) => p,
+                    Err(e) => {
+                        step = WriteStep::Err(e);
+                        break;
+                    }
+                };
+                let copied = page.page().map_or(0, |p| p.copy_from_iter_atomic(off, n, src));
+                if copied > 0 {
+                    if let Err(e) = self.store.insert(index, page) {
+                        // ENOMEM (an XArray node): nothing else stores past EOF while `inner`
+                        // is held. The bytes consumed from the source are not counted; callers
+                        // go by the returned count (io_uring restores its iterator itself).
+                        step = WriteStep::Err(e);
+                        break;
+                    }
+                }
+                copied
             };
-            let copied = page.copy_from_iter(off, n, src);
             at += copied as u64;
+            *done += copied;
             if at > self.size() {
                 self.size.store(at, Release);
             }
             if copied < n {
-                result = Err(EFAULT);
+                step = WriteStep::SourceFault(n - copied);
                 break;
             }
         }
         *pos = at as i64;
-        let total = done + (at - start) as usize;
-        match result {
-            Err(e) if total == 0 => (Err(e), None),
-            Err(_) => (Ok(total), None),
-            Ok(()) => (Ok(total), hole),
-        }
+        step
     }
 
     /// SEEK_DATA / SEEK_HOLE from `offset`: ENXIO at or past EOF.
@@ -621,7 +774,11 @@ impl SealFile {
             }
             vma.try_clear_maywrite()?;
         }
-        if seals & SEAL_EXEC != 0 {
+        // May-exec mappings are counted (`exec_maps`) so that ADD_SEALS(EXEC) can refuse while
+        // one exists; once the seal denies them, none may execute. Counting is the last step:
+        // nothing below fails, and `vm_ops->close` uncounts the VMA.
+        let may_exec = vma.flags() & flags::MAYEXEC != 0;
+        if may_exec && (seals & SEAL_EXEC != 0 || !self.exec_map_opened()) {
             if vma.executable() {
                 return Err(EPERM);
             }
@@ -666,9 +823,16 @@ impl SealFile {
                     Some(Peek::Poison) | None => return FaultOutcome::SigBus,
                 }
             }
-            // A hole of a lazy file: request it, then wait as handle_userfault() does.
+            // A hole of a lazy file: request it, then wait as handle_userfault() does. As there,
+            // an exiting task (clearing its child tid) or one dumping core neither requests
+            // nor waits: SIGBUS (the dump skips the page).
+            if crate::wait::current_exiting_or_dumping() {
+                return FaultOutcome::SigBus;
+            }
             let flags = MSG_FAULT | if vmf.is_write() { MSG_WRITE } else { 0 };
-            match this.hole_request(index, flags, Some(vmf.fault_at())) {
+            // It waits below only if it may retry and may sleep.
+            let waits = vmf.allow_retry() && !vmf.retry_nowait();
+            match this.hole_request(index, flags, Some(vmf.fault_at()), waits) {
                 Ok(HoleStatus::Resolved) => continue,
                 Ok(HoleStatus::Poisoned | HoleStatus::NoHandler) => return FaultOutcome::SigBus,
                 Err(_) => return FaultOutcome::Oom,
@@ -681,7 +845,11 @@ impl SealFile {
                 return FaultOutcome::Retry;
             }
             let mode = if vmf.interruptible() { WaitMode::Interruptible } else { WaitMode::Killable };
-            // The VMA (and with it our borrow) may go away once the lock is dropped.
+            // The VMA (and with it our borrow) may go away once the lock is dropped: hold the
+            // VMA's file across the wait, as the mm does (`maybe_unlock_mmap_for_io`). The
+            // file keeps both this object and the module (its `f_op->owner`) alive, so a
+            // munmap, the last close and rmmod cannot pull either from under the waiter.
+            let _file = vmf.file();
             let pinned: Arc<SealFile> = this.into();
             vmf.release_lock();
             // Woken: the fault is over; the filler mapped the page here (map-on-fill), so the

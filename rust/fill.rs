@@ -66,10 +66,22 @@ impl FaultAt {
     }
 }
 
+/// Most requests of one file that no task waits for (raised by O_NONBLOCK reads, faults
+/// that may not sleep, or left by interrupted waits). Past it, such an access raises no new
+/// request (it gets EAGAIN / SIGBUS / a retry, as it would anyway), and an interrupted wait
+/// that would leave one more takes its request away (a later access raises it again).
+/// Requests that tasks wait for are bounded by the waiting tasks themselves.
+const MAX_ORPHANS: u64 = 4096;
+
 /// One outstanding fill request.
 pub(crate) struct Req {
     flags: u32,
     tid: u32,
+    /// Tasks waiting for it (0: an orphan, counted in `FillState::orphans`).
+    waiters: u32,
+    /// Which request this is (`FillState::total` when it was raised): a request resolved and
+    /// raised again at the same index is another request.
+    seq: u64,
     /// The first fault that raised it, if a fault did. Taken out under the fill lock before
     /// the request is dropped: its `mm` reference is released unlocked.
     at: Option<FaultAt>,
@@ -89,6 +101,11 @@ pub(crate) struct FillState {
     delivered: RBTree<usize, Req>,
     /// Requests raised since the file became lazy.
     total: u64,
+    /// Requests in `queued`, and in both trees (fdinfo reads these; O(1)).
+    nqueued: u64,
+    npending: u64,
+    /// Requests no task waits for (see [`MAX_ORPHANS`]).
+    orphans: u64,
     /// A tree node kept from a resolved request for the next one, so that a steady stream
     /// of faults allocates none (`resolve_range` refills it).
     spare: Option<RBTreeNodeReservation<usize, Req>>,
@@ -96,7 +113,38 @@ pub(crate) struct FillState {
 
 impl FillState {
     pub(crate) fn new() -> Self {
-        Self { lazy: false, handler: None, handler_ns: None, queued: RBTree::new(), delivered: RBTree::new(), total: 0, spare: None }
+        Self {
+            lazy: false,
+            handler: None,
+            handler_ns: None,
+            queued: RBTree::new(),
+            delivered: RBTree::new(),
+            total: 0,
+            nqueued: 0,
+            npending: 0,
+            orphans: 0,
+            spare: None,
+        }
+    }
+
+    /// Accounts for a request that left the trees (resolved or dropped); `queued` says which
+    /// tree it was in.
+    fn forget(&mut self, waiters: u32, queued: bool) {
+        self.npending -= 1;
+        if queued {
+            self.nqueued -= 1;
+        }
+        if waiters == 0 {
+            self.orphans -= 1;
+        }
+    }
+
+    /// The request for `index`, in whichever tree holds it.
+    fn req_mut(&mut self, index: usize) -> Option<&mut Req> {
+        match self.queued.get_mut(&index) {
+            Some(r) => Some(r),
+            None => self.delivered.get_mut(&index),
+        }
     }
 
     fn requested(&self, index: usize) -> bool {
@@ -107,12 +155,15 @@ impl FillState {
     fn detach(&mut self) -> (RBTree<usize, Req>, RBTree<usize, Req>) {
         self.handler = None;
         self.handler_ns = None;
+        self.nqueued = 0;
+        self.npending = 0;
+        self.orphans = 0;
         (core::mem::take(&mut self.queued), core::mem::take(&mut self.delivered))
     }
 
     /// Number of outstanding requests.
     fn pending(&self) -> u64 {
-        (self.queued.iter().count() + self.delivered.iter().count()) as u64
+        self.npending
     }
 }
 
@@ -150,10 +201,15 @@ impl SealFile {
     /// takes the file's spare tree node, or one allocated (unlocked) only then, never for a
     /// duplicate or retried access. `at` (a fault's address) goes with a new request only;
     /// a later fault on the same page waits and is woken, but its address is not mapped.
-    pub(crate) fn hole_request(&self, index: usize, flags: u32, mut at: Option<FaultAt>) -> Result<HoleStatus> {
+    ///
+    /// `waits`: the caller will wait for the request ([`Self::wait_hole`]) if this returns
+    /// `Wait`; otherwise it gives up at once, and a request it leaves is an orphan (bounded
+    /// by [`MAX_ORPHANS`]: past it no request is raised, and `Wait` is returned all the same).
+    pub(crate) fn hole_request(&self, index: usize, flags: u32, mut at: Option<FaultAt>, waits: bool) -> Result<HoleStatus> {
         let mut reservation: Option<RBTreeNodeReservation<usize, Req>> = None;
         loop {
-            let mut f = self.fill.lock();
+            let mut guard = self.fill.lock();
+            let f = &mut *guard;
             if !f.lazy {
                 return Ok(HoleStatus::Resolved);
             }
@@ -172,21 +228,36 @@ impl SealFile {
             if f.handler.is_none() {
                 return Ok(HoleStatus::NoHandler);
             }
-            if f.requested(index) {
+            if let Some(req) = f.queued.get_mut(&index).or_else(|| f.delivered.get_mut(&index)) {
+                if waits {
+                    if req.waiters == 0 {
+                        f.orphans -= 1;
+                    }
+                    req.waiters += 1;
+                }
+                return Ok(HoleStatus::Wait);
+            }
+            if !waits && f.orphans >= MAX_ORPHANS {
                 return Ok(HoleStatus::Wait);
             }
             let Some(node) = reservation.take().or_else(|| f.spare.take()) else {
-                drop(f);
-                reservation = Some(RBTreeNodeReservation::new(GFP_KERNEL)?);
+                drop(guard);
+                // Charged to the requester's memory cgroup, like the pages it asks for.
+                reservation = Some(RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?);
                 continue;
             };
             let tid = match &f.handler_ns {
                 Some(ns) => current_tid_in(ns),
                 None => 0,
             };
-            f.queued.insert(node.into_node(index, Req { flags, tid, at: at.take() }));
+            f.queued.insert(node.into_node(index, Req { flags, tid, waiters: u32::from(waits), seq: f.total, at: at.take() }));
             f.total += 1;
-            drop(f);
+            f.nqueued += 1;
+            f.npending += 1;
+            if !waits {
+                f.orphans += 1;
+            }
+            drop(guard);
             self.handler_wq.wake_poll(crate::wait::POLL_IN);
             return Ok(HoleStatus::Wait);
         }
@@ -194,12 +265,54 @@ impl SealFile {
 
     /// Waits until the request for `index`, which [`Self::hole_request`] just raised or found,
     /// is resolved (or a signal `mode` admits).
+    ///
+    /// An interrupted wait leaves the request (the handler may have read it); if no task
+    /// waits for it any more it becomes an orphan, or is dropped when the file has
+    /// [`MAX_ORPHANS`] already (its node freed unlocked).
     pub(crate) fn wait_hole(&self, index: usize, mode: WaitMode) -> Result<(), Interrupted> {
         Stats::inc(&STATS.waits);
-        self.page_wq.wait(mode, || {
+        let res = self.page_wq.wait(mode, || {
             let f = self.fill.lock();
             !f.lazy || f.handler.is_none() || !f.requested(index)
-        })
+        });
+        if res.is_err() {
+            let dropped = {
+                let mut guard = self.fill.lock();
+                let f = &mut *guard;
+                let orphaned = match f.req_mut(index) {
+                    Some(req) if req.waiters > 0 => {
+                        req.waiters -= 1;
+                        req.waiters == 0
+                    }
+                    _ => false,
+                };
+                if !orphaned {
+                    None
+                } else if f.orphans < MAX_ORPHANS {
+                    f.orphans += 1;
+                    None
+                } else {
+                    // Counted as an orphan for a moment, then forgotten with it.
+                    f.orphans += 1;
+                    Self::remove_req(f, index)
+                }
+            };
+            drop(dropped);
+        }
+        res
+    }
+
+    /// Removes the request for `index` from whichever tree holds it and accounts for it;
+    /// returns its node, to be dropped after the fill lock is released.
+    fn remove_req(f: &mut FillState, index: usize) -> Option<RBTreeNode<usize, Req>> {
+        let (waiters, queued) = match (f.queued.get(&index), f.delivered.get(&index)) {
+            (Some(r), _) => (r.waiters, true),
+            (None, Some(r)) => (r.waiters, false),
+            (None, None) => return None,
+        };
+        let node = if queued { f.queued.remove_node(&index) } else { f.delivered.remove_node(&index) };
+        f.forget(waiters, queued);
+        node
     }
 
     /// Resolves the requests of pages `[first, end)` after they were filled or poisoned,
@@ -220,7 +333,8 @@ impl SealFile {
             {
                 let mut guard = self.fill.lock();
                 let f = &mut *guard;
-                for (tree, from) in [&mut f.queued, &mut f.delivered].into_iter().zip(from.iter_mut()) {
+                let mut gone = [(0u64, 0u64); 2];
+                for ((tree, from), gone) in [&mut f.queued, &mut f.delivered].into_iter().zip(from.iter_mut()).zip(gone.iter_mut()) {
                     let mut cursor = tree.cursor_lower_bound_mut(from);
                     *from = end;
                     while let Some(mut c) = cursor {
@@ -236,12 +350,19 @@ impl SealFile {
                         if let Some(at) = req.at.take() {
                             faults[n] = Some((index, at));
                         }
+                        gone.0 += 1;
+                        if req.waiters == 0 {
+                            gone.1 += 1;
+                        }
                         let (next, node) = c.remove_current();
                         removed[n] = Some(node);
                         n += 1;
                         cursor = next;
                     }
                 }
+                f.nqueued -= gone[0].0;
+                f.npending -= gone[0].0 + gone[1].0;
+                f.orphans -= gone[0].1 + gone[1].1;
                 if f.spare.is_none() {
                     // Keep one node for the next request (nothing is freed here).
                     f.spare = removed.iter_mut().find_map(Option::take).map(RBTreeNode::into_reservation);
@@ -270,11 +391,18 @@ impl SealFile {
         let mut any = false;
         loop {
             let node = {
-                let mut f = self.fill.lock();
-                match f.queued.cursor_lower_bound_mut(&first) {
-                    Some(c) => Some(c.remove_current().1),
-                    None => f.delivered.cursor_lower_bound_mut(&first).map(|c| c.remove_current().1),
-                }
+                let mut guard = self.fill.lock();
+                let f = &mut *guard;
+                let queued = f.queued.cursor_lower_bound(&first).is_some();
+                let tree = if queued { &mut f.queued } else { &mut f.delivered };
+                let removed = tree.cursor_lower_bound_mut(&first).map(|c| {
+                    let waiters = c.current().1.waiters;
+                    (waiters, c.remove_current().1)
+                });
+                removed.map(|(waiters, node)| {
+                    f.forget(waiters, queued);
+                    node
+                })
             };
             let Some(node) = node else { break };
             drop(node);
@@ -295,7 +423,7 @@ impl SealFile {
             return Err(EINVAL);
         }
         let ns = kernel::current!().get_pid_ns();
-        let handler = Arc::new(Handler { file: this.into(), id: NEXT_HANDLER.fetch_add(1u64, Relaxed) }, GFP_KERNEL)?;
+        let handler = Arc::new(Handler { file: this.into(), id: NEXT_HANDLER.fetch_add(1u64, Relaxed) }, GFP_KERNEL_ACCOUNT)?;
         let id = handler.id;
         // Make the fd first (it allocates), then attach; a refused attach drops the file, whose
         // release finds it unattached.
@@ -305,7 +433,11 @@ impl SealFile {
             flags & uapi::SEALMEM_FD_NONBLOCK as usize != 0,
         )?;
         {
+            // `inner` orders this against writes and ADD_SEALS; the invalidate lock
+            // (exclusive) against faults, which decide "not lazy: allocate a zero page" under
+            // it shared. So no hole becomes a zero page once the file is lazy.
             let _inner = this.inner_lock();
+            let _g = this.hold_off_fills();
             let mut f = this.fill.lock();
             if f.handler.is_some() {
                 return Err(EBUSY);
@@ -389,6 +521,7 @@ impl Handler {
         }
         loop {
             let mut msgs = [uapi::sealmem_msg::default(); READ_BATCH];
+            let mut seqs = [0u64; READ_BATCH];
             let mut n = 0;
             {
                 let mut f = self.file.fill.lock();
@@ -399,9 +532,11 @@ impl Handler {
                     let Some(cursor) = f.queued.cursor_front_mut() else { break };
                     let (&index, req) = cursor.current();
                     let (flags, tid) = (req.flags, req.tid);
+                    seqs[n] = req.seq;
                     let (_, node) = cursor.remove_current();
                     msgs[n] = uapi::sealmem_msg { offset: index as u64 * PAGE, flags, tid };
                     f.delivered.insert(node);
+                    f.nqueued -= 1;
                     n += 1;
                 }
             }
@@ -411,7 +546,7 @@ impl Handler {
                 let bytes = unsafe { core::slice::from_raw_parts(msgs.as_ptr().cast::<u8>(), n * MSG_SIZE) };
                 let copied = dst.copy_to_iter(bytes) / MSG_SIZE;
                 if copied < n {
-                    self.requeue(&msgs[copied..n]);
+                    self.requeue(&msgs[copied..n], &seqs[copied..n]);
                     if copied == 0 {
                         return Err(EFAULT);
                     }
@@ -431,13 +566,19 @@ impl Handler {
         }
     }
 
-    /// Puts messages that could not be copied out back in the queue.
-    fn requeue(&self, msgs: &[uapi::sealmem_msg]) {
+    /// Puts the requests of messages that could not be copied out back in the queue: those
+    /// still delivered, and still the same requests (`seqs`): one resolved meanwhile and
+    /// raised again may have been delivered to another reader.
+    fn requeue(&self, msgs: &[uapi::sealmem_msg], seqs: &[u64]) {
         let mut f = self.file.fill.lock();
-        for m in msgs {
+        for (m, &seq) in msgs.iter().zip(seqs) {
             let index = (m.offset / PAGE) as usize;
+            if f.delivered.get(&index).is_none_or(|r| r.seq != seq) {
+                continue;
+            }
             if let Some(node) = f.delivered.remove_node(&index) {
                 f.queued.insert(node);
+                f.nqueued += 1;
             }
         }
     }
@@ -621,7 +762,7 @@ impl Handler {
     pub(crate) fn show_fdinfo(&self, m: &SeqFile) {
         let (attached, queued, pending, total) = {
             let f = self.file.fill.lock();
-            (f.handler == Some(self.id) && f.lazy, f.queued.iter().count(), f.pending(), f.total)
+            (f.handler == Some(self.id) && f.lazy, f.nqueued, f.pending(), f.total)
         };
         seq_print!(m, "sealmem-handler-of:\t{}\n", self.file.id());
         seq_print!(m, "attached:\t{}\n", if attached { "yes" } else { "no" });

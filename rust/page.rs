@@ -98,13 +98,17 @@ impl PageRef {
         unsafe { bindings::copy_page_to_iter(self.as_ptr(), offset, len, dst.as_raw()) }
     }
 
-    /// Copies `len` bytes from `src` into the page at `offset`; returns the bytes copied.
-    pub(crate) fn copy_from_iter(&self, offset: usize, len: usize, src: &mut IovIterSource<'_>) -> usize {
+    /// Copies `len` bytes from `src` into the page at `offset` with page faults disabled
+    /// (for a caller holding a lock that a fault on the source could need, or that must not
+    /// be held while waiting for a lazy page): a fault ends the copy short instead. Returns
+    /// the bytes copied.
+    pub(crate) fn copy_from_iter_atomic(&self, offset: usize, len: usize, src: &mut IovIterSource<'_>) -> usize {
         if offset >= PAGE_SIZE || len > PAGE_SIZE - offset {
             return 0;
         }
-        // SAFETY: As in `copy_to_iter`, with a valid source iterator.
-        unsafe { bindings::copy_page_from_iter(self.as_ptr(), offset, len, src.as_raw()) }
+        // SAFETY: As in `copy_to_iter`, with a valid source iterator; the copy does not
+        // sleep on a fault.
+        unsafe { crate::ffi::sealmem_copy_page_from_iter_atomic(self.as_ptr(), offset, len, src.as_raw()) }
     }
 
     /// Fills the whole page from user memory (EFAULT if the source faults).
@@ -163,6 +167,14 @@ impl StablePage<'_> {
         // SAFETY: The page stays allocated for 'a (invariant), which outlives this borrow.
         unsafe { kernel::page::BorrowedPage::from_raw(self.0) }
     }
+}
+
+/// Faults in up to `len` bytes of `src` for reading (no lock may be held: the fault may wait
+/// for a lazy page); returns how many bytes could NOT be faulted in (`len`: none could).
+pub(crate) fn fault_in_source(src: &mut IovIterSource<'_>, len: usize) -> usize {
+    // SAFETY: `src` is a valid source iterator; this only touches the user memory it
+    // describes, without consuming it.
+    unsafe { bindings::fault_in_iov_iter_readable(src.as_raw(), len) }
 }
 
 /// Writes `len` zero bytes to `dst` (a hole's contents); returns the bytes written.

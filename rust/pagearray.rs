@@ -16,7 +16,10 @@
 
 use core::ptr::NonNull;
 
-use crate::ffi::{sealmem_xa_init, sealmem_xa_is_value, sealmem_xa_poison_entry, sealmem_xas_error, sealmem_xas_init, sealmem_xas_next};
+use crate::ffi::{
+    sealmem_cond_resched, sealmem_page_has_extra_refs, sealmem_xa_init, sealmem_xa_is_value, sealmem_xa_poison_entry,
+    sealmem_xas_error, sealmem_xas_init, sealmem_xas_next,
+};
 use kernel::{
     bindings,
     ffi::{c_ulong, c_void},
@@ -90,7 +93,7 @@ unsafe impl Send for PageArray {}
 // SAFETY: See `Send`; every method synchronises through the XArray lock or RCU.
 unsafe impl Sync for PageArray {}
 
-/// Max pages [`PageArray::remove_range`] detaches per lock hold.
+/// Most entries [`PageArray::remove_range`] erases per lock hold.
 const BATCH: usize = 32;
 
 impl PageArray {
@@ -297,6 +300,48 @@ impl PageArray {
         Ok(())
     }
 
+    /// Whether any page has references beyond the array's own and its page-table mappings
+    /// (see `sealmem_page_has_extra_refs`). Looks at every page, [`BATCH`] per lock hold,
+    /// rescheduling between holds.
+    pub(crate) fn any_extra_refs(&self) -> bool {
+        let mut from: c_ulong = 0;
+        loop {
+            // SAFETY: The XArray is initialised (invariant). Under its lock, the array's
+            // reference keeps every page found valid while its counts are read.
+            let (found, done) = unsafe {
+                bindings::xa_lock(self.raw());
+                let mut found = false;
+                let mut done = false;
+                for _ in 0..BATCH {
+                    let mut index = from;
+                    let entry = bindings::xa_find(self.raw(), &mut index, c_ulong::MAX, bindings::XA_PRESENT);
+                    if entry.is_null() {
+                        done = true;
+                        break;
+                    }
+                    if !sealmem_xa_is_value(entry) && sealmem_page_has_extra_refs(entry.cast()) {
+                        found = true;
+                        break;
+                    }
+                    match index.checked_add(1) {
+                        Some(next) => from = next,
+                        None => {
+                            done = true;
+                            break;
+                        }
+                    }
+                }
+                bindings::xa_unlock(self.raw());
+                (found, done)
+            };
+            if found || done {
+                return found;
+            }
+            // SAFETY: No lock is held here.
+            unsafe { sealmem_cond_resched() };
+        }
+    }
+
     /// The first index in `[from, last]` that holds a page.
     pub(crate) fn next_present(&self, from: usize, last: usize) -> Option<usize> {
         if from > last {
@@ -329,10 +374,13 @@ impl PageArray {
         loop {
             let mut batch: [Option<PageRef>; BATCH] = [const { None }; BATCH];
             let mut n = 0;
+            // Entries erased in this lock hold, poison markers included (so that a range of
+            // poison is erased a bounded batch per hold too).
+            let mut erased_here = 0;
             // SAFETY: The XArray is initialised and we hold its lock for `__xa_erase`.
             unsafe {
                 bindings::xa_lock(self.raw());
-                while n < BATCH && from <= last as c_ulong {
+                while erased_here < BATCH && from <= last as c_ulong {
                     let mut index = from;
                     let entry = bindings::xa_find(self.raw(), &mut index, last as c_ulong, bindings::XA_PRESENT);
                     if entry.is_null() {
@@ -340,6 +388,7 @@ impl PageArray {
                         break;
                     }
                     let erased = bindings::__xa_erase(self.raw(), index);
+                    erased_here += 1;
                     if sealmem_xa_is_value(erased) {
                         // A poison marker: nothing to release.
                     } else if let Some(p) = NonNull::new(erased.cast::<bindings::page>()) {
@@ -361,9 +410,11 @@ impl PageArray {
                 f(p);
             }
             removed += n;
-            if n < BATCH || from == 0 || from > last as c_ulong {
+            if erased_here < BATCH || from == 0 || from > last as c_ulong {
                 return removed;
             }
+            // SAFETY: No lock is held here.
+            unsafe { sealmem_cond_resched() };
         }
     }
 }

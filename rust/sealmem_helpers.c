@@ -4,9 +4,15 @@
  * that have no Rust binding. Each is named sealmem_* and only forwards; no logic lives here.
  */
 #include <linux/fs.h>
+#include <linux/fs_context.h>
 #include <linux/mm.h>
+#include <linux/mount.h>
 #include <linux/pagemap.h>
+#include <linux/pseudo_fs.h>
+#include <linux/sched.h>
+#include <linux/sched/signal.h>
 #include <linux/sealmem.h>
+#include <linux/uio.h>
 
 #include "sealmem_helpers.h"
 
@@ -25,18 +31,100 @@ void sealmem_put_page(struct page *page)
 	put_page(page);
 }
 
-/* Initialises a per-file address_space the way inode_init_always() does for an inode's. */
-void sealmem_mapping_init(struct address_space *mapping, struct inode *host)
+/*
+ * sealmem's private pseudo filesystem: one anonymous inode per sealmem file, whose
+ * address_space is the file's mapping (i_mmap tree, i_mmap_writable, invalidate_lock), as
+ * DRM's drm_fs_inode_new() and KVM's guest_memfd do. Nothing of a sealmem file then depends
+ * on the filesystem its device node was opened from. The file_system_type is C data with C
+ * callbacks (init_pseudo, kill_anon_super), so it lives here, not in Rust.
+ */
+#define SEALMEM_FS_MAGIC 0x5ea1face
+
+static struct vfsmount *sealmem_mnt;
+
+static int sealmem_init_fs_context(struct fs_context *fc)
 {
-	address_space_init_once(mapping);
-	init_rwsem(&mapping->invalidate_lock);
-	mapping->host = host;
-	mapping->gfp_mask = GFP_HIGHUSER_MOVABLE;
+	return init_pseudo(fc, SEALMEM_FS_MAGIC) ? 0 : -ENOMEM;
 }
 
-bool sealmem_mapping_writably_mapped(struct address_space *mapping)
+static struct file_system_type sealmem_fs_type = {
+	.name = "sealmem",
+	.init_fs_context = sealmem_init_fs_context,
+	.kill_sb = kill_anon_super,
+};
+
+int sealmem_fs_mount(void)
 {
-	return mapping_writably_mapped(mapping);
+	struct vfsmount *mnt = kern_mount(&sealmem_fs_type);
+
+	if (IS_ERR(mnt))
+		return PTR_ERR(mnt);
+	sealmem_mnt = mnt;
+	return 0;
+}
+
+/* Every inode is gone by now: each is held by a sealmem file, and each file by the module. */
+void sealmem_fs_unmount(void)
+{
+	kern_unmount(sealmem_mnt);
+	sealmem_mnt = NULL;
+}
+
+/*
+ * A new inode for one sealmem file (an ERR_PTR on failure), charged to the caller's memory
+ * cgroup (inode_cachep is SLAB_ACCOUNT). Its a_ops are alloc_anon_inode()'s, which have no
+ * read_folio/readahead, so readahead and fadvise/madvise(WILLNEED) do nothing.
+ */
+struct inode *sealmem_inode_new(void)
+{
+	return alloc_anon_inode(sealmem_mnt->mnt_sb);
+}
+
+struct address_space *sealmem_inode_mapping(struct inode *inode)
+{
+	return inode->i_mapping;
+}
+
+/* The WRITE seal's side of i_mmap_writable, as memfd_add_seals() uses it. */
+int sealmem_mapping_deny_writable(struct address_space *mapping)
+{
+	return mapping_deny_writable(mapping);
+}
+
+void sealmem_mapping_allow_writable(struct address_space *mapping)
+{
+	mapping_allow_writable(mapping);
+}
+
+/*
+ * Whether a page of a page store has references beyond the store's one and its page-table
+ * mappings (a GUP pin such as an io_uring fixed buffer, or a transient one): what
+ * memfd_folio_has_extra_refs() checks for page-cache folios.
+ */
+bool sealmem_page_has_extra_refs(struct page *page)
+{
+	struct folio *folio = page_folio(page);
+
+	return folio_ref_count(folio) != 1 + folio_mapcount(folio);
+}
+
+/* A task that is exiting or dumping core must never wait for a lazy page (handle_userfault). */
+bool sealmem_current_exiting_or_dumping(void)
+{
+	return current->flags & (PF_EXITING | PF_DUMPCORE);
+}
+
+/* Copies from @i into @page at @offset with page faults disabled: a short copy, not a fault. */
+size_t sealmem_copy_page_from_iter_atomic(struct page *page, size_t offset, size_t bytes,
+					  struct iov_iter *i)
+{
+	return copy_folio_from_iter_atomic(page_folio(page), offset, bytes, i);
+}
+
+/* Sleeps for about @ms milliseconds, killably; true if a fatal signal ended it. */
+bool sealmem_sleep_killable_ms(unsigned int ms)
+{
+	return schedule_timeout_killable(msecs_to_jiffies(ms)) != 0 && fatal_signal_pending(current);
 }
 
 void sealmem_invalidate_lock(struct address_space *mapping)
@@ -135,4 +223,9 @@ void *sealmem_xas_next(struct xa_state *xas)
 int sealmem_xas_error(const struct xa_state *xas)
 {
 	return xas_error(xas);
+}
+
+void sealmem_cond_resched(void)
+{
+	cond_resched();
 }

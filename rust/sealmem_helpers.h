@@ -6,12 +6,23 @@
 #include <linux/fs.h>
 #include <linux/mm.h>
 #include <linux/poll.h>
+#include <linux/uio.h>
 #include <linux/wait.h>
 
 void sealmem_get_page(struct page *page);
 void sealmem_put_page(struct page *page);
-void sealmem_mapping_init(struct address_space *mapping, struct inode *host);
-bool sealmem_mapping_writably_mapped(struct address_space *mapping);
+int sealmem_fs_mount(void);
+void sealmem_fs_unmount(void);
+struct inode *sealmem_inode_new(void);
+struct address_space *sealmem_inode_mapping(struct inode *inode);
+int sealmem_mapping_deny_writable(struct address_space *mapping);
+void sealmem_mapping_allow_writable(struct address_space *mapping);
+bool sealmem_page_has_extra_refs(struct page *page);
+bool sealmem_current_exiting_or_dumping(void);
+size_t sealmem_copy_page_from_iter_atomic(struct page *page, size_t offset, size_t bytes,
+					  struct iov_iter *i);
+bool sealmem_sleep_killable_ms(unsigned int ms);
+void sealmem_cond_resched(void);
 void sealmem_invalidate_lock(struct address_space *mapping);
 void sealmem_invalidate_unlock(struct address_space *mapping);
 void sealmem_invalidate_lock_shared(struct address_space *mapping);

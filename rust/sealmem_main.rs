@@ -67,17 +67,22 @@ pub(crate) fn max_pages() -> u64 {
     }
 }
 
+/// The module: fields drop in this order at unload (the device first, the pseudo filesystem
+/// its files' inodes live on last).
 #[pin_data]
 struct SealmemModule {
     #[pin]
     _misc: device::Registration,
     _debugfs: stats::DebugFs,
+    _fs: mapping::PseudoFs,
 }
 
 impl kernel::InPlaceModule for SealmemModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
-            // debugfs first: the device may be opened as soon as it is registered.
+            // The pseudo filesystem first: every open() allocates an inode on it.
+            _fs: mapping::PseudoFs::mount()?,
+            // then debugfs: the device may be opened as soon as it is registered.
             _debugfs: stats::DebugFs::new()?,
             // 0666: every user may create files; each file is private to its opener.
             _misc <- device::Registration::register(c"sealmem", 0o666),

@@ -190,6 +190,11 @@ impl PageStore {
         unsafe { self.pages.peek_run(first, out) }
     }
 
+    /// Whether a page has references beyond the store's and its mappings' (a pin).
+    pub(crate) fn any_extra_refs(&self) -> bool {
+        self.pages.any_extra_refs()
+    }
+
     /// The first resident page index in `[from, last]`.
     pub(crate) fn next_present(&self, from: usize, last: usize) -> Option<usize> {
         self.pages.next_present(from, last)

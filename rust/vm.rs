@@ -30,6 +30,7 @@ use kernel::{
 };
 
 use crate::{device::AssertSync, file::SealFile, fill::FaultAt, page::StablePage};
+use kernel::fs::File;
 
 /// Most pages [`Fault::insert_run`] maps in one call: one fault-around window.
 pub(crate) const MAX_RUN: usize = 16;
@@ -58,6 +59,8 @@ pub(crate) enum FaultOutcome {
 static SEALMEM_VM_OPS: AssertSync<bindings::vm_operations_struct> =
     AssertSync(bindings::vm_operations_struct {
         fault: Some(sealmem_vm_fault),
+        open: Some(sealmem_vm_open),
+        close: Some(sealmem_vm_close),
         ..pin_init::zeroed()
     });
 
@@ -127,6 +130,14 @@ impl Fault<'_> {
         let addr = unsafe { (*self.vmf).__bindgen_anon_1.address };
         let mm: &Mm = self.vma_ref().mm();
         FaultAt::new(ARef::from(mm), addr & !(PAGE_SIZE - 1))
+    }
+
+    /// A new reference to the file this fault's VMA maps (`get_file(vma->vm_file)`), to
+    /// hold across a wait after [`Fault::release_lock`].
+    pub(crate) fn file(&self) -> ARef<File> {
+        // SAFETY: The VMA is valid and locked (invariant) and maps a sealmem file, which is
+        // valid while the VMA holds it; `ARef::from` takes a new reference (`get_file`).
+        ARef::from(unsafe { File::from_raw_file((*self.vma()).vm_file) })
     }
 
     /// The faulting page's index in the file.
@@ -231,6 +242,31 @@ pub(crate) unsafe fn vma_file<'a>(vma: *mut bindings::vm_area_struct) -> ArcBorr
     // SAFETY: A sealmem VMA's `vm_file` is a sealmem file whose private data is an
     // `Arc<SealFile>` (see `device`), alive while the VMA holds the file.
     unsafe { <Arc<SealFile> as ForeignOwnable>::borrow((*(*vma).vm_file).private_data) }
+}
+
+/// # Safety
+///
+/// Called by the mm with a new VMA copied from a sealmem VMA (fork, split, mremap), which
+/// holds its own reference to the sealmem file.
+unsafe extern "C" fn sealmem_vm_open(vma: *mut bindings::vm_area_struct) {
+    // SAFETY: A sealmem VMA being set up by the mm, whose lock (or the new mm's) is held.
+    let (obj, flags) = unsafe { (vma_file(vma), VmaRef::from_raw(vma).flags()) };
+    if flags & kernel::mm::virt::flags::MAYEXEC != 0 {
+        // The VMA it was copied from is counted, so the count is positive: not denied.
+        obj.exec_map_copied();
+    }
+}
+
+/// # Safety
+///
+/// Called by the mm when a sealmem VMA goes away (still holding its file).
+unsafe extern "C" fn sealmem_vm_close(vma: *mut bindings::vm_area_struct) {
+    // SAFETY: A sealmem VMA being removed by the mm; its file is put only after this.
+    let (obj, flags) = unsafe { (vma_file(vma), VmaRef::from_raw(vma).flags()) };
+    if flags & kernel::mm::virt::flags::MAYEXEC != 0 {
+        // Every sealmem VMA that kept VM_MAYEXEC was counted (mmap hook or open).
+        obj.exec_map_closed();
+    }
 }
 
 /// # Safety

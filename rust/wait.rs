@@ -9,7 +9,10 @@
 
 use kernel::{bindings, prelude::*, types::Opaque};
 
-use crate::ffi::{sealmem_init_waitqueue_head, sealmem_wake_up_all, sealmem_wake_up_poll};
+use crate::ffi::{
+    sealmem_current_exiting_or_dumping, sealmem_init_waitqueue_head, sealmem_sleep_killable_ms, sealmem_wake_up_all,
+    sealmem_wake_up_poll,
+};
 
 /// Poll mask for "requests to read".
 pub(crate) const POLL_IN: u32 = bindings::POLLIN | bindings::POLLRDNORM;
@@ -113,4 +116,17 @@ impl WaitQueue {
         // SAFETY: Guaranteed by the caller; the queue is initialised (invariant).
         unsafe { bindings::poll_wait(file, self.raw(), pt) };
     }
+}
+
+/// Whether the current task is exiting or dumping core (`PF_EXITING | PF_DUMPCORE`): such a
+/// task must never wait for a lazy page (as in `handle_userfault`).
+pub(crate) fn current_exiting_or_dumping() -> bool {
+    // SAFETY: Reads the current task's flags; no preconditions.
+    unsafe { sealmem_current_exiting_or_dumping() }
+}
+
+/// Sleeps about `ms` milliseconds, killably; true if a fatal signal cut it short.
+pub(crate) fn sleep_killable_ms(ms: u32) -> bool {
+    // SAFETY: May sleep; callers hold no spinlock. No other preconditions.
+    unsafe { sealmem_sleep_killable_ms(ms) }
 }
