@@ -46,8 +46,7 @@ TEST(unprivileged_user_can_create_files)
 		_exit(close(fd) == 0 ? 0 : 14);
 	}
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	ASSERT_TRUE(WIFEXITED(status));
-	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_EQ(SM_EXITED(0), sm_ended(status));
 }
 
 TEST(open_close_many_files)
@@ -95,7 +94,7 @@ TEST(dup_and_fork_share_one_file)
 	if (pid == 0)
 		_exit(sealmem_counter("files") == files0 + 1 ? 0 : 1);
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_EQ(SM_EXITED(0), sm_ended(status));
 	close(fd);
 	EXPECT_EQ(files0 + 1, sealmem_counter("files"));
 	close(fd2);

@@ -299,7 +299,7 @@ TEST_F(f, punch_hole_zaps_other_process_mapping)
 	ASSERT_EQ(1, read(rd, &c, 1));
 	EXPECT_EQ(0, c) TH_LOG("the child still saw 0x%x", c);
 	waitpid(pid, &status, 0);
-	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_EQ(SM_EXITED(0), sm_ended(status));
 }
 
 TEST_F(f, sigbus_after_shrink_in_other_process)
@@ -319,7 +319,7 @@ TEST_F(f, sigbus_after_shrink_in_other_process)
 	ASSERT_EQ(1, read(rd, &c, 1));
 	EXPECT_EQ((char)(0x80 | SIGBUS), c) TH_LOG("expected SIGBUS, child read 0x%x", c);
 	waitpid(pid, &status, 0);
-	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_EQ(SM_EXITED(0), sm_ended(status));
 }
 
 TEST_F(f, sigbus_past_eof)
@@ -379,7 +379,7 @@ TEST_F(f, mmap_shared_across_processes)
 		_exit(0);
 	}
 	waitpid(pid, &status, 0);
-	ASSERT_EQ(0, WEXITSTATUS(status));
+	ASSERT_EQ(SM_EXITED(0), sm_ended(status));
 	EXPECT_STREQ("from child", p + 10);
 	munmap(p, PS);
 }
@@ -436,7 +436,7 @@ TEST_F(f, cow_across_fork)
 		_exit(p[0] == 'B' ? 0 : 1);
 	}
 	waitpid(pid, &status, 0);
-	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_EQ(SM_EXITED(0), sm_ended(status));
 	EXPECT_EQ('A', p[0]);
 	ASSERT_EQ(1, pread(self->fd, &c, 1, 0));
 	EXPECT_EQ(0, c);

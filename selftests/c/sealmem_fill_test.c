@@ -229,7 +229,7 @@ TEST_F(lazy, request_message_fields)
 	EXPECT_EQ(pid, (pid_t)m.tid);
 	ASSERT_EQ(0, copy_page(self->hfd, m.offset, self->src + m.offset, PS, 0, NULL));
 	waitpid(pid, &status, 0);
-	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_EQ(SM_EXITED(0), sm_ended(status));
 	/* pread of a hole: a syscall request (no FAULT flag). */
 	pid = fork();
 	ASSERT_GE(pid, 0);
@@ -245,7 +245,7 @@ TEST_F(lazy, request_message_fields)
 	EXPECT_EQ(pid, tid);
 	ASSERT_EQ(0, copy_page(self->hfd, m.offset, self->src + m.offset, PS, 0, NULL));
 	waitpid(pid, &status, 0);
-	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_EQ(SM_EXITED(0), sm_ended(status));
 	munmap(p, self->size);
 }
 
@@ -610,7 +610,7 @@ TEST_F(lazy, epoll_driven_handler_and_hup)
 	ASSERT_EQ(sizeof(m), read(self->hfd, &m, sizeof(m)));
 	ASSERT_EQ(0, copy_page(self->hfd, m.offset, self->src + m.offset, PS, 0, NULL));
 	waitpid(pid, &status, 0);
-	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_EQ(SM_EXITED(0), sm_ended(status));
 	/* Once no fd or mapping of the file is left, the handler sees HUP and EOF. */
 	close(self->fd);
 	self->fd = sm_new();
@@ -650,7 +650,7 @@ TEST_F(lazy, handler_in_another_process_via_scm_rights)
 		EXPECT_EQ(0, memcmp(p, self->src, self->size));
 		ASSERT_EQ(1, write(sv[0], "q", 1));
 		waitpid(pid, &status, 0);
-		EXPECT_EQ(0, WEXITSTATUS(status));
+		EXPECT_EQ(SM_EXITED(0), sm_ended(status));
 	}
 	munmap(p, self->size);
 }
@@ -679,7 +679,7 @@ TEST_F(lazy, handler_closed_waiters_fail_fast_then_reattach)
 	close(self->hfd);
 	self->hfd = -1;
 	waitpid(pid, &status, 0);
-	EXPECT_EQ(SIGBUS, WEXITSTATUS(status)) TH_LOG("the waiter got %d", WEXITSTATUS(status));
+	EXPECT_EQ(SM_EXITED(SIGBUS), sm_ended(status)) TH_LOG("the waiter ended with %d", sm_ended(status));
 	EXPECT_LT(now() - t0, 5.0) TH_LOG("the waiter was not released promptly");
 	/* Later accesses fail the same way, never passing a hole off as zeros. */
 	EXPECT_EQ(SIGBUS, sm_touch(p + 10 * PS, 0, NULL));
@@ -830,8 +830,7 @@ TEST_F(lazy, faulter_killed_while_waiting)
 	msleep(100);
 	ASSERT_EQ(0, kill(pid, SIGKILL));
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	EXPECT_TRUE(WIFSIGNALED(status));
-	EXPECT_EQ(SIGKILL, WTERMSIG(status));
+	EXPECT_EQ(SM_KILLED(SIGKILL), sm_ended(status));
 	EXPECT_EQ(files0, sealmem_counter("files"));
 	/* The request stays valid; filling it later is fine. */
 	EXPECT_EQ(0, copy_page(self->hfd, m.offset, self->src + m.offset, PS, 0, NULL));
@@ -862,7 +861,7 @@ TEST_F(lazy, blocked_read_and_blocked_handler_read_are_killable)
 	for (i = 0; i < 2; i++) {
 		ASSERT_EQ(0, kill(pid[i], SIGKILL));
 		ASSERT_EQ(pid[i], waitpid(pid[i], &status, 0));
-		EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) TH_LOG("process %d: %#x", i, status);
+		EXPECT_EQ(SM_KILLED(SIGKILL), sm_ended(status)) TH_LOG("process %d: %#x", i, status);
 	}
 	EXPECT_EQ(0, copy_page(self->hfd, 13 * PS, self->src + 13 * PS, PS, 0, NULL));
 }
@@ -915,7 +914,7 @@ TEST_F(lazy, shrink_releases_waiters_with_sigbus)
 	ASSERT_GT(pid, 0);
 	ASSERT_EQ(0, sm_set_size(self->fd, 2 * PS));
 	waitpid(pid, &status, 0);
-	EXPECT_EQ(SIGBUS, WEXITSTATUS(status));
+	EXPECT_EQ(SM_EXITED(SIGBUS), sm_ended(status));
 	EXPECT_EQ(0, fdinfo_num(self->fd, "pending"));
 	errno = 0;
 	EXPECT_EQ(-1, copy_page(self->hfd, m.offset, self->src, PS, 0, NULL));
@@ -931,7 +930,7 @@ TEST_F(lazy, shrink_releases_waiters_with_sigbus)
 	EXPECT_EQ(0, m.offset);
 	ASSERT_EQ(0, copy_page(self->hfd, 0, self->src, PS, 0, NULL));
 	waitpid(pid, &status, 0);
-	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_EQ(SM_EXITED(0), sm_ended(status));
 	munmap(p, self->size);
 }
 
@@ -1084,8 +1083,7 @@ TEST_F(lazy, woken_faults_rerun_the_access)
 	msleep(50); /* usually asleep in the fault by now; either way the access must fail */
 	ASSERT_EQ(0, fill_op(self->hfd, SEALMEM_IOC_POISON, 3 * PS, PS, 0, NULL));
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	ASSERT_TRUE(WIFEXITED(status));
-	EXPECT_EQ(SIGBUS, WEXITSTATUS(status));
+	EXPECT_EQ(SM_EXITED(SIGBUS), sm_ended(status));
 
 	ASSERT_EQ(0, pipe(pfd));
 	server_start(&s, self->hfd, self->src);
@@ -1162,8 +1160,7 @@ TEST(lazy_sealed_image_end_to_end)
 	}
 	for (i = 0; i < CONSUMERS; i++) {
 		ASSERT_EQ(pid[i], waitpid(pid[i], &status, 0));
-		EXPECT_TRUE(WIFEXITED(status));
-		EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("consumer %d saw wrong bytes", i);
+		EXPECT_EQ(SM_EXITED(0), sm_ended(status)) TH_LOG("consumer %d saw wrong bytes", i);
 	}
 	server_stop(&s);
 	for (i = 0; i < PAGES; i++)

@@ -100,6 +100,23 @@ static inline int sm_recv_fd(int sock)
 	return fd;
 }
 
+/*
+ * How a child ended, as one number to compare with SM_EXITED(code) or SM_KILLED(signal):
+ * its exit code if it exited, 1000 + the signal if one killed it (-1 otherwise). The only
+ * place the tests read a wait status: a child killed by SIGBUS must never pass for "exit 0".
+ */
+#include <sys/wait.h>
+#define SM_EXITED(code) (code)
+#define SM_KILLED(sig) (1000 + (sig))
+static inline int sm_ended(int status)
+{
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return SM_KILLED(WTERMSIG(status));
+	return -1;
+}
+
 #endif
 
 #include <setjmp.h>

@@ -232,7 +232,7 @@ TEST_F(s, seals_shared_by_dup_fork_and_mapping)
 	if (pid == 0)
 		_exit(sm_add_seals(self->fd, S_GROW) == 0 ? 0 : 1);
 	waitpid(pid, &status, 0);
-	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_EQ(SM_EXITED(0), sm_ended(status));
 	EXPECT_EQ(S_SHRINK | S_GROW, sm_get_seals(dupfd));
 	/* After mapping and closing every fd, the mapping still sees the sealed file. */
 	p = mmap(NULL, PS, PROT_READ, MAP_PRIVATE, self->fd, 0);

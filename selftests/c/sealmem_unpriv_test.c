@@ -30,7 +30,7 @@ static int as_nobody(int (*fn)(void *), void *arg)
 	}
 	if (waitpid(pid, &status, 0) != pid)
 		return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	return sm_ended(status);
 }
 
 static int use_everything(void *arg)
@@ -212,7 +212,7 @@ TEST(view_holder_cannot_fill_write_resize_or_seal)
 	ASSERT_EQ(sizeof(m), read(hfd, &m, sizeof(m)));
 	ASSERT_EQ(0, ioctl(hfd, SEALMEM_IOC_COPY, &(struct sealmem_copy){ .offset = 0, .src = (__u64)(uintptr_t)page, .len = PS }));
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_EQ(SM_EXITED(0), sm_ended(status));
 	close(l.view);
 	close(hfd);
 	close(fd);

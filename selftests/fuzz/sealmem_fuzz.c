@@ -411,7 +411,7 @@ static void fuzz_kill_handler(void)
 				status = 0;
 			}
 		}
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		if (sm_ended(status) != SM_EXITED(0))
 			fail("killed handler", status, 0, "the waiter did not get EIO");
 	}
 	close(fd);
@@ -1031,7 +1031,7 @@ int main(int argc, char **argv)
 	if (verbose)
 		print_kinds(0);
 	for (int p = 1; p < procs; p++)
-		if (kids[p] > 0 && (waitpid(kids[p], &status, 0) != kids[p] || !WIFEXITED(status) || WEXITSTATUS(status)))
+		if (kids[p] > 0 && (waitpid(kids[p], &status, 0) != kids[p] || sm_ended(status) != SM_EXITED(0)))
 			fail("fuzzing process", status, 0, "a fuzzing process died");
 	while (wait(NULL) > 0)
 		;
