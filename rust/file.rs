@@ -919,7 +919,10 @@ impl SealFile {
             self.map_filled_in(&vma, index, addr);
             return;
         }
-        let g = mm.mmap_read_lock();
+        // Never block the (shared) handler behind a consumer's mmap_lock writer (a consumer
+        // looping mmap/munmap would stall every fill): if it is contended, leave the page to
+        // the woken fault, which maps it itself.
+        let Some(g) = mm.mmap_read_trylock() else { return };
         if let Some(vma) = g.vma_lookup(addr) {
             self.map_filled_in(vma, index, addr);
         }
