@@ -357,7 +357,11 @@ impl SealFile {
                         let (next, node) = c.remove_current();
                         removed[n] = Some(node);
                         n += 1;
-                        cursor = next;
+                        // `remove_current` moves to the next node, or to the previous one when
+                        // there is no next: walking back would resolve requests below `first`
+                        // whose pages are still holes (their waiters then raised the page a
+                        // second request: the duplicates uffd-stress-style runs saw).
+                        cursor = next.filter(|c| *c.current().0 > index);
                     }
                 }
                 f.nqueued -= gone[0].0;
