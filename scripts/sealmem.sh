@@ -132,6 +132,10 @@ else
 	CI_FUZZ_SECONDS=${SEALMEM_FUZZ_SECONDS:-75} CI_FUZZ_INJECT_SECONDS=${SEALMEM_FUZZ_INJECT_SECONDS:-45}
 fi
 CI_FUZZ_INJECT=10
+# How long the lazy-fill stress test (selftests/c/sealmem_stress_test.c) runs in the test VM:
+# 2 minutes with CI=true, 20 s otherwise; SEALMEM_STRESS_SECONDS overrides it. It travels on
+# the kernel command line (sealmem_stress_seconds=) like the fuzzer's parameters.
+if [ "${CI:-}" = true ]; then STRESS_SECONDS=${SEALMEM_STRESS_SECONDS:-120}; else STRESS_SECONDS=${SEALMEM_STRESS_SECONDS:-20}; fi
 
 # suite FLAVOUR FULL: run the test VM; with FULL=1 also the fuzzing VM beside it and the
 # harness self-test. Then print the closing line "N passed, N failed[, N skipped]". Exit 1 on any failure.
@@ -146,7 +150,7 @@ suite() {
 		fuzz_vm "$CI_FUZZ_SECONDS" "$CI_FUZZ_INJECT" "$CI_FUZZ_INJECT_SECONDS" 0 >/dev/null 2>"$SEALMEM_LOGS/vm-debug-fuzz.runner" &
 		fuzz_pid=$!
 	fi
-	boot "$flavour" test 1200 || true
+	SEALMEM_VM_APPEND="sealmem_stress_seconds=$STRESS_SECONDS ${SEALMEM_VM_APPEND:-}" boot "$flavour" test 1200 || true
 	. "$SEALMEM_LOGS/vm-$flavour-test.log.summary"
 	vm_verdict "VM run ended cleanly with no kernel splat" "$SEALMEM_LOGS/vm-$flavour-test.log"
 	# The userspace crate's host tests (pure logic: ABI layouts, seal bits) and doc examples.

@@ -6,6 +6,9 @@
 # that the host runner reads. Skips are reported as skips, never counted as passes.
 export SEALMEM_KO=/sealmem/sealmem.ko
 PER_TEST_TIMEOUT=${PER_TEST_TIMEOUT:-600}
+# sealmem_stress_seconds= (kernel command line, set by scripts/sealmem.sh): the run time of
+# the lazy-fill stress test, which reads SEALMEM_STRESS_SECONDS.
+[ -n "${sealmem_stress_seconds:-}" ] && export SEALMEM_STRESS_SECONDS="$sealmem_stress_seconds"
 . /sealmem/vm-lib.sh
 skipped=0
 kmemleak_clear
