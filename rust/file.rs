@@ -733,7 +733,9 @@ impl SealFile {
             };
             at += copied as u64;
             *done += copied;
-            if at > self.size() {
+            // Only bytes written move EOF (a write that copied nothing past EOF leaves the
+            // size as it was).
+            if copied > 0 && at > self.size() {
                 self.size.store(at, Release);
             }
             if copied < n {

@@ -320,10 +320,11 @@ static const char *status_str(int status, char *buf, size_t len)
 {
 	if (status == -1)
 		snprintf(buf, len, "not reaped");
-	else if (WIFEXITED(status))
-		snprintf(buf, len, "exited %d", WEXITSTATUS(status));
-	else if (WIFSIGNALED(status))
-		snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else if (sm_ended(status) >= SM_KILLED(1))
+		snprintf(buf, len, "killed by signal %d (%s)", sm_ended(status) - SM_KILLED(0),
+			 strsignal(sm_ended(status) - SM_KILLED(0)));
+	else if (sm_ended(status) >= 0)
+		snprintf(buf, len, "exited %d", sm_ended(status));
 	else
 		snprintf(buf, len, "status %#x", status);
 	return buf;
@@ -512,7 +513,7 @@ TEST_F_TIMEOUT(review, write_from_a_lazy_source_never_blocks_other_file_users, 1
 	}
 	for (i = 0; i < OPS; i++) {
 		status = reap(kid[i], 5);
-		EXPECT_TRUE(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		EXPECT_TRUE(status != -1 && sm_ended(status) == SM_EXITED(0))
 			TH_LOG("%s process: %s", op_name[i], status_str(status, sbuf, sizeof(sbuf)));
 		close(rp[i][0]);
 	}

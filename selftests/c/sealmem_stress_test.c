@@ -892,7 +892,7 @@ static int run_round(enum mode mode, struct result *res)
 			kill(child, SIGKILL);
 			waitpid(child, &status, 0);
 			res->other_err++;
-		} else if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		} else if (sm_ended(status) != SM_EXITED(0)) {
 			fprintf(stderr, "# round %d: the faulting child ended with status %#x\n", R.serial, status);
 			res->other_err++;
 		}
