@@ -816,7 +816,10 @@ impl SealFile {
                 match win.get(at) {
                     Some(Peek::Page(_)) => return Self::map_window(&vmf, first, win, at),
                     Some(Peek::Hole) if lazy => {}
-                    Some(Peek::Hole) => match this.store.get_or_alloc(index) {
+                    Some(Peek::Hole) => match {
+                        crate::knobs::delay(crate::knobs::Point::FaultBeforeZeroPage);
+                        this.store.get_or_alloc(index)
+                    } {
                         // Mapped on the next pass, with its neighbours.
                         Ok(_) => continue,
                         Err(e) if e == ENOMEM => return FaultOutcome::Oom,

@@ -16,6 +16,9 @@ pub(crate) enum Point {
     FaultAfterWait = 1,
     /// `read()` has looked up a page's slot and not yet checked whether the file is lazy.
     ReadAfterSlot = 2,
+    /// A fault found a hole of a file that is not lazy and is about to allocate a zero page
+    /// (holding the invalidate lock shared).
+    FaultBeforeZeroPage = 3,
 }
 
 #[cfg(sealmem_debug_knobs)]

@@ -5,6 +5,7 @@
  * - write_from_a_lazy_source_never_blocks_other_file_users
  * - a_lazy_partial_last_page_is_content_only_from_the_handler (+ _with_o_append)
  * - read_never_returns_zeros_for_a_filled_page (+ _of_a_sealed_file)   [knob point 2]
+ * - fill_enable_never_strands_a_request_behind_a_zero_page                   [knob point 3]
  * - a_faulting_source_leaves_nothing_past_eof
  * - zero_length_write_on_a_sealed_file_returns_0
  * - a_write_crossing_eof_under_grow_is_short
@@ -703,6 +704,127 @@ TEST_F_TIMEOUT(review, read_never_returns_zeros_for_a_filled_page_of_a_sealed_fi
 /* ---- 5. smaller rules ---------------------------------------------------------------- */
 
 /* A write whose source faults at once writes nothing: no new size, no new page. */
+/*
+ * FILL_ENABLE racing a fault that already decided "not lazy: allocate a zero page" (knob
+ * point 3 holds the fault there): the zero page must not appear behind a request raised
+ * after lazy mode began. Either FILL_ENABLE waits for the fault (the page then exists before
+ * lazy mode, and a read sees it without a request), or a request raised meanwhile is
+ * filled by the handler (COPY succeeds) and its reader gets the handler's bytes.
+ */
+struct toucher {
+	volatile char *p;
+	atomic_int tid, done;
+	pthread_t th;
+};
+
+static void *touch_run(void *arg)
+{
+	struct toucher *t = arg;
+
+	atomic_store(&t->tid, (int)syscall(SYS_gettid));
+	(void)t->p[0];
+	atomic_store(&t->done, 1);
+	return NULL;
+}
+
+struct enabler {
+	int fd, hfd, err;
+	atomic_int tid, done;
+	pthread_t th;
+};
+
+static void *enable_run(void *arg)
+{
+	struct enabler *e = arg;
+
+	atomic_store(&e->tid, (int)syscall(SYS_gettid));
+	e->hfd = fill_enable(e->fd, SEALMEM_FD_CLOEXEC | SEALMEM_FD_NONBLOCK);
+	e->err = errno;
+	atomic_store(&e->done, 1);
+	return NULL;
+}
+
+TEST_F_TIMEOUT(review, fill_enable_never_strands_a_request_behind_a_zero_page, 120)
+{
+	char *src = make_src(PS, 21), *buf = malloc(PS), info[1024], val[64];
+	struct toucher t = { 0 };
+	struct enabler e = { 0 };
+	struct io_thread rd;
+	struct sealmem_msg m;
+	__s64 done = 0;
+	double t0;
+	int fd;
+
+	ASSERT_NE(MAP_FAILED, src);
+	ASSERT_TRUE(buf != NULL);
+	if (!knobs_present())
+		SKIP(return, "no debug knobs (" KNOBS "): not a debug build with SEALMEM_DEBUG_KNOBS");
+	fd = sm_new();
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, sm_set_size(fd, PS));
+	t.p = mmap(NULL, PS, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, (void *)t.p);
+	ASSERT_EQ(0, knob_set("delay_ms", 2000));
+	ASSERT_EQ(0, knob_set("delay_at", 3));
+
+	/* The fault sleeps at knob point 3, about to make page 0 a zero page. */
+	ASSERT_EQ(0, pthread_create(&t.th, NULL, touch_run, &t));
+	for (t0 = now(); !atomic_load(&t.tid) && now() - t0 < 5;)
+		msleep(1);
+	ASSERT_EQ('D', wait_state(getpid(), atomic_load(&t.tid), "D", 5)) TH_LOG("the fault never slept at knob point 3");
+	/* FILL_ENABLE meanwhile; it may wait for the fault (state D) or return at once. */
+	e.fd = fd;
+	ASSERT_EQ(0, pthread_create(&e.th, NULL, enable_run, &e));
+	for (t0 = now(); !atomic_load(&e.done) && now() - t0 < 1;)
+		msleep(5);
+	/* A reader of page 0 now: a lazy hole (request) or not (zeros, or the zero page). */
+	memset(buf, 0x77, PS);
+	ASSERT_EQ(0, io_start(&rd, IO_PREAD, fd, buf, PS, 0));
+	io_wait_asleep(&rd, 5);
+	/* Let the fault finish (its zero page lands now, if it still can). */
+	for (t0 = now(); !atomic_load(&t.done) && now() - t0 < 10;)
+		msleep(5);
+	ASSERT_TRUE(atomic_load(&t.done)) TH_LOG("the fault never finished");
+	pthread_join(t.th, NULL);
+	knob_set("delay_at", 0);
+	for (t0 = now(); !atomic_load(&e.done) && now() - t0 < 10;)
+		msleep(5);
+	ASSERT_TRUE(atomic_load(&e.done)) TH_LOG("FILL_ENABLE never returned");
+	pthread_join(e.th, NULL);
+	ASSERT_GE(e.hfd, 0) TH_LOG("FILL_ENABLE: %s", strerror(e.err));
+
+	if (!io_wait(&rd, 0)) {
+		/* The reader waits: its request must be fillable, and the fill must reach it. */
+		ASSERT_EQ(0, read_msg(e.hfd, &m, 5000)) TH_LOG("the waiting reader's request never came");
+		EXPECT_EQ(0, m.offset);
+		EXPECT_EQ(0, copy_page(e.hfd, 0, src, PS, &done)) TH_LOG("COPY of the requested page: %s (a zero page appeared behind the request)", strerror(errno));
+		EXPECT_EQ(PS, done);
+		EXPECT_TRUE(io_wait(&rd, 5)) TH_LOG("the reader is stranded");
+		if (!atomic_load(&rd.done))
+			io_release(&rd, e.hfd);
+		EXPECT_EQ(PS, rd.ret);
+		EXPECT_EQ(0, memcmp(buf, src, PS)) TH_LOG("the reader did not get the handler's bytes");
+	} else {
+		/* It read before lazy mode (or after FILL_ENABLE waited for the fault): zeros. */
+		EXPECT_EQ(PS, rd.ret);
+		for (size_t i = 0; i < PS; i++)
+			if (buf[i]) {
+				EXPECT_EQ(0, buf[i]) TH_LOG("byte %zu", i);
+				break;
+			}
+	}
+	io_join(&rd);
+	/* Nothing is left pending: no request was stranded. */
+	ASSERT_GT(sealmem_fdinfo(fd, info, sizeof(info)), 0);
+	ASSERT_EQ(0, sealmem_fdinfo_field(info, "pending", val, sizeof(val)));
+	EXPECT_STREQ("0", val);
+	munmap((void *)t.p, PS);
+	close(e.hfd);
+	close(fd);
+	free(buf);
+	munmap(src, PS);
+}
+
 TEST_F(review, a_faulting_source_leaves_nothing_past_eof)
 {
 	char *data = make_src(PS, 13), *bad, c = 0x5a;
