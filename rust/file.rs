@@ -625,8 +625,8 @@ impl SealFile {
         match self.hole_request(index, flags, None, !nonblock)? {
             HoleStatus::Resolved => Ok(()),
             HoleStatus::Poisoned | HoleStatus::NoHandler => Err(EIO),
-            HoleStatus::Wait if nonblock => Err(EAGAIN),
-            HoleStatus::Wait => self.wait_hole(index, WaitMode::Interruptible).map_err(|_| ERESTARTSYS),
+            HoleStatus::Wait(_) if nonblock => Err(EAGAIN),
+            HoleStatus::Wait(ticket) => self.wait_hole(ticket, WaitMode::Interruptible).map_err(|_| ERESTARTSYS),
         }
     }
 
@@ -639,6 +639,12 @@ impl SealFile {
     pub(crate) fn write(&self, pos: &mut i64, append: bool, nonblock: bool, src: &mut IovIterSource<'_>) -> Result<usize> {
         let mut done = 0usize;
         loop {
+            // As generic_perform_write: a writer whose source keeps faulting (someone keeps
+            // unmapping it) can still be killed, and yields the CPU between passes.
+            if done > 0 && crate::wait::fatal_signal_pending() {
+                return Ok(done);
+            }
+            crate::wait::cond_resched();
             let stop = match self.write_locked(pos, append, &mut done, src) {
                 WriteStep::Done => return Ok(done),
                 WriteStep::Hole(index) => self.wait_for_hole(index, MSG_WRITE, nonblock).err(),
@@ -670,6 +676,12 @@ impl SealFile {
         }
         let start = if append && *done == 0 {
             self.size()
+        } else if append && u64::try_from(*pos) != Ok(self.size()) {
+            // An O_APPEND write resumed after waiting (for a hole or its source) finds that
+            // another write moved EOF meanwhile: it stops short rather than overwrite what
+            // that write appended. A write that waits is not atomic with respect to other
+            // writers (docs/api.md); appends never overwrite each other.
+            return WriteStep::Done;
         } else {
             match u64::try_from(*pos) {
                 Ok(p) => p,
@@ -837,12 +849,12 @@ impl SealFile {
             let flags = MSG_FAULT | if vmf.is_write() { MSG_WRITE } else { 0 };
             // It waits below only if it may retry and may sleep.
             let waits = vmf.allow_retry() && !vmf.retry_nowait();
-            match this.hole_request(index, flags, Some(vmf.fault_at()), waits) {
+            let ticket = match this.hole_request(index, flags, Some(vmf.fault_at()), waits) {
                 Ok(HoleStatus::Resolved) => continue,
                 Ok(HoleStatus::Poisoned | HoleStatus::NoHandler) => return FaultOutcome::SigBus,
                 Err(_) => return FaultOutcome::Oom,
-                Ok(HoleStatus::Wait) => {}
-            }
+                Ok(HoleStatus::Wait(ticket)) => ticket,
+            };
             if !vmf.allow_retry() {
                 return FaultOutcome::SigBus;
             }
@@ -860,7 +872,7 @@ impl SealFile {
             // Woken: the fault is over; the filler mapped the page here (map-on-fill), so the
             // access neither retries the fault nor takes the mmap_lock for it (userfaultfd's
             // woken fault does both). Interrupted: the mm retries, delivering the signal first.
-            let waited = pinned.wait_hole(index, mode);
+            let waited = pinned.wait_hole(ticket, mode);
             crate::knobs::delay(crate::knobs::Point::FaultAfterWait);
             return match waited {
                 Ok(()) => FaultOutcome::Completed,

@@ -147,8 +147,12 @@ impl FillState {
         }
     }
 
-    fn requested(&self, index: usize) -> bool {
-        self.queued.get(&index).is_some() || self.delivered.get(&index).is_some()
+    /// Whether the request `ticket` names is still outstanding.
+    fn holds(&self, ticket: Ticket) -> bool {
+        match self.queued.get(&ticket.index).or_else(|| self.delivered.get(&ticket.index)) {
+            Some(r) => r.seq == ticket.seq,
+            None => false,
+        }
     }
 
     /// Detaches the handler and forgets every request; returns the trees to drop unlocked.
@@ -175,8 +179,17 @@ pub(crate) enum HoleStatus {
     Poisoned,
     /// No handler is attached: fail fast (SIGBUS / EIO), never pass a hole off as content.
     NoHandler,
-    /// A request is outstanding: wait for it.
-    Wait,
+    /// A request is outstanding: wait for it ([`SealFile::wait_hole`] with this ticket).
+    Wait(Ticket),
+}
+
+/// The request a caller of [`SealFile::hole_request`] is counted on as a waiter: a wait ends
+/// when that very request is gone (a request resolved and raised again at the same index is
+/// another one, on which this waiter is not counted).
+#[derive(Clone, Copy)]
+pub(crate) struct Ticket {
+    index: usize,
+    seq: u64,
 }
 
 /// Flags of a request raised by a page fault.
@@ -235,10 +248,11 @@ impl SealFile {
                     }
                     req.waiters += 1;
                 }
-                return Ok(HoleStatus::Wait);
+                return Ok(HoleStatus::Wait(Ticket { index, seq: req.seq }));
             }
+            let ticket = Ticket { index, seq: f.total };
             if !waits && f.orphans >= MAX_ORPHANS {
-                return Ok(HoleStatus::Wait);
+                return Ok(HoleStatus::Wait(ticket));
             }
             let Some(node) = reservation.take().or_else(|| f.spare.take()) else {
                 drop(guard);
@@ -250,7 +264,10 @@ impl SealFile {
                 Some(ns) => current_tid_in(ns),
                 None => 0,
             };
-            f.queued.insert(node.into_node(index, Req { flags, tid, waiters: u32::from(waits), seq: f.total, at: at.take() }));
+            // Only a request that a fault waits for carries its address (map-on-fill): an
+            // orphan must not keep the faulting task's mm alive.
+            let at = if waits { at.take() } else { None };
+            f.queued.insert(node.into_node(index, Req { flags, tid, waiters: u32::from(waits), seq: ticket.seq, at }));
             f.total += 1;
             f.nqueued += 1;
             f.npending += 1;
@@ -259,7 +276,7 @@ impl SealFile {
             }
             drop(guard);
             self.handler_wq.wake_poll(crate::wait::POLL_IN);
-            return Ok(HoleStatus::Wait);
+            return Ok(HoleStatus::Wait(ticket));
         }
     }
 
@@ -269,35 +286,39 @@ impl SealFile {
     /// An interrupted wait leaves the request (the handler may have read it); if no task
     /// waits for it any more it becomes an orphan, or is dropped when the file has
     /// [`MAX_ORPHANS`] already (its node freed unlocked).
-    pub(crate) fn wait_hole(&self, index: usize, mode: WaitMode) -> Result<(), Interrupted> {
+    pub(crate) fn wait_hole(&self, ticket: Ticket, mode: WaitMode) -> Result<(), Interrupted> {
         Stats::inc(&STATS.waits);
+        let index = ticket.index;
         let res = self.page_wq.wait(mode, || {
             let f = self.fill.lock();
-            !f.lazy || f.handler.is_none() || !f.requested(index)
+            !f.lazy || f.handler.is_none() || !f.holds(ticket)
         });
         if res.is_err() {
-            let dropped = {
+            // Dropped after the lock: a whole request, or the mm reference of an orphan.
+            let (node, at) = {
                 let mut guard = self.fill.lock();
                 let f = &mut *guard;
                 let orphaned = match f.req_mut(index) {
-                    Some(req) if req.waiters > 0 => {
+                    Some(req) if req.seq == ticket.seq && req.waiters > 0 => {
                         req.waiters -= 1;
                         req.waiters == 0
                     }
                     _ => false,
                 };
                 if !orphaned {
-                    None
+                    (None, None)
                 } else if f.orphans < MAX_ORPHANS {
                     f.orphans += 1;
-                    None
+                    (None, f.req_mut(index).and_then(|r| r.at.take()))
                 } else {
-                    // Counted as an orphan for a moment, then forgotten with it.
+                    // Counted as an orphan for a moment, then forgotten with it. Nobody
+                    // waits for it (waiters == 0), so nobody needs a wake-up.
                     f.orphans += 1;
-                    Self::remove_req(f, index)
+                    (Self::remove_req(f, index), None)
                 }
             };
-            drop(dropped);
+            drop(node);
+            drop(at);
         }
         res
     }

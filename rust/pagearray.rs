@@ -358,6 +358,11 @@ impl PageArray {
     pub(crate) fn next_hole(&self, from: usize, last: usize) -> Option<usize> {
         let mut i = from;
         while i <= last {
+            if i % 1024 == 0 {
+                // A long run of resident pages: yield now and then.
+                // SAFETY: No lock is held here.
+                unsafe { sealmem_cond_resched() };
+            }
             match self.next_present(i, last) {
                 Some(j) if j == i => i = i.checked_add(1)?,
                 _ => return Some(i),

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * C helpers linked into sealmem.ko: thin wrappers around static-inline kernel functions
- * that have no Rust binding. Each is named sealmem_* and only forwards; no logic lives here.
+ * that have no Rust binding, named sealmem_*. Besides forwarding, only two things live here:
+ * the pseudo filesystem's C data (a file_system_type with C callbacks) and the one-line
+ * page reference check memfd makes for pins (sealmem_page_has_extra_refs).
  */
 #include <linux/fs.h>
 #include <linux/fs_context.h>
@@ -228,4 +230,9 @@ int sealmem_xas_error(const struct xa_state *xas)
 void sealmem_cond_resched(void)
 {
 	cond_resched();
+}
+
+bool sealmem_fatal_signal_pending(void)
+{
+	return fatal_signal_pending(current);
 }

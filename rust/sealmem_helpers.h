@@ -23,6 +23,7 @@ size_t sealmem_copy_page_from_iter_atomic(struct page *page, size_t offset, size
 					  struct iov_iter *i);
 bool sealmem_sleep_killable_ms(unsigned int ms);
 void sealmem_cond_resched(void);
+bool sealmem_fatal_signal_pending(void);
 void sealmem_invalidate_lock(struct address_space *mapping);
 void sealmem_invalidate_unlock(struct address_space *mapping);
 void sealmem_invalidate_lock_shared(struct address_space *mapping);

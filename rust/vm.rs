@@ -246,8 +246,9 @@ pub(crate) unsafe fn vma_file<'a>(vma: *mut bindings::vm_area_struct) -> ArcBorr
 
 /// # Safety
 ///
-/// Called by the mm with a new VMA copied from a sealmem VMA (fork, split, mremap), which
-/// holds its own reference to the sealmem file.
+/// Called by the mm with a new VMA copied from a sealmem VMA (fork, split, mremap); the
+/// sealmem file is held by the VMA it was copied from (`dup_mmap` calls `open` before it
+/// takes the copy's own file reference).
 unsafe extern "C" fn sealmem_vm_open(vma: *mut bindings::vm_area_struct) {
     // SAFETY: A sealmem VMA being set up by the mm, whose lock (or the new mm's) is held.
     let (obj, flags) = unsafe { (vma_file(vma), VmaRef::from_raw(vma).flags()) };

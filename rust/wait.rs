@@ -10,8 +10,8 @@
 use kernel::{bindings, prelude::*, types::Opaque};
 
 use crate::ffi::{
-    sealmem_current_exiting_or_dumping, sealmem_init_waitqueue_head, sealmem_sleep_killable_ms, sealmem_wake_up_all,
-    sealmem_wake_up_poll,
+    sealmem_cond_resched, sealmem_current_exiting_or_dumping, sealmem_fatal_signal_pending, sealmem_init_waitqueue_head,
+    sealmem_sleep_killable_ms, sealmem_wake_up_all, sealmem_wake_up_poll,
 };
 
 /// Poll mask for "requests to read".
@@ -129,4 +129,16 @@ pub(crate) fn current_exiting_or_dumping() -> bool {
 pub(crate) fn sleep_killable_ms(ms: u32) -> bool {
     // SAFETY: May sleep; callers hold no spinlock. No other preconditions.
     unsafe { sealmem_sleep_killable_ms(ms) }
+}
+
+/// Whether the current task has a fatal signal pending.
+pub(crate) fn fatal_signal_pending() -> bool {
+    // SAFETY: Reads the current task's signal state; no preconditions.
+    unsafe { sealmem_fatal_signal_pending() }
+}
+
+/// Yields the CPU if a reschedule is due (callers hold no spinlock).
+pub(crate) fn cond_resched() {
+    // SAFETY: May sleep; callers hold no spinlock.
+    unsafe { sealmem_cond_resched() }
 }

@@ -728,31 +728,68 @@ static void *touch_run(void *arg)
 }
 
 struct enabler {
-	int fd, hfd, err;
+	int fd, hfd, err, go[2];
 	atomic_int tid, done;
 	pthread_t th;
 };
 
+/* Started before the fault (a thread created while the fault holds the mmap lock would wait
+ * for it in pthread_create's stack mmap); runs FILL_ENABLE when told to. */
 static void *enable_run(void *arg)
 {
 	struct enabler *e = arg;
+	char c;
 
 	atomic_store(&e->tid, (int)syscall(SYS_gettid));
+	if (read(e->go[0], &c, 1) != 1)
+		return NULL;
 	e->hfd = fill_enable(e->fd, SEALMEM_FD_CLOEXEC | SEALMEM_FD_NONBLOCK);
 	e->err = errno;
 	atomic_store(&e->done, 1);
 	return NULL;
 }
 
+struct go_reader {
+	int fd, go[2];
+	char *buf;
+	ssize_t ret;
+	atomic_int tid, done;
+	pthread_t th;
+};
+
+static void *go_read_run(void *arg)
+{
+	struct go_reader *r = arg;
+	char c;
+
+	atomic_store(&r->tid, (int)syscall(SYS_gettid));
+	if (read(r->go[0], &c, 1) != 1)
+		return NULL;
+	r->ret = pread(r->fd, r->buf, PS, 0);
+	atomic_store(&r->done, 1);
+	return NULL;
+}
+
+static int wait_flag(atomic_int *flag, double timeout_s)
+{
+	double t0 = now();
+
+	while (!atomic_load(flag)) {
+		if (now() - t0 >= timeout_s)
+			return 0;
+		msleep(2);
+	}
+	return 1;
+}
+
 TEST_F_TIMEOUT(review, fill_enable_never_strands_a_request_behind_a_zero_page, 120)
 {
-	char *src = make_src(PS, 21), *buf = malloc(PS), info[1024], val[64];
+	char *src = make_src(PS, 21), *buf = malloc(PS), info[1024], val[64], st;
 	struct toucher t = { 0 };
 	struct enabler e = { 0 };
-	struct io_thread rd;
+	struct go_reader rd = { 0 };
 	struct sealmem_msg m;
 	__s64 done = 0;
-	double t0;
 	int fd;
 
 	ASSERT_NE(MAP_FAILED, src);
@@ -764,48 +801,62 @@ TEST_F_TIMEOUT(review, fill_enable_never_strands_a_request_behind_a_zero_page, 1
 	ASSERT_EQ(0, sm_set_size(fd, PS));
 	t.p = mmap(NULL, PS, PROT_READ, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, (void *)t.p);
-	ASSERT_EQ(0, knob_set("delay_ms", 2000));
+	/* Every thread exists before the fault starts. */
+	e.fd = fd;
+	rd.fd = fd;
+	rd.buf = buf;
+	memset(buf, 0x77, PS);
+	ASSERT_EQ(0, pipe(e.go));
+	ASSERT_EQ(0, pipe(rd.go));
+	ASSERT_EQ(0, pthread_create(&e.th, NULL, enable_run, &e));
+	ASSERT_EQ(0, pthread_create(&rd.th, NULL, go_read_run, &rd));
+	ASSERT_TRUE(wait_flag(&e.tid, 5) && wait_flag(&rd.tid, 5));
+	ASSERT_EQ(0, knob_set("delay_ms", 3000));
 	ASSERT_EQ(0, knob_set("delay_at", 3));
 
 	/* The fault sleeps at knob point 3, about to make page 0 a zero page. */
 	ASSERT_EQ(0, pthread_create(&t.th, NULL, touch_run, &t));
-	for (t0 = now(); !atomic_load(&t.tid) && now() - t0 < 5;)
-		msleep(1);
+	ASSERT_TRUE(wait_flag(&t.tid, 5));
 	ASSERT_EQ('D', wait_state(getpid(), atomic_load(&t.tid), "D", 5)) TH_LOG("the fault never slept at knob point 3");
-	/* FILL_ENABLE meanwhile; it may wait for the fault (state D) or return at once. */
-	e.fd = fd;
-	ASSERT_EQ(0, pthread_create(&e.th, NULL, enable_run, &e));
-	for (t0 = now(); !atomic_load(&e.done) && now() - t0 < 1;)
-		msleep(5);
-	/* A reader of page 0 now: a lazy hole (request) or not (zeros, or the zero page). */
-	memset(buf, 0x77, PS);
-	ASSERT_EQ(0, io_start(&rd, IO_PREAD, fd, buf, PS, 0));
-	io_wait_asleep(&rd, 5);
+	/* FILL_ENABLE now: it must wait for the fault (state D), or return at once. */
+	ASSERT_EQ(1, write(e.go[1], "g", 1));
+	for (double t0 = now(); !atomic_load(&e.done) && now() - t0 < 5;) {
+		st = task_state(getpid(), atomic_load(&e.tid));
+		if (st == 'D' || st == 'S')
+			break;
+		msleep(2);
+	}
+	/* A reader of page 0: a lazy hole (it raises a request and sleeps), or not yet lazy. */
+	ASSERT_EQ(1, write(rd.go[1], "g", 1));
+	for (double t0 = now(); !atomic_load(&rd.done) && now() - t0 < 5;) {
+		st = task_state(getpid(), atomic_load(&rd.tid));
+		if (st == 'S' || st == 'D')
+			break;
+		msleep(2);
+	}
 	/* Let the fault finish (its zero page lands now, if it still can). */
-	for (t0 = now(); !atomic_load(&t.done) && now() - t0 < 10;)
-		msleep(5);
-	ASSERT_TRUE(atomic_load(&t.done)) TH_LOG("the fault never finished");
+	ASSERT_TRUE(wait_flag(&t.done, 10)) TH_LOG("the fault never finished");
 	pthread_join(t.th, NULL);
 	knob_set("delay_at", 0);
-	for (t0 = now(); !atomic_load(&e.done) && now() - t0 < 10;)
-		msleep(5);
-	ASSERT_TRUE(atomic_load(&e.done)) TH_LOG("FILL_ENABLE never returned");
+	ASSERT_TRUE(wait_flag(&e.done, 10)) TH_LOG("FILL_ENABLE never returned");
 	pthread_join(e.th, NULL);
 	ASSERT_GE(e.hfd, 0) TH_LOG("FILL_ENABLE: %s", strerror(e.err));
 
-	if (!io_wait(&rd, 0)) {
+	if (!atomic_load(&rd.done)) {
 		/* The reader waits: its request must be fillable, and the fill must reach it. */
 		ASSERT_EQ(0, read_msg(e.hfd, &m, 5000)) TH_LOG("the waiting reader's request never came");
 		EXPECT_EQ(0, m.offset);
 		EXPECT_EQ(0, copy_page(e.hfd, 0, src, PS, &done)) TH_LOG("COPY of the requested page: %s (a zero page appeared behind the request)", strerror(errno));
 		EXPECT_EQ(PS, done);
-		EXPECT_TRUE(io_wait(&rd, 5)) TH_LOG("the reader is stranded");
-		if (!atomic_load(&rd.done))
-			io_release(&rd, e.hfd);
+		EXPECT_TRUE(wait_flag(&rd.done, 5)) TH_LOG("the reader is stranded");
+		if (!atomic_load(&rd.done)) {
+			ioctl(e.hfd, SEALMEM_IOC_FILL_END);
+			wait_flag(&rd.done, 5);
+		}
 		EXPECT_EQ(PS, rd.ret);
 		EXPECT_EQ(0, memcmp(buf, src, PS)) TH_LOG("the reader did not get the handler's bytes");
 	} else {
-		/* It read before lazy mode (or after FILL_ENABLE waited for the fault): zeros. */
+		/* It read before lazy mode began (FILL_ENABLE waited for the fault): zeros. */
 		EXPECT_EQ(PS, rd.ret);
 		for (size_t i = 0; i < PS; i++)
 			if (buf[i]) {
@@ -813,7 +864,8 @@ TEST_F_TIMEOUT(review, fill_enable_never_strands_a_request_behind_a_zero_page, 1
 				break;
 			}
 	}
-	io_join(&rd);
+	if (atomic_load(&rd.done))
+		pthread_join(rd.th, NULL);
 	/* Nothing is left pending: no request was stranded. */
 	ASSERT_GT(sealmem_fdinfo(fd, info, sizeof(info)), 0);
 	ASSERT_EQ(0, sealmem_fdinfo_field(info, "pending", val, sizeof(val)));
