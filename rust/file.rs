@@ -828,10 +828,7 @@ impl SealFile {
                 match win.get(at) {
                     Some(Peek::Page(_)) => return Self::map_window(&vmf, first, win, at),
                     Some(Peek::Hole) if lazy => {}
-                    Some(Peek::Hole) => match {
-                        crate::knobs::delay(crate::knobs::Point::FaultBeforeZeroPage);
-                        this.store.get_or_alloc(index)
-                    } {
+                    Some(Peek::Hole) => match this.zero_page_for_fault(index) {
                         // Mapped on the next pass, with its neighbours.
                         Ok(_) => continue,
                         Err(e) if e == ENOMEM => return FaultOutcome::Oom,
@@ -879,6 +876,14 @@ impl SealFile {
                 Err(Interrupted) => FaultOutcome::Retry,
             };
         }
+    }
+
+    /// The page a fault on the hole `index` of a file that is not lazy maps: a new zero page
+    /// (or one a racing access stored first). Called with the invalidate lock held shared,
+    /// under which FILL_ENABLE cannot make the file lazy meanwhile.
+    fn zero_page_for_fault(&self, index: usize) -> Result<crate::page::PageRef> {
+        crate::knobs::delay(crate::knobs::Point::FaultBeforeZeroPage);
+        self.store.get_or_alloc(index)
     }
 
     /// Maps the resident pages of the fault-around window `win` (file pages from `first`),

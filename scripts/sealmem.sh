@@ -211,7 +211,11 @@ vm_verdict() {
 clippy() {
 	local mo="$SEALMEM_BUILD/$1/clippy"
 	mkdir -p "$mo"
-	step "clippy-$1" make -C "$KDIR" M="$SEALMEM_ROOT" MO="$mo" LLVM="$LLVM_SUFFIX" CLIPPY=1 modules
+	# Lints the debug flavour's build, test-only knobs included (rust/knobs.rs).
+	local knobs=n
+	[ "$1" = debug ] && knobs=y
+	step "clippy-$1" make -C "$KDIR" M="$SEALMEM_ROOT" MO="$mo" LLVM="$LLVM_SUFFIX" CLIPPY=1 \
+		SEALMEM_DEBUG_KNOBS=$knobs modules
 	grep -E '^(warning|error)' "$SEALMEM_LOGS/clippy-$1.log" && die "clippy found issues (see $SEALMEM_LOGS/clippy-$1.log)"
 	msg "clippy: clean"
 }
