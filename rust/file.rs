@@ -147,7 +147,12 @@ impl ExecMaps {
         }
     }
 
-    /// Uncounts a mapping counted by [`Self::add`].
+    /// Counts a copy of a counted mapping (the count is positive, so never denied).
+    fn copied(&self) {
+        self.0.add(1i64, Relaxed);
+    }
+
+    /// Uncounts a mapping counted by [`Self::add`] or [`Self::copied`].
     fn remove(&self) {
         self.0.fetch_sub(1i64, Full);
     }
@@ -527,7 +532,7 @@ impl SealFile {
     /// A counted mapping was copied (fork, split, mremap): the copy is counted too. The count
     /// is positive (its source is counted), so it cannot be denied.
     pub(crate) fn exec_map_copied(&self) {
-        self.exec_maps.0.add(1i64, Relaxed);
+        self.exec_maps.copied();
     }
 
     /// A counted mapping (see [`Self::exec_map_opened`]) is gone.
