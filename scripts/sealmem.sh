@@ -59,7 +59,15 @@ selftests() {
 	local src; src=$(ksrc_dir)
 	local out="$SEALMEM_BUILD/tests" tools="$SEALMEM_BUILD/tools"
 	local cc=(gcc -static -O2 -g -Wall -Werror -D_GNU_SOURCE -pthread -I"$SEALMEM_ROOT/include/uapi")
+	# A fresh test directory (the VM runs every program in it: a deleted or renamed test's old
+	# binary must not run), and the manifest the VM checks what ran against: every test
+	# program of the source tree.
+	rm -rf "$out"
 	mkdir -p "$out" "$tools"
+	{
+		for c in "$SEALMEM_ROOT"/selftests/c/*.c; do basename "$c" .c; done
+		echo sealmem-selftests
+	} | sort >"$tools/tests.manifest"
 	local pids=() c name
 	for c in "$SEALMEM_ROOT"/selftests/c/*.c; do
 		name=$(basename "$c" .c)

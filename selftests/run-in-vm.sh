@@ -16,6 +16,7 @@ kmemleak_clear
 if insmod "$SEALMEM_KO"; then result ok "insmod sealmem.ko"
 else result fail "insmod sealmem.ko"; echo "SEALMEM-RESULT passed=$passed failed=$failed skipped=$skipped"; exit 1; fi
 
+ran=""
 for t in /sealmem/tests/*; do
 	name=$(basename "$t")
 	out=/tmp/$name.tap
@@ -40,7 +41,31 @@ for t in /sealmem/tests/*; do
 	elif [ "$trc" -ne 0 ] && [ "$f" -eq 0 ]; then
 		result fail "$name exited $trc without reporting a failed test (crash or timeout?)"
 	fi
+	# The TAP plan: a program that stops half-way (or reports more than it planned) fails.
+	plan=$(grep -m1 -E '^1\.\.[0-9]+' "$out" | cut -d. -f3)
+	if [ -z "$plan" ] || [ "$plan" -ne $((p + f)) ]; then
+		result fail "$name ran $((p + f)) tests of its plan of ${plan:-none}"
+	fi
+	ran="$ran $name"
 done
+
+# The programs that ran are exactly the manifest (the test programs of the source tree).
+if [ -f /sealmem/tests.manifest ]; then
+	missing="" extra=""
+	for m in $(cat /sealmem/tests.manifest); do
+		case " $ran " in *" $m "*) ;; *) missing="$missing $m" ;; esac
+	done
+	for r in $ran; do
+		grep -qx "$r" /sealmem/tests.manifest || extra="$extra $r"
+	done
+	if [ -z "$missing$extra" ]; then
+		result ok "the programs that ran are the manifest's $(wc -l </sealmem/tests.manifest | tr -d ' ')"
+	else
+		result fail "the programs that ran are the manifest's" "missing:${missing:- none}; not in it:${extra:- none}"
+	fi
+else
+	result fail "the programs that ran are the manifest's" "no /sealmem/tests.manifest"
+fi
 
 leak_checks "after the suite"
 

@@ -75,7 +75,9 @@ struct server {
 	int hfd;
 	const char *src;
 	atomic_int count[MAXP];
-	atomic_int served;
+	atomic_int served;	/* pages filled */
+	atomic_int failed;	/* reads or fills that failed (last errno in `err`) */
+	atomic_int err;
 	atomic_int stop;
 	atomic_int last_flags;
 	atomic_int last_tid;
@@ -95,10 +97,17 @@ static void serve_msgs(struct server *s, struct sealmem_msg *m, int n)
 		atomic_store(&s->last_tid, m[i].tid);
 		/* A handler retries a fill that failed for lack of memory (as with
 		 * userfaultfd); under injected allocation failures that keeps tests going. */
-		for (int tries = 0; tries < 100; tries++)
-			if (!copy_page(s->hfd, m[i].offset, s->src + m[i].offset, PS, 0, NULL) || errno != ENOMEM)
+		for (int tries = 0;; tries++) {
+			if (!copy_page(s->hfd, m[i].offset, s->src + m[i].offset, PS, 0, NULL)) {
+				atomic_fetch_add(&s->served, 1);
 				break;
-		atomic_fetch_add(&s->served, 1);
+			}
+			if (errno != ENOMEM || tries == 100) {
+				atomic_store(&s->err, errno);
+				atomic_fetch_add(&s->failed, 1);
+				break;
+			}
+		}
 	}
 }
 
@@ -116,6 +125,10 @@ static void *serve_thread(void *arg)
 		if (p.revents & POLLHUP)
 			break;
 		n = read(s->hfd, m, sizeof(m));
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			atomic_store(&s->err, errno);
+			atomic_fetch_add(&s->failed, 1);
+		}
 		if (n <= 0)
 			continue;
 		serve_msgs(s, m, n / sizeof(m[0]));
@@ -136,6 +149,10 @@ static void server_stop(struct server *s)
 	atomic_store(&s->stop, 1);
 	pthread_join(s->th, NULL);
 }
+
+/* A test's handler must not fail: every read and every fill it made succeeded. */
+#define EXPECT_SERVER_CLEAN(s) \
+	EXPECT_EQ(0, atomic_load(&(s).failed)) TH_LOG("the test handler failed: %s", strerror(atomic_load(&(s).err)))
 
 /*
  * Forks a child that reads `addr` of a lazy mapping (its exit status: the signal it got, or
@@ -199,6 +216,7 @@ TEST_F(lazy, fault_served_by_handler_thread)
 	EXPECT_EQ(0, memcmp(p + 5 * PS, self->src + 5 * PS, PS));
 	EXPECT_EQ(0, memcmp(p, self->src, self->size));
 	server_stop(&s);
+	EXPECT_SERVER_CLEAN(s);
 	EXPECT_EQ(16, atomic_load(&s.served));
 	EXPECT_EQ(1, atomic_load(&s.count[5]));
 	EXPECT_EQ(SEALMEM_MSG_FAULT, atomic_load(&s.last_flags));
@@ -249,6 +267,8 @@ TEST_F(lazy, request_message_fields)
 	munmap(p, self->size);
 }
 
+static int wait_sleeping(int tid);
+
 struct toucher {
 	char *p;
 	int fd;
@@ -288,10 +308,13 @@ TEST_F(lazy, many_waiters_one_request)
 		t[i] = (struct toucher){ .p = p, .fd = self->fd, .off = 2 * PS + i, .use_read = i & 1 };
 		pthread_create(&th[i], NULL, touch_thread, &t[i]);
 	}
-	/* Let every thread reach the hole; all wait for the same page. */
-	msleep(300);
-	for (i = 0; i < N; i++)
+	/* Every thread reaches the hole and sleeps there: all wait for the same page. */
+	for (i = 0; i < N; i++) {
+		for (int k = 0; k < 500 && !atomic_load(&t[i].tid); k++)
+			msleep(2);
+		EXPECT_EQ(0, wait_sleeping(atomic_load(&t[i].tid))) TH_LOG("waiter %d never slept", i);
 		EXPECT_EQ(0, atomic_load(&t[i].done));
+	}
 	EXPECT_EQ(1, fdinfo_num(self->hfd, "queued"));
 	ASSERT_EQ(sizeof(m[0]), read(self->hfd, m, sizeof(m))) TH_LOG("one request for one page");
 	EXPECT_EQ(2 * PS, m[0].offset);
@@ -560,6 +583,7 @@ TEST_F(lazy, read_and_sendfile_block_until_served)
 	ASSERT_EQ(2 * PS, read(pfd[0], buf, 2 * PS));
 	EXPECT_EQ(0, memcmp(buf, self->src + 8 * PS, 2 * PS));
 	server_stop(&s);
+	EXPECT_SERVER_CLEAN(s);
 	close(pfd[0]);
 	close(pfd[1]);
 }
@@ -644,7 +668,7 @@ TEST_F(lazy, handler_in_another_process_via_scm_rights)
 		if (read(sv[1], &x, 1) != 1)
 			_exit(2);
 		server_stop(&s);
-		_exit(atomic_load(&s.served) == 16 ? 0 : 3);
+		_exit(atomic_load(&s.served) == 16 && !atomic_load(&s.failed) ? 0 : 3);
 	} else {
 		ASSERT_EQ(0, sm_send_fd(sv[0], self->hfd));
 		EXPECT_EQ(0, memcmp(p, self->src, self->size));
@@ -996,6 +1020,7 @@ TEST_F(lazy, shrink_racing_a_new_request_never_strands_it)
 		msleep(1);
 	atomic_store(&r.go, -1);
 	pthread_join(r.th, NULL);
+	/* Its fills may fail legitimately (EINVAL: the page went past EOF with a shrink). */
 	server_stop(&s);
 	EXPECT_EQ(0, stuck) TH_LOG("round %d: a read waited over 2 s for a request no fill could resolve", stuck);
 }
@@ -1008,6 +1033,7 @@ TEST_F(lazy, write_into_hole_waits_for_fill)
 	server_start(&s, self->hfd, self->src);
 	ASSERT_EQ(4, pwrite(self->fd, "ABCD", 4, 3 * PS + 10));
 	server_stop(&s);
+	EXPECT_SERVER_CLEAN(s);
 	EXPECT_EQ(1, atomic_load(&s.count[3]));
 	EXPECT_EQ(SEALMEM_MSG_WRITE, atomic_load(&s.last_flags));
 	ASSERT_EQ(8, pread(self->fd, buf, 8, 3 * PS + 8));
@@ -1057,6 +1083,7 @@ TEST_F(lazy, fill_maps_the_page_where_the_fault_waits)
 		EXPECT_EQ(self->src[i * PS + 7], p[i * PS + 7]);
 	EXPECT_EQ(16, sealmem_counter("faults") - before);
 	server_stop(&s);
+	EXPECT_SERVER_CLEAN(s);
 	for (i = 0; i < 16; i++)
 		EXPECT_EQ(1, atomic_load(&s.count[i])) TH_LOG("page %d requested %d times", i, atomic_load(&s.count[i]));
 	munmap((void *)p, self->size);
@@ -1095,6 +1122,7 @@ TEST_F(lazy, woken_faults_rerun_the_access)
 	ASSERT_EQ(2 * PS, read(pfd[0], buf, 2 * PS));
 	EXPECT_EQ(0, memcmp(buf, self->src + 12 * PS, 2 * PS));
 	server_stop(&s);
+	EXPECT_SERVER_CLEAN(s);
 	close(pfd[0]);
 	close(pfd[1]);
 	munmap(p, self->size);

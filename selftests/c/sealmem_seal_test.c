@@ -171,14 +171,23 @@ TEST_F(s, seal_write_busy_from_mapping_in_child)
 
 TEST_F(s, seal_future_write)
 {
-	char *w = mmap(NULL, PS, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, 0), *p, buf[4];
+	char *w = mmap(NULL, 2 * PS, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, 0), *p, buf[4];
 
 	ASSERT_NE(MAP_FAILED, w);
+	/* Page 0 is resident (the fixture wrote it); page 1 is a hole. */
+	errno = 0;
+	EXPECT_EQ(-1, lseek(self->fd, PS, SEEK_DATA));
+	EXPECT_EQ(ENXIO, errno);
 	ASSERT_EQ(0, sm_add_seals(self->fd, S_FWRITE)) TH_LOG("no EBUSY for FUTURE_WRITE");
-	/* The existing writable mapping keeps working, also on a hole it faults in. */
+	/* The existing writable mapping keeps working, on a resident page and on a hole it
+	 * faults in. */
 	memcpy(w, "FUTR", 4);
 	ASSERT_EQ(4, pread(self->fd, buf, 4, 0));
 	EXPECT_EQ(0, memcmp(buf, "FUTR", 4));
+	memcpy(w + PS, "HOLE", 4);
+	ASSERT_EQ(4, pread(self->fd, buf, 4, PS));
+	EXPECT_EQ(0, memcmp(buf, "HOLE", 4));
+	EXPECT_EQ(PS, lseek(self->fd, PS, SEEK_DATA)) TH_LOG("the hole was faulted in");
 	EXPECT_ERRNO(EPERM, write(self->fd, "x", 1));
 	EXPECT_ERRNO(EPERM, pwrite(self->fd, "x", 1, 0));
 	EXPECT_ERRNO(EPERM, sm_punch(self->fd, 0, PS));
@@ -192,7 +201,7 @@ TEST_F(s, seal_future_write)
 	ASSERT_NE(MAP_FAILED, p);
 	p[0] = 'p';
 	munmap(p, PS);
-	munmap(w, PS);
+	munmap(w, 2 * PS);
 	/* FUTURE_WRITE then WRITE: no writable mapping is left, so WRITE succeeds. */
 	EXPECT_EQ(0, sm_add_seals(self->fd, S_WRITE));
 }
