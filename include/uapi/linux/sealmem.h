@@ -17,10 +17,20 @@
 #include <linux/types.h>
 #include <linux/ioctl.h>
 
-/* The API version this header describes (struct sealmem_api.api). */
-#define SEALMEM_API 1
+/*
+ * The API version this header describes (struct sealmem_api.api). Version 2: the ioctl
+ * magic moved from 0xB5 to 0xB9 (below); the ioctls themselves are version 1's.
+ */
+#define SEALMEM_API 2
 
-#define SEALMEM_IOC_MAGIC 0xB5
+/*
+ * The ioctl code. 0xB9 has no entry in the kernel's
+ * Documentation/userspace-api/ioctl/ioctl-number.rst (Linux 7.3), between 0xB8 (mrvl_cn10k_dpi,
+ * mshv) and 0xBA (liveupdate). Version 1 used 0xB5, whose 0x00-0x0F range belongs to rpmsg
+ * (uapi/linux/rpmsg.h): the same numbers would have meant rpmsg ioctls to a program that
+ * opened the wrong device.
+ */
+#define SEALMEM_IOC_MAGIC 0xB9
 
 /* ioctl numbers (the _IOC_NR part); struct sealmem_api.ioctls is a mask of 1 << nr. */
 #define SEALMEM_NR_API        0x00

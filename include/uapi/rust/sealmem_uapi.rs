@@ -3,8 +3,8 @@
 // `make uapi-check` fails when this file is stale.
 
 
-pub const SEALMEM_API: u32 = 1;
-pub const SEALMEM_IOC_MAGIC: u32 = 181;
+pub const SEALMEM_API: u32 = 2;
+pub const SEALMEM_IOC_MAGIC: u32 = 185;
 pub const SEALMEM_NR_API: u32 = 0;
 pub const SEALMEM_NR_SET_SIZE: u32 = 1;
 pub const SEALMEM_NR_GET_SIZE: u32 = 2;
@@ -149,18 +149,18 @@ const _: () = {
 };
 
 // ioctl request numbers, as computed by the C preprocessor from the header.
-pub const SEALMEM_IOC_API: u32 = 0xc018b500;
-pub const SEALMEM_IOC_SET_SIZE: u32 = 0x4008b501;
-pub const SEALMEM_IOC_GET_SIZE: u32 = 0x8008b502;
-pub const SEALMEM_IOC_PUNCH_HOLE: u32 = 0x4010b503;
-pub const SEALMEM_IOC_ADD_SEALS: u32 = 0x4004b504;
-pub const SEALMEM_IOC_GET_SEALS: u32 = 0x8004b505;
-pub const SEALMEM_IOC_SET_NAME: u32 = 0x4100b506;
-pub const SEALMEM_IOC_GET_NAME: u32 = 0x8100b507;
-pub const SEALMEM_IOC_VIEW: u32 = 0x0000b508;
-pub const SEALMEM_IOC_FILL_ENABLE: u32 = 0x0000b509;
-pub const SEALMEM_IOC_COPY: u32 = 0xc028b510;
-pub const SEALMEM_IOC_ZEROPAGE: u32 = 0xc020b511;
-pub const SEALMEM_IOC_POISON: u32 = 0xc020b513;
-pub const SEALMEM_IOC_WAKE: u32 = 0x4010b512;
-pub const SEALMEM_IOC_FILL_END: u32 = 0x0000b514;
+pub const SEALMEM_IOC_API: u32 = 0xc018b900;
+pub const SEALMEM_IOC_SET_SIZE: u32 = 0x4008b901;
+pub const SEALMEM_IOC_GET_SIZE: u32 = 0x8008b902;
+pub const SEALMEM_IOC_PUNCH_HOLE: u32 = 0x4010b903;
+pub const SEALMEM_IOC_ADD_SEALS: u32 = 0x4004b904;
+pub const SEALMEM_IOC_GET_SEALS: u32 = 0x8004b905;
+pub const SEALMEM_IOC_SET_NAME: u32 = 0x4100b906;
+pub const SEALMEM_IOC_GET_NAME: u32 = 0x8100b907;
+pub const SEALMEM_IOC_VIEW: u32 = 0x0000b908;
+pub const SEALMEM_IOC_FILL_ENABLE: u32 = 0x0000b909;
+pub const SEALMEM_IOC_COPY: u32 = 0xc028b910;
+pub const SEALMEM_IOC_ZEROPAGE: u32 = 0xc020b911;
+pub const SEALMEM_IOC_POISON: u32 = 0xc020b913;
+pub const SEALMEM_IOC_WAKE: u32 = 0x4010b912;
+pub const SEALMEM_IOC_FILL_END: u32 = 0x0000b914;
