@@ -8,7 +8,7 @@
 #   (SEALMEM_QEMU_CPU sets the -cpu model; default "max,la57=off")
 #
 # Writes LOG (the serial console) and LOG.summary (key=value lines read by the callers):
-#   end=0|1 rc=N timeout=0|1 splats=N passed=N failed=N skipped=N
+#   end=0|1 rc=N timeout=0|1 splats=N passed=N failed=N skipped=N checks_passed=N checks_failed=N
 # Exit status: 0 when the VM ended with rc=0, no timeout and no splat; 1 otherwise.
 set -uo pipefail
 kernel=$1 initrd=$2 mode=$3 tmo=$4 log=$5
@@ -42,10 +42,10 @@ end=0; rc=-1
 if line=$(grep -a -m1 '^SEALMEM-END rc=' "$log.clean"); then
 	end=1; rc=${line#SEALMEM-END rc=}
 fi
-passed=0 failed=0 skipped=0
+passed=0 failed=0 skipped=0 checks_passed=0 checks_failed=0
 if line=$(grep -a '^SEALMEM-RESULT ' "$log.clean" | tail -n 1); then
 	for kv in ${line#SEALMEM-RESULT }; do
-		case "$kv" in passed=*|failed=*|skipped=*) eval "${kv%%=*}=${kv#*=}" ;; esac
+		case "$kv" in passed=*|failed=*|skipped=*|checks_passed=*|checks_failed=*) eval "${kv%%=*}=${kv#*=}" ;; esac
 	done
 fi
 
@@ -63,6 +63,8 @@ splats=$splats
 passed=$passed
 failed=$failed
 skipped=$skipped
+checks_passed=$checks_passed
+checks_failed=$checks_failed
 SUM
 
 ok=1

@@ -147,10 +147,14 @@ CI_FUZZ_INJECT=10
 if [ "${CI:-}" = true ]; then STRESS_SECONDS=${SEALMEM_STRESS_SECONDS:-120}; else STRESS_SECONDS=${SEALMEM_STRESS_SECONDS:-20}; fi
 
 # suite FLAVOUR FULL: run the test VM; with FULL=1 also the fuzzing VM beside it and the
-# harness self-test. Then print the closing line "N passed, N failed[, N skipped]". Exit 1 on any failure.
+# harness self-test. Counts tests (the test programs' TAP results and the host cargo tests)
+# apart from checks (VM verdicts, leaks, rmmod, kmemleak, the manifest, harness boots, fuzz
+# phases), prints both, then the closing line "N passed, N failed[, N skipped]" of the tests,
+# whose failed count includes failed checks. Exit 1 on any failure.
 suite() {
 	local flavour=$1 with_fuzz=$2
-	local end rc timeout splats passed failed skipped fuzz_pid=""
+	local end rc timeout splats passed failed skipped checks_passed checks_failed fuzz_pid=""
+	local t_passed t_failed t_skipped c_passed=0 c_failed=0
 	initramfs "$flavour"
 	if [ "$with_fuzz" = 1 ]; then
 		# The fuzzing VM runs beside the test VM and the harness boots (its length is
@@ -161,17 +165,21 @@ suite() {
 	fi
 	SEALMEM_VM_APPEND="sealmem_stress_seconds=$STRESS_SECONDS ${SEALMEM_VM_APPEND:-}" boot "$flavour" test 1200 || true
 	. "$SEALMEM_LOGS/vm-$flavour-test.log.summary"
+	t_passed=$passed t_failed=$failed t_skipped=$skipped
+	c_passed=$((c_passed + checks_passed)); c_failed=$((c_failed + checks_failed))
 	vm_verdict "VM run ended cleanly with no kernel splat" "$SEALMEM_LOGS/vm-$flavour-test.log"
-	# The userspace crate's host tests (pure logic: ABI layouts, seal bits) and doc examples.
-	local hlog="$SEALMEM_LOGS/cargo-host-tests.log"
+	# The userspace crate's host tests (pure logic: ABI layouts, seal bits) and doc examples:
+	# their real count.
+	local hlog="$SEALMEM_LOGS/cargo-host-tests.log" hn
 	if env CARGO_TARGET_DIR="$SEALMEM_BUILD/cargo" cargo test --locked -p sealmem \
 		--manifest-path "$SEALMEM_ROOT/selftests/rust/Cargo.toml" >"$hlog" 2>&1; then
-		echo "ok - host: cargo test -p sealmem ($(grep -hoE '[0-9]+ passed' "$hlog" | awk '{s += $1} END {print s + 0}') tests and doc examples)"
-		passed=$((passed + 1))
+		hn=$(grep -hoE '[0-9]+ passed' "$hlog" | awk '{s += $1} END {print s + 0}')
+		echo "ok - host: cargo test -p sealmem ($hn tests and doc examples)"
+		t_passed=$((t_passed + hn))
 	else
 		tail -n 30 "$hlog"
 		echo "not ok - host: cargo test -p sealmem (log $hlog)"
-		failed=$((failed + 1))
+		t_failed=$((t_failed + 1))
 	fi
 	if [ "$with_fuzz" = 1 ]; then
 		local hout="$SEALMEM_LOGS/harness.out"
@@ -180,40 +188,41 @@ suite() {
 		hp=$(grep -c '^ok - harness' "$hout" || true)
 		hf=$(grep -c '^not ok - harness' "$hout" || true)
 		[ "$((hp + hf))" -eq 3 ] || hf=$((hf + 3 - hp - hf))
-		passed=$((passed + hp)); failed=$((failed + hf))
+		c_passed=$((c_passed + hp)); c_failed=$((c_failed + hf))
 		wait "$fuzz_pid" || true
 		local flog="$SEALMEM_LOGS/vm-debug-fuzz.log"
 		tr -d '\r' <"$flog" | grep -a -E '^(ok|not ok) - |^sealmem_fuzz: (seed|[0-9]+ operations|injected)|^# functional' || true
-		local tp=$passed tf=$failed ts=$skipped
 		. "$flog.summary"
-		passed=$((tp + passed)); failed=$((tf + failed)); skipped=$ts
+		c_passed=$((c_passed + checks_passed)); c_failed=$((c_failed + checks_failed + failed))
 		vm_verdict "fuzz VM run ended cleanly with no kernel splat" "$flog"
 		local line
 		line=$(tr -d '\r' <"$flog" | grep -a -m1 '^SEALMEM-FUZZ ' || echo "SEALMEM-FUZZ ops=0 injected=0 suite_runs=0")
 		eval "local ${line#SEALMEM-FUZZ }"
 		msg "fuzz: $ops operations, $injected injected allocation failures, $suite_runs functional-suite runs under injection"
 	fi
-	if [ "$skipped" -gt 0 ]; then
-		echo "$passed passed, $failed failed, $skipped skipped"
+	echo "# checks (VM verdicts, leaks, rmmod, kmemleak, manifest, harness, fuzz phases): $c_passed ok, $c_failed not ok"
+	local all_failed=$((t_failed + c_failed))
+	if [ "$t_skipped" -gt 0 ]; then
+		echo "$t_passed passed, $all_failed failed, $t_skipped skipped"
 	else
-		echo "$passed passed, $failed failed"
+		echo "$t_passed passed, $all_failed failed"
 	fi
-	[ "$failed" -eq 0 ]
+	[ "$all_failed" -eq 0 ]
 }
 
-# vm_verdict NAME LOG: one TAP line from a VM run's summary (end marker, rc, timeout, splats);
-# counts into $passed / $failed. A run whose tests failed has said so already.
+# vm_verdict NAME LOG: one check line from a VM run's summary (end marker, rc, timeout,
+# splats); counts into $c_passed / $c_failed. A run whose tests or checks failed has said so
+# already (its rc is then non-zero).
 vm_verdict() {
-	local end rc timeout splats p=$passed f=$failed s=$skipped
+	local end rc timeout splats passed failed skipped checks_passed checks_failed
 	. "$2.summary"
-	passed=$p failed=$f skipped=$s
-	if [ "$end" = 1 ] && [ "$timeout" = 0 ] && [ "$splats" = 0 ] && [ "$rc" = 0 -o "$f" -gt 0 ]; then
+	if [ "$end" = 1 ] && [ "$timeout" = 0 ] && [ "$splats" = 0 ] && [ "$rc" = 0 -o "$((failed + checks_failed))" -gt 0 ]; then
 		echo "ok - $1"
-		passed=$((passed + 1))
+		c_passed=$((c_passed + 1))
 	else
 		echo "not ok - $1 (end=$end rc=$rc timeout=$timeout splats=$splats; log $2)"
 		[ "$splats" = 0 ] || head -n 20 "$2.splats"
-		failed=$((failed + 1))
+		c_failed=$((c_failed + 1))
 	fi
 }
 

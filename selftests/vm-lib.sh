@@ -2,12 +2,20 @@
 # Sourced by the in-VM scripts (run-tests.sh, run-fuzz.sh) as /sealmem/vm-lib.sh: the TAP-style
 # verdict lines and the leak checks both end with.
 
-passed=0 failed=0
+# Tests (the TAP results of the test programs) and checks (these scripts' own verdicts:
+# insmod, leaks, rmmod, kmemleak, the manifest, fuzz phases) are counted apart: the closing
+# line counts tests; a failed check fails the run all the same.
+passed=0 failed=0 checks_passed=0 checks_failed=0
 kmemleak=/sys/kernel/debug/kmemleak
 
-result() { # result ok|fail NAME [detail]
-	if [ "$1" = ok ]; then passed=$((passed + 1)); echo "ok - $2"
-	else failed=$((failed + 1)); echo "not ok - $2${3:+ # $3}"; fi
+result() { # result ok|fail NAME [detail]: a check
+	if [ "$1" = ok ]; then checks_passed=$((checks_passed + 1)); echo "ok - $2"
+	else checks_failed=$((checks_failed + 1)); echo "not ok - $2${3:+ # $3}"; fi
+}
+
+# The line the host runner reads (qemu/run.sh).
+result_line() {
+	echo "SEALMEM-RESULT passed=$passed failed=$failed skipped=${skipped:-0} checks_passed=$checks_passed checks_failed=$checks_failed"
 }
 
 # Forget what kmemleak knew before the module was loaded.

@@ -11,7 +11,8 @@
 # it started (so kills land mid-test too).
 # Then: the counters are 0, rmmod succeeds, kmemleak finds nothing. Prints TAP-style lines,
 #   SEALMEM-FUZZ ops=N injected=N suite_runs=N
-#   SEALMEM-RESULT passed=N failed=N skipped=0
+#   SEALMEM-RESULT passed=0 failed=0 skipped=0 checks_passed=N checks_failed=N
+# (every verdict here is a check: the functional suites' verdicts are not judged)
 secs=${sealmem_fuzz_seconds:-120}
 pct=${sealmem_fuzz_inject:-0}
 isecs=${sealmem_fuzz_inject_seconds:-0}
@@ -41,7 +42,7 @@ fuzz_done() {
 kmemleak_clear
 if ! insmod /sealmem/sealmem.ko; then
 	result fail "insmod sealmem.ko"
-	echo "SEALMEM-RESULT passed=$passed failed=$failed skipped=0"; exit 1
+	result_line; exit 1
 fi
 
 if [ "$secs" -gt 0 ]; then
@@ -88,5 +89,5 @@ fi
 leak_checks "after fuzzing"
 
 echo "SEALMEM-FUZZ ops=$ops injected=$injected suite_runs=$runs"
-echo "SEALMEM-RESULT passed=$passed failed=$failed skipped=0"
-[ "$failed" -eq 0 ]
+result_line
+[ "$checks_failed" -eq 0 ]
