@@ -27,6 +27,13 @@ cp "$ko" "$stage/sealmem/sealmem.ko"
 cp "$harness_ko" "$stage/sealmem/harness_splat.ko"
 cp "$tests"/* "$stage/sealmem/tests/"
 cp "$tools"/* "$stage/sealmem/"
+# The harness self-test's planted test programs (qemu/harness-selftest.sh), one per directory.
+for p in "$root"/qemu/harness-planted/*.sh; do
+	d="$stage/sealmem/planted/$(basename "$p" .sh)"
+	mkdir -p "$d"
+	cp "$p" "$d/planted_$(basename "$p" .sh)"
+	chmod 755 "$d/planted_$(basename "$p" .sh)"
+done
 # The demo's image: 4 MiB of recognisable text, one numbered line pattern per page.
 awk 'BEGIN { for (p = 0; p < 1024; p++) { l = sprintf("sealmem demo image, page %04d. ", p); s = "";
 	while (length(s) < 4096) s = s l; printf "%s", substr(s, 1, 4096) } }' >"$stage/sealmem/image.bin"

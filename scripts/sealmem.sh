@@ -187,7 +187,7 @@ suite() {
 		local hp hf
 		hp=$(grep -c '^ok - harness' "$hout" || true)
 		hf=$(grep -c '^not ok - harness' "$hout" || true)
-		[ "$((hp + hf))" -eq 3 ] || hf=$((hf + 3 - hp - hf))
+		[ "$((hp + hf))" -eq 6 ] || hf=$((hf + 6 - hp - hf))
 		c_passed=$((c_passed + hp)); c_failed=$((c_failed + hf))
 		wait "$fuzz_pid" || true
 		local flog="$SEALMEM_LOGS/vm-debug-fuzz.log"

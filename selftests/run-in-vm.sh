@@ -22,7 +22,8 @@ debug_build=0
 [ -d /sys/kernel/debug/sealmem/debug ] && debug_build=1
 
 ran=""
-for t in /sealmem/tests/*; do
+# sealmem_tests_dir: the harness self-test's planted programs instead of the tests.
+for t in "${sealmem_tests_dir:-/sealmem/tests}"/*; do
 	name=$(basename "$t")
 	out=/tmp/$name.tap
 	echo "# ---- $name"
