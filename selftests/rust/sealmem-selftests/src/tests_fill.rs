@@ -19,11 +19,12 @@ pub const TESTS: &[Test] = &[
     ("fill_epoll_nonblocking_handler", epoll_nonblocking_handler),
     ("fill_end_and_enable_errors", fill_end_and_enable_errors),
     ("fill_lazy_sealed_image", lazy_sealed_image),
+    ("map_try_read_efault_instead_of_sigbus", map_try_read_efault_instead_of_sigbus),
 ];
 
 /// Page-aligned source data.
 struct Source {
-    map: sealmem::Mapping,
+    map: sealmem::MappingMut,
     bytes: Vec<u8>,
 }
 
@@ -76,7 +77,7 @@ fn handler_thread_serves_faults() -> TestResult {
     let h = f.enable_fill(HandlerOptions::default()).ctx("enable_fill")?;
     let src = Arc::new(source(8, 1)?);
     let view = f.view(true).ctx("view")?;
-    let map = view.map_shared((8 * PS) as usize, false).ctx("map")?;
+    let map = view.map_shared((8 * PS) as usize).ctx("map")?;
     let counts = Arc::new((0..8).map(|_| AtomicUsize::new(0)).collect::<Vec<_>>());
     let stop = Arc::new(AtomicBool::new(false));
     let h = Arc::new(h);
@@ -124,7 +125,7 @@ fn zeropage_poison() -> TestResult {
     ensure_eq!(b, [0u8; 8]);
     expect_errno(f.read_at(&mut b, PS), libc::EIO, "read of a poisoned page")?;
     // A fault on the poisoned page raises SIGBUS (in a child, which dies of it).
-    let map = f.map_shared((4 * PS) as usize, false).ctx("map")?;
+    let map = f.map_shared((4 * PS) as usize).ctx("map")?;
     // SAFETY: the child only touches memory and exits.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
@@ -214,7 +215,7 @@ fn lazy_sealed_image() -> TestResult {
         let pid = unsafe { libc::fork() };
         if pid == 0 {
             let ok = (|| -> Option<bool> {
-                let m = view.map_shared((PAGES * PS) as usize, false).ok()?;
+                let m = view.map_shared((PAGES * PS) as usize).ok()?;
                 let mut page = vec![0u8; PS as usize];
                 for k in 0..PAGES {
                     let j = match order { 0 => k, 1 => PAGES - 1 - k, _ => (k * 5) % PAGES };
@@ -242,5 +243,48 @@ fn lazy_sealed_image() -> TestResult {
     ensure!(counts.iter().all(|c| c.load(Ordering::Relaxed) == 1), "every page was requested once");
     let err = h.copy(0, src.page(0), FillOptions::default());
     ensure!(err.as_ref().is_err_and(|e| e.error.raw_os_error() == Some(libc::EEXIST)), "a filled byte can change");
+    Ok(())
+}
+
+/// Where `Mapping::read`/`MappingMut::write` raise SIGBUS (poisoned page, lazy hole without a
+/// handler, past EOF after a shrink), `try_read`/`try_write` fail with EFAULT and the process
+/// lives on; a lazy hole with a live handler still waits for its fill.
+fn map_try_read_efault_instead_of_sigbus() -> TestResult {
+    let f = SealFile::create().ctx("open")?;
+    f.set_size(4 * PS).ctx("size")?;
+    let h = f.enable_fill(HandlerOptions::default()).ctx("enable_fill")?;
+    h.zeropage(0, PS, FillOptions::default()).ctx("zeropage")?;
+    h.poison(PS, PS, FillOptions::default()).ctx("poison")?;
+    let map = f.map_shared_mut((4 * PS) as usize).ctx("map")?;
+    let mut b = [9u8; 8];
+    map.try_read(0, &mut b).ctx("try_read of a zero page")?;
+    ensure_eq!(b, [0u8; 8]);
+    expect_errno(map.try_read(PS as usize, &mut b), libc::EFAULT, "try_read of a poisoned page")?;
+    expect_errno(map.try_write(PS as usize, b"x"), libc::EFAULT, "try_write of a poisoned page")?;
+    expect_errno(map.try_read(PS as usize - 4, &mut b), libc::EFAULT, "try_read into a poisoned page")?;
+    // A lazy hole with a live handler: try_read waits for the fill like read.
+    let src = Arc::new(source(4, 5)?);
+    let h = Arc::new(h);
+    let server = std::thread::spawn({
+        let (h, src) = (h.clone(), src.clone());
+        move || -> std::io::Result<u64> {
+            let mut reqs = [sealmem::Request { offset: 0, write: false, fault: false, tid: 0 }; 1];
+            h.read_requests(&mut reqs)?;
+            h.copy(reqs[0].offset, src.page(reqs[0].offset), FillOptions::default()).map_err(|e| e.error)?;
+            Ok(reqs[0].offset)
+        }
+    });
+    map.try_read((2 * PS) as usize, &mut b).ctx("try_read of a lazy hole")?;
+    let served = server.join().map_err(|_| Outcome::Fail("server panicked".into()))?.ctx("serve")?;
+    ensure_eq!(served, 2 * PS);
+    ensure_eq!(&b[..], &src.bytes[(2 * PS) as usize..(2 * PS + 8) as usize]);
+    // The handler gone: the last hole would raise SIGBUS.
+    drop(Arc::into_inner(h));
+    expect_errno(map.try_read((3 * PS) as usize, &mut b), libc::EFAULT, "try_read, handler gone")?;
+    expect_errno(map.try_write((3 * PS) as usize, b"x"), libc::EFAULT, "try_write, handler gone")?;
+    // Past EOF after a shrink.
+    f.set_size(0).ctx("shrink")?;
+    expect_errno(map.try_read(0, &mut b), libc::EFAULT, "try_read past EOF")?;
+    expect_errno(map.try_write(0, b"x"), libc::EFAULT, "try_write past EOF")?;
     Ok(())
 }

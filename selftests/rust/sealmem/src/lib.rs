@@ -12,14 +12,74 @@
 //! f.write_at(b"hello", 0)?;
 //! f.add_seals(Seals::WRITE | Seals::SHRINK | Seals::GROW)?;
 //! let view = f.view(true)?;               // read-only fd to hand to consumers
-//! let map = view.map_shared(8192, false)?;
+//! let map = view.map_shared(8192)?;      // a read-only `Mapping`
 //! let mut buf = [0u8; 5];
 //! map.read(0, &mut buf);
 //! assert_eq!(&buf, b"hello");
 //! # Ok::<(), std::io::Error>(())
 //! ```
+//!
+//! # Mappings: memory model
+//!
+//! The bytes of a mapping are *shared memory*: other processes, other mappings of the same
+//! file in this process (two [`MappingMut`] of one file alias the same pages), `write(2)` on
+//! any fd of the file and the lazy-fill handler may all change them at any time. Rust's
+//! exclusivity rules cannot describe that (`&mut` of a mapping proves nothing about the
+//! file), so the crate never turns mapped bytes into Rust references of plain types and never
+//! accesses them with ordinary loads and stores. Instead, every access the crate makes is a
+//! `Relaxed` **atomic** operation on an aligned machine word
+//! ([`AtomicUsize`](std::sync::atomic::AtomicUsize)):
+//!
+//! - Threads of this process that read and write the same bytes through `&Mapping` /
+//!   `&MappingMut` concurrently are therefore not a data race in Rust's memory model; that is
+//!   why both types are `Sync` and [`MappingMut::write`] takes `&self`.
+//! - All of the crate's accesses have one size, so they never mix atomic accesses of
+//!   different sizes (which the model leaves undefined); a write of part of a word is a
+//!   compare-exchange loop on that word, which leaves the word's other bytes alone.
+//! - Word-sized `Relaxed` loads are documented to work on read-only memory (see "Atomic
+//!   accesses to read-only memory" in `core::sync::atomic`), which a read-only [`Mapping`] is.
+//! - Other processes and the kernel are outside Rust's abstract machine; to this process their
+//!   accesses look like those of another thread using word-sized relaxed atomics (which is
+//!   what plain aligned loads and stores are on the hardware).
+//!
+//! What this does *not* give: a [`read`](Mapping::read) or [`write`](MappingMut::write) of
+//! more than one word is not atomic as a whole (a concurrent writer can be seen half done),
+//! and `Relaxed` orders nothing: synchronize with other threads (a lock, a channel) or other
+//! processes (a pipe, a futex) as you would for any shared data.
+//!
+//! (volatile accesses were the alternative; but the standard library defines concurrent
+//! volatile accesses inside a Rust-visible allocation as a data race like any other, and for
+//! memory outside every allocation requires that the access never traps, while a mapping's
+//! access can raise SIGBUS. memmap2's choice, making the construction of shared mappings
+//! `unsafe`, would push the whole problem onto every caller.)
+//!
+//! [`as_ptr`](Mapping::as_ptr) and [`as_mut_ptr`](MappingMut::as_mut_ptr) give raw pointers
+//! for callers that know better; dereferencing them is `unsafe` and their business.
+//!
+//! ## Which calls raise SIGBUS
+//!
+//! A mapping can only be accessed where the file has a readable page. [`Mapping::read`] and
+//! [`MappingMut::write`] (like any access through the raw pointers) raise **SIGBUS**, which
+//! kills the process unless it handles the signal, when the range touches:
+//!
+//! - a page at or past the file's end (the mapping was made longer than the file, or anyone,
+//!   in any process, shrank the file since);
+//! - a poisoned page ([`Handler::poison`](crate::Handler::poison));
+//! - a hole of a lazy file whose handler is gone (closed without `FILL_END`);
+//! - a new page beyond the module's `max_pages` limit.
+//!
+//! A hole of a lazy file with a live handler makes the access wait for the fill (forever if
+//! the handler is the waiting thread itself).
+//!
+//! [`Mapping::try_read`] and [`MappingMut::try_write`] never raise a signal: they copy through
+//! `process_vm_readv(2)`/`process_vm_writev(2)` on the calling process, where the kernel
+//! resolves the same faults (waiting for lazy pages likewise) and turns what would be a
+//! SIGBUS or SIGSEGV into `EFAULT`.
 
 pub mod uapi;
+mod mapping;
+
+pub use mapping::{Mapping, MappingMut};
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -189,15 +249,23 @@ impl SealFile {
         self.file.write_at(buf, offset)
     }
 
-    /// Maps `len` bytes from offset 0, shared (`MAP_SHARED`), read-only or read-write.
-    pub fn map_shared(&self, len: usize, writable: bool) -> io::Result<Mapping> {
-        let prot = if writable { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_READ };
-        Mapping::new(self.as_fd(), len, prot, libc::MAP_SHARED)
+    /// Maps `len` bytes from offset 0, shared (`MAP_SHARED`) and read-only.
+    ///
+    /// Accessing a page past the file's end raises SIGBUS: see the
+    /// [crate documentation](crate#which-calls-raise-sigbus).
+    pub fn map_shared(&self, len: usize) -> io::Result<Mapping> {
+        Mapping::new(self.as_fd(), len, libc::PROT_READ, libc::MAP_SHARED)
+    }
+
+    /// Maps `len` bytes from offset 0, shared (`MAP_SHARED`) and writable (needs a writable
+    /// fd, and no WRITE or FUTURE_WRITE seal).
+    pub fn map_shared_mut(&self, len: usize) -> io::Result<MappingMut> {
+        MappingMut::new(self.as_fd(), len, libc::MAP_SHARED)
     }
 
     /// Maps `len` bytes from offset 0, private and writable (copy-on-write).
-    pub fn map_private(&self, len: usize) -> io::Result<Mapping> {
-        Mapping::new(self.as_fd(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE)
+    pub fn map_private(&self, len: usize) -> io::Result<MappingMut> {
+        MappingMut::new(self.as_fd(), len, libc::MAP_PRIVATE)
     }
 
     /// The file's lines of `/proc/self/fdinfo/<fd>`.
@@ -471,78 +539,6 @@ impl AsFd for Handler {
 impl From<Handler> for OwnedFd {
     fn from(h: Handler) -> OwnedFd {
         h.fd
-    }
-}
-
-/// A mapping of a sealmem file, unmapped on drop.
-///
-/// Its memory can change under it (other processes, `write`, punch), and an access past EOF
-/// raises SIGBUS, so it hands out no Rust references to the bytes: [`Mapping::read`] and
-/// [`Mapping::write`] copy, and [`Mapping::as_ptr`] is for callers that know better.
-#[derive(Debug)]
-pub struct Mapping {
-    ptr: *mut u8,
-    len: usize,
-}
-
-// SAFETY: the mapping is plain shared memory; it may be used and unmapped from any thread.
-unsafe impl Send for Mapping {}
-// SAFETY: `&Mapping` only allows copies in and out, which are fine concurrently.
-unsafe impl Sync for Mapping {}
-
-impl Mapping {
-    fn new(fd: BorrowedFd<'_>, len: usize, prot: libc::c_int, flags: libc::c_int) -> io::Result<Self> {
-        // SAFETY: a fresh mapping at an address of the kernel's choosing aliases nothing.
-        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd.as_raw_fd(), 0) };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Self { ptr: ptr.cast(), len })
-    }
-
-    /// Start of the mapping.
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.ptr
-    }
-
-    /// Length in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the mapping is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Copies `buf.len()` bytes at `offset` out of the mapping.
-    ///
-    /// # Panics
-    ///
-    /// If the range is not within the mapping.
-    pub fn read(&self, offset: usize, buf: &mut [u8]) {
-        assert!(offset.checked_add(buf.len()).is_some_and(|e| e <= self.len));
-        // SAFETY: the range lies within the live mapping (checked above); no reference to the
-        // mapped bytes is created.
-        unsafe { std::ptr::copy_nonoverlapping(self.ptr.add(offset), buf.as_mut_ptr(), buf.len()) };
-    }
-
-    /// Copies `data` into the mapping at `offset` (the mapping must be writable).
-    ///
-    /// # Panics
-    ///
-    /// If the range is not within the mapping.
-    pub fn write(&self, offset: usize, data: &[u8]) {
-        assert!(offset.checked_add(data.len()).is_some_and(|e| e <= self.len));
-        // SAFETY: as in `read`.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(offset), data.len()) };
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: we own this mapping and nothing refers into it once we are dropped.
-        unsafe { libc::munmap(self.ptr.cast(), self.len) };
     }
 }
 
