@@ -20,6 +20,9 @@ pub const TESTS: &[Test] = &[
     ("fill_end_and_enable_errors", fill_end_and_enable_errors),
     ("fill_lazy_sealed_image", lazy_sealed_image),
     ("map_try_read_efault_instead_of_sigbus", map_try_read_efault_instead_of_sigbus),
+    ("fill_read_requests_empty_buffer_einval", read_requests_empty_buffer_einval),
+    ("fill_requests_nonblocking_wouldblock_goes_on", requests_nonblocking_wouldblock_goes_on),
+    ("fill_requests_retries_eintr", requests_retries_eintr),
 ];
 
 /// Page-aligned source data.
@@ -286,5 +289,123 @@ fn map_try_read_efault_instead_of_sigbus() -> TestResult {
     f.set_size(0).ctx("shrink")?;
     expect_errno(map.try_read(0, &mut b), libc::EFAULT, "try_read past EOF")?;
     expect_errno(map.try_write(0, b"x"), libc::EFAULT, "try_write past EOF")?;
+    Ok(())
+}
+
+const NO_REQUEST: sealmem::Request = sealmem::Request { offset: 0, write: false, fault: false, tid: 0 };
+
+/// Waits up to 5 s for POLLIN on the handler.
+fn wait_pollin(h: &Handler) -> TestResult {
+    let mut pfd = libc::pollfd { fd: h.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd.
+    let n = unsafe { libc::poll(&mut pfd, 1, 5000) };
+    ensure!(n == 1 && pfd.revents & libc::POLLIN != 0, "no POLLIN: {n} {:#x}", pfd.revents);
+    Ok(())
+}
+
+/// `read_requests(&mut [])` is EINVAL without a read: the pending request stays queued (a
+/// read would have taken it and returned 0, "no longer needed").
+fn read_requests_empty_buffer_einval() -> TestResult {
+    let f = SealFile::create().ctx("open")?;
+    f.set_size(2 * PS).ctx("size")?;
+    let h = f.enable_fill(HandlerOptions::default()).ctx("enable_fill")?;
+    let view = f.view(true).ctx("view")?;
+    let reader = std::thread::spawn(move || {
+        let mut b = [0u8; 4];
+        view.read_at(&mut b, PS).map(|_| b)
+    });
+    wait_pollin(&h)?;
+    expect_errno(h.read_requests(&mut []), libc::EINVAL, "empty request buffer")?;
+    let mut one = [NO_REQUEST; 1];
+    ensure_eq!(h.read_requests(&mut one).ctx("read request")?, 1);
+    ensure_eq!(one[0].offset, PS);
+    h.zeropage(PS, PS, FillOptions::default()).ctx("zeropage")?;
+    let b = reader.join().map_err(|_| Outcome::Fail("reader panicked".into()))?.ctx("read")?;
+    ensure_eq!(b, [0u8; 4]);
+    Ok(())
+}
+
+/// On a nonblocking handler the iterator yields WouldBlock and goes on: the same iterator
+/// then yields the request, and ends once the file has no fd or mapping left.
+fn requests_nonblocking_wouldblock_goes_on() -> TestResult {
+    let f = SealFile::create().ctx("open")?;
+    f.set_size(2 * PS).ctx("size")?;
+    let h = f.enable_fill(HandlerOptions { cloexec: true, nonblock: true }).ctx("enable_fill")?;
+    let mut reqs = h.requests();
+    match reqs.next() {
+        Some(Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => return Err(Outcome::Fail(format!("expected WouldBlock, got {other:?}"))),
+    }
+    let view = f.view(true).ctx("view")?;
+    drop(f);
+    let reader = std::thread::spawn(move || {
+        let mut b = [0u8; 4];
+        view.read_at(&mut b, 0).map(|_| b)
+    });
+    let req = loop {
+        match reqs.next() {
+            Some(Ok(r)) => break r,
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => wait_pollin(&h)?,
+            other => return Err(Outcome::Fail(format!("expected a request, got {other:?}"))),
+        }
+    };
+    ensure_eq!(req.offset, 0);
+    h.zeropage(0, PS, FillOptions::default()).ctx("zeropage")?;
+    reader.join().map_err(|_| Outcome::Fail("reader panicked".into()))?.ctx("read")?;
+    // The reader thread dropped the last fd: the handler is no longer needed.
+    for _ in 0..100 {
+        match reqs.next() {
+            None => return Ok(()),
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            other => return Err(Outcome::Fail(format!("expected the end, got {other:?}"))),
+        }
+    }
+    Err(Outcome::Fail("the iterator did not end after the last fd closed".into()))
+}
+
+static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn count_signal(_: libc::c_int) {
+    SIGNALS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// A signal whose handler has no SA_RESTART makes the handler fd's read fail with EINTR;
+/// the iterator retries and yields the request that comes later.
+fn requests_retries_eintr() -> TestResult {
+    use std::os::unix::thread::JoinHandleExt;
+    // SAFETY: installs a handler that only bumps an atomic counter.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = count_signal as extern "C" fn(libc::c_int) as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        ensure_eq!(libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut()), 0);
+    }
+    let f = SealFile::create().ctx("open")?;
+    f.set_size(2 * PS).ctx("size")?;
+    let h = Arc::new(f.enable_fill(HandlerOptions::default()).ctx("enable_fill")?);
+    let server = std::thread::spawn({
+        let h = h.clone();
+        move || h.requests().next().map(|r| r.map(|r| r.offset).map_err(|e| e.to_string()))
+    });
+    let before = SIGNALS.load(Ordering::SeqCst);
+    for _ in 0..3 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        // SAFETY: the thread is not joined yet (it waits for the request made below).
+        ensure_eq!(unsafe { libc::pthread_kill(server.as_pthread_t(), libc::SIGUSR2) }, 0);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    ensure!(!server.is_finished(), "the iterator ended on a signal");
+    let view = f.view(true).ctx("view")?;
+    let reader = std::thread::spawn(move || {
+        let mut b = [0u8; 4];
+        view.read_at(&mut b, PS).map(|_| b)
+    });
+    let got = server.join().map_err(|_| Outcome::Fail("server panicked".into()))?;
+    ensure_eq!(got, Some(Ok(PS)));
+    ensure!(SIGNALS.load(Ordering::SeqCst) >= before + 3, "signals not delivered");
+    h.zeropage(PS, PS, FillOptions::default()).ctx("zeropage")?;
+    reader.join().map_err(|_| Outcome::Fail("reader panicked".into()))?.ctx("read")?;
     Ok(())
 }

@@ -308,6 +308,9 @@ impl Default for HandlerOptions {
     }
 }
 
+/// The most messages one `read(2)` of a handler fd returns.
+const REQUEST_BATCH: usize = 32;
+
 /// A request for one missing page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Request {
@@ -400,18 +403,29 @@ pub struct Handler {
 }
 
 impl Handler {
-    /// Reads pending requests into `buf` (blocking unless nonblocking); returns how many.
-    /// `Ok(0)` means the handler is no longer needed (FILL_END, or nothing can fault any more).
+    /// Reads pending requests into `buf` (blocking unless nonblocking); returns how many (at
+    /// most 32 per call, the module's batch).
+    ///
+    /// `Ok(0)` means the handler is no longer needed (FILL_END, or nothing can fault any
+    /// more). An empty `buf` fails with `EINVAL` without reading (a read would take a request
+    /// that could not be returned). Errors of `read(2)` are returned as they are: `EAGAIN`
+    /// (`WouldBlock`) on a nonblocking handler with nothing pending, `EINTR` (`Interrupted`)
+    /// when a signal handler without `SA_RESTART` ran; [`requests`](Self::requests) deals
+    /// with both.
     pub fn read_requests(&self, buf: &mut [Request]) -> io::Result<usize> {
-        let mut raw = vec![uapi::sealmem_msg::default(); buf.len().clamp(1, 64)];
-        // SAFETY: `raw` is a writable buffer of `raw.len()` messages.
+        if buf.is_empty() {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let mut raw = [uapi::sealmem_msg::default(); REQUEST_BATCH];
+        let want = buf.len().min(REQUEST_BATCH);
+        // SAFETY: `raw` is a writable buffer of at least `want` messages.
         let n = unsafe {
-            libc::read(self.fd.as_raw_fd(), raw.as_mut_ptr().cast(), raw.len() * std::mem::size_of::<uapi::sealmem_msg>())
+            libc::read(self.fd.as_raw_fd(), raw.as_mut_ptr().cast(), want * std::mem::size_of::<uapi::sealmem_msg>())
         };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
-        let n = n as usize / std::mem::size_of::<uapi::sealmem_msg>();
+        let n = (n as usize / std::mem::size_of::<uapi::sealmem_msg>()).min(want);
         for (d, m) in buf.iter_mut().zip(&raw[..n]) {
             *d = Request {
                 offset: m.offset,
@@ -420,11 +434,35 @@ impl Handler {
                 tid: m.tid,
             };
         }
-        Ok(n.min(buf.len()))
+        Ok(n)
     }
 
-    /// An iterator over requests, one blocking read at a time; it ends when the handler is no
-    /// longer needed or on an error (which it yields first).
+    /// An iterator over requests, reading a batch at a time.
+    ///
+    /// - It ends (`None`) when the handler is no longer needed (a read returned 0).
+    /// - `EINTR` is retried: a signal never ends it.
+    /// - On a nonblocking handler with nothing pending it yields `Err` of kind
+    ///   [`WouldBlock`](io::ErrorKind::WouldBlock) and does **not** end: wait for `EPOLLIN`
+    ///   (poll/epoll on the handler fd) and call `next` again, on the same iterator or a new
+    ///   one. (On a blocking handler this never happens.)
+    /// - Any other error is yielded once, and then the iterator ends.
+    ///
+    /// ```no_run
+    /// # fn serve(handler: &sealmem::Handler) -> std::io::Result<()> {
+    /// let mut reqs = handler.requests();
+    /// loop {
+    ///     match reqs.next() {
+    ///         None => break, // the handler is no longer needed
+    ///         Some(Ok(req)) => { /* fill req.offset */ }
+    ///         Some(Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+    ///             /* poll the handler fd for POLLIN, then go on */
+    ///         }
+    ///         Some(Err(e)) => return Err(e),
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn requests(&self) -> Requests<'_> {
         Requests { handler: self, buf: Vec::new(), done: false }
     }
@@ -506,20 +544,24 @@ impl Iterator for Requests<'_> {
         if self.done {
             return None;
         }
-        let mut batch = [Request { offset: 0, write: false, fault: false, tid: 0 }; 16];
-        match self.handler.read_requests(&mut batch) {
-            Ok(0) => {
-                self.done = true;
-                None
-            }
-            Ok(n) => {
-                self.buf.extend(batch[..n].iter().rev());
-                self.buf.pop().map(Ok)
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
+        let mut batch = [Request { offset: 0, write: false, fault: false, tid: 0 }; REQUEST_BATCH];
+        loop {
+            return match self.handler.read_requests(&mut batch) {
+                Ok(0) => {
+                    self.done = true;
+                    None
+                }
+                Ok(n) => {
+                    self.buf.extend(batch[..n].iter().rev());
+                    self.buf.pop().map(Ok)
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Some(Err(e)),
+                Err(e) => {
+                    self.done = true;
+                    Some(Err(e))
+                }
+            };
         }
     }
 }
@@ -589,5 +631,101 @@ mod tests {
         assert_eq!(std::mem::size_of::<uapi::sealmem_api>(), 24);
         assert_eq!(std::mem::size_of::<uapi::sealmem_range>(), 16);
         assert_eq!(std::mem::size_of::<uapi::sealmem_name>(), 256);
+    }
+
+    /// A handler whose fd is the read end of a pipe: `read_requests` and `requests` only
+    /// `read(2)` the fd, so a pipe carrying `sealmem_msg` bytes stands in for the module.
+    fn pipe_handler(flags: libc::c_int) -> (Handler, std::fs::File) {
+        let mut fds = [0; 2];
+        // SAFETY: a plain syscall filling `fds`.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | flags) }, 0);
+        // SAFETY: two new fds nothing else owns.
+        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        (Handler { fd: r }, File::from(w))
+    }
+
+    fn send(w: &mut File, offset: u64, flags: u32) {
+        use std::io::Write;
+        let mut b = Vec::new();
+        b.extend_from_slice(&offset.to_ne_bytes());
+        b.extend_from_slice(&flags.to_ne_bytes());
+        b.extend_from_slice(&77u32.to_ne_bytes());
+        w.write_all(&b).unwrap();
+    }
+
+    #[test]
+    fn read_requests_empty_buffer_is_einval_and_consumes_nothing() {
+        let (h, mut w) = pipe_handler(0);
+        send(&mut w, 8192, uapi::SEALMEM_MSG_FAULT);
+        let e = h.read_requests(&mut []).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+        let mut one = [Request { offset: 0, write: false, fault: false, tid: 0 }; 1];
+        assert_eq!(h.read_requests(&mut one).unwrap(), 1);
+        assert_eq!(one[0], Request { offset: 8192, write: false, fault: true, tid: 77 });
+    }
+
+    #[test]
+    fn requests_nonblocking_yields_wouldblock_and_goes_on() {
+        let (h, mut w) = pipe_handler(libc::O_NONBLOCK);
+        let mut it = h.requests();
+        let e = it.next().unwrap().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(it.next().unwrap().unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        send(&mut w, 4096, uapi::SEALMEM_MSG_WRITE);
+        send(&mut w, 12288, 0);
+        let r = it.next().unwrap().unwrap();
+        assert_eq!((r.offset, r.write, r.fault), (4096, true, false));
+        assert_eq!(it.next().unwrap().unwrap().offset, 12288);
+        assert_eq!(it.next().unwrap().unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        drop(w); // read returns 0: the handler is no longer needed
+        assert!(it.next().is_none());
+        assert!(it.next().is_none());
+    }
+
+    static SIGNALS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    extern "C" fn count_signal(_: libc::c_int) {
+        SIGNALS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    #[test]
+    fn requests_retries_eintr() {
+        use std::os::unix::thread::JoinHandleExt;
+        // A SIGUSR2 handler without SA_RESTART: a blocked read(2) fails with EINTR.
+        // SAFETY: installing a handler that only bumps an atomic counter.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = count_signal as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            sa.sa_flags = 0;
+            assert_eq!(libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut()), 0);
+        }
+        let (h, mut w) = pipe_handler(0);
+        let reader = std::thread::spawn(move || {
+            let first = h.requests().next();
+            let mut one = [Request { offset: 0, write: false, fault: false, tid: 0 }; 1];
+            // Without the iterator, the same signal ends a plain read.
+            let plain = h.read_requests(&mut one);
+            (first.map(|r| r.map(|r| r.offset).map_err(|e| e.kind())), plain.map_err(|e| e.kind()))
+        });
+        let before = SIGNALS.load(std::sync::atomic::Ordering::SeqCst);
+        for _ in 0..3 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            // SAFETY: the thread is alive (it waits for the message sent below).
+            assert_eq!(unsafe { libc::pthread_kill(reader.as_pthread_t(), libc::SIGUSR2) }, 0);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        send(&mut w, 40960, 0);
+        while SIGNALS.load(std::sync::atomic::Ordering::SeqCst) < before + 4 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            // SAFETY: as above; the thread waits in the plain read until we close `w`.
+            unsafe { libc::pthread_kill(reader.as_pthread_t(), libc::SIGUSR2) };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        drop(w);
+        let (first, plain) = reader.join().unwrap();
+        assert_eq!(first, Some(Ok(40960)));
+        assert!(SIGNALS.load(std::sync::atomic::Ordering::SeqCst) >= before + 3);
+        assert!(matches!(plain, Err(io::ErrorKind::Interrupted) | Ok(0)), "{plain:?}");
     }
 }
