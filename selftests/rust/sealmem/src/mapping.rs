@@ -4,7 +4,7 @@
 //! The memory model and the accesses that raise SIGBUS are described in the crate documentation.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 const WORD: usize = std::mem::size_of::<usize>();
@@ -102,22 +102,25 @@ impl Mapping {
         unsafe { copy_out(self.ptr.add(offset), buf) };
     }
 
-    /// Like [`read`](Self::read), but never raises a signal: copies through
-    /// `process_vm_readv(2)` on this process, which fails with `EFAULT` where `read` would
-    /// raise SIGBUS (some bytes before the failing page may have been copied by then).
+    /// Like [`read`](Self::read), but never raises a signal: fails with `EFAULT` where `read`
+    /// would raise SIGBUS (some bytes before the failing page may have been copied by then).
     /// A lazy hole still waits for its fill.
+    ///
+    /// The bytes go through a pipe: `write(2)` from the mapping, `read(2)` into `buf`. A
+    /// fault of the kernel's own copy from user memory ends the syscall with `EFAULT`
+    /// instead of a signal. (`process_vm_readv(2)` would do one copy, but needs
+    /// `CONFIG_CROSS_MEMORY_ATTACH`, which the project's test kernels lack, and seccomp
+    /// profiles may forbid it.) A signal that interrupts the wait for a lazy page can also
+    /// end it with `EFAULT`.
     ///
     /// # Panics
     ///
     /// If the range is not within the mapping.
     pub fn try_read(&self, offset: usize, buf: &mut [u8]) -> io::Result<()> {
         self.check(offset, buf.len());
-        let local = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-        // SAFETY: only the address is taken; the kernel does the access.
-        let remote = libc::iovec { iov_base: unsafe { self.ptr.add(offset) }.cast(), iov_len: buf.len() };
-        // SAFETY: `local` is our exclusive buffer; the kernel reads the remote range with
-        // fault handling of its own (a failing page gives an error, not a signal).
-        vm_rw(buf.len(), || unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) })
+        // SAFETY: the source range lies in the live mapping, the destination is our exclusive
+        // buffer; only the kernel accesses either.
+        unsafe { copy_via_pipe(self.ptr.add(offset), buf.as_mut_ptr(), buf.len()) }
     }
 }
 
@@ -147,21 +150,18 @@ impl MappingMut {
         unsafe { copy_in(self.map.ptr.add(offset), data) };
     }
 
-    /// Like [`write`](Self::write), but never raises a signal: copies through
-    /// `process_vm_writev(2)` on this process, which fails with `EFAULT` where `write` would
-    /// raise SIGBUS (some bytes before the failing page may have been written by then).
+    /// Like [`write`](Self::write), but never raises a signal: fails with `EFAULT` where
+    /// `write` would raise SIGBUS (some bytes before the failing page may have been written
+    /// by then). The bytes go through a pipe, as for [`try_read`](Mapping::try_read).
     ///
     /// # Panics
     ///
     /// If the range is not within the mapping.
     pub fn try_write(&self, offset: usize, data: &[u8]) -> io::Result<()> {
         self.map.check(offset, data.len());
-        let local = libc::iovec { iov_base: data.as_ptr().cast_mut().cast(), iov_len: data.len() };
-        // SAFETY: only the address is taken; the kernel does the access.
-        let remote = libc::iovec { iov_base: unsafe { self.map.ptr.add(offset) }.cast(), iov_len: data.len() };
-        // SAFETY: the kernel only reads `local` and writes the remote range (in our writable
-        // mapping) with fault handling of its own.
-        vm_rw(data.len(), || unsafe { libc::process_vm_writev(libc::getpid(), &local, 1, &remote, 1, 0) })
+        // SAFETY: the destination range lies in the live, writable mapping; only the kernel
+        // accesses it here (and reads `data`).
+        unsafe { copy_via_pipe(data.as_ptr(), self.map.ptr.add(offset), data.len()) }
     }
 }
 
@@ -173,22 +173,60 @@ impl std::ops::Deref for MappingMut {
     }
 }
 
-/// Runs a `process_vm_{read,write}v` of `len` bytes; a short transfer is `EFAULT`.
-fn vm_rw(len: usize, f: impl Fn() -> isize) -> io::Result<()> {
+/// Retries a syscall returning `-1`/errno on `EINTR`.
+fn retry(f: impl Fn() -> isize) -> io::Result<usize> {
+    loop {
+        let n = f();
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Copies `len` bytes from `src` to `dst` through a new pipe, so that the kernel does every
+/// access to either: `write(2)` copies from user memory and `read(2)` to it, and a fault that
+/// would raise SIGBUS makes the syscall fail with `EFAULT` (or return short) instead.
+///
+/// # Safety
+///
+/// `src` must be readable and `dst` writable memory of this process for `len` bytes, as far
+/// as Rust is concerned (mapped pages; the kernel handles faults); nothing may hold a Rust
+/// reference to `dst`'s bytes.
+unsafe fn copy_via_pipe(src: *const u8, dst: *mut u8, len: usize) -> io::Result<()> {
     if len == 0 {
         return Ok(());
     }
-    loop {
-        let n = f();
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        return if n as usize == len { Ok(()) } else { Err(io::Error::from_raw_os_error(libc::EFAULT)) };
+    let mut fds = [0; 2];
+    // SAFETY: a plain syscall filling `fds`.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
     }
+    // SAFETY: two new fds that nothing else owns.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let mut done = 0;
+    while done < len {
+        // The pipe is empty: a nonblocking write takes as much as fits (> 0), or fails.
+        // SAFETY: the kernel reads at most `len - done` bytes from `src + done`.
+        let n = retry(|| unsafe { libc::write(w.as_raw_fd(), src.add(done).cast(), len - done) })?;
+        if n == 0 {
+            return Err(io::Error::from_raw_os_error(libc::EFAULT));
+        }
+        let mut got = 0;
+        while got < n {
+            // SAFETY: the kernel writes at most `n - got` bytes to `dst + done + got`.
+            let m = retry(|| unsafe { libc::read(r.as_raw_fd(), dst.add(done + got).cast(), n - got) })?;
+            if m == 0 {
+                return Err(io::Error::from_raw_os_error(libc::EFAULT));
+            }
+            got += m;
+        }
+        done += n;
+    }
+    Ok(())
 }
 
 /// The word containing `p` (aligned down) and `p`'s index in it.
@@ -255,7 +293,7 @@ impl Drop for Mapping {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+    use std::os::fd::AsFd;
 
     const PS: usize = 4096;
 
@@ -302,10 +340,26 @@ mod tests {
                 assert_eq!(t, pattern[..len]);
             }
         }
-        m.try_write(5, b"via process_vm_writev").unwrap();
-        let mut b = [0u8; 21];
+        m.try_write(5, b"via a pipe, no signals").unwrap();
+        let mut b = [0u8; 22];
         ro.read(5, &mut b);
-        assert_eq!(&b, b"via process_vm_writev");
+        assert_eq!(&b, b"via a pipe, no signals");
+    }
+
+    /// Copies longer than a pipe holds go through in chunks.
+    #[test]
+    fn try_read_try_write_large() {
+        let len = 300 * 1024 + 5;
+        let f = memfd(len);
+        let m = MappingMut::new(f.as_fd(), len, libc::MAP_SHARED).unwrap();
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4096) as u8).collect();
+        m.try_write(0, &data).unwrap();
+        let mut back = vec![0u8; len - 3];
+        m.try_read(3, &mut back).unwrap();
+        assert_eq!(back, data[3..]);
+        let mut plain = vec![0u8; len];
+        m.read(0, &mut plain);
+        assert_eq!(plain, data);
     }
 
     #[test]
