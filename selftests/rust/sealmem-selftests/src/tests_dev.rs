@@ -3,9 +3,9 @@
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 
-use sealmem::{uapi, SealFile};
+use sealmem::{uapi, Features, OpenError, SealFile};
 
-use crate::harness::{expect_errno, Context, Test, TestResult};
+use crate::harness::{expect_errno, Context, Outcome, Test, TestResult};
 use crate::{ensure, ensure_eq};
 
 pub const TESTS: &[Test] = &[
@@ -16,6 +16,7 @@ pub const TESTS: &[Test] = &[
     ("handshake_unsupported_feature", handshake_unsupported_feature),
     ("unknown_ioctl_enotty", unknown_ioctl_enotty),
     ("fdinfo_fields", fdinfo_fields),
+    ("create_performs_handshake_typed_errors", create_performs_handshake_typed_errors),
 ];
 
 fn fdinfo_field(info: &str, key: &str) -> Option<String> {
@@ -94,13 +95,37 @@ fn unknown_ioctl_enotty() -> TestResult {
 }
 
 fn fdinfo_fields() -> TestResult {
-    let f = SealFile::create().ctx("open")?;
-    let info = f.fdinfo().ctx("fdinfo")?;
+    // A plain open (SealFile::create performs the handshake): api 0 until a handshake.
+    let raw = std::fs::OpenOptions::new().read(true).write(true).open(sealmem::DEVICE).ctx("open")?;
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", raw.as_raw_fd())).ctx("fdinfo")?;
     for (k, v) in [("size", "0"), ("seals", "0x0"), ("pages", "0"), ("lazy", "off"), ("pending", "0"), ("api", "0")] {
         ensure_eq!(fdinfo_field(&info, k).as_deref(), Some(v));
     }
-    f.handshake(0).ctx("handshake")?;
+    let f = SealFile::create().ctx("create")?;
     let info = f.fdinfo().ctx("fdinfo")?;
     ensure_eq!(fdinfo_field(&info, "api"), Some(sealmem::API_VERSION.to_string()));
+    Ok(())
+}
+
+/// `create` performs the handshake (fdinfo shows the agreed version); `create_with` reports a
+/// feature the module lacks as `OpenError::MissingFeatures`, and every supported feature set
+/// works.
+fn create_performs_handshake_typed_errors() -> TestResult {
+    let f = SealFile::create().ctx("create")?;
+    let info = f.fdinfo().ctx("fdinfo")?;
+    ensure_eq!(fdinfo_field(&info, "api"), Some(sealmem::API_VERSION.to_string()));
+    SealFile::create_with(Features::all()).ctx("create_with(all)")?;
+    let unknown = Features::from_bits_retain(1 << 40);
+    match SealFile::create_with(Features::LAZY_FILL | unknown) {
+        Err(OpenError::MissingFeatures { required, supported }) => {
+            ensure_eq!(required, Features::LAZY_FILL | unknown);
+            ensure_eq!(supported, Features::all());
+        }
+        other => return Err(Outcome::Fail(format!("expected MissingFeatures, got {other:?}"))),
+    }
+    // As an io::Error (for `?` in io::Result code) it is Unsupported and keeps the details.
+    let e = std::io::Error::from(SealFile::create_with(unknown).unwrap_err());
+    ensure_eq!(e.kind(), std::io::ErrorKind::Unsupported);
+    ensure!(e.get_ref().is_some_and(|e| e.is::<OpenError>()), "{e:?}");
     Ok(())
 }

@@ -71,10 +71,11 @@
 //! A hole of a lazy file with a live handler makes the access wait for the fill (forever if
 //! the handler is the waiting thread itself).
 //!
-//! [`Mapping::try_read`] and [`MappingMut::try_write`] never raise a signal: they copy through
-//! `process_vm_readv(2)`/`process_vm_writev(2)` on the calling process, where the kernel
-//! resolves the same faults (waiting for lazy pages likewise) and turns what would be a
-//! SIGBUS or SIGSEGV into `EFAULT`.
+//! [`Mapping::try_read`] and [`MappingMut::try_write`] never raise a signal: they let the
+//! kernel do the access (copying through a pipe with `write(2)` and `read(2)`), which resolves
+//! the same faults (waiting for lazy pages likewise) and turns what would be a SIGBUS into
+//! `EFAULT`. The fd calls ([`SealFile::read_at`], [`SealFile::write_at`]) never raise SIGBUS
+//! either: they fail with `EIO` (poison, handler gone) or read short at EOF.
 
 pub mod uapi;
 mod mapping;
@@ -112,6 +113,108 @@ bitflags::bitflags! {
     }
 }
 
+bitflags::bitflags! {
+    /// Module features (`SEALMEM_FEATURE_*`), as the handshake reports them.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub struct Features: u64 {
+        /// SET/GET_SIZE, read/write, PUNCH_HOLE, mmap.
+        const SIZE_IO = uapi::SEALMEM_FEATURE_SIZE_IO as u64;
+        /// ADD/GET_SEALS.
+        const SEALS = uapi::SEALMEM_FEATURE_SEALS as u64;
+        /// VIEW: read-only fds of the same file.
+        const VIEW = uapi::SEALMEM_FEATURE_VIEW as u64;
+        /// FILL_ENABLE and the handler fd.
+        const LAZY_FILL = uapi::SEALMEM_FEATURE_LAZY_FILL as u64;
+    }
+}
+
+/// Why a sealmem file could not be created or adopted.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// A system call failed (`open`, `fstat`, or the handshake with an unexpected errno).
+    Io(io::Error),
+    /// The module does not speak [`API_VERSION`]: the handshake failed with `EINVAL` (a
+    /// version it does not know) or `ENOTTY` (no handshake under this ioctl code, e.g. a
+    /// module of API version 1), or it answered another version (`module`).
+    ApiVersion {
+        /// The version the module answered, if it answered.
+        module: Option<u64>,
+    },
+    /// The module lacks features the caller required.
+    MissingFeatures {
+        /// What the caller required.
+        required: Features,
+        /// What the module supports.
+        supported: Features,
+    },
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Io(e) => e.fmt(f),
+            Self::ApiVersion { module: None } => {
+                write!(f, "the sealmem module does not speak API version {API_VERSION}")
+            }
+            Self::ApiVersion { module: Some(v) } => {
+                write!(f, "the sealmem module answered API version {v}, not {API_VERSION}")
+            }
+            Self::MissingFeatures { required, supported } => write!(
+                f,
+                "the sealmem module lacks features {:?} (supports {supported:?})",
+                required.difference(*supported)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for OpenError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// `Io` gives back its error; the others become `ErrorKind::Unsupported` errors that wrap the
+/// `OpenError` (`io::Error::get_ref` + `downcast_ref` recovers it), so `?` works in functions
+/// returning `io::Result`.
+impl From<OpenError> for io::Error {
+    fn from(e: OpenError) -> Self {
+        match e {
+            OpenError::Io(e) => e,
+            e => io::Error::new(io::ErrorKind::Unsupported, e),
+        }
+    }
+}
+
+/// Judges a handshake's outcome against the features required.
+fn check_api(answer: io::Result<ApiInfo>, required: Features) -> Result<ApiInfo, OpenError> {
+    let api = match answer {
+        Ok(api) => api,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOTTY)) => {
+            return Err(OpenError::ApiVersion { module: None })
+        }
+        Err(e) => return Err(OpenError::Io(e)),
+    };
+    if api.version != API_VERSION {
+        return Err(OpenError::ApiVersion { module: Some(api.version) });
+    }
+    let supported = Features::from_bits_retain(api.features);
+    if !supported.contains(required) {
+        return Err(OpenError::MissingFeatures { required, supported });
+    }
+    Ok(api)
+}
+
 /// What the module answered to the handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ApiInfo {
@@ -138,14 +241,26 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 impl SealFile {
-    /// Creates a new, empty sealmem file (read-write, close-on-exec).
-    pub fn create() -> io::Result<Self> {
+    /// Creates a new, empty sealmem file (read-write, close-on-exec), after the API
+    /// handshake: fails with [`OpenError::ApiVersion`] unless the module speaks
+    /// [`API_VERSION`]. (`OpenError` converts into `io::Error`, so `?` works in functions
+    /// returning `io::Result`.)
+    pub fn create() -> Result<Self, OpenError> {
+        Self::create_with(Features::empty())
+    }
+
+    /// Like [`create`](Self::create), and fails with [`OpenError::MissingFeatures`] unless
+    /// the module supports every feature in `required`.
+    pub fn create_with(required: Features) -> Result<Self, OpenError> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .custom_flags(libc::O_CLOEXEC)
             .open(DEVICE)?;
-        Ok(Self { file })
+        let f = Self { file };
+        // Ask for no feature, so that EINVAL can only mean the version; compare after.
+        check_api(f.handshake(0), required)?;
+        Ok(f)
     }
 
     /// Wraps an fd that refers to a sealmem file.
@@ -727,5 +842,37 @@ mod tests {
         assert_eq!(first, Some(Ok(40960)));
         assert!(SIGNALS.load(std::sync::atomic::Ordering::SeqCst) >= before + 3);
         assert!(matches!(plain, Err(io::ErrorKind::Interrupted) | Ok(0)), "{plain:?}");
+    }
+
+    #[test]
+    fn handshake_outcomes_are_typed() {
+        let info = |version, features| Ok(ApiInfo { version, features, ioctls: 0 });
+        let all = Features::all().bits();
+        assert_eq!(check_api(info(API_VERSION, all), Features::all()).unwrap().features, all);
+        assert_eq!(check_api(info(API_VERSION, 1), Features::empty()).unwrap().version, API_VERSION);
+        assert!(matches!(
+            check_api(info(API_VERSION, Features::SIZE_IO.bits()), Features::SIZE_IO | Features::LAZY_FILL),
+            Err(OpenError::MissingFeatures { required, supported })
+                if required == Features::SIZE_IO | Features::LAZY_FILL && supported == Features::SIZE_IO
+        ));
+        assert!(matches!(check_api(info(1, all), Features::empty()), Err(OpenError::ApiVersion { module: Some(1) })));
+        for errno in [libc::EINVAL, libc::ENOTTY] {
+            let r = check_api(Err(io::Error::from_raw_os_error(errno)), Features::empty());
+            assert!(matches!(r, Err(OpenError::ApiVersion { module: None })));
+        }
+        let r = check_api(Err(io::Error::from_raw_os_error(libc::EFAULT)), Features::empty());
+        assert!(matches!(r, Err(OpenError::Io(ref e)) if e.raw_os_error() == Some(libc::EFAULT)));
+        // Into io::Error: Io unwraps, the others stay recoverable.
+        let e = io::Error::from(OpenError::ApiVersion { module: Some(1) });
+        assert_eq!(e.kind(), io::ErrorKind::Unsupported);
+        let inner = e.get_ref().and_then(|e| e.downcast_ref::<OpenError>());
+        assert!(matches!(inner, Some(OpenError::ApiVersion { module: Some(1) })));
+        let e = io::Error::from(OpenError::Io(io::Error::from_raw_os_error(libc::ENOENT)));
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+    }
+
+    #[test]
+    fn feature_bits_match_uapi() {
+        assert_eq!(Features::all().bits(), 0xf);
     }
 }
