@@ -365,6 +365,13 @@ fn requests_nonblocking_wouldblock_goes_on() -> TestResult {
     Err(Outcome::Fail("the iterator did not end after the last fd closed".into()))
 }
 
+/// The thread's `pthread_t` (std's raw type is an integer; musl's libc has a pointer).
+#[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+fn pthread_of<T>(t: &std::thread::JoinHandle<T>) -> libc::pthread_t {
+    use std::os::unix::thread::JoinHandleExt;
+    t.as_pthread_t() as libc::pthread_t
+}
+
 static SIGNALS: AtomicUsize = AtomicUsize::new(0);
 
 extern "C" fn count_signal(_: libc::c_int) {
@@ -374,7 +381,6 @@ extern "C" fn count_signal(_: libc::c_int) {
 /// A signal whose handler has no SA_RESTART makes the handler fd's read fail with EINTR;
 /// the iterator retries and yields the request that comes later.
 fn requests_retries_eintr() -> TestResult {
-    use std::os::unix::thread::JoinHandleExt;
     // SAFETY: installs a handler that only bumps an atomic counter.
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
@@ -393,7 +399,7 @@ fn requests_retries_eintr() -> TestResult {
     for _ in 0..3 {
         std::thread::sleep(std::time::Duration::from_millis(100));
         // SAFETY: the thread is not joined yet (it waits for the request made below).
-        ensure_eq!(unsafe { libc::pthread_kill(server.as_pthread_t(), libc::SIGUSR2) }, 0);
+        ensure_eq!(unsafe { libc::pthread_kill(pthread_of(&server), libc::SIGUSR2) }, 0);
     }
     std::thread::sleep(std::time::Duration::from_millis(100));
     ensure!(!server.is_finished(), "the iterator ended on a signal");

@@ -797,6 +797,13 @@ mod tests {
         assert!(it.next().is_none());
     }
 
+    /// The thread's `pthread_t` (std's raw type is an integer; musl's libc has a pointer).
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+    fn pthread_of<T>(t: &std::thread::JoinHandle<T>) -> libc::pthread_t {
+        use std::os::unix::thread::JoinHandleExt;
+        t.as_pthread_t() as libc::pthread_t
+    }
+
     static SIGNALS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
     extern "C" fn count_signal(_: libc::c_int) {
@@ -805,7 +812,6 @@ mod tests {
 
     #[test]
     fn requests_retries_eintr() {
-        use std::os::unix::thread::JoinHandleExt;
         // A SIGUSR2 handler without SA_RESTART: a blocked read(2) fails with EINTR.
         // SAFETY: installing a handler that only bumps an atomic counter.
         unsafe {
@@ -827,14 +833,14 @@ mod tests {
         for _ in 0..3 {
             std::thread::sleep(std::time::Duration::from_millis(50));
             // SAFETY: the thread is alive (it waits for the message sent below).
-            assert_eq!(unsafe { libc::pthread_kill(reader.as_pthread_t(), libc::SIGUSR2) }, 0);
+            assert_eq!(unsafe { libc::pthread_kill(pthread_of(&reader), libc::SIGUSR2) }, 0);
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
         send(&mut w, 40960, 0);
         while SIGNALS.load(std::sync::atomic::Ordering::SeqCst) < before + 4 {
             std::thread::sleep(std::time::Duration::from_millis(50));
             // SAFETY: as above; the thread waits in the plain read until we close `w`.
-            unsafe { libc::pthread_kill(reader.as_pthread_t(), libc::SIGUSR2) };
+            unsafe { libc::pthread_kill(pthread_of(&reader), libc::SIGUSR2) };
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
         drop(w);
