@@ -134,6 +134,8 @@ bitflags::bitflags! {
 pub enum OpenError {
     /// A system call failed (`open`, `fstat`, or the handshake with an unexpected errno).
     Io(io::Error),
+    /// [`SealFile::try_from_fd`]: the fd is not a sealmem file (writable or VIEW).
+    NotSealmem,
     /// The module does not speak [`API_VERSION`]: the handshake failed with `EINVAL` (a
     /// version it does not know) or `ENOTTY` (no handshake under this ioctl code, e.g. a
     /// module of API version 1), or it answered another version (`module`).
@@ -154,6 +156,7 @@ impl std::fmt::Display for OpenError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Io(e) => e.fmt(f),
+            Self::NotSealmem => f.write_str("not a sealmem file"),
             Self::ApiVersion { module: None } => {
                 write!(f, "the sealmem module does not speak API version {API_VERSION}")
             }
@@ -184,15 +187,108 @@ impl From<io::Error> for OpenError {
     }
 }
 
-/// `Io` gives back its error; the others become `ErrorKind::Unsupported` errors that wrap the
-/// `OpenError` (`io::Error::get_ref` + `downcast_ref` recovers it), so `?` works in functions
-/// returning `io::Result`.
+/// `Io` gives back its error; the others become errors of kind `InvalidInput` (`NotSealmem`)
+/// or `Unsupported` that wrap the `OpenError` (`io::Error::get_ref` + `downcast_ref` recovers
+/// it), so `?` works in functions returning `io::Result`.
 impl From<OpenError> for io::Error {
     fn from(e: OpenError) -> Self {
         match e {
             OpenError::Io(e) => e,
+            OpenError::NotSealmem => io::Error::new(io::ErrorKind::InvalidInput, e),
             e => io::Error::new(io::ErrorKind::Unsupported, e),
         }
+    }
+}
+
+/// An fd that [`SealFile::try_from_fd`] did not adopt, handed back intact, with the reason.
+#[derive(Debug)]
+pub struct FromFdError {
+    fd: OwnedFd,
+    error: OpenError,
+}
+
+impl FromFdError {
+    /// Why the fd was not adopted.
+    pub fn error(&self) -> &OpenError {
+        &self.error
+    }
+
+    /// The fd, still open and untouched (no ioctl was issued on an fd that is not sealmem's).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Takes the fd back.
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+
+    /// Takes the fd and the reason.
+    pub fn into_parts(self) -> (OwnedFd, OpenError) {
+        (self.fd, self.error)
+    }
+}
+
+impl std::fmt::Display for FromFdError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "fd {} not adopted as a sealmem file: {}", self.fd.as_raw_fd(), self.error)
+    }
+}
+
+impl std::error::Error for FromFdError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// Closes the fd and keeps the reason, converted as an `OpenError` is.
+impl From<FromFdError> for io::Error {
+    fn from(e: FromFdError) -> Self {
+        e.error.into()
+    }
+}
+
+/// The device number of sealmem's misc device: `/sys/class/misc/sealmem/dev` (`major:minor`),
+/// else the node [`DEVICE`]'s.
+fn device_number() -> Option<libc::dev_t> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    if let Ok(s) = std::fs::read_to_string("/sys/class/misc/sealmem/dev") {
+        let (major, minor) = s.trim().split_once(':')?;
+        return Some(libc::makedev(major.parse().ok()?, minor.parse().ok()?));
+    }
+    let md = std::fs::metadata(DEVICE).ok()?;
+    md.file_type().is_char_device().then(|| md.rdev() as libc::dev_t)
+}
+
+/// Whether `fd` is a sealmem file, found out without issuing any ioctl on it:
+/// - an fd opened from the device node is a character device whose `st_rdev` is sealmem's
+///   misc device number;
+/// - a VIEW fd is an anonymous-inode file the module names `[sealmem]` (the link
+///   `/proc/self/fd/N` reads `anon_inode:[sealmem]`) whose fdinfo, printed by the module,
+///   has a `sealmem-id` line (a handler fd, also `[sealmem]`, has `sealmem-handler-of`).
+fn identify(fd: BorrowedFd<'_>) -> Result<(), OpenError> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat fills the buffer on success.
+    if unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } < 0 {
+        return Err(io::Error::last_os_error().into());
+    }
+    // SAFETY: fstat succeeded.
+    let st = unsafe { st.assume_init() };
+    if st.st_mode & libc::S_IFMT == libc::S_IFCHR {
+        return match device_number() {
+            Some(dev) if dev == st.st_rdev => Ok(()),
+            _ => Err(OpenError::NotSealmem),
+        };
+    }
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
+    if link.as_os_str() != "anon_inode:[sealmem]" {
+        return Err(OpenError::NotSealmem);
+    }
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))?;
+    if info.lines().any(|l| l.starts_with("sealmem-id:\t")) {
+        Ok(())
+    } else {
+        Err(OpenError::NotSealmem)
     }
 }
 
@@ -263,8 +359,35 @@ impl SealFile {
         Ok(f)
     }
 
-    /// Wraps an fd that refers to a sealmem file.
-    pub fn from_fd(fd: OwnedFd) -> Self {
+    /// Adopts an fd of a sealmem file (one opened from the device, or a VIEW, e.g. received
+    /// over `SCM_RIGHTS`), like the memfd crate's `try_from_fd`.
+    ///
+    /// The fd is checked before any ioctl reaches it (sealmem's ioctl numbers may mean
+    /// something else to another driver): it must be the sealmem character device
+    /// (`st_rdev` equal to `/sys/class/misc/sealmem/dev`) or a VIEW (an anonymous-inode file
+    /// `[sealmem]` whose fdinfo has a `sealmem-id` line). Then the API handshake must agree
+    /// on [`API_VERSION`]. Otherwise the fd comes back intact inside the [`FromFdError`]
+    /// ([`OpenError::NotSealmem`], [`OpenError::ApiVersion`], or [`OpenError::Io`] if `fstat`
+    /// or `/proc` failed).
+    pub fn try_from_fd(fd: OwnedFd) -> Result<Self, FromFdError> {
+        if let Err(error) = identify(fd.as_fd()) {
+            return Err(FromFdError { fd, error });
+        }
+        let f = Self { file: File::from(fd) };
+        match check_api(f.handshake(0), Features::empty()) {
+            Ok(_) => Ok(f),
+            Err(error) => Err(FromFdError { fd: f.file.into(), error }),
+        }
+    }
+
+    /// Wraps an fd without any check.
+    ///
+    /// # Safety
+    ///
+    /// `fd` must be a sealmem file. The crate's ioctls pass pointers to structs of the sizes
+    /// sealmem defines; another driver that owns the same ioctl numbers could write past
+    /// them.
+    pub unsafe fn from_fd_unchecked(fd: OwnedFd) -> Self {
         Self { file: File::from(fd) }
     }
 
@@ -350,8 +473,9 @@ impl SealFile {
         let flags = if cloexec { uapi::SEALMEM_FD_CLOEXEC } else { 0 };
         // SAFETY: SEALMEM_IOC_VIEW takes its flags by value and returns a new fd.
         let fd = cvt(unsafe { libc::ioctl(self.as_raw_fd(), uapi::SEALMEM_IOC_VIEW as _, flags as libc::c_ulong) })?;
-        // SAFETY: the ioctl returned a new fd that nothing else owns.
-        Ok(Self::from_fd(unsafe { OwnedFd::from_raw_fd(fd) }))
+        // SAFETY: the ioctl returned a new fd (a VIEW of this sealmem file) that nothing else
+        // owns.
+        Ok(Self { file: File::from(unsafe { OwnedFd::from_raw_fd(fd) }) })
     }
 
     /// pread.
@@ -721,6 +845,15 @@ impl AsFd for SealFile {
     }
 }
 
+impl TryFrom<OwnedFd> for SealFile {
+    type Error = FromFdError;
+
+    /// [`SealFile::try_from_fd`].
+    fn try_from(fd: OwnedFd) -> Result<Self, FromFdError> {
+        Self::try_from_fd(fd)
+    }
+}
+
 impl From<SealFile> for OwnedFd {
     fn from(f: SealFile) -> OwnedFd {
         f.file.into()
@@ -880,5 +1013,55 @@ mod tests {
     #[test]
     fn feature_bits_match_uapi() {
         assert_eq!(Features::all().bits(), 0xf);
+    }
+
+    fn fstat(fd: BorrowedFd<'_>) -> (libc::dev_t, libc::ino_t, libc::dev_t) {
+        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: fstat fills the buffer on success.
+        assert_eq!(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) }, 0);
+        // SAFETY: fstat succeeded.
+        let st = unsafe { st.assume_init() };
+        (st.st_dev, st.st_ino, st.st_rdev)
+    }
+
+    /// Not sealmem fds: rejected before any ioctl, and handed back intact (same fd number,
+    /// same file, still usable).
+    #[test]
+    fn try_from_fd_rejects_and_returns_other_fds() {
+        use std::io::{Read, Write};
+        // A pipe: write through the returned fd, read at the other end.
+        let (h, w) = pipe_handler(0);
+        let (r, w) = (OwnedFd::from(h), OwnedFd::from(w));
+        let (raw, id) = (w.as_raw_fd(), fstat(w.as_fd()));
+        let e = SealFile::try_from_fd(w).unwrap_err();
+        assert!(matches!(e.error(), OpenError::NotSealmem), "{e}");
+        assert_eq!(e.fd().as_raw_fd(), raw);
+        let mut w = File::from(e.into_fd());
+        assert_eq!(fstat(w.as_fd()), id);
+        w.write_all(b"intact").unwrap();
+        drop(w);
+        let mut got = String::new();
+        File::from(r).read_to_string(&mut got).unwrap();
+        assert_eq!(got, "intact");
+        // /dev/null: a character device, but not sealmem's.
+        let null = OwnedFd::from(File::options().read(true).write(true).open("/dev/null").unwrap());
+        let (raw, id) = (null.as_raw_fd(), fstat(null.as_fd()));
+        let (fd, error) = SealFile::try_from(null).unwrap_err().into_parts();
+        assert!(matches!(error, OpenError::NotSealmem));
+        assert_eq!((fd.as_raw_fd(), fstat(fd.as_fd())), (raw, id));
+        assert_eq!(File::from(fd).write(b"x").unwrap(), 1);
+        // An anonymous-inode file of another kind (eventfd), and a regular file.
+        // SAFETY: a plain syscall.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        assert!(efd >= 0);
+        // SAFETY: a new fd nothing else owns.
+        let efd = unsafe { OwnedFd::from_raw_fd(efd) };
+        let e = SealFile::try_from_fd(efd).unwrap_err();
+        assert!(matches!(e.error(), OpenError::NotSealmem));
+        let reg = OwnedFd::from(File::open("/proc/self/exe").unwrap());
+        let e = SealFile::try_from_fd(reg).unwrap_err();
+        assert!(matches!(e.error(), OpenError::NotSealmem));
+        let io = io::Error::from(e);
+        assert_eq!(io.kind(), io::ErrorKind::InvalidInput);
     }
 }
