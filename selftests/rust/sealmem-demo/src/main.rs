@@ -41,7 +41,7 @@ fn consumer(n: usize, view: &SealFile, image: &[u8]) -> i32 {
     let (how, mut bad) = match n {
         0 => {
             // mmap, front to back
-            let Ok(m) = view.map_shared(image.len(), false) else { return 2 };
+            let Ok(m) = view.map_shared(image.len()) else { return 2 };
             let mut page = vec![0u8; PS];
             let mut bad = 0;
             for i in 0..pages {
@@ -65,7 +65,7 @@ fn consumer(n: usize, view: &SealFile, image: &[u8]) -> i32 {
         }
         _ => {
             // mmap, a page stride of 7 (random-looking)
-            let Ok(m) = view.map_shared(image.len(), false) else { return 2 };
+            let Ok(m) = view.map_shared(image.len()) else { return 2 };
             let mut page = vec![0u8; PS];
             let mut bad = 0;
             for k in 0..pages {

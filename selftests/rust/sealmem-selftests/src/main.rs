@@ -15,7 +15,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--handshake") {
-        return match sealmem::SealFile::create().and_then(|f| f.handshake(0)) {
+        return match sealmem::SealFile::create().map_err(std::io::Error::from).and_then(|f| f.handshake(0)) {
             Ok(api) => {
                 println!(
                     "SEALMEM_IOC_API: version {} features {:#x} ioctls {:#x}",

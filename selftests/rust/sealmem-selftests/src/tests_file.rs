@@ -59,7 +59,7 @@ fn seals_add_get_and_rules() -> TestResult {
     f.add_seals(Seals::WRITE).ctx("add WRITE")?;
     expect_errno(f.write_at(b"x", 0), libc::EPERM, "write under WRITE")?;
     expect_errno(f.punch_hole(0, PS), libc::EPERM, "punch under WRITE")?;
-    expect_errno(f.map_shared(PS as usize, true), libc::EPERM, "shared writable map under WRITE")?;
+    expect_errno(f.map_shared_mut(PS as usize), libc::EPERM, "shared writable map under WRITE")?;
     expect_errno(f.add_seal_bits(0x40), libc::EINVAL, "unknown seal bit")?;
     f.add_seals(Seals::SEAL).ctx("add SEAL")?;
     expect_errno(f.add_seals(Seals::EXEC), libc::EPERM, "add after SEAL")?;
@@ -69,7 +69,7 @@ fn seals_add_get_and_rules() -> TestResult {
 fn seal_write_busy_with_shared_writable_map() -> TestResult {
     let f = SealFile::create().ctx("open")?;
     f.set_size(PS).ctx("size")?;
-    let m = f.map_shared(PS as usize, true).ctx("map")?;
+    let m = f.map_shared_mut(PS as usize).ctx("map")?;
     expect_errno(f.add_seals(Seals::WRITE), libc::EBUSY, "WRITE with a writable map")?;
     f.add_seals(Seals::FUTURE_WRITE).ctx("FUTURE_WRITE with a writable map")?;
     m.write(0, b"still writable");
@@ -84,8 +84,8 @@ fn seal_write_busy_with_shared_writable_map() -> TestResult {
 fn mmap_coherent_with_io() -> TestResult {
     let f = SealFile::create().ctx("open")?;
     f.set_size(2 * PS).ctx("size")?;
-    let a = f.map_shared(2 * PS as usize, true).ctx("map a")?;
-    let b = f.map_shared(2 * PS as usize, false).ctx("map b")?;
+    let a = f.map_shared_mut(2 * PS as usize).ctx("map a")?;
+    let b = f.map_shared(2 * PS as usize).ctx("map b")?;
     f.write_at(b"via write", PS + 3).ctx("write")?;
     let mut buf = [0u8; 9];
     a.read(PS as usize + 3, &mut buf);
@@ -122,8 +122,8 @@ fn view_is_read_only() -> TestResult {
     expect_errno(v.write_at(b"x", 0), libc::EBADF, "write on view")?;
     expect_errno(v.set_size(0), libc::EBADF, "set_size on view")?;
     expect_errno(v.add_seals(Seals::SEAL), libc::EPERM, "seal on view")?;
-    expect_errno(v.map_shared(PS as usize, true), libc::EACCES, "writable shared map of view")?;
-    let m = v.map_shared(PS as usize, false).ctx("read-only map of view")?;
+    expect_errno(v.map_shared_mut(PS as usize), libc::EACCES, "writable shared map of view")?;
+    let m = v.map_shared(PS as usize).ctx("read-only map of view")?;
     m.read(0, &mut b);
     ensure_eq!(&b, b"shared");
     Ok(())

@@ -19,11 +19,15 @@ pub const TESTS: &[Test] = &[
     ("fill_epoll_nonblocking_handler", epoll_nonblocking_handler),
     ("fill_end_and_enable_errors", fill_end_and_enable_errors),
     ("fill_lazy_sealed_image", lazy_sealed_image),
+    ("map_try_read_efault_instead_of_sigbus", map_try_read_efault_instead_of_sigbus),
+    ("fill_read_requests_empty_buffer_einval", read_requests_empty_buffer_einval),
+    ("fill_requests_nonblocking_wouldblock_goes_on", requests_nonblocking_wouldblock_goes_on),
+    ("fill_requests_retries_eintr", requests_retries_eintr),
 ];
 
 /// Page-aligned source data.
 struct Source {
-    map: sealmem::Mapping,
+    map: sealmem::MappingMut,
     bytes: Vec<u8>,
 }
 
@@ -76,7 +80,7 @@ fn handler_thread_serves_faults() -> TestResult {
     let h = f.enable_fill(HandlerOptions::default()).ctx("enable_fill")?;
     let src = Arc::new(source(8, 1)?);
     let view = f.view(true).ctx("view")?;
-    let map = view.map_shared((8 * PS) as usize, false).ctx("map")?;
+    let map = view.map_shared((8 * PS) as usize).ctx("map")?;
     let counts = Arc::new((0..8).map(|_| AtomicUsize::new(0)).collect::<Vec<_>>());
     let stop = Arc::new(AtomicBool::new(false));
     let h = Arc::new(h);
@@ -124,7 +128,7 @@ fn zeropage_poison() -> TestResult {
     ensure_eq!(b, [0u8; 8]);
     expect_errno(f.read_at(&mut b, PS), libc::EIO, "read of a poisoned page")?;
     // A fault on the poisoned page raises SIGBUS (in a child, which dies of it).
-    let map = f.map_shared((4 * PS) as usize, false).ctx("map")?;
+    let map = f.map_shared((4 * PS) as usize).ctx("map")?;
     // SAFETY: the child only touches memory and exits.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
@@ -214,7 +218,7 @@ fn lazy_sealed_image() -> TestResult {
         let pid = unsafe { libc::fork() };
         if pid == 0 {
             let ok = (|| -> Option<bool> {
-                let m = view.map_shared((PAGES * PS) as usize, false).ok()?;
+                let m = view.map_shared((PAGES * PS) as usize).ok()?;
                 let mut page = vec![0u8; PS as usize];
                 for k in 0..PAGES {
                     let j = match order { 0 => k, 1 => PAGES - 1 - k, _ => (k * 5) % PAGES };
@@ -242,5 +246,172 @@ fn lazy_sealed_image() -> TestResult {
     ensure!(counts.iter().all(|c| c.load(Ordering::Relaxed) == 1), "every page was requested once");
     let err = h.copy(0, src.page(0), FillOptions::default());
     ensure!(err.as_ref().is_err_and(|e| e.error.raw_os_error() == Some(libc::EEXIST)), "a filled byte can change");
+    Ok(())
+}
+
+/// Where `Mapping::read`/`MappingMut::write` raise SIGBUS (poisoned page, lazy hole without a
+/// handler, past EOF after a shrink), `try_read`/`try_write` fail with EFAULT and the process
+/// lives on; a lazy hole with a live handler still waits for its fill.
+fn map_try_read_efault_instead_of_sigbus() -> TestResult {
+    let f = SealFile::create().ctx("open")?;
+    f.set_size(4 * PS).ctx("size")?;
+    let h = f.enable_fill(HandlerOptions::default()).ctx("enable_fill")?;
+    h.zeropage(0, PS, FillOptions::default()).ctx("zeropage")?;
+    h.poison(PS, PS, FillOptions::default()).ctx("poison")?;
+    let map = f.map_shared_mut((4 * PS) as usize).ctx("map")?;
+    let mut b = [9u8; 8];
+    map.try_read(0, &mut b).ctx("try_read of a zero page")?;
+    ensure_eq!(b, [0u8; 8]);
+    expect_errno(map.try_read(PS as usize, &mut b), libc::EFAULT, "try_read of a poisoned page")?;
+    expect_errno(map.try_write(PS as usize, b"x"), libc::EFAULT, "try_write of a poisoned page")?;
+    expect_errno(map.try_read(PS as usize - 4, &mut b), libc::EFAULT, "try_read into a poisoned page")?;
+    // A lazy hole with a live handler: try_read waits for the fill like read.
+    let src = Arc::new(source(4, 5)?);
+    let h = Arc::new(h);
+    let server = std::thread::spawn({
+        let (h, src) = (h.clone(), src.clone());
+        move || -> std::io::Result<u64> {
+            let mut reqs = [sealmem::Request { offset: 0, write: false, fault: false, tid: 0 }; 1];
+            h.read_requests(&mut reqs)?;
+            h.copy(reqs[0].offset, src.page(reqs[0].offset), FillOptions::default()).map_err(|e| e.error)?;
+            Ok(reqs[0].offset)
+        }
+    });
+    map.try_read((2 * PS) as usize, &mut b).ctx("try_read of a lazy hole")?;
+    let served = server.join().map_err(|_| Outcome::Fail("server panicked".into()))?.ctx("serve")?;
+    ensure_eq!(served, 2 * PS);
+    ensure_eq!(&b[..], &src.bytes[(2 * PS) as usize..(2 * PS + 8) as usize]);
+    // The handler gone: the last hole would raise SIGBUS.
+    drop(Arc::into_inner(h));
+    expect_errno(map.try_read((3 * PS) as usize, &mut b), libc::EFAULT, "try_read, handler gone")?;
+    expect_errno(map.try_write((3 * PS) as usize, b"x"), libc::EFAULT, "try_write, handler gone")?;
+    // Past EOF after a shrink.
+    f.set_size(0).ctx("shrink")?;
+    expect_errno(map.try_read(0, &mut b), libc::EFAULT, "try_read past EOF")?;
+    expect_errno(map.try_write(0, b"x"), libc::EFAULT, "try_write past EOF")?;
+    Ok(())
+}
+
+const NO_REQUEST: sealmem::Request = sealmem::Request { offset: 0, write: false, fault: false, tid: 0 };
+
+/// Waits up to 5 s for POLLIN on the handler.
+fn wait_pollin(h: &Handler) -> TestResult {
+    let mut pfd = libc::pollfd { fd: h.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd.
+    let n = unsafe { libc::poll(&mut pfd, 1, 5000) };
+    ensure!(n == 1 && pfd.revents & libc::POLLIN != 0, "no POLLIN: {n} {:#x}", pfd.revents);
+    Ok(())
+}
+
+/// `read_requests(&mut [])` is EINVAL without a read: the pending request stays queued (a
+/// read would have taken it and returned 0, "no longer needed").
+fn read_requests_empty_buffer_einval() -> TestResult {
+    let f = SealFile::create().ctx("open")?;
+    f.set_size(2 * PS).ctx("size")?;
+    let h = f.enable_fill(HandlerOptions::default()).ctx("enable_fill")?;
+    let view = f.view(true).ctx("view")?;
+    let reader = std::thread::spawn(move || {
+        let mut b = [0u8; 4];
+        view.read_at(&mut b, PS).map(|_| b)
+    });
+    wait_pollin(&h)?;
+    expect_errno(h.read_requests(&mut []), libc::EINVAL, "empty request buffer")?;
+    let mut one = [NO_REQUEST; 1];
+    ensure_eq!(h.read_requests(&mut one).ctx("read request")?, 1);
+    ensure_eq!(one[0].offset, PS);
+    h.zeropage(PS, PS, FillOptions::default()).ctx("zeropage")?;
+    let b = reader.join().map_err(|_| Outcome::Fail("reader panicked".into()))?.ctx("read")?;
+    ensure_eq!(b, [0u8; 4]);
+    Ok(())
+}
+
+/// On a nonblocking handler the iterator yields WouldBlock and goes on: the same iterator
+/// then yields the request, and ends once the file has no fd or mapping left.
+fn requests_nonblocking_wouldblock_goes_on() -> TestResult {
+    let f = SealFile::create().ctx("open")?;
+    f.set_size(2 * PS).ctx("size")?;
+    let h = f.enable_fill(HandlerOptions { cloexec: true, nonblock: true }).ctx("enable_fill")?;
+    let mut reqs = h.requests();
+    match reqs.next() {
+        Some(Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => return Err(Outcome::Fail(format!("expected WouldBlock, got {other:?}"))),
+    }
+    let view = f.view(true).ctx("view")?;
+    drop(f);
+    let reader = std::thread::spawn(move || {
+        let mut b = [0u8; 4];
+        view.read_at(&mut b, 0).map(|_| b)
+    });
+    let req = loop {
+        match reqs.next() {
+            Some(Ok(r)) => break r,
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => wait_pollin(&h)?,
+            other => return Err(Outcome::Fail(format!("expected a request, got {other:?}"))),
+        }
+    };
+    ensure_eq!(req.offset, 0);
+    h.zeropage(0, PS, FillOptions::default()).ctx("zeropage")?;
+    reader.join().map_err(|_| Outcome::Fail("reader panicked".into()))?.ctx("read")?;
+    // The reader thread dropped the last fd: the handler is no longer needed.
+    for _ in 0..100 {
+        match reqs.next() {
+            None => return Ok(()),
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            other => return Err(Outcome::Fail(format!("expected the end, got {other:?}"))),
+        }
+    }
+    Err(Outcome::Fail("the iterator did not end after the last fd closed".into()))
+}
+
+/// The thread's `pthread_t` (std's raw type is an integer; musl's libc has a pointer).
+#[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+fn pthread_of<T>(t: &std::thread::JoinHandle<T>) -> libc::pthread_t {
+    use std::os::unix::thread::JoinHandleExt;
+    t.as_pthread_t() as libc::pthread_t
+}
+
+static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn count_signal(_: libc::c_int) {
+    SIGNALS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// A signal whose handler has no SA_RESTART makes the handler fd's read fail with EINTR;
+/// the iterator retries and yields the request that comes later.
+fn requests_retries_eintr() -> TestResult {
+    // SAFETY: installs a handler that only bumps an atomic counter.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = count_signal as extern "C" fn(libc::c_int) as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        ensure_eq!(libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut()), 0);
+    }
+    let f = SealFile::create().ctx("open")?;
+    f.set_size(2 * PS).ctx("size")?;
+    let h = Arc::new(f.enable_fill(HandlerOptions::default()).ctx("enable_fill")?);
+    let server = std::thread::spawn({
+        let h = h.clone();
+        move || h.requests().next().map(|r| r.map(|r| r.offset).map_err(|e| e.to_string()))
+    });
+    let before = SIGNALS.load(Ordering::SeqCst);
+    for _ in 0..3 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        // SAFETY: the thread is not joined yet (it waits for the request made below).
+        ensure_eq!(unsafe { libc::pthread_kill(pthread_of(&server), libc::SIGUSR2) }, 0);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    ensure!(!server.is_finished(), "the iterator ended on a signal");
+    let view = f.view(true).ctx("view")?;
+    let reader = std::thread::spawn(move || {
+        let mut b = [0u8; 4];
+        view.read_at(&mut b, PS).map(|_| b)
+    });
+    let got = server.join().map_err(|_| Outcome::Fail("server panicked".into()))?;
+    ensure_eq!(got, Some(Ok(PS)));
+    ensure!(SIGNALS.load(Ordering::SeqCst) >= before + 3, "signals not delivered");
+    h.zeropage(PS, PS, FillOptions::default()).ctx("zeropage")?;
+    reader.join().map_err(|_| Outcome::Fail("reader panicked".into()))?.ctx("read")?;
     Ok(())
 }

@@ -12,14 +12,75 @@
 //! f.write_at(b"hello", 0)?;
 //! f.add_seals(Seals::WRITE | Seals::SHRINK | Seals::GROW)?;
 //! let view = f.view(true)?;               // read-only fd to hand to consumers
-//! let map = view.map_shared(8192, false)?;
+//! let map = view.map_shared(8192)?;      // a read-only `Mapping`
 //! let mut buf = [0u8; 5];
 //! map.read(0, &mut buf);
 //! assert_eq!(&buf, b"hello");
 //! # Ok::<(), std::io::Error>(())
 //! ```
+//!
+//! # Mappings: memory model
+//!
+//! The bytes of a mapping are *shared memory*: other processes, other mappings of the same
+//! file in this process (two [`MappingMut`] of one file alias the same pages), `write(2)` on
+//! any fd of the file and the lazy-fill handler may all change them at any time. Rust's
+//! exclusivity rules cannot describe that (`&mut` of a mapping proves nothing about the
+//! file), so the crate never turns mapped bytes into Rust references of plain types and never
+//! accesses them with ordinary loads and stores. Instead, every access the crate makes is a
+//! `Relaxed` **atomic** operation on an aligned machine word
+//! ([`AtomicUsize`](std::sync::atomic::AtomicUsize)):
+//!
+//! - Threads of this process that read and write the same bytes through `&Mapping` /
+//!   `&MappingMut` concurrently are therefore not a data race in Rust's memory model; that is
+//!   why both types are `Sync` and [`MappingMut::write`] takes `&self`.
+//! - All of the crate's accesses have one size, so they never mix atomic accesses of
+//!   different sizes (which the model leaves undefined); a write of part of a word is a
+//!   compare-exchange loop on that word, which leaves the word's other bytes alone.
+//! - Word-sized `Relaxed` loads are documented to work on read-only memory (see "Atomic
+//!   accesses to read-only memory" in `core::sync::atomic`), which a read-only [`Mapping`] is.
+//! - Other processes and the kernel are outside Rust's abstract machine; to this process their
+//!   accesses look like those of another thread using word-sized relaxed atomics (which is
+//!   what plain aligned loads and stores are on the hardware).
+//!
+//! What this does *not* give: a [`read`](Mapping::read) or [`write`](MappingMut::write) of
+//! more than one word is not atomic as a whole (a concurrent writer can be seen half done),
+//! and `Relaxed` orders nothing: synchronize with other threads (a lock, a channel) or other
+//! processes (a pipe, a futex) as you would for any shared data.
+//!
+//! (volatile accesses were the alternative; but the standard library defines concurrent
+//! volatile accesses inside a Rust-visible allocation as a data race like any other, and for
+//! memory outside every allocation requires that the access never traps, while a mapping's
+//! access can raise SIGBUS. memmap2's choice, making the construction of shared mappings
+//! `unsafe`, would push the whole problem onto every caller.)
+//!
+//! [`as_ptr`](Mapping::as_ptr) and [`as_mut_ptr`](MappingMut::as_mut_ptr) give raw pointers
+//! for callers that know better; dereferencing them is `unsafe` and their business.
+//!
+//! ## Which calls raise SIGBUS
+//!
+//! A mapping can only be accessed where the file has a readable page. [`Mapping::read`] and
+//! [`MappingMut::write`] (like any access through the raw pointers) raise **SIGBUS**, which
+//! kills the process unless it handles the signal, when the range touches:
+//!
+//! - a page at or past the file's end (the mapping was made longer than the file, or anyone,
+//!   in any process, shrank the file since);
+//! - a poisoned page ([`Handler::poison`](crate::Handler::poison));
+//! - a hole of a lazy file whose handler is gone (closed without `FILL_END`);
+//! - a new page beyond the module's `max_pages` limit.
+//!
+//! A hole of a lazy file with a live handler makes the access wait for the fill (forever if
+//! the handler is the waiting thread itself).
+//!
+//! [`Mapping::try_read`] and [`MappingMut::try_write`] never raise a signal: they let the
+//! kernel do the access (copying through a pipe with `write(2)` and `read(2)`), which resolves
+//! the same faults (waiting for lazy pages likewise) and turns what would be a SIGBUS into
+//! `EFAULT`. The fd calls ([`SealFile::read_at`], [`SealFile::write_at`]) never raise SIGBUS
+//! either: they fail with `EIO` (poison, handler gone) or read short at EOF.
 
 pub mod uapi;
+mod mapping;
+
+pub use mapping::{Mapping, MappingMut};
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -52,6 +113,204 @@ bitflags::bitflags! {
     }
 }
 
+bitflags::bitflags! {
+    /// Module features (`SEALMEM_FEATURE_*`), as the handshake reports them.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub struct Features: u64 {
+        /// SET/GET_SIZE, read/write, PUNCH_HOLE, mmap.
+        const SIZE_IO = uapi::SEALMEM_FEATURE_SIZE_IO as u64;
+        /// ADD/GET_SEALS.
+        const SEALS = uapi::SEALMEM_FEATURE_SEALS as u64;
+        /// VIEW: read-only fds of the same file.
+        const VIEW = uapi::SEALMEM_FEATURE_VIEW as u64;
+        /// FILL_ENABLE and the handler fd.
+        const LAZY_FILL = uapi::SEALMEM_FEATURE_LAZY_FILL as u64;
+    }
+}
+
+/// Why a sealmem file could not be created or adopted.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// A system call failed (`open`, `fstat`, or the handshake with an unexpected errno).
+    Io(io::Error),
+    /// [`SealFile::try_from_fd`]: the fd is not a sealmem file (writable or VIEW).
+    NotSealmem,
+    /// The module does not speak [`API_VERSION`]: the handshake failed with `EINVAL` (a
+    /// version it does not know) or `ENOTTY` (no handshake under this ioctl code, e.g. a
+    /// module of API version 1), or it answered another version (`module`).
+    ApiVersion {
+        /// The version the module answered, if it answered.
+        module: Option<u64>,
+    },
+    /// The module lacks features the caller required.
+    MissingFeatures {
+        /// What the caller required.
+        required: Features,
+        /// What the module supports.
+        supported: Features,
+    },
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Io(e) => e.fmt(f),
+            Self::NotSealmem => f.write_str("not a sealmem file"),
+            Self::ApiVersion { module: None } => {
+                write!(f, "the sealmem module does not speak API version {API_VERSION}")
+            }
+            Self::ApiVersion { module: Some(v) } => {
+                write!(f, "the sealmem module answered API version {v}, not {API_VERSION}")
+            }
+            Self::MissingFeatures { required, supported } => write!(
+                f,
+                "the sealmem module lacks features {:?} (supports {supported:?})",
+                required.difference(*supported)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for OpenError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// `Io` gives back its error; the others become errors of kind `InvalidInput` (`NotSealmem`)
+/// or `Unsupported` that wrap the `OpenError` (`io::Error::get_ref` + `downcast_ref` recovers
+/// it), so `?` works in functions returning `io::Result`.
+impl From<OpenError> for io::Error {
+    fn from(e: OpenError) -> Self {
+        match e {
+            OpenError::Io(e) => e,
+            OpenError::NotSealmem => io::Error::new(io::ErrorKind::InvalidInput, e),
+            e => io::Error::new(io::ErrorKind::Unsupported, e),
+        }
+    }
+}
+
+/// An fd that [`SealFile::try_from_fd`] did not adopt, handed back intact, with the reason.
+#[derive(Debug)]
+pub struct FromFdError {
+    fd: OwnedFd,
+    error: OpenError,
+}
+
+impl FromFdError {
+    /// Why the fd was not adopted.
+    pub fn error(&self) -> &OpenError {
+        &self.error
+    }
+
+    /// The fd, still open and untouched (no ioctl was issued on an fd that is not sealmem's).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Takes the fd back.
+    pub fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+
+    /// Takes the fd and the reason.
+    pub fn into_parts(self) -> (OwnedFd, OpenError) {
+        (self.fd, self.error)
+    }
+}
+
+impl std::fmt::Display for FromFdError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "fd {} not adopted as a sealmem file: {}", self.fd.as_raw_fd(), self.error)
+    }
+}
+
+impl std::error::Error for FromFdError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// Closes the fd and keeps the reason, converted as an `OpenError` is.
+impl From<FromFdError> for io::Error {
+    fn from(e: FromFdError) -> Self {
+        e.error.into()
+    }
+}
+
+/// The device number of sealmem's misc device: `/sys/class/misc/sealmem/dev` (`major:minor`),
+/// else the node [`DEVICE`]'s.
+fn device_number() -> Option<libc::dev_t> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    if let Ok(s) = std::fs::read_to_string("/sys/class/misc/sealmem/dev") {
+        let (major, minor) = s.trim().split_once(':')?;
+        return Some(libc::makedev(major.parse().ok()?, minor.parse().ok()?));
+    }
+    let md = std::fs::metadata(DEVICE).ok()?;
+    md.file_type().is_char_device().then(|| md.rdev() as libc::dev_t)
+}
+
+/// Whether `fd` is a sealmem file, found out without issuing any ioctl on it:
+/// - an fd opened from the device node is a character device whose `st_rdev` is sealmem's
+///   misc device number;
+/// - a VIEW fd is an anonymous-inode file the module names `[sealmem]` (the link
+///   `/proc/self/fd/N` reads `anon_inode:[sealmem]`) whose fdinfo, printed by the module,
+///   has a `sealmem-id` line (a handler fd, also `[sealmem]`, has `sealmem-handler-of`).
+fn identify(fd: BorrowedFd<'_>) -> Result<(), OpenError> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat fills the buffer on success.
+    if unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } < 0 {
+        return Err(io::Error::last_os_error().into());
+    }
+    // SAFETY: fstat succeeded.
+    let st = unsafe { st.assume_init() };
+    if st.st_mode & libc::S_IFMT == libc::S_IFCHR {
+        return match device_number() {
+            Some(dev) if dev == st.st_rdev => Ok(()),
+            _ => Err(OpenError::NotSealmem),
+        };
+    }
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
+    if link.as_os_str() != "anon_inode:[sealmem]" {
+        return Err(OpenError::NotSealmem);
+    }
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))?;
+    if info.lines().any(|l| l.starts_with("sealmem-id:\t")) {
+        Ok(())
+    } else {
+        Err(OpenError::NotSealmem)
+    }
+}
+
+/// Judges a handshake's outcome against the features required.
+fn check_api(answer: io::Result<ApiInfo>, required: Features) -> Result<ApiInfo, OpenError> {
+    let api = match answer {
+        Ok(api) => api,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOTTY)) => {
+            return Err(OpenError::ApiVersion { module: None })
+        }
+        Err(e) => return Err(OpenError::Io(e)),
+    };
+    if api.version != API_VERSION {
+        return Err(OpenError::ApiVersion { module: Some(api.version) });
+    }
+    let supported = Features::from_bits_retain(api.features);
+    if !supported.contains(required) {
+        return Err(OpenError::MissingFeatures { required, supported });
+    }
+    Ok(api)
+}
+
 /// What the module answered to the handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ApiInfo {
@@ -78,18 +337,57 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 impl SealFile {
-    /// Creates a new, empty sealmem file (read-write, close-on-exec).
-    pub fn create() -> io::Result<Self> {
+    /// Creates a new, empty sealmem file (read-write, close-on-exec), after the API
+    /// handshake: fails with [`OpenError::ApiVersion`] unless the module speaks
+    /// [`API_VERSION`]. (`OpenError` converts into `io::Error`, so `?` works in functions
+    /// returning `io::Result`.)
+    pub fn create() -> Result<Self, OpenError> {
+        Self::create_with(Features::empty())
+    }
+
+    /// Like [`create`](Self::create), and fails with [`OpenError::MissingFeatures`] unless
+    /// the module supports every feature in `required`.
+    pub fn create_with(required: Features) -> Result<Self, OpenError> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .custom_flags(libc::O_CLOEXEC)
             .open(DEVICE)?;
-        Ok(Self { file })
+        let f = Self { file };
+        // Ask for no feature, so that EINVAL can only mean the version; compare after.
+        check_api(f.handshake(0), required)?;
+        Ok(f)
     }
 
-    /// Wraps an fd that refers to a sealmem file.
-    pub fn from_fd(fd: OwnedFd) -> Self {
+    /// Adopts an fd of a sealmem file (one opened from the device, or a VIEW, e.g. received
+    /// over `SCM_RIGHTS`), like the memfd crate's `try_from_fd`.
+    ///
+    /// The fd is checked before any ioctl reaches it (sealmem's ioctl numbers may mean
+    /// something else to another driver): it must be the sealmem character device
+    /// (`st_rdev` equal to `/sys/class/misc/sealmem/dev`) or a VIEW (an anonymous-inode file
+    /// `[sealmem]` whose fdinfo has a `sealmem-id` line). Then the API handshake must agree
+    /// on [`API_VERSION`]. Otherwise the fd comes back intact inside the [`FromFdError`]
+    /// ([`OpenError::NotSealmem`], [`OpenError::ApiVersion`], or [`OpenError::Io`] if `fstat`
+    /// or `/proc` failed).
+    pub fn try_from_fd(fd: OwnedFd) -> Result<Self, FromFdError> {
+        if let Err(error) = identify(fd.as_fd()) {
+            return Err(FromFdError { fd, error });
+        }
+        let f = Self { file: File::from(fd) };
+        match check_api(f.handshake(0), Features::empty()) {
+            Ok(_) => Ok(f),
+            Err(error) => Err(FromFdError { fd: f.file.into(), error }),
+        }
+    }
+
+    /// Wraps an fd without any check.
+    ///
+    /// # Safety
+    ///
+    /// `fd` must be a sealmem file. The crate's ioctls pass pointers to structs of the sizes
+    /// sealmem defines; another driver that owns the same ioctl numbers could write past
+    /// them.
+    pub unsafe fn from_fd_unchecked(fd: OwnedFd) -> Self {
         Self { file: File::from(fd) }
     }
 
@@ -175,8 +473,9 @@ impl SealFile {
         let flags = if cloexec { uapi::SEALMEM_FD_CLOEXEC } else { 0 };
         // SAFETY: SEALMEM_IOC_VIEW takes its flags by value and returns a new fd.
         let fd = cvt(unsafe { libc::ioctl(self.as_raw_fd(), uapi::SEALMEM_IOC_VIEW as _, flags as libc::c_ulong) })?;
-        // SAFETY: the ioctl returned a new fd that nothing else owns.
-        Ok(Self::from_fd(unsafe { OwnedFd::from_raw_fd(fd) }))
+        // SAFETY: the ioctl returned a new fd (a VIEW of this sealmem file) that nothing else
+        // owns.
+        Ok(Self { file: File::from(unsafe { OwnedFd::from_raw_fd(fd) }) })
     }
 
     /// pread.
@@ -189,15 +488,23 @@ impl SealFile {
         self.file.write_at(buf, offset)
     }
 
-    /// Maps `len` bytes from offset 0, shared (`MAP_SHARED`), read-only or read-write.
-    pub fn map_shared(&self, len: usize, writable: bool) -> io::Result<Mapping> {
-        let prot = if writable { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_READ };
-        Mapping::new(self.as_fd(), len, prot, libc::MAP_SHARED)
+    /// Maps `len` bytes from offset 0, shared (`MAP_SHARED`) and read-only.
+    ///
+    /// Accessing a page past the file's end raises SIGBUS: see the
+    /// [crate documentation](crate#which-calls-raise-sigbus).
+    pub fn map_shared(&self, len: usize) -> io::Result<Mapping> {
+        Mapping::new(self.as_fd(), len, libc::PROT_READ, libc::MAP_SHARED)
+    }
+
+    /// Maps `len` bytes from offset 0, shared (`MAP_SHARED`) and writable (needs a writable
+    /// fd, and no WRITE or FUTURE_WRITE seal).
+    pub fn map_shared_mut(&self, len: usize) -> io::Result<MappingMut> {
+        MappingMut::new(self.as_fd(), len, libc::MAP_SHARED)
     }
 
     /// Maps `len` bytes from offset 0, private and writable (copy-on-write).
-    pub fn map_private(&self, len: usize) -> io::Result<Mapping> {
-        Mapping::new(self.as_fd(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE)
+    pub fn map_private(&self, len: usize) -> io::Result<MappingMut> {
+        MappingMut::new(self.as_fd(), len, libc::MAP_PRIVATE)
     }
 
     /// The file's lines of `/proc/self/fdinfo/<fd>`.
@@ -239,6 +546,9 @@ impl Default for HandlerOptions {
         Self { cloexec: true, nonblock: false }
     }
 }
+
+/// The most messages one `read(2)` of a handler fd returns.
+const REQUEST_BATCH: usize = 32;
 
 /// A request for one missing page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -332,18 +642,29 @@ pub struct Handler {
 }
 
 impl Handler {
-    /// Reads pending requests into `buf` (blocking unless nonblocking); returns how many.
-    /// `Ok(0)` means the handler is no longer needed (FILL_END, or nothing can fault any more).
+    /// Reads pending requests into `buf` (blocking unless nonblocking); returns how many (at
+    /// most 32 per call, the module's batch).
+    ///
+    /// `Ok(0)` means the handler is no longer needed (FILL_END, or nothing can fault any
+    /// more). An empty `buf` fails with `EINVAL` without reading (a read would take a request
+    /// that could not be returned). Errors of `read(2)` are returned as they are: `EAGAIN`
+    /// (`WouldBlock`) on a nonblocking handler with nothing pending, `EINTR` (`Interrupted`)
+    /// when a signal handler without `SA_RESTART` ran; [`requests`](Self::requests) deals
+    /// with both.
     pub fn read_requests(&self, buf: &mut [Request]) -> io::Result<usize> {
-        let mut raw = vec![uapi::sealmem_msg::default(); buf.len().clamp(1, 64)];
-        // SAFETY: `raw` is a writable buffer of `raw.len()` messages.
+        if buf.is_empty() {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let mut raw = [uapi::sealmem_msg::default(); REQUEST_BATCH];
+        let want = buf.len().min(REQUEST_BATCH);
+        // SAFETY: `raw` is a writable buffer of at least `want` messages.
         let n = unsafe {
-            libc::read(self.fd.as_raw_fd(), raw.as_mut_ptr().cast(), raw.len() * std::mem::size_of::<uapi::sealmem_msg>())
+            libc::read(self.fd.as_raw_fd(), raw.as_mut_ptr().cast(), want * std::mem::size_of::<uapi::sealmem_msg>())
         };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
-        let n = n as usize / std::mem::size_of::<uapi::sealmem_msg>();
+        let n = (n as usize / std::mem::size_of::<uapi::sealmem_msg>()).min(want);
         for (d, m) in buf.iter_mut().zip(&raw[..n]) {
             *d = Request {
                 offset: m.offset,
@@ -352,11 +673,35 @@ impl Handler {
                 tid: m.tid,
             };
         }
-        Ok(n.min(buf.len()))
+        Ok(n)
     }
 
-    /// An iterator over requests, one blocking read at a time; it ends when the handler is no
-    /// longer needed or on an error (which it yields first).
+    /// An iterator over requests, reading a batch at a time.
+    ///
+    /// - It ends (`None`) when the handler is no longer needed (a read returned 0).
+    /// - `EINTR` is retried: a signal never ends it.
+    /// - On a nonblocking handler with nothing pending it yields `Err` of kind
+    ///   [`WouldBlock`](io::ErrorKind::WouldBlock) and does **not** end: wait for `EPOLLIN`
+    ///   (poll/epoll on the handler fd) and call `next` again, on the same iterator or a new
+    ///   one. (On a blocking handler this never happens.)
+    /// - Any other error is yielded once, and then the iterator ends.
+    ///
+    /// ```no_run
+    /// # fn serve(handler: &sealmem::Handler) -> std::io::Result<()> {
+    /// let mut reqs = handler.requests();
+    /// loop {
+    ///     match reqs.next() {
+    ///         None => break, // the handler is no longer needed
+    ///         Some(Ok(req)) => { /* fill req.offset */ }
+    ///         Some(Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+    ///             /* poll the handler fd for POLLIN, then go on */
+    ///         }
+    ///         Some(Err(e)) => return Err(e),
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn requests(&self) -> Requests<'_> {
         Requests { handler: self, buf: Vec::new(), done: false }
     }
@@ -438,20 +783,24 @@ impl Iterator for Requests<'_> {
         if self.done {
             return None;
         }
-        let mut batch = [Request { offset: 0, write: false, fault: false, tid: 0 }; 16];
-        match self.handler.read_requests(&mut batch) {
-            Ok(0) => {
-                self.done = true;
-                None
-            }
-            Ok(n) => {
-                self.buf.extend(batch[..n].iter().rev());
-                self.buf.pop().map(Ok)
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
+        let mut batch = [Request { offset: 0, write: false, fault: false, tid: 0 }; REQUEST_BATCH];
+        loop {
+            return match self.handler.read_requests(&mut batch) {
+                Ok(0) => {
+                    self.done = true;
+                    None
+                }
+                Ok(n) => {
+                    self.buf.extend(batch[..n].iter().rev());
+                    self.buf.pop().map(Ok)
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Some(Err(e)),
+                Err(e) => {
+                    self.done = true;
+                    Some(Err(e))
+                }
+            };
         }
     }
 }
@@ -474,78 +823,6 @@ impl From<Handler> for OwnedFd {
     }
 }
 
-/// A mapping of a sealmem file, unmapped on drop.
-///
-/// Its memory can change under it (other processes, `write`, punch), and an access past EOF
-/// raises SIGBUS, so it hands out no Rust references to the bytes: [`Mapping::read`] and
-/// [`Mapping::write`] copy, and [`Mapping::as_ptr`] is for callers that know better.
-#[derive(Debug)]
-pub struct Mapping {
-    ptr: *mut u8,
-    len: usize,
-}
-
-// SAFETY: the mapping is plain shared memory; it may be used and unmapped from any thread.
-unsafe impl Send for Mapping {}
-// SAFETY: `&Mapping` only allows copies in and out, which are fine concurrently.
-unsafe impl Sync for Mapping {}
-
-impl Mapping {
-    fn new(fd: BorrowedFd<'_>, len: usize, prot: libc::c_int, flags: libc::c_int) -> io::Result<Self> {
-        // SAFETY: a fresh mapping at an address of the kernel's choosing aliases nothing.
-        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd.as_raw_fd(), 0) };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Self { ptr: ptr.cast(), len })
-    }
-
-    /// Start of the mapping.
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.ptr
-    }
-
-    /// Length in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the mapping is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Copies `buf.len()` bytes at `offset` out of the mapping.
-    ///
-    /// # Panics
-    ///
-    /// If the range is not within the mapping.
-    pub fn read(&self, offset: usize, buf: &mut [u8]) {
-        assert!(offset.checked_add(buf.len()).is_some_and(|e| e <= self.len));
-        // SAFETY: the range lies within the live mapping (checked above); no reference to the
-        // mapped bytes is created.
-        unsafe { std::ptr::copy_nonoverlapping(self.ptr.add(offset), buf.as_mut_ptr(), buf.len()) };
-    }
-
-    /// Copies `data` into the mapping at `offset` (the mapping must be writable).
-    ///
-    /// # Panics
-    ///
-    /// If the range is not within the mapping.
-    pub fn write(&self, offset: usize, data: &[u8]) {
-        assert!(offset.checked_add(data.len()).is_some_and(|e| e <= self.len));
-        // SAFETY: as in `read`.
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(offset), data.len()) };
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: we own this mapping and nothing refers into it once we are dropped.
-        unsafe { libc::munmap(self.ptr.cast(), self.len) };
-    }
-}
-
 /// Issues an ioctl whose argument is a pointer to `T`.
 ///
 /// # Safety
@@ -565,6 +842,15 @@ impl AsRawFd for SealFile {
 impl AsFd for SealFile {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.file.as_fd()
+    }
+}
+
+impl TryFrom<OwnedFd> for SealFile {
+    type Error = FromFdError;
+
+    /// [`SealFile::try_from_fd`].
+    fn try_from(fd: OwnedFd) -> Result<Self, FromFdError> {
+        Self::try_from_fd(fd)
     }
 }
 
@@ -593,5 +879,189 @@ mod tests {
         assert_eq!(std::mem::size_of::<uapi::sealmem_api>(), 24);
         assert_eq!(std::mem::size_of::<uapi::sealmem_range>(), 16);
         assert_eq!(std::mem::size_of::<uapi::sealmem_name>(), 256);
+    }
+
+    /// A handler whose fd is the read end of a pipe: `read_requests` and `requests` only
+    /// `read(2)` the fd, so a pipe carrying `sealmem_msg` bytes stands in for the module.
+    fn pipe_handler(flags: libc::c_int) -> (Handler, std::fs::File) {
+        let mut fds = [0; 2];
+        // SAFETY: a plain syscall filling `fds`.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | flags) }, 0);
+        // SAFETY: two new fds nothing else owns.
+        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        (Handler { fd: r }, File::from(w))
+    }
+
+    fn send(w: &mut File, offset: u64, flags: u32) {
+        use std::io::Write;
+        let mut b = Vec::new();
+        b.extend_from_slice(&offset.to_ne_bytes());
+        b.extend_from_slice(&flags.to_ne_bytes());
+        b.extend_from_slice(&77u32.to_ne_bytes());
+        w.write_all(&b).unwrap();
+    }
+
+    #[test]
+    fn read_requests_empty_buffer_is_einval_and_consumes_nothing() {
+        let (h, mut w) = pipe_handler(0);
+        send(&mut w, 8192, uapi::SEALMEM_MSG_FAULT);
+        let e = h.read_requests(&mut []).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+        let mut one = [Request { offset: 0, write: false, fault: false, tid: 0 }; 1];
+        assert_eq!(h.read_requests(&mut one).unwrap(), 1);
+        assert_eq!(one[0], Request { offset: 8192, write: false, fault: true, tid: 77 });
+    }
+
+    #[test]
+    fn requests_nonblocking_yields_wouldblock_and_goes_on() {
+        let (h, mut w) = pipe_handler(libc::O_NONBLOCK);
+        let mut it = h.requests();
+        let e = it.next().unwrap().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(it.next().unwrap().unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        send(&mut w, 4096, uapi::SEALMEM_MSG_WRITE);
+        send(&mut w, 12288, 0);
+        let r = it.next().unwrap().unwrap();
+        assert_eq!((r.offset, r.write, r.fault), (4096, true, false));
+        assert_eq!(it.next().unwrap().unwrap().offset, 12288);
+        assert_eq!(it.next().unwrap().unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        drop(w); // read returns 0: the handler is no longer needed
+        assert!(it.next().is_none());
+        assert!(it.next().is_none());
+    }
+
+    /// The thread's `pthread_t` (std's raw type is an integer; musl's libc has a pointer).
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+    fn pthread_of<T>(t: &std::thread::JoinHandle<T>) -> libc::pthread_t {
+        use std::os::unix::thread::JoinHandleExt;
+        t.as_pthread_t() as libc::pthread_t
+    }
+
+    static SIGNALS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    extern "C" fn count_signal(_: libc::c_int) {
+        SIGNALS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    #[test]
+    fn requests_retries_eintr() {
+        // A SIGUSR2 handler without SA_RESTART: a blocked read(2) fails with EINTR.
+        // SAFETY: installing a handler that only bumps an atomic counter.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = count_signal as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            sa.sa_flags = 0;
+            assert_eq!(libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut()), 0);
+        }
+        let (h, mut w) = pipe_handler(0);
+        let reader = std::thread::spawn(move || {
+            let first = h.requests().next();
+            let mut one = [Request { offset: 0, write: false, fault: false, tid: 0 }; 1];
+            // Without the iterator, the same signal ends a plain read.
+            let plain = h.read_requests(&mut one);
+            (first.map(|r| r.map(|r| r.offset).map_err(|e| e.kind())), plain.map_err(|e| e.kind()))
+        });
+        let before = SIGNALS.load(std::sync::atomic::Ordering::SeqCst);
+        for _ in 0..3 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            // SAFETY: the thread is alive (it waits for the message sent below).
+            assert_eq!(unsafe { libc::pthread_kill(pthread_of(&reader), libc::SIGUSR2) }, 0);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        send(&mut w, 40960, 0);
+        while SIGNALS.load(std::sync::atomic::Ordering::SeqCst) < before + 4 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            // SAFETY: as above; the thread waits in the plain read until we close `w`.
+            unsafe { libc::pthread_kill(pthread_of(&reader), libc::SIGUSR2) };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        drop(w);
+        let (first, plain) = reader.join().unwrap();
+        assert_eq!(first, Some(Ok(40960)));
+        assert!(SIGNALS.load(std::sync::atomic::Ordering::SeqCst) >= before + 3);
+        assert!(matches!(plain, Err(io::ErrorKind::Interrupted) | Ok(0)), "{plain:?}");
+    }
+
+    #[test]
+    fn handshake_outcomes_are_typed() {
+        let info = |version, features| Ok(ApiInfo { version, features, ioctls: 0 });
+        let all = Features::all().bits();
+        assert_eq!(check_api(info(API_VERSION, all), Features::all()).unwrap().features, all);
+        assert_eq!(check_api(info(API_VERSION, 1), Features::empty()).unwrap().version, API_VERSION);
+        assert!(matches!(
+            check_api(info(API_VERSION, Features::SIZE_IO.bits()), Features::SIZE_IO | Features::LAZY_FILL),
+            Err(OpenError::MissingFeatures { required, supported })
+                if required == Features::SIZE_IO | Features::LAZY_FILL && supported == Features::SIZE_IO
+        ));
+        assert!(matches!(check_api(info(1, all), Features::empty()), Err(OpenError::ApiVersion { module: Some(1) })));
+        for errno in [libc::EINVAL, libc::ENOTTY] {
+            let r = check_api(Err(io::Error::from_raw_os_error(errno)), Features::empty());
+            assert!(matches!(r, Err(OpenError::ApiVersion { module: None })));
+        }
+        let r = check_api(Err(io::Error::from_raw_os_error(libc::EFAULT)), Features::empty());
+        assert!(matches!(r, Err(OpenError::Io(ref e)) if e.raw_os_error() == Some(libc::EFAULT)));
+        // Into io::Error: Io unwraps, the others stay recoverable.
+        let e = io::Error::from(OpenError::ApiVersion { module: Some(1) });
+        assert_eq!(e.kind(), io::ErrorKind::Unsupported);
+        let inner = e.get_ref().and_then(|e| e.downcast_ref::<OpenError>());
+        assert!(matches!(inner, Some(OpenError::ApiVersion { module: Some(1) })));
+        let e = io::Error::from(OpenError::Io(io::Error::from_raw_os_error(libc::ENOENT)));
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+    }
+
+    #[test]
+    fn feature_bits_match_uapi() {
+        assert_eq!(Features::all().bits(), 0xf);
+    }
+
+    fn fstat(fd: BorrowedFd<'_>) -> (libc::dev_t, libc::ino_t, libc::dev_t) {
+        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: fstat fills the buffer on success.
+        assert_eq!(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) }, 0);
+        // SAFETY: fstat succeeded.
+        let st = unsafe { st.assume_init() };
+        (st.st_dev, st.st_ino, st.st_rdev)
+    }
+
+    /// Not sealmem fds: rejected before any ioctl, and handed back intact (same fd number,
+    /// same file, still usable).
+    #[test]
+    fn try_from_fd_rejects_and_returns_other_fds() {
+        use std::io::{Read, Write};
+        // A pipe: write through the returned fd, read at the other end.
+        let (h, w) = pipe_handler(0);
+        let (r, w) = (OwnedFd::from(h), OwnedFd::from(w));
+        let (raw, id) = (w.as_raw_fd(), fstat(w.as_fd()));
+        let e = SealFile::try_from_fd(w).unwrap_err();
+        assert!(matches!(e.error(), OpenError::NotSealmem), "{e}");
+        assert_eq!(e.fd().as_raw_fd(), raw);
+        let mut w = File::from(e.into_fd());
+        assert_eq!(fstat(w.as_fd()), id);
+        w.write_all(b"intact").unwrap();
+        drop(w);
+        let mut got = String::new();
+        File::from(r).read_to_string(&mut got).unwrap();
+        assert_eq!(got, "intact");
+        // /dev/null: a character device, but not sealmem's.
+        let null = OwnedFd::from(File::options().read(true).write(true).open("/dev/null").unwrap());
+        let (raw, id) = (null.as_raw_fd(), fstat(null.as_fd()));
+        let (fd, error) = SealFile::try_from(null).unwrap_err().into_parts();
+        assert!(matches!(error, OpenError::NotSealmem));
+        assert_eq!((fd.as_raw_fd(), fstat(fd.as_fd())), (raw, id));
+        assert_eq!(File::from(fd).write(b"x").unwrap(), 1);
+        // An anonymous-inode file of another kind (eventfd), and a regular file.
+        // SAFETY: a plain syscall.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        assert!(efd >= 0);
+        // SAFETY: a new fd nothing else owns.
+        let efd = unsafe { OwnedFd::from_raw_fd(efd) };
+        let e = SealFile::try_from_fd(efd).unwrap_err();
+        assert!(matches!(e.error(), OpenError::NotSealmem));
+        let reg = OwnedFd::from(File::open("/proc/self/exe").unwrap());
+        let e = SealFile::try_from_fd(reg).unwrap_err();
+        assert!(matches!(e.error(), OpenError::NotSealmem));
+        let io = io::Error::from(e);
+        assert_eq!(io.kind(), io::ErrorKind::InvalidInput);
     }
 }
