@@ -36,42 +36,17 @@
 
 /* ---- helpers (copied here rather than added to the shared header) ------------------- */
 
-static void msleep(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* A numeric fdinfo field of `fd` ("pending", "queued", "total"); -1 on error. */
-static long long fdinfo_num(int fd, const char *key)
-{
-	char info[4096], v[64];
-
-	if (sealmem_fdinfo(fd, info, sizeof(info)) <= 0 || sealmem_fdinfo_field(info, key, v, sizeof(v)))
-		return -1;
-	return strtoll(v, NULL, 10);
-}
-
 /* Waits up to timeout_s until fdinfo field `key` of `fd` is `want`; returns the last value. */
 static long long wait_fdinfo(int fd, const char *key, long long want, double timeout_s)
 {
-	double t0 = now();
+	double t0 = sm_now();
 	long long v;
 
 	for (;;) {
-		v = fdinfo_num(fd, key);
-		if (v == want || now() - t0 >= timeout_s)
+		v = sm_fdinfo_num(fd, key);
+		if (v == want || sm_now() - t0 >= timeout_s)
 			return v;
-		msleep(5);
+		sm_msleep(5);
 	}
 }
 
@@ -110,7 +85,7 @@ static char task_state(pid_t tid)
 static long drain(int hfd, unsigned char *seen, long *dups, __u64 *bad_off)
 {
 	struct sealmem_msg m[32];
-	double t0 = now();
+	double t0 = sm_now();
 	long total = 0;
 
 	for (;;) {
@@ -135,7 +110,7 @@ static long drain(int hfd, unsigned char *seen, long *dups, __u64 *bad_off)
 			seen[off / PS] = 1;
 			total++;
 		}
-		if (now() - t0 > 60) {
+		if (sm_now() - t0 > 60) {
 			errno = ETIMEDOUT;
 			return -1;
 		}
@@ -187,12 +162,12 @@ static int reader_start(struct reader *r, int fd, off_t off)
 /* Waits up to timeout_s for the reader's pread to return; 1 if it did. */
 static int reader_wait(struct reader *r, double timeout_s)
 {
-	double t0 = now();
+	double t0 = sm_now();
 
 	while (!atomic_load(&r->done)) {
-		if (now() - t0 >= timeout_s)
+		if (sm_now() - t0 >= timeout_s)
 			return 0;
-		msleep(2);
+		sm_msleep(2);
 	}
 	return 1;
 }
@@ -200,15 +175,15 @@ static int reader_wait(struct reader *r, double timeout_s)
 /* Waits up to timeout_s until the reader's thread sleeps ('S'); 1 if it does. */
 static int reader_asleep(struct reader *r, double timeout_s)
 {
-	double t0 = now();
+	double t0 = sm_now();
 
 	do {
 		int tid = atomic_load(&r->tid);
 
 		if (tid && task_state(tid) == 'S')
 			return 1;
-		msleep(2);
-	} while (now() - t0 < timeout_s);
+		sm_msleep(2);
+	} while (sm_now() - t0 < timeout_s);
 	return 0;
 }
 
@@ -354,14 +329,14 @@ TEST_F_TIMEOUT(bounds, requests_nobody_waits_for_are_bounded, 300)
 				 bad, bad_page, bad_err <= -1000 ? "returned data" : strerror(bad_err));
 
 	/* ...but no more than CAP of them leave a request behind. */
-	n = fdinfo_num(self->fd, "pending");
+	n = sm_fdinfo_num(self->fd, "pending");
 	EXPECT_LE(n, CAP) TH_LOG("file fdinfo pending: %lld after %lu O_NONBLOCK preads (the cap is %d)",
 				 (long long)n, NPAGES, CAP);
 	EXPECT_GE(n, CAP) TH_LOG("file fdinfo pending: %lld after %lu O_NONBLOCK preads: fewer than the cap %d",
 				 (long long)n, NPAGES, CAP);
-	EXPECT_EQ(CAP, fdinfo_num(self->hfd, "queued"));
-	EXPECT_EQ(CAP, fdinfo_num(self->hfd, "pending"));
-	EXPECT_EQ(CAP, fdinfo_num(self->hfd, "total"));
+	EXPECT_EQ(CAP, sm_fdinfo_num(self->hfd, "queued"));
+	EXPECT_EQ(CAP, sm_fdinfo_num(self->hfd, "pending"));
+	EXPECT_EQ(CAP, sm_fdinfo_num(self->hfd, "total"));
 
 	/* The handler is told about exactly CAP requests, each for a distinct page. */
 	n = drain(self->hfd, self->seen, &dups, &bad_off);
@@ -369,9 +344,9 @@ TEST_F_TIMEOUT(bounds, requests_nobody_waits_for_are_bounded, 300)
 			       (unsigned long long)bad_off);
 	EXPECT_EQ(CAP, n) TH_LOG("the handler read %ld messages", n);
 	EXPECT_EQ(0, dups) TH_LOG("%ld messages repeated a page", dups);
-	EXPECT_EQ(0, fdinfo_num(self->hfd, "queued"));
-	EXPECT_EQ(CAP, fdinfo_num(self->hfd, "pending"));
-	EXPECT_EQ(CAP, fdinfo_num(self->fd, "pending"));
+	EXPECT_EQ(0, sm_fdinfo_num(self->hfd, "queued"));
+	EXPECT_EQ(CAP, sm_fdinfo_num(self->hfd, "pending"));
+	EXPECT_EQ(CAP, sm_fdinfo_num(self->fd, "pending"));
 	for (unsigned long p = 0; p < NPAGES && first_seen == ~0UL; p++)
 		if (self->seen[p])
 			first_seen = p;
@@ -379,8 +354,8 @@ TEST_F_TIMEOUT(bounds, requests_nobody_waits_for_are_bounded, 300)
 
 	/* COPY one delivered page: its request is resolved, one fewer pending. */
 	ASSERT_EQ(0, copy_page(self->hfd, first_seen * PS, self->src));
-	EXPECT_EQ(CAP - 1, fdinfo_num(self->fd, "pending"));
-	EXPECT_EQ(CAP - 1, fdinfo_num(self->hfd, "pending"));
+	EXPECT_EQ(CAP - 1, sm_fdinfo_num(self->fd, "pending"));
+	EXPECT_EQ(CAP - 1, sm_fdinfo_num(self->hfd, "pending"));
 	/* The filled page reads at once, even O_NONBLOCK. */
 	EXPECT_EQ(1, pread(self->view_nb, &c, 1, first_seen * PS + 9));
 	EXPECT_EQ(self->src[9], c);
@@ -391,8 +366,8 @@ TEST_F_TIMEOUT(bounds, requests_nobody_waits_for_are_bounded, 300)
 	errno = 0;
 	EXPECT_EQ(-1, pread(self->view_nb, &c, 1, p1 * PS));
 	EXPECT_EQ(EAGAIN, errno);
-	EXPECT_EQ(CAP, fdinfo_num(self->fd, "pending"));
-	EXPECT_EQ(CAP + 1, fdinfo_num(self->hfd, "total"));
+	EXPECT_EQ(CAP, sm_fdinfo_num(self->fd, "pending"));
+	EXPECT_EQ(CAP + 1, sm_fdinfo_num(self->hfd, "total"));
 	ASSERT_EQ(0, read_msg(self->hfd, &m, 5000)) TH_LOG("no message for the new O_NONBLOCK request");
 	EXPECT_EQ(p1 * PS, m.offset);
 	self->seen[m.offset / PS] = 1;
@@ -403,8 +378,8 @@ TEST_F_TIMEOUT(bounds, requests_nobody_waits_for_are_bounded, 300)
 	errno = 0;
 	EXPECT_EQ(-1, pread(self->view_nb, &c, 1, p2 * PS));
 	EXPECT_EQ(EAGAIN, errno);
-	EXPECT_EQ(CAP, fdinfo_num(self->fd, "pending"));
-	EXPECT_EQ(CAP + 1, fdinfo_num(self->hfd, "total"));
+	EXPECT_EQ(CAP, sm_fdinfo_num(self->fd, "pending"));
+	EXPECT_EQ(CAP + 1, sm_fdinfo_num(self->hfd, "total"));
 	errno = 0;
 	EXPECT_EQ(-1, read(self->hfd, &m, sizeof(m))) TH_LOG("unexpected message for page %llu",
 							     (unsigned long long)m.offset / PS);
@@ -417,14 +392,14 @@ TEST_F_TIMEOUT(bounds, requests_nobody_waits_for_are_bounded, 300)
 	if (read_msg(self->hfd, &m, 30000)) {
 		reader_finish(&r, self->hfd);
 		ASSERT_TRUE(0) TH_LOG("no request from a blocking pread past the cap in 30 s (file pending %lld, reader %s)",
-				      fdinfo_num(self->fd, "pending"), atomic_load(&r.done) ? "returned" : "waiting");
+				      sm_fdinfo_num(self->fd, "pending"), atomic_load(&r.done) ? "returned" : "waiting");
 	}
 	EXPECT_EQ(pb * PS, m.offset);
 	EXPECT_EQ(0, m.flags);
 	EXPECT_EQ(atomic_load(&r.tid), (int)m.tid);
-	EXPECT_EQ(CAP + 1, fdinfo_num(self->fd, "pending"));
-	EXPECT_EQ(CAP + 1, fdinfo_num(self->hfd, "pending"));
-	EXPECT_EQ(CAP + 2, fdinfo_num(self->hfd, "total"));
+	EXPECT_EQ(CAP + 1, sm_fdinfo_num(self->fd, "pending"));
+	EXPECT_EQ(CAP + 1, sm_fdinfo_num(self->hfd, "pending"));
+	EXPECT_EQ(CAP + 2, sm_fdinfo_num(self->hfd, "total"));
 	EXPECT_EQ(0, atomic_load(&r.done)) TH_LOG("the blocking pread returned %zd (%s) before the fill",
 						   r.ret, strerror(r.err));
 
@@ -434,7 +409,7 @@ TEST_F_TIMEOUT(bounds, requests_nobody_waits_for_are_bounded, 300)
 	EXPECT_EQ(1, reader_finish(&r, self->hfd));
 	EXPECT_EQ(1, r.ret) TH_LOG("pread: %zd (%s)", r.ret, strerror(r.err));
 	EXPECT_EQ(self->src[17], r.byte);
-	EXPECT_EQ(CAP, fdinfo_num(self->fd, "pending"));
+	EXPECT_EQ(CAP, sm_fdinfo_num(self->fd, "pending"));
 }
 
 /*
@@ -491,7 +466,7 @@ TEST_F_TIMEOUT(bounds, interrupted_waits_leave_bounded_requests, 300)
 	bad = nonblock_preads(self->view_nb, 0, CAP, &bad_page, &bad_err);
 	EXPECT_EQ(0, bad) TH_LOG("%ld O_NONBLOCK preads of a hole did not fail with EAGAIN; the first: page %ld, %s",
 				 bad, bad_page, bad_err <= -1000 ? "returned data" : strerror(bad_err));
-	ASSERT_EQ(CAP, fdinfo_num(self->fd, "pending"));
+	ASSERT_EQ(CAP, sm_fdinfo_num(self->fd, "pending"));
 
 	/*
 	 * Blocking preads of new pages, each interrupted while it waits: its request is
@@ -503,11 +478,11 @@ TEST_F_TIMEOUT(bounds, interrupted_waits_leave_bounded_requests, 300)
 
 		ASSERT_EQ(0, interrupted_pread(self->view, self->hfd, self->fd, page, CAP + 1, why, sizeof(why)))
 			TH_LOG("interrupted wait %d: %s", i, why);
-		n = fdinfo_num(self->fd, "pending");
+		n = sm_fdinfo_num(self->fd, "pending");
 		ASSERT_EQ(CAP, n) TH_LOG("after interrupted wait %d (page %lu): file pending %ld, not %d", i, page, n, CAP);
-		ASSERT_EQ(CAP, fdinfo_num(self->hfd, "queued"));
+		ASSERT_EQ(CAP, sm_fdinfo_num(self->hfd, "queued"));
 	}
-	EXPECT_EQ(CAP + nint, fdinfo_num(self->hfd, "total"));
+	EXPECT_EQ(CAP + nint, sm_fdinfo_num(self->hfd, "total"));
 
 	/* The handler is told about the CAP O_NONBLOCK pages only: no interrupted page. */
 	n = drain(self->hfd, self->seen, &dups, &bad_off);
@@ -525,21 +500,21 @@ TEST_F_TIMEOUT(bounds, interrupted_waits_leave_bounded_requests, 300)
 	 * the next one, at the cap, takes its own back.
 	 */
 	ASSERT_EQ(0, copy_page(self->hfd, 0, self->src));
-	ASSERT_EQ(CAP - 1, fdinfo_num(self->fd, "pending"));
+	ASSERT_EQ(CAP - 1, sm_fdinfo_num(self->fd, "pending"));
 	ASSERT_EQ(0, interrupted_pread(self->view, self->hfd, self->fd, first_int + nint, CAP, why, sizeof(why)))
 		TH_LOG("interrupted wait below the cap: %s", why);
-	EXPECT_EQ(CAP, fdinfo_num(self->fd, "pending")) TH_LOG("the interrupted wait below the cap left no request");
+	EXPECT_EQ(CAP, sm_fdinfo_num(self->fd, "pending")) TH_LOG("the interrupted wait below the cap left no request");
 	ASSERT_EQ(0, read_msg(self->hfd, &m, 5000)) TH_LOG("no message for the request the interrupted wait left");
 	EXPECT_EQ((first_int + nint) * PS, m.offset);
 	ASSERT_EQ(0, interrupted_pread(self->view, self->hfd, self->fd, first_int + nint + 1, CAP + 1, why, sizeof(why)))
 		TH_LOG("interrupted wait at the cap: %s", why);
-	EXPECT_EQ(CAP, fdinfo_num(self->fd, "pending"));
-	EXPECT_EQ(0, fdinfo_num(self->hfd, "queued"));
+	EXPECT_EQ(CAP, sm_fdinfo_num(self->fd, "pending"));
+	EXPECT_EQ(0, sm_fdinfo_num(self->hfd, "queued"));
 	errno = 0;
 	EXPECT_EQ(-1, read(self->hfd, &m, sizeof(m))) TH_LOG("unexpected message for page %llu",
 							     (unsigned long long)m.offset / PS);
 	EXPECT_EQ(EAGAIN, errno);
-	EXPECT_EQ(CAP + nint + 2, fdinfo_num(self->hfd, "total"));
+	EXPECT_EQ(CAP + nint + 2, sm_fdinfo_num(self->hfd, "total"));
 }
 
 TEST_HARNESS_MAIN

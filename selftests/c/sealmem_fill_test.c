@@ -46,30 +46,6 @@ static int fill_op(int hfd, unsigned long cmd, __u64 off, __u64 len, __u64 flags
 	return ret;
 }
 
-static long long fdinfo_num(int fd, const char *key)
-{
-	char info[1024], v[64];
-
-	if (sealmem_fdinfo(fd, info, sizeof(info)) <= 0 || sealmem_fdinfo_field(info, key, v, sizeof(v)))
-		return -1;
-	return strtoll(v, NULL, 10);
-}
-
-static void msleep(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* A handler serving pages from `src` until stopped; counts requests per page. */
 struct server {
 	int hfd;
@@ -220,8 +196,8 @@ TEST_F(lazy, fault_served_by_handler_thread)
 	EXPECT_EQ(16, atomic_load(&s.served));
 	EXPECT_EQ(1, atomic_load(&s.count[5]));
 	EXPECT_EQ(SEALMEM_MSG_FAULT, atomic_load(&s.last_flags));
-	EXPECT_EQ(16, fdinfo_num(self->fd, "pages"));
-	EXPECT_EQ(0, fdinfo_num(self->fd, "pending"));
+	EXPECT_EQ(16, sm_fdinfo_num(self->fd, "pages"));
+	EXPECT_EQ(0, sm_fdinfo_num(self->fd, "pending"));
 	munmap(p, self->size);
 }
 
@@ -311,11 +287,11 @@ TEST_F(lazy, many_waiters_one_request)
 	/* Every thread reaches the hole and sleeps there: all wait for the same page. */
 	for (i = 0; i < N; i++) {
 		for (int k = 0; k < 500 && !atomic_load(&t[i].tid); k++)
-			msleep(2);
+			sm_msleep(2);
 		EXPECT_EQ(0, wait_sleeping(atomic_load(&t[i].tid))) TH_LOG("waiter %d never slept", i);
 		EXPECT_EQ(0, atomic_load(&t[i].done));
 	}
-	EXPECT_EQ(1, fdinfo_num(self->hfd, "queued"));
+	EXPECT_EQ(1, sm_fdinfo_num(self->hfd, "queued"));
 	ASSERT_EQ(sizeof(m[0]), read(self->hfd, m, sizeof(m))) TH_LOG("one request for one page");
 	EXPECT_EQ(2 * PS, m[0].offset);
 	ASSERT_EQ(0, copy_page(self->hfd, 2 * PS, self->src + 2 * PS, PS, 0, NULL));
@@ -323,7 +299,7 @@ TEST_F(lazy, many_waiters_one_request)
 		pthread_join(th[i], NULL);
 		EXPECT_EQ(self->src[2 * PS + i], t[i].got);
 	}
-	EXPECT_EQ(1, fdinfo_num(self->hfd, "total"));
+	EXPECT_EQ(1, sm_fdinfo_num(self->hfd, "total"));
 	munmap(p, self->size);
 }
 
@@ -345,7 +321,7 @@ TEST_F(lazy, copy_eexist_reports_partial_progress)
 	EXPECT_EQ(-EEXIST, done) TH_LOG("nothing filled: copy is the negated errno");
 	ASSERT_EQ(PS, pread(self->fd, buf, PS, 2 * PS));
 	EXPECT_EQ(0, memcmp(buf, self->src + 2 * PS, PS));
-	EXPECT_EQ(3, fdinfo_num(self->fd, "pages"));
+	EXPECT_EQ(3, sm_fdinfo_num(self->fd, "pages"));
 }
 
 TEST_F(lazy, copy_skip_existing)
@@ -381,7 +357,7 @@ TEST_F(lazy, copy_runs_across_batches_present_pages_and_a_faulting_source)
 	ASSERT_EQ(0, copy_page(self->hfd, 37 * PS, b + 37 * PS, PS, 0, NULL));
 	ASSERT_EQ(0, copy_page(self->hfd, 0, a, 64 * PS, SEALMEM_FILL_SKIP_EXISTING, &done));
 	EXPECT_EQ(64 * PS, done);
-	EXPECT_EQ(64, fdinfo_num(self->fd, "pages"));
+	EXPECT_EQ(64, sm_fdinfo_num(self->fd, "pages"));
 	for (i = 0; i < 64; i++) {
 		const char *want = (i == 20 || i == 37 ? b : a) + i * PS;
 
@@ -402,7 +378,7 @@ TEST_F(lazy, copy_runs_across_batches_present_pages_and_a_faulting_source)
 	EXPECT_EQ(-1, copy_page(self->hfd, 64 * PS, src, 16 * PS, 0, &done));
 	EXPECT_EQ(EFAULT, errno);
 	EXPECT_EQ(10 * PS, done);
-	EXPECT_EQ(74, fdinfo_num(self->fd, "pages"));
+	EXPECT_EQ(74, sm_fdinfo_num(self->fd, "pages"));
 	ASSERT_EQ(PS, pread(self->fd, buf, PS, 73 * PS));
 	EXPECT_EQ(0, memcmp(buf, a + 73 * PS, PS));
 	EXPECT_EQ(0, copy_page(self->hfd, 74 * PS, a + 74 * PS, 6 * PS, 0, &done)) TH_LOG("74.. are still holes");
@@ -428,7 +404,7 @@ TEST_F(lazy, copy_run_crossing_tree_nodes)
 		ASSERT_EQ(0, copy_page(self->hfd, starts[r] * PS, a, 16 * PS, 0, &done));
 		EXPECT_EQ(16 * PS, done);
 	}
-	EXPECT_EQ(32, fdinfo_num(self->fd, "pages"));
+	EXPECT_EQ(32, sm_fdinfo_num(self->fd, "pages"));
 	for (int r = 0; r < 2; r++)
 		for (int i = 0; i < 16; i++) {
 			ASSERT_EQ(PS, pread(self->fd, buf, PS, (off_t)(starts[r] + i) * PS));
@@ -473,7 +449,7 @@ TEST_F(lazy, copy_bad_input)
 	errno = 0;
 	EXPECT_EQ(-1, copy_page(self->hfd, 0, (void *)PS, PS, 0, &done));
 	EXPECT_EQ(EFAULT, errno);
-	EXPECT_EQ(0, fdinfo_num(self->fd, "pages") - 2) TH_LOG("no page was left half-filled");
+	EXPECT_EQ(0, sm_fdinfo_num(self->fd, "pages") - 2) TH_LOG("no page was left half-filled");
 	errno = 0;
 	EXPECT_EQ(-1, ioctl(self->hfd, SEALMEM_IOC_COPY, NULL));
 	EXPECT_EQ(EFAULT, errno);
@@ -511,7 +487,7 @@ static int wait_sleeping(int tid)
 			if (p && p[1] == ' ' && p[2] == 'S')
 				return 0;
 		}
-		msleep(10);
+		sm_msleep(10);
 	}
 	return -1;
 }
@@ -529,7 +505,7 @@ TEST_F(lazy, dontwake_then_wake)
 	/* A waiter that has not gone to sleep yet would just find the page: wait until it sleeps. */
 	ASSERT_EQ(0, wait_sleeping(atomic_load(&t.tid)));
 	ASSERT_EQ(0, copy_page(self->hfd, 4 * PS, self->src + 4 * PS, PS, SEALMEM_FILL_DONTWAKE, NULL));
-	msleep(300);
+	sm_msleep(300);
 	EXPECT_EQ(0, atomic_load(&t.done)) TH_LOG("DONTWAKE woke the waiter");
 	ASSERT_EQ(0, ioctl(self->hfd, SEALMEM_IOC_WAKE, &(struct sealmem_range){ 4 * PS, PS }));
 	pthread_join(th, NULL);
@@ -699,12 +675,12 @@ TEST_F(lazy, handler_closed_waiters_fail_fast_then_reattach)
 		_exit(sm_touch(p + 9 * PS, 0, NULL));
 	}
 	ASSERT_EQ(sizeof(m), read(self->hfd, &m, sizeof(m)));
-	t0 = now();
+	t0 = sm_now();
 	close(self->hfd);
 	self->hfd = -1;
 	waitpid(pid, &status, 0);
 	EXPECT_EQ(SM_EXITED(SIGBUS), sm_ended(status)) TH_LOG("the waiter ended with %d", sm_ended(status));
-	EXPECT_LT(now() - t0, 5.0) TH_LOG("the waiter was not released promptly");
+	EXPECT_LT(sm_now() - t0, 5.0) TH_LOG("the waiter was not released promptly");
 	/* Later accesses fail the same way, never passing a hole off as zeros. */
 	EXPECT_EQ(SIGBUS, sm_touch(p + 10 * PS, 0, NULL));
 	errno = 0;
@@ -851,7 +827,7 @@ TEST_F(lazy, faulter_killed_while_waiting)
 	if (pid == 0)
 		_exit(p[11 * PS]);
 	ASSERT_EQ(sizeof(m), read(self->hfd, &m, sizeof(m)));
-	msleep(100);
+	sm_msleep(100);
 	ASSERT_EQ(0, kill(pid, SIGKILL));
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_EQ(SM_KILLED(SIGKILL), sm_ended(status));
@@ -881,7 +857,7 @@ TEST_F(lazy, blocked_read_and_blocked_handler_read_are_killable)
 	ASSERT_GE(pid[1], 0);
 	if (pid[1] == 0)
 		_exit(read(self->hfd, &m, sizeof(m)) >= 0 ? 0 : 1); /* nothing more is queued */
-	msleep(200);
+	sm_msleep(200);
 	for (i = 0; i < 2; i++) {
 		ASSERT_EQ(0, kill(pid[i], SIGKILL));
 		ASSERT_EQ(pid[i], waitpid(pid[i], &status, 0));
@@ -912,13 +888,13 @@ TEST_F(lazy, signal_during_wait_runs_handler_then_access_succeeds)
 	atomic_store(&sigusr_seen, 0);
 	pthread_create(&th, NULL, touch_thread, &t);
 	ASSERT_EQ(sizeof(m), read(self->hfd, &m, sizeof(m)));
-	msleep(100);
+	sm_msleep(100);
 	ASSERT_EQ(0, pthread_kill(th, SIGUSR1));
-	msleep(200);
+	sm_msleep(200);
 	EXPECT_EQ(1, atomic_load(&sigusr_seen)) TH_LOG("the signal handler ran during the wait");
 	EXPECT_EQ(0, atomic_load(&t.done)) TH_LOG("the access is retried, still waiting");
 	/* The retried fault found the request already pending: no second request. */
-	EXPECT_EQ(1, fdinfo_num(self->hfd, "total"));
+	EXPECT_EQ(1, sm_fdinfo_num(self->hfd, "total"));
 	ASSERT_EQ(0, copy_page(self->hfd, m.offset, self->src + m.offset, PS, 0, NULL));
 	pthread_join(th, NULL);
 	EXPECT_EQ(self->src[12 * PS + 1], t.got);
@@ -939,7 +915,7 @@ TEST_F(lazy, shrink_releases_waiters_with_sigbus)
 	ASSERT_EQ(0, sm_set_size(self->fd, 2 * PS));
 	waitpid(pid, &status, 0);
 	EXPECT_EQ(SM_EXITED(SIGBUS), sm_ended(status));
-	EXPECT_EQ(0, fdinfo_num(self->fd, "pending"));
+	EXPECT_EQ(0, sm_fdinfo_num(self->fd, "pending"));
 	errno = 0;
 	EXPECT_EQ(-1, copy_page(self->hfd, m.offset, self->src, PS, 0, NULL));
 	EXPECT_EQ(EINVAL, errno) TH_LOG("the page is past EOF now");
@@ -1006,10 +982,10 @@ TEST_F(lazy, shrink_racing_a_new_request_never_strands_it)
 		for (volatile int spin = (round * 37) % 3000; spin > 0; spin--)
 			;
 		ASSERT_EQ(0, sm_set_size(self->fd, 2 * PS));
-		msleep(2); /* long enough for the handler to try (and fail) its fill */
+		sm_msleep(2); /* long enough for the handler to try (and fail) its fill */
 		ASSERT_EQ(0, sm_set_size(self->fd, 16 * PS));
-		for (t = now(); atomic_load(&r.done) != round; msleep(1))
-			if (now() - t > 2) {
+		for (t = sm_now(); atomic_load(&r.done) != round; sm_msleep(1))
+			if (sm_now() - t > 2) {
 				stuck = round;
 				break;
 			}
@@ -1017,7 +993,7 @@ TEST_F(lazy, shrink_racing_a_new_request_never_strands_it)
 	if (stuck)
 		ioctl(self->hfd, SEALMEM_IOC_FILL_END); /* release the stranded reader */
 	while (atomic_load(&r.done) != round - 1)
-		msleep(1);
+		sm_msleep(1);
 	atomic_store(&r.go, -1);
 	pthread_join(r.th, NULL);
 	/* Its fills may fail legitimately (EINVAL: the page went past EOF with a shrink). */
@@ -1051,14 +1027,14 @@ TEST_F(lazy, gup_without_retry_fails_instead_of_hanging)
 	 */
 	char *p = mmap(NULL, self->size, PROT_READ, MAP_SHARED, self->fd, 0), c;
 	int mem = open("/proc/self/mem", O_RDONLY);
-	double t0 = now();
+	double t0 = sm_now();
 
 	ASSERT_NE(MAP_FAILED, p);
 	ASSERT_GE(mem, 0);
 	errno = 0;
 	EXPECT_EQ(-1, pread(mem, &c, 1, (off_t)(uintptr_t)(p + 6 * PS)));
 	EXPECT_EQ(EIO, errno);
-	EXPECT_LT(now() - t0, 5.0);
+	EXPECT_LT(sm_now() - t0, 5.0);
 	/* Once filled, the same read works. */
 	ASSERT_EQ(0, copy_page(self->hfd, 6 * PS, self->src + 6 * PS, PS, SEALMEM_FILL_SKIP_EXISTING, NULL));
 	ASSERT_EQ(1, pread(mem, &c, 1, (off_t)(uintptr_t)(p + 6 * PS)));
@@ -1107,7 +1083,7 @@ TEST_F(lazy, woken_faults_rerun_the_access)
 	pid = child_touches(p + 3 * PS, self->hfd, &m);
 	ASSERT_GT(pid, 0);
 	EXPECT_EQ(3 * PS, m.offset);
-	msleep(50); /* usually asleep in the fault by now; either way the access must fail */
+	sm_msleep(50); /* usually asleep in the fault by now; either way the access must fail */
 	ASSERT_EQ(0, fill_op(self->hfd, SEALMEM_IOC_POISON, 3 * PS, PS, 0, NULL));
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_EQ(SM_EXITED(SIGBUS), sm_ended(status));
@@ -1193,7 +1169,7 @@ TEST(lazy_sealed_image_end_to_end)
 	server_stop(&s);
 	for (i = 0; i < PAGES; i++)
 		EXPECT_GE(1, atomic_load(&s.count[i])) TH_LOG("page %d requested %d times", i, atomic_load(&s.count[i]));
-	EXPECT_EQ(PAGES, fdinfo_num(view, "pages"));
+	EXPECT_EQ(PAGES, sm_fdinfo_num(view, "pages"));
 	/* Nobody can change a byte now. */
 	EXPECT_EQ(-1, copy_page(hfd, 0, src + PS, PS, 0, NULL));
 	EXPECT_EQ(EEXIST, errno);

@@ -100,6 +100,34 @@ static inline int sm_recv_fd(int sock)
 	return fd;
 }
 
+/* Sleeps `ms` milliseconds (a bounded poll interval, never a stand-in for "X happened"). */
+#include <time.h>
+static inline void sm_msleep(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* CLOCK_MONOTONIC in seconds (deadlines). */
+static inline double sm_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* A numeric field of `fd`'s fdinfo ("pending", "queued", "total", "pages"...); -1 on error. */
+static inline long long sm_fdinfo_num(int fd, const char *key)
+{
+	char info[4096], v[64];
+
+	if (sealmem_fdinfo(fd, info, sizeof(info)) <= 0 || sealmem_fdinfo_field(info, key, v, sizeof(v)))
+		return -1;
+	return strtoll(v, NULL, 10);
+}
+
 /*
  * How a child ended, as one number to compare with SM_EXITED(code) or SM_KILLED(signal):
  * its exit code if it exited, 1000 + the signal if one killed it (-1 otherwise). The only

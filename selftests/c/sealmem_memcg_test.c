@@ -82,21 +82,6 @@
 
 /* ---- small helpers -------------------------------------------------------------------- */
 
-static void msleep(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Writes s to path; 0 or -errno. */
 static int write_str(const char *path, const char *s)
 {
@@ -191,7 +176,7 @@ static void cg_drain(const char *cg)
 		cg_write(cg, "memory.high", "max");
 	}
 	sched_setaffinity(0, sizeof(old), &old);
-	msleep(20);
+	sm_msleep(20);
 }
 
 /* memory.current of the group with its per-CPU caches drained. */
@@ -207,27 +192,27 @@ static long long cg_settled(const char *cg)
  */
 static long long cg_wait_back(const char *cg, long long limit, double timeout_s, double *took)
 {
-	double t0 = now();
+	double t0 = sm_now();
 	long long v;
 
 	for (;;) {
 		v = cg_settled(cg);
-		if ((v >= 0 && v <= limit) || now() - t0 >= timeout_s)
+		if ((v >= 0 && v <= limit) || sm_now() - t0 >= timeout_s)
 			break;
-		msleep(100);
+		sm_msleep(100);
 	}
-	*took = now() - t0;
+	*took = sm_now() - t0;
 	return v;
 }
 
 /* A sealmem debugfs gauge once it equals `want`, or its value after timeout_s. */
 static long long gauge_wait(const char *name, long long want, double timeout_s)
 {
-	double t0 = now();
+	double t0 = sm_now();
 	long long v;
 
-	while ((v = sealmem_counter(name)) != want && now() - t0 < timeout_s)
-		msleep(50);
+	while ((v = sealmem_counter(name)) != want && sm_now() - t0 < timeout_s)
+		sm_msleep(50);
 	return v;
 }
 
@@ -307,12 +292,12 @@ static int kid_cmd(struct kid *k, char c)
 static int kid_rep(struct kid *k, struct rep *r, double timeout_s)
 {
 	size_t got = 0;
-	double t0 = now();
+	double t0 = sm_now();
 
 	memset(r, 0, sizeof(*r));
 	while (got < sizeof(*r)) {
 		struct pollfd p = { .fd = k->from, .events = POLLIN };
-		int left = (int)((timeout_s - (now() - t0)) * 1000);
+		int left = (int)((timeout_s - (sm_now() - t0)) * 1000);
 		ssize_t n;
 
 		if (left <= 0 || poll(&p, 1, left) != 1)
@@ -338,7 +323,7 @@ static int kid_do(struct kid *k, char c, struct rep *r, double timeout_s)
  */
 static int kid_end(struct kid *k, int sig, double timeout_s, int *timed_out)
 {
-	double t0 = now();
+	double t0 = sm_now();
 	int status = 0;
 
 	if (timed_out)
@@ -359,14 +344,14 @@ static int kid_end(struct kid *k, int sig, double timeout_s, int *timed_out)
 			status = -1;
 			break;
 		}
-		if (now() - t0 >= timeout_s) {
+		if (sm_now() - t0 >= timeout_s) {
 			if (timed_out)
 				*timed_out = 1;
 			kill(k->pid, SIGKILL);
 			waitpid(k->pid, &status, 0);
 			break;
 		}
-		msleep(5);
+		sm_msleep(5);
 	}
 	if (k->from >= 0)
 		close(k->from);
@@ -555,7 +540,7 @@ static int handler(int in, int out, int sock)
 		}
 		case 's': {
 			unsigned long filled = 0;
-			double t0 = now();
+			double t0 = sm_now();
 			long long err = 0;
 
 			while (filled < N && !err) {
@@ -563,7 +548,7 @@ static int handler(int in, int out, int sock)
 				struct sealmem_msg m[32];
 				ssize_t n;
 
-				if (now() - t0 > STEP_SECS) {
+				if (sm_now() - t0 > STEP_SECS) {
 					err = -ETIMEDOUT;
 					break;
 				}
@@ -885,11 +870,11 @@ static int cg_setup(FIXTURE_DATA(memcg) *self, char *why, size_t len)
 /* Kills what is left in group cg (only our own children can be there) and removes it. */
 static int cg_remove(const char *cg)
 {
-	double t0 = now();
+	double t0 = sm_now();
 	char path[512], buf[4096];
 
 	snprintf(path, sizeof(path), "%s/cgroup.procs", cg);
-	while (now() - t0 < 20) {
+	while (sm_now() - t0 < 20) {
 		if (!rmdir(cg) || errno == ENOENT)
 			return 0;
 		if (errno != EBUSY)
@@ -898,7 +883,7 @@ static int cg_remove(const char *cg)
 			for (char *p = buf; *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p))
 				if (atoi(p) > 0)
 					kill(atoi(p), SIGKILL);
-		msleep(50);
+		sm_msleep(50);
 	}
 	fprintf(stderr, "# teardown: rmdir %s: %s\n", cg, strerror(errno));
 	return -1;

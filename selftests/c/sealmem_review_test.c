@@ -45,21 +45,6 @@
 
 /* ---- helpers (copied here rather than added to the shared header) ------------------- */
 
-static void msleep(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static int fill_enable(int fd, unsigned long flags)
 {
 	return ioctl(fd, SEALMEM_IOC_FILL_ENABLE, flags);
@@ -117,15 +102,15 @@ static char task_state(pid_t pid, pid_t tid)
 /* Waits up to timeout_s until the task's state is one of `states`; returns it, or 0. */
 static char wait_state(pid_t pid, pid_t tid, const char *states, double timeout_s)
 {
-	double t0 = now();
+	double t0 = sm_now();
 
 	do {
 		char s = task_state(pid, tid);
 
 		if (s && strchr(states, s))
 			return s;
-		msleep(5);
-	} while (now() - t0 < timeout_s);
+		sm_msleep(5);
+	} while (sm_now() - t0 < timeout_s);
 	return 0;
 }
 
@@ -208,7 +193,7 @@ static void *io_run(void *arg)
 
 static int io_start(struct io_thread *t, enum io_kind kind, int fd, void *buf, size_t len, off_t off)
 {
-	double t0 = now();
+	double t0 = sm_now();
 
 	t->kind = kind;
 	t->fd = fd;
@@ -222,7 +207,7 @@ static int io_start(struct io_thread *t, enum io_kind kind, int fd, void *buf, s
 	if (pthread_create(&t->th, NULL, io_run, t))
 		return -1;
 	while (!atomic_load(&t->tid))
-		if (now() - t0 > 5)
+		if (sm_now() - t0 > 5)
 			return -1;
 	return 0;
 }
@@ -230,12 +215,12 @@ static int io_start(struct io_thread *t, enum io_kind kind, int fd, void *buf, s
 /* Waits up to timeout_s for the call to return; 1 if it did. */
 static int io_wait(struct io_thread *t, double timeout_s)
 {
-	double t0 = now();
+	double t0 = sm_now();
 
 	while (!atomic_load(&t->done)) {
-		if (now() - t0 >= timeout_s)
+		if (sm_now() - t0 >= timeout_s)
 			return 0;
-		msleep(5);
+		sm_msleep(5);
 	}
 	return 1;
 }
@@ -243,7 +228,7 @@ static int io_wait(struct io_thread *t, double timeout_s)
 /* Waits up to timeout_s until the call sleeps (S or D) or returns; the state, 'R' if returned. */
 static char io_wait_asleep(struct io_thread *t, double timeout_s)
 {
-	double t0 = now();
+	double t0 = sm_now();
 
 	do {
 		char s;
@@ -253,8 +238,8 @@ static char io_wait_asleep(struct io_thread *t, double timeout_s)
 		s = task_state(getpid(), atomic_load(&t->tid));
 		if (s == 'S' || s == 'D')
 			return s;
-		msleep(5);
-	} while (now() - t0 < timeout_s);
+		sm_msleep(5);
+	} while (sm_now() - t0 < timeout_s);
 	return 0;
 }
 
@@ -301,7 +286,7 @@ static void io_join(struct io_thread *t)
 /* Reaps `pid`, waiting up to timeout_s, then SIGKILL; returns the wait status, -1 if lost. */
 static int reap(pid_t pid, double timeout_s)
 {
-	double t0 = now();
+	double t0 = sm_now();
 	int status;
 
 	do {
@@ -311,8 +296,8 @@ static int reap(pid_t pid, double timeout_s)
 			return status;
 		if (r < 0)
 			return -1;
-		msleep(10);
-	} while (now() - t0 < timeout_s);
+		sm_msleep(10);
+	} while (sm_now() - t0 < timeout_s);
 	kill(pid, SIGKILL);
 	return waitpid(pid, &status, 0) == pid ? status : -1;
 }
@@ -471,7 +456,7 @@ TEST_F_TIMEOUT(review, write_from_a_lazy_source_never_blocks_other_file_users, 1
 	/* Page 1 is unfilled: every other user must still get through, each within 5 s. */
 	ASSERT_EQ(OPS, write(go[1], "gggg", OPS));
 	pending = OPS;
-	for (t0 = now(); pending && now() - t0 < 5;) {
+	for (t0 = sm_now(); pending && sm_now() - t0 < 5;) {
 		struct pollfd p[OPS];
 		int n = 0, idx[OPS];
 
@@ -495,7 +480,7 @@ TEST_F_TIMEOUT(review, write_from_a_lazy_source_never_blocks_other_file_users, 1
 	/* Fill page 1: the write (and anything stuck behind it) continues. */
 	EXPECT_EQ(0, copy_page(hfd, PS, pg1, PS, &done)) TH_LOG("COPY page 1: %s", strerror(errno));
 	EXPECT_EQ(PS, done);
-	for (t0 = now(); now() - t0 < 10;) {
+	for (t0 = sm_now(); sm_now() - t0 < 10;) {
 		int left = 0;
 
 		for (i = 0; i < OPS; i++)
@@ -772,12 +757,12 @@ static void *go_read_run(void *arg)
 
 static int wait_flag(atomic_int *flag, double timeout_s)
 {
-	double t0 = now();
+	double t0 = sm_now();
 
 	while (!atomic_load(flag)) {
-		if (now() - t0 >= timeout_s)
+		if (sm_now() - t0 >= timeout_s)
 			return 0;
-		msleep(2);
+		sm_msleep(2);
 	}
 	return 1;
 }
@@ -820,19 +805,19 @@ TEST_F_TIMEOUT(review, fill_enable_never_strands_a_request_behind_a_zero_page, 1
 	ASSERT_EQ('D', wait_state(getpid(), atomic_load(&t.tid), "D", 5)) TH_LOG("the fault never slept at knob point 3");
 	/* FILL_ENABLE now: it must wait for the fault (state D), or return at once. */
 	ASSERT_EQ(1, write(e.go[1], "g", 1));
-	for (double t0 = now(); !atomic_load(&e.done) && now() - t0 < 5;) {
+	for (double t0 = sm_now(); !atomic_load(&e.done) && sm_now() - t0 < 5;) {
 		st = task_state(getpid(), atomic_load(&e.tid));
 		if (st == 'D' || st == 'S')
 			break;
-		msleep(2);
+		sm_msleep(2);
 	}
 	/* A reader of page 0: a lazy hole (it raises a request and sleeps), or not yet lazy. */
 	ASSERT_EQ(1, write(rd.go[1], "g", 1));
-	for (double t0 = now(); !atomic_load(&rd.done) && now() - t0 < 5;) {
+	for (double t0 = sm_now(); !atomic_load(&rd.done) && sm_now() - t0 < 5;) {
 		st = task_state(getpid(), atomic_load(&rd.tid));
 		if (st == 'S' || st == 'D')
 			break;
-		msleep(2);
+		sm_msleep(2);
 	}
 	/* Let the fault finish (its zero page lands now, if it still can). */
 	ASSERT_TRUE(wait_flag(&t.done, 10)) TH_LOG("the fault never finished");
@@ -1021,7 +1006,7 @@ TEST_F_TIMEOUT(review, a_failed_write_seal_publishes_no_seal, 120)
 	w.fd = fd;
 	ASSERT_EQ(0, pthread_create(&w.th, NULL, seal_watch_run, &w));
 	/* At least 2000 attempts and 2000 watcher rounds (at most 30 s). */
-	for (t0 = now(); now() - t0 < 30 && (attempts < 2000 || atomic_load(&w.loops) < 2000); attempts++) {
+	for (t0 = sm_now(); sm_now() - t0 < 30 && (attempts < 2000 || atomic_load(&w.loops) < 2000); attempts++) {
 		errno = 0;
 		if (sm_add_seals(fd, SEALMEM_SEAL_WRITE) != -1 || errno != EBUSY) {
 			wrong++;

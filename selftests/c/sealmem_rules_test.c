@@ -48,25 +48,10 @@
 #define CORE_PATTERN "/proc/sys/kernel/core_pattern"
 #define CORE_FILE "/tmp/sealmem-rules-core"
 
-static void msleep(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Polls waitpid(WNOHANG) for up to `secs`; 0 once `pid` is reaped (status in *status). */
 static int reap_within(pid_t pid, int *status, double secs)
 {
-	double end = now() + secs;
+	double end = sm_now() + secs;
 
 	do {
 		pid_t r = waitpid(pid, status, WNOHANG);
@@ -75,8 +60,8 @@ static int reap_within(pid_t pid, int *status, double secs)
 			return 0;
 		if (r < 0 && errno != EINTR)
 			return -1;
-		msleep(10);
-	} while (now() < end);
+		sm_msleep(10);
+	} while (sm_now() < end);
 	return -1;
 }
 
@@ -100,7 +85,7 @@ static int wait_sleeping(int tid)
 			if (p && p[1] == ' ' && p[2] == 'S')
 				return 0;
 		}
-		msleep(10);
+		sm_msleep(10);
 	}
 	return -1;
 }
@@ -572,7 +557,7 @@ TEST_F_TIMEOUT(rules, dumping_task_never_waits_for_its_own_handler_thread, 120)
 			if (pthread_create(&th, NULL, read_requests, &r))
 				_exit(12);
 			for (j = 0; j < 500 && !atomic_load(&r.tid); j++)
-				msleep(10);
+				sm_msleep(10);
 			if (!atomic_load(&r.tid) || wait_sleeping(atomic_load(&r.tid)))
 				_exit(13);
 			if (map_lazy(fd, len))

@@ -84,21 +84,6 @@ static int round_serial; /* makes each round's content distinct */
 
 /* ---- small helpers --------------------------------------------------------------- */
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
 static uint64_t mix64(uint64_t x)
 {
 	x += 0x9e3779b97f4a7c15ULL;
@@ -130,15 +115,6 @@ static void *shared_alloc(size_t len)
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
 	return p == MAP_FAILED ? NULL : p;
-}
-
-static long long fdinfo_num(int fd, const char *key)
-{
-	char info[1024], v[64];
-
-	if (sealmem_fdinfo(fd, info, sizeof(info)) <= 0 || sealmem_fdinfo_field(info, key, v, sizeof(v)))
-		return -1;
-	return strtoll(v, NULL, 10);
 }
 
 /* Whether page `p` is present (SEEK_DATA raises no request, unlike a read). */
@@ -556,7 +532,7 @@ static void *prefetch_main(void *arg)
 		for (int i = 0; i < 4; i++)
 			progress += atomic_load(&R->S->ops[i]);
 		if (progress < next) {
-			sleep_ms(1);
+			sm_msleep(1);
 			continue;
 		}
 		next = progress + 16L * R->nthreads;
@@ -737,7 +713,7 @@ static int start_threads(struct round *R, struct fctx *fc, int from, int to)
 static int timed_join(pthread_t th, double deadline)
 {
 	struct timespec ts;
-	double d = deadline - now();
+	double d = deadline - sm_now();
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	if (d < 0)
@@ -833,7 +809,7 @@ static int run_round(enum mode mode, struct result *res)
 		goto abort;
 	nf_started = R.nparent;
 
-	t0 = now();
+	t0 = sm_now();
 	deadline = t0 + cfg.round_timeout;
 	atomic_store(&R.S->go, 1);
 	futex_wake(&R.S->go);
@@ -842,8 +818,8 @@ static int run_round(enum mode mode, struct result *res)
 
 		if (d >= R.nthreads)
 			break;
-		if (now() > deadline) {
-			report_stuck(&R, now() - t0);
+		if (sm_now() > deadline) {
+			report_stuck(&R, sm_now() - t0);
 			res->stuck = 1;
 			break;
 		}
@@ -854,19 +830,19 @@ static int run_round(enum mode mode, struct result *res)
 	pf_started = 0;
 	/* Quiescent: nothing outstanding and no handler between read() and its fills. */
 	if (!res->stuck) {
-		double q = now() + 10;
+		double q = sm_now() + 10;
 
-		while ((fdinfo_num(R.hfd, "pending") != 0 || atomic_load(&R.S->inflight)) && now() < q)
-			sleep_ms(2);
+		while ((sm_fdinfo_num(R.hfd, "pending") != 0 || atomic_load(&R.S->inflight)) && sm_now() < q)
+			sm_msleep(2);
 	}
 	for (long p = 0; p < R.n; p++)
 		res->holes += !page_present(R.sfd, p);
-	res->raised = fdinfo_num(R.hfd, "total");
-	res->elapsed = now() - t0;
+	res->raised = sm_fdinfo_num(R.hfd, "total");
+	res->elapsed = sm_now() - t0;
 	/* Ends lazy mode: handler reads return 0, epoll sees HUP; any waiter left continues. */
 	if (ioctl(R.hfd, SEALMEM_IOC_FILL_END))
 		res->other_err++;
-	deadline = now() + 30;
+	deadline = sm_now() + 30;
 	for (int i = 0; i < started_h; i++)
 		if (timed_join(hc[i].th, deadline)) {
 			fprintf(stderr, "# round %d: handler thread %d did not end after FILL_END\n", R.serial, i);
@@ -885,8 +861,8 @@ static int run_round(enum mode mode, struct result *res)
 		int status = 0;
 		pid_t w;
 
-		while ((w = waitpid(child, &status, WNOHANG)) == 0 && now() < deadline)
-			sleep_ms(5);
+		while ((w = waitpid(child, &status, WNOHANG)) == 0 && sm_now() < deadline)
+			sm_msleep(5);
 		if (w == 0) {
 			fprintf(stderr, "# round %d: the faulting child did not end; killed\n", R.serial);
 			kill(child, SIGKILL);
@@ -1016,14 +992,14 @@ out:
 
 static void run_mode(struct __test_metadata *_metadata, enum mode mode)
 {
-	double budget = cfg.seconds / 3.0, t0 = now();
+	double budget = cfg.seconds / 3.0, t0 = sm_now();
 	struct result tot = { 0 };
 	int rounds = 0;
 
 	fprintf(stderr, "# %s: pages=%ld faulters=%ld (%ld process%s) handlers=%ld batch=%ld min_rounds=%ld "
 		"min_seconds=%.0f seed=%llu\n", mode_name[mode], cfg.pages, cfg.tpc * ncpus, cfg.procs,
 		cfg.procs > 1 ? "es" : "", cfg.handlers, cfg.batch, cfg.rounds, budget, cfg.seed);
-	while (rounds < cfg.rounds || now() - t0 < budget) {
+	while (rounds < cfg.rounds || sm_now() - t0 < budget) {
 		struct result r;
 
 		ASSERT_EQ(0, run_round(mode, &r)) TH_LOG("round %d could not be set up", rounds + 1);
@@ -1036,7 +1012,7 @@ static void run_mode(struct __test_metadata *_metadata, enum mode mode)
 		"filled when the duplicate arrived: %ld; a fill reaching a higher page completed in between: %ld; "
 		"same raising thread: %ld), EEXIST legit=%ld bad=%ld, %.1f s\n", mode_name[mode], rounds,
 		tot.requests, tot.dup_requests, tot.dup_pages, tot.dup_first_unfilled, tot.dup_higher_fill,
-		tot.dup_same_thread, tot.eexist_ok, tot.eexist_bad, now() - t0);
+		tot.dup_same_thread, tot.eexist_ok, tot.eexist_bad, sm_now() - t0);
 	EXPECT_EQ(0, tot.stuck) TH_LOG("a round did not finish (see the report above)");
 	EXPECT_EQ(0, tot.dup_requests) TH_LOG("%ld pages were requested more than once", tot.dup_pages);
 	EXPECT_EQ(0, tot.eexist_bad) TH_LOG("a COPY for a delivered request found the page filled by another handler COPY");
@@ -1117,7 +1093,7 @@ static int small_copy(struct small *s, long p, __u64 flags)
 /* Fills what is left, releases and checks the readers, and tears down. */
 static void small_finish(struct __test_metadata *_metadata, struct small *s)
 {
-	double deadline = now() + 30;
+	double deadline = sm_now() + 30;
 
 	for (int p = 1; p <= 3; p++) {
 		int e = small_copy(s, p, SEALMEM_FILL_SKIP_EXISTING);
@@ -1154,8 +1130,8 @@ TEST(fill_keeps_lower_delivered_requests)
 	long long pending, queued;
 
 	ASSERT_EQ(0, small_setup(&s));
-	deadline = now() + 30;
-	while (got < 3 && now() < deadline) {
+	deadline = sm_now() + 30;
+	while (got < 3 && sm_now() < deadline) {
 		struct pollfd pfd = { .fd = s.hfd, .events = POLLIN };
 		ssize_t r;
 
@@ -1169,19 +1145,19 @@ TEST(fill_keeps_lower_delivered_requests)
 	}
 	ASSERT_EQ(3, got);
 	ASSERT_EQ(0xe, seen) TH_LOG("requests for pages 1, 2 and 3");
-	EXPECT_EQ(3, fdinfo_num(s.hfd, "pending"));
+	EXPECT_EQ(3, sm_fdinfo_num(s.hfd, "pending"));
 	/* A page with a higher request after it: only its own request goes. */
 	ASSERT_EQ(0, small_copy(&s, 2, SEALMEM_FILL_DONTWAKE));
-	pending = fdinfo_num(s.hfd, "pending");
+	pending = sm_fdinfo_num(s.hfd, "pending");
 	EXPECT_EQ(2, pending) TH_LOG("filling page 2 must leave the requests of pages 1 and 3 (pending %lld)", pending);
 	/* The highest request: page 1's must stay. */
 	ASSERT_EQ(0, small_copy(&s, 3, SEALMEM_FILL_DONTWAKE));
-	pending = fdinfo_num(s.hfd, "pending");
-	queued = fdinfo_num(s.hfd, "queued");
+	pending = sm_fdinfo_num(s.hfd, "pending");
+	queued = sm_fdinfo_num(s.hfd, "queued");
 	EXPECT_EQ(1, pending) TH_LOG("filling page 3, the highest request, resolved the delivered request of page 1 too "
 				     "(pending %lld, queued %lld)", pending, queued);
 	EXPECT_EQ(0, queued) TH_LOG("a request raised again for page 1");
-	EXPECT_EQ(3, fdinfo_num(s.hfd, "total")) TH_LOG("requests raised in all");
+	EXPECT_EQ(3, sm_fdinfo_num(s.hfd, "total")) TH_LOG("requests raised in all");
 	ASSERT_EQ(0, ioctl(s.hfd, SEALMEM_IOC_WAKE, &(struct sealmem_range){ 0, 8 * PS }));
 	small_finish(_metadata, &s);
 }
@@ -1196,17 +1172,17 @@ TEST(fill_keeps_lower_queued_requests)
 	ssize_t r;
 
 	ASSERT_EQ(0, small_setup(&s));
-	deadline = now() + 30;
-	while (fdinfo_num(s.hfd, "queued") < 3 && now() < deadline)
-		sleep_ms(5); /* polling the queue until all three readers raised their request */
-	ASSERT_EQ(3, fdinfo_num(s.hfd, "queued"));
+	deadline = sm_now() + 30;
+	while (sm_fdinfo_num(s.hfd, "queued") < 3 && sm_now() < deadline)
+		sm_msleep(5); /* polling the queue until all three readers raised their request */
+	ASSERT_EQ(3, sm_fdinfo_num(s.hfd, "queued"));
 	ASSERT_EQ(0, small_copy(&s, 3, SEALMEM_FILL_DONTWAKE));
-	pending = fdinfo_num(s.hfd, "pending");
-	queued = fdinfo_num(s.hfd, "queued");
+	pending = sm_fdinfo_num(s.hfd, "pending");
+	queued = sm_fdinfo_num(s.hfd, "queued");
 	EXPECT_EQ(2, queued) TH_LOG("filling page 3 removed the queued requests of pages 1 and 2 (queued %lld, pending %lld)",
 				    queued, pending);
 	EXPECT_EQ(2, pending);
-	EXPECT_EQ(3, fdinfo_num(s.hfd, "total")) TH_LOG("requests raised in all");
+	EXPECT_EQ(3, sm_fdinfo_num(s.hfd, "total")) TH_LOG("requests raised in all");
 	ASSERT_EQ(0, fcntl(s.hfd, F_SETFL, O_NONBLOCK));
 	r = read(s.hfd, m, sizeof(m));
 	EXPECT_EQ((ssize_t)(2 * sizeof(m[0])), r) TH_LOG("the handler reads the requests of pages 1 and 2");
