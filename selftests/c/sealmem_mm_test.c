@@ -40,21 +40,6 @@
 
 /* ---- helpers (copied here rather than added to the shared header) ------------------- */
 
-static void msleep(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static int fill_enable(int fd, unsigned long flags)
 {
 	return ioctl(fd, SEALMEM_IOC_FILL_ENABLE, flags);
@@ -112,15 +97,15 @@ static char task_state(pid_t pid, pid_t tid)
 /* Waits up to timeout_s until the task's state is one of `states`; returns it, or 0. */
 static char wait_state(pid_t pid, pid_t tid, const char *states, double timeout_s)
 {
-	double t0 = now();
+	double t0 = sm_now();
 
 	do {
 		char s = task_state(pid, tid);
 
 		if (s && strchr(states, s))
 			return s;
-		msleep(5);
-	} while (now() - t0 < timeout_s);
+		sm_msleep(5);
+	} while (sm_now() - t0 < timeout_s);
 	return 0;
 }
 
@@ -134,7 +119,7 @@ static int reap(pid_t pid, double timeout_s)
 	int status, pass;
 
 	for (pass = 0; pass < 2; pass++) {
-		double t0 = now();
+		double t0 = sm_now();
 
 		if (pass)
 			kill(pid, SIGKILL);
@@ -145,8 +130,8 @@ static int reap(pid_t pid, double timeout_s)
 				return status;
 			if (r < 0)
 				return -1;
-			msleep(10);
-		} while (now() - t0 < timeout_s);
+			sm_msleep(10);
+		} while (sm_now() - t0 < timeout_s);
 	}
 	return -1;
 }
@@ -192,7 +177,7 @@ static void *touch_run(void *arg)
 /* Starts the toucher; 0 once its tid is known (within the deadline). */
 static int touch_start(struct toucher *t, char *addr)
 {
-	double t0 = now();
+	double t0 = sm_now();
 
 	t->addr = addr;
 	t->sig = -1;
@@ -202,7 +187,7 @@ static int touch_start(struct toucher *t, char *addr)
 	if (pthread_create(&t->th, NULL, touch_run, t))
 		return -1;
 	while (!atomic_load(&t->tid))
-		if (now() - t0 > DEADLINE_S)
+		if (sm_now() - t0 > DEADLINE_S)
 			return -1;
 	return 0;
 }
@@ -210,14 +195,14 @@ static int touch_start(struct toucher *t, char *addr)
 /* Waits up to timeout_s for the toucher to finish; 1 if it did (and is joined). */
 static int touch_wait(struct toucher *t, double timeout_s)
 {
-	double t0 = now();
+	double t0 = sm_now();
 
 	if (t->joined)
 		return 1;
 	while (!atomic_load(&t->done)) {
-		if (now() - t0 >= timeout_s)
+		if (sm_now() - t0 >= timeout_s)
 			return 0;
-		msleep(5);
+		sm_msleep(5);
 	}
 	pthread_join(t->th, NULL);
 	t->joined = 1;
@@ -261,7 +246,7 @@ static void *job_run(void *arg)
 	struct job *j = arg;
 
 	while (!atomic_load(&j->go))
-		msleep(1);
+		sm_msleep(1);
 	errno = 0;
 	j->ret = j->fn(j);
 	j->err = errno;
@@ -287,14 +272,14 @@ static void job_go(struct job *j)
 /* Waits up to timeout_s for the job; 1 if it returned (and is joined). */
 static int job_wait(struct job *j, double timeout_s)
 {
-	double t0 = now();
+	double t0 = sm_now();
 
 	if (j->joined)
 		return 1;
 	while (!atomic_load(&j->done)) {
-		if (now() - t0 >= timeout_s)
+		if (sm_now() - t0 >= timeout_s)
 			return 0;
-		msleep(5);
+		sm_msleep(5);
 	}
 	pthread_join(j->th, NULL);
 	j->joined = 1;
@@ -347,7 +332,7 @@ struct ev {
 
 static void ev_send(int w, int step, int ret, int err, int tid, double t0, const char *what)
 {
-	struct ev e = { .step = step, .ret = ret, .err = err, .tid = tid, .ms = (int)((now() - t0) * 1000) };
+	struct ev e = { .step = step, .ret = ret, .err = err, .tid = tid, .ms = (int)((sm_now() - t0) * 1000) };
 
 	snprintf(e.what, sizeof(e.what), "%s", what ? what : "");
 	if (write(w, &e, sizeof(e)) != sizeof(e))
@@ -386,20 +371,20 @@ static void mappings_child(int fd, int evw, int gor, const char *want)
 	r2 = mmap(NULL, 8 * PS, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED || r1 == MAP_FAILED || r2 == MAP_FAILED ||
 	    mmap(r2, 4 * PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != r2) {
-		ev_send(evw, EV_READY, -1, errno, 0, now(), "setting up the mappings");
+		ev_send(evw, EV_READY, -1, errno, 0, sm_now(), "setting up the mappings");
 		_exit(2);
 	}
 	memset(r1, 'x', 4 * PS);
 	sm_pattern(r2, 4 * PS, 7, 0);
 
-	t0 = now();
+	t0 = sm_now();
 	if (touch_start(&a, p)) {
 		ev_send(evw, EV_READY, -1, errno, 0, t0, "starting thread A");
 		_exit(2);
 	}
 	ev_send(evw, EV_READY, 0, 0, atomic_load(&a.tid), t0, NULL);
 
-	t0 = now();
+	t0 = sm_now();
 	st = wait_state(getpid(), atomic_load(&a.tid), "S", DEADLINE_S);
 	snprintf(what, sizeof(what), "state '%c', access %s", st ? st : '?',
 		 atomic_load(&a.done) ? "returned" : "pending");
@@ -408,7 +393,7 @@ static void mappings_child(int fd, int evw, int gor, const char *want)
 	if (poll(&gp, 1, 3 * DEADLINE_S * 1000) != 1 || read(gor, &c, 1) != 1)
 		_exit(3);
 
-	t0 = now();
+	t0 = sm_now();
 	n = mmap(NULL, 16 * PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (n == MAP_FAILED) {
 		ev_send(evw, EV_MMAP, -1, errno, 0, t0, NULL);
@@ -417,12 +402,12 @@ static void mappings_child(int fd, int evw, int gor, const char *want)
 		ok = n[0] == 'n' && n[16 * PS - 1] == 'n';
 		ev_send(evw, EV_MMAP, ok ? 0 : 1, 0, 0, t0, "written and read back");
 
-		t0 = now();
+		t0 = sm_now();
 		ok = munmap(n, 16 * PS);
 		ev_send(evw, EV_MUNMAP, ok ? -1 : 0, errno, 0, t0, NULL);
 	}
 
-	t0 = now();
+	t0 = sm_now();
 	if (mprotect(r1, 4 * PS, PROT_READ)) {
 		ev_send(evw, EV_MPROTECT, -1, errno, 0, t0, NULL);
 	} else {
@@ -432,7 +417,7 @@ static void mappings_child(int fd, int evw, int gor, const char *want)
 		ev_send(evw, EV_MPROTECT, ok ? 0 : 1, 0, 0, t0, "PROT_READ; bytes read back");
 	}
 
-	t0 = now();
+	t0 = sm_now();
 	nr = mremap(r2, 4 * PS, 16 * PS, MREMAP_MAYMOVE);
 	if (nr == MAP_FAILED) {
 		ev_send(evw, EV_MREMAP, -1, errno, 0, t0, NULL);
@@ -448,7 +433,7 @@ static void mappings_child(int fd, int evw, int gor, const char *want)
 		ev_send(evw, EV_MREMAP, ok ? 0 : 1, 0, 0, t0, what);
 	}
 
-	t0 = now();
+	t0 = sm_now();
 	pid = fork();
 	if (pid == 0)
 		_exit(0);
@@ -461,14 +446,14 @@ static void mappings_child(int fd, int evw, int gor, const char *want)
 		ev_send(evw, EV_FORK, sm_ended(status) == SM_EXITED(0) ? 0 : 1, 0, 0, t0, what);
 	}
 
-	t0 = now();
+	t0 = sm_now();
 	st = task_state(getpid(), atomic_load(&a.tid));
 	snprintf(what, sizeof(what), "state '%c', access %s", st ? st : '?',
 		 atomic_load(&a.done) ? "returned" : "pending");
 	ev_send(evw, EV_STILL_WAITING, st == 'S' && !atomic_load(&a.done) ? 0 : 1, 0, 0, t0, what);
 
 	/* The parent fills page 0 now. */
-	t0 = now();
+	t0 = sm_now();
 	if (!touch_wait(&a, 3 * DEADLINE_S)) {
 		ev_send(evw, EV_A_DONE, -1, ETIMEDOUT, 0, t0, "thread A never finished");
 		_exit(5);
@@ -692,7 +677,7 @@ static void fill_never_lands_in_a_replaced_mapping(struct __test_metadata *_meta
 	EXPECT_EQ(0, copy_page(hfd, 0, src, PS, &done)) TH_LOG("COPY page 0: %s", strerror(errno));
 	EXPECT_EQ(PS, done);
 	/* A's access now faults afresh on what is at p; serve what that asks for. */
-	for (t0 = now(); !atomic_load(&a.done) && now() - t0 < DEADLINE_S;) {
+	for (t0 = sm_now(); !atomic_load(&a.done) && sm_now() - t0 < DEADLINE_S;) {
 		if (read_msg(hfd, &m, 50))
 			continue;
 		extra++;
