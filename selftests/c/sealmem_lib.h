@@ -100,6 +100,9 @@ static inline int sm_recv_fd(int sock)
 	return fd;
 }
 
+/* Expects `call` to fail with -1 and errno `err` (kselftest harness tests). */
+#define EXPECT_ERRNO(err, call) do { errno = 0; EXPECT_EQ(-1, (long)(call)); EXPECT_EQ(err, errno); } while (0)
+
 /* Sleeps `ms` milliseconds (a bounded poll interval, never a stand-in for "X happened"). */
 #include <time.h>
 static inline void sm_msleep(int ms)

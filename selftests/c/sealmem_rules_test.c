@@ -582,7 +582,6 @@ TEST_F_TIMEOUT(rules, dumping_task_never_waits_for_its_own_handler_thread, 120)
 
 /* Rule 3 ------------------------------------------------------------------------------ */
 
-#define EXPECT_ERRNO(err, call) do { errno = 0; EXPECT_EQ(-1, (long)(call)); EXPECT_EQ(err, errno); } while (0)
 
 static int new_file(void)
 {

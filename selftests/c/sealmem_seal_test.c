@@ -34,7 +34,6 @@ FIXTURE_TEARDOWN(s)
 	close(self->fd);
 }
 
-#define EXPECT_ERRNO(err, call) do { errno = 0; EXPECT_EQ(-1, (long)(call)); EXPECT_EQ(err, errno); } while (0)
 
 TEST_F(s, add_and_get_seals)
 {
