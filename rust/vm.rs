@@ -136,7 +136,11 @@ impl Fault<'_> {
     /// hold across a wait after [`Fault::release_lock`].
     pub(crate) fn file(&self) -> ARef<File> {
         // SAFETY: The VMA is valid and locked (invariant) and maps a sealmem file, which is
-        // valid while the VMA holds it; `ARef::from` takes a new reference (`get_file`).
+        // valid (its refcount positive) while the VMA holds it; `ARef::from` takes a new
+        // reference (`get_file`). The `fdget_pos` rule protects `f_pos`: a sealmem file is a
+        // character device or an anon-inode file, without FMODE_ATOMIC_POS, so no
+        // `fdget_pos` ever takes `f_pos_lock` on it, and this reference never touches `f_pos`
+        // (it is only held across the wait and put, as `maybe_unlock_mmap_for_io` does).
         ARef::from(unsafe { File::from_raw_file((*self.vma()).vm_file) })
     }
 
