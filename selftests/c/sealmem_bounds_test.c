@@ -57,26 +57,6 @@ static int copy_page(int hfd, __u64 off, const void *src)
 	return ioctl(hfd, SEALMEM_IOC_COPY, &c) == 0 && c.copy == (__s64)PS ? 0 : -1;
 }
 
-/* The state letter of thread `tid` of this process (/proc/self/task/TID/stat); 0 if gone. */
-static char task_state(pid_t tid)
-{
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : 0;
-}
-
 /*
  * Reads every message queued on the non-blocking handler fd `hfd` until EAGAIN (a deadline
  * of 60 s); records each page in seen[] (counting one seen twice in *dups) and returns the
@@ -115,16 +95,6 @@ static long drain(int hfd, unsigned char *seen, long *dups, __u64 *bad_off)
 			return -1;
 		}
 	}
-}
-
-/* Reads one message from hfd, waiting at most timeout_ms; 0 on success. */
-static int read_msg(int hfd, struct sealmem_msg *m, int timeout_ms)
-{
-	struct pollfd p = { .fd = hfd, .events = POLLIN };
-
-	if (poll(&p, 1, timeout_ms) != 1 || !(p.revents & POLLIN))
-		return -1;
-	return read(hfd, m, sizeof(*m)) == (ssize_t)sizeof(*m) ? 0 : -1;
 }
 
 /* A thread doing one blocking pread of one byte. */
@@ -180,7 +150,7 @@ static int reader_asleep(struct reader *r, double timeout_s)
 	do {
 		int tid = atomic_load(&r->tid);
 
-		if (tid && task_state(tid) == 'S')
+		if (tid && sm_task_state(getpid(), tid) == 'S')
 			return 1;
 		sm_msleep(2);
 	} while (sm_now() - t0 < timeout_s);
@@ -368,7 +338,7 @@ TEST_F_TIMEOUT(bounds, requests_nobody_waits_for_are_bounded, 300)
 	EXPECT_EQ(EAGAIN, errno);
 	EXPECT_EQ(CAP, sm_fdinfo_num(self->fd, "pending"));
 	EXPECT_EQ(CAP + 1, sm_fdinfo_num(self->hfd, "total"));
-	ASSERT_EQ(0, read_msg(self->hfd, &m, 5000)) TH_LOG("no message for the new O_NONBLOCK request");
+	ASSERT_EQ(0, sm_read_msg(self->hfd, &m, 5000)) TH_LOG("no message for the new O_NONBLOCK request");
 	EXPECT_EQ(p1 * PS, m.offset);
 	self->seen[m.offset / PS] = 1;
 
@@ -389,7 +359,7 @@ TEST_F_TIMEOUT(bounds, requests_nobody_waits_for_are_bounded, 300)
 	pb = fresh_page(self->seen, p2);
 	ASSERT_NE(~0UL, pb);
 	ASSERT_EQ(0, reader_start(&r, self->view, pb * PS + 17));
-	if (read_msg(self->hfd, &m, 30000)) {
+	if (sm_read_msg(self->hfd, &m, 30000)) {
 		reader_finish(&r, self->hfd);
 		ASSERT_TRUE(0) TH_LOG("no request from a blocking pread past the cap in 30 s (file pending %lld, reader %s)",
 				      sm_fdinfo_num(self->fd, "pending"), atomic_load(&r.done) ? "returned" : "waiting");
@@ -504,7 +474,7 @@ TEST_F_TIMEOUT(bounds, interrupted_waits_leave_bounded_requests, 300)
 	ASSERT_EQ(0, interrupted_pread(self->view, self->hfd, self->fd, first_int + nint, CAP, why, sizeof(why)))
 		TH_LOG("interrupted wait below the cap: %s", why);
 	EXPECT_EQ(CAP, sm_fdinfo_num(self->fd, "pending")) TH_LOG("the interrupted wait below the cap left no request");
-	ASSERT_EQ(0, read_msg(self->hfd, &m, 5000)) TH_LOG("no message for the request the interrupted wait left");
+	ASSERT_EQ(0, sm_read_msg(self->hfd, &m, 5000)) TH_LOG("no message for the request the interrupted wait left");
 	EXPECT_EQ((first_int + nint) * PS, m.offset);
 	ASSERT_EQ(0, interrupted_pread(self->view, self->hfd, self->fd, first_int + nint + 1, CAP + 1, why, sizeof(why)))
 		TH_LOG("interrupted wait at the cap: %s", why);

@@ -255,3 +255,78 @@ static inline void sm_pattern(char *buf, size_t len, unsigned int seed, size_t o
 	for (i = 0; i < len; i++)
 		buf[i] = (char)(((off + i) * 131 + seed * 7 + ((off + i) >> 12)) & 0xff);
 }
+
+/* ---- lazy-fill and task-state helpers shared by the tests --------------------------- */
+#include <poll.h>
+#include <stdint.h>
+
+static inline int sm_fill_enable(int fd, unsigned long flags)
+{
+	return ioctl(fd, SEALMEM_IOC_FILL_ENABLE, flags);
+}
+
+/* COPY `len` bytes from `src` to `off`; `*done` (if given) gets the `copy` field. */
+static inline int sm_copy(int hfd, __u64 off, const void *src, __u64 len, __s64 *done)
+{
+	struct sealmem_copy c = { .offset = off, .src = (__u64)(uintptr_t)src, .len = len };
+	int ret = ioctl(hfd, SEALMEM_IOC_COPY, &c);
+
+	if (done)
+		*done = c.copy;
+	return ret;
+}
+
+/* A private anonymous buffer of `len` bytes holding sm_pattern(seed); MAP_FAILED on error. */
+static inline char *sm_make_src(size_t len, unsigned int seed)
+{
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p != MAP_FAILED)
+		sm_pattern(p, len, seed, 0);
+	return p;
+}
+
+/* Reads one request from a handler fd, waiting at most timeout_ms; 0 on success. */
+static inline int sm_read_msg(int hfd, struct sealmem_msg *m, int timeout_ms)
+{
+	struct pollfd p = { .fd = hfd, .events = POLLIN };
+
+	if (poll(&p, 1, timeout_ms) != 1 || !(p.revents & POLLIN))
+		return -1;
+	return read(hfd, m, sizeof(*m)) == (ssize_t)sizeof(*m) ? 0 : -1;
+}
+
+/* The state letter of task `tid` of process `pid` (/proc/PID/task/TID/stat); 0 if gone. */
+static inline char sm_task_state(pid_t pid, pid_t tid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/* Waits up to timeout_s until the task's state is one of `states`; returns it, or 0. */
+static inline char sm_wait_state(pid_t pid, pid_t tid, const char *states, double timeout_s)
+{
+	double t0 = sm_now();
+
+	do {
+		char s = sm_task_state(pid, tid);
+
+		if (s && strchr(states, s))
+			return s;
+		sm_msleep(5);
+	} while (sm_now() - t0 < timeout_s);
+	return 0;
+}

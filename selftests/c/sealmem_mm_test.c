@@ -40,75 +40,6 @@
 
 /* ---- helpers (copied here rather than added to the shared header) ------------------- */
 
-static int fill_enable(int fd, unsigned long flags)
-{
-	return ioctl(fd, SEALMEM_IOC_FILL_ENABLE, flags);
-}
-
-static int copy_page(int hfd, __u64 off, const void *src, __u64 len, __s64 *done)
-{
-	struct sealmem_copy c = { .offset = off, .src = (__u64)(uintptr_t)src, .len = len };
-	int ret = ioctl(hfd, SEALMEM_IOC_COPY, &c);
-
-	if (done)
-		*done = c.copy;
-	return ret;
-}
-
-static char *make_src(size_t len, unsigned int seed)
-{
-	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (p != MAP_FAILED)
-		sm_pattern(p, len, seed, 0);
-	return p;
-}
-
-/* Reads one request from a handler fd, waiting at most timeout_ms; 0 on success. */
-static int read_msg(int hfd, struct sealmem_msg *m, int timeout_ms)
-{
-	struct pollfd p = { .fd = hfd, .events = POLLIN };
-
-	if (poll(&p, 1, timeout_ms) != 1 || !(p.revents & POLLIN))
-		return -1;
-	return read(hfd, m, sizeof(*m)) == (ssize_t)sizeof(*m) ? 0 : -1;
-}
-
-/* The state letter of task `tid` of process `pid` (/proc/PID/task/TID/stat); 0 if gone. */
-static char task_state(pid_t pid, pid_t tid)
-{
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : 0;
-}
-
-/* Waits up to timeout_s until the task's state is one of `states`; returns it, or 0. */
-static char wait_state(pid_t pid, pid_t tid, const char *states, double timeout_s)
-{
-	double t0 = sm_now();
-
-	do {
-		char s = task_state(pid, tid);
-
-		if (s && strchr(states, s))
-			return s;
-		sm_msleep(5);
-	} while (sm_now() - t0 < timeout_s);
-	return 0;
-}
-
 /*
  * Reaps `pid` within timeout_s, then SIGKILL and another timeout_s. Never blocks beyond
  * that: a child stuck in the kernel (uninterruptibly) is left unreaped. The wait status, or
@@ -217,7 +148,7 @@ static int touch_release(struct toucher *t, int hfd, __u64 off, const char *page
 {
 	if (atomic_load(&t->done))
 		return touch_wait(t, 0);
-	copy_page(hfd, off, page, PS, NULL);
+	sm_copy(hfd, off, page, PS, NULL);
 	if (touch_wait(t, 5))
 		return 1;
 	ioctl(hfd, SEALMEM_IOC_FILL_END);
@@ -385,7 +316,7 @@ static void mappings_child(int fd, int evw, int gor, const char *want)
 	ev_send(evw, EV_READY, 0, 0, atomic_load(&a.tid), t0, NULL);
 
 	t0 = sm_now();
-	st = wait_state(getpid(), atomic_load(&a.tid), "S", DEADLINE_S);
+	st = sm_wait_state(getpid(), atomic_load(&a.tid), "S", DEADLINE_S);
 	snprintf(what, sizeof(what), "state '%c', access %s", st ? st : '?',
 		 atomic_load(&a.done) ? "returned" : "pending");
 	ev_send(evw, EV_ASLEEP, st == 'S' && !atomic_load(&a.done) ? 0 : 1, 0, 0, t0, what);
@@ -447,7 +378,7 @@ static void mappings_child(int fd, int evw, int gor, const char *want)
 	}
 
 	t0 = sm_now();
-	st = task_state(getpid(), atomic_load(&a.tid));
+	st = sm_task_state(getpid(), atomic_load(&a.tid));
 	snprintf(what, sizeof(what), "state '%c', access %s", st ? st : '?',
 		 atomic_load(&a.done) ? "returned" : "pending");
 	ev_send(evw, EV_STILL_WAITING, st == 'S' && !atomic_load(&a.done) ? 0 : 1, 0, 0, t0, what);
@@ -484,7 +415,7 @@ static void mappings_child(int fd, int evw, int gor, const char *want)
  */
 TEST_F_TIMEOUT(mm, a_waiting_fault_lets_the_process_change_its_mappings, 180)
 {
-	char *src = make_src(4 * PS, 5), sbuf[64];
+	char *src = sm_make_src(4 * PS, 5), sbuf[64];
 	int fd, hfd, evp[2], gop[2], status, step, tid = 0, released = 0;
 	struct sealmem_msg m;
 	struct pollfd hp;
@@ -496,7 +427,7 @@ TEST_F_TIMEOUT(mm, a_waiting_fault_lets_the_process_change_its_mappings, 180)
 	fd = sm_new();
 	ASSERT_GE(fd, 0);
 	ASSERT_EQ(0, sm_set_size(fd, 4 * PS));
-	hfd = fill_enable(fd, SEALMEM_FD_CLOEXEC);
+	hfd = sm_fill_enable(fd, SEALMEM_FD_CLOEXEC);
 	ASSERT_GE(hfd, 0) TH_LOG("FILL_ENABLE: %s", strerror(errno));
 	ASSERT_EQ(0, pipe(evp));
 	ASSERT_EQ(0, pipe(gop));
@@ -514,7 +445,7 @@ TEST_F_TIMEOUT(mm, a_waiting_fault_lets_the_process_change_its_mappings, 180)
 	for (step = EV_READY; step < EV_COUNT; step++) {
 		if (step == EV_ASLEEP) {
 			/* A's request, before A is seen asleep (A raises it, then sleeps). */
-			if (read_msg(hfd, &m, DEADLINE_S * 1000)) {
+			if (sm_read_msg(hfd, &m, DEADLINE_S * 1000)) {
 				TH_LOG("no request within %d s for thread A's fault", DEADLINE_S);
 				EXPECT_TRUE(0);
 				break;
@@ -525,7 +456,7 @@ TEST_F_TIMEOUT(mm, a_waiting_fault_lets_the_process_change_its_mappings, 180)
 		}
 		if (step == EV_A_DONE) {
 			/* Only now is page 0 filled. */
-			EXPECT_EQ(0, copy_page(hfd, 0, src, PS, &done)) TH_LOG("COPY page 0: %s", strerror(errno));
+			EXPECT_EQ(0, sm_copy(hfd, 0, src, PS, &done)) TH_LOG("COPY page 0: %s", strerror(errno));
 			EXPECT_EQ(PS, done);
 			released = 1;
 		}
@@ -557,7 +488,7 @@ TEST_F_TIMEOUT(mm, a_waiting_fault_lets_the_process_change_its_mappings, 180)
 
 	if (!released) {
 		/* A deadline failed: release the waiter (COPY, then FILL_END) and the child. */
-		copy_page(hfd, 0, src, PS, NULL);
+		sm_copy(hfd, 0, src, PS, NULL);
 		ioctl(hfd, SEALMEM_IOC_FILL_END);
 	}
 	status = reap(pid, 5);
@@ -606,7 +537,7 @@ static void fill_never_lands_in_a_replaced_mapping(struct __test_metadata *_meta
 		"munmap + MAP_FIXED anonymous", "MAP_FIXED of another sealmem file",
 		"mremap of another sealmem file's mapping", "mremap of this file's pages 4-7",
 	};
-	char *src = make_src(8 * PS, 21), *other = make_src(4 * PS, 22), *p, *q = NULL, *want, buf[PS];
+	char *src = sm_make_src(8 * PS, 21), *other = sm_make_src(4 * PS, 22), *p, *q = NULL, *want, buf[PS];
 	char zero[PS] = { 0 };
 	int fd, hfd, fd2 = -1, extra = 0;
 	struct sealmem_msg m;
@@ -622,7 +553,7 @@ static void fill_never_lands_in_a_replaced_mapping(struct __test_metadata *_meta
 	fd = sm_new();
 	ASSERT_GE(fd, 0);
 	ASSERT_EQ(0, sm_set_size(fd, 8 * PS));
-	hfd = fill_enable(fd, SEALMEM_FD_CLOEXEC);
+	hfd = sm_fill_enable(fd, SEALMEM_FD_CLOEXEC);
 	ASSERT_GE(hfd, 0) TH_LOG("FILL_ENABLE: %s", strerror(errno));
 	fd2 = sm_new();
 	ASSERT_GE(fd2, 0);
@@ -647,10 +578,10 @@ static void fill_never_lands_in_a_replaced_mapping(struct __test_metadata *_meta
 	ASSERT_EQ(0, job_start(&j));
 
 	ASSERT_EQ(0, touch_start(&a, p));
-	ASSERT_EQ(0, read_msg(hfd, &m, DEADLINE_S * 1000)) TH_LOG("no request for page 0");
+	ASSERT_EQ(0, sm_read_msg(hfd, &m, DEADLINE_S * 1000)) TH_LOG("no request for page 0");
 	EXPECT_EQ(0, m.offset);
 	EXPECT_EQ(SEALMEM_MSG_FAULT, m.flags);
-	st = wait_state(getpid(), atomic_load(&a.tid), "S", DEADLINE_S);
+	st = sm_wait_state(getpid(), atomic_load(&a.tid), "S", DEADLINE_S);
 	if (st != 'S') {
 		TH_LOG("thread A is not asleep in the fault (state '%c', %s)", st ? st : '?',
 		       atomic_load(&a.done) ? "returned" : "pending");
@@ -668,23 +599,23 @@ static void fill_never_lands_in_a_replaced_mapping(struct __test_metadata *_meta
 	EXPECT_EQ(0, j.ret) TH_LOG("%s: %s", kind_name[kind], strerror(j.err));
 	if (j.ret)
 		goto release;
-	st = task_state(getpid(), atomic_load(&a.tid));
+	st = sm_task_state(getpid(), atomic_load(&a.tid));
 	EXPECT_TRUE(st == 'S' && !atomic_load(&a.done))
 		TH_LOG("thread A stopped waiting for page 0 before it was filled (state '%c', %s)", st ? st : '?',
 		       atomic_load(&a.done) ? "returned" : "pending");
 
 	/* Fill page 0 of the first file: the waiter wakes; nothing lands at p. */
-	EXPECT_EQ(0, copy_page(hfd, 0, src, PS, &done)) TH_LOG("COPY page 0: %s", strerror(errno));
+	EXPECT_EQ(0, sm_copy(hfd, 0, src, PS, &done)) TH_LOG("COPY page 0: %s", strerror(errno));
 	EXPECT_EQ(PS, done);
 	/* A's access now faults afresh on what is at p; serve what that asks for. */
 	for (t0 = sm_now(); !atomic_load(&a.done) && sm_now() - t0 < DEADLINE_S;) {
-		if (read_msg(hfd, &m, 50))
+		if (sm_read_msg(hfd, &m, 50))
 			continue;
 		extra++;
 		EXPECT_TRUE(kind == REPLACE_SAME_FILE && m.offset == 4 * PS)
 			TH_LOG("unexpected request for offset %llu", (unsigned long long)m.offset);
 		if (m.offset < 8 * PS)
-			copy_page(hfd, m.offset, src + m.offset, PS, NULL);
+			sm_copy(hfd, m.offset, src + m.offset, PS, NULL);
 	}
 	if (!touch_wait(&a, 0)) {
 		TH_LOG("thread A's access did not end within %d s of the fill", DEADLINE_S);
@@ -820,7 +751,7 @@ static int write_through(struct __test_metadata *_metadata, const char *stage, c
 static void mremap_keeps_bytes(struct __test_metadata *_metadata, int shared)
 {
 	const int mflags = shared ? MAP_SHARED : MAP_PRIVATE;
-	char *pat = make_src(8 * PS, 31), *mapwant = malloc(10 * PS), *filewant = malloc(8 * PS);
+	char *pat = sm_make_src(8 * PS, 31), *mapwant = malloc(10 * PS), *filewant = malloc(8 * PS);
 	char *r, *m, *nm, *t, *blk;
 	size_t len;
 	int fd;
@@ -945,7 +876,7 @@ TEST_F(mm, mremap_of_sealmem_mappings_keeps_bytes_private)
 
 static void lazy_mremap(struct __test_metadata *_metadata, int shared)
 {
-	char *src = make_src(4 * PS, 41), *m, *t, *nm;
+	char *src = sm_make_src(4 * PS, 41), *m, *t, *nm;
 	struct sealmem_msg m0;
 	struct toucher a;
 	__s64 done = 0;
@@ -957,7 +888,7 @@ static void lazy_mremap(struct __test_metadata *_metadata, int shared)
 	fd = sm_new();
 	ASSERT_GE(fd, 0);
 	ASSERT_EQ(0, sm_set_size(fd, 4 * PS));
-	hfd = fill_enable(fd, SEALMEM_FD_CLOEXEC);
+	hfd = sm_fill_enable(fd, SEALMEM_FD_CLOEXEC);
 	ASSERT_GE(hfd, 0) TH_LOG("FILL_ENABLE: %s", strerror(errno));
 	m = mmap(NULL, 4 * PS, PROT_READ, shared ? MAP_SHARED : MAP_PRIVATE, fd, 0);
 	ASSERT_NE(MAP_FAILED, m);
@@ -968,14 +899,14 @@ static void lazy_mremap(struct __test_metadata *_metadata, int shared)
 	ASSERT_EQ(t, nm) TH_LOG("mremap: %s", strerror(errno));
 
 	ASSERT_EQ(0, touch_start(&a, t + 2 * PS));
-	ASSERT_EQ(0, read_msg(hfd, &m0, DEADLINE_S * 1000)) TH_LOG("no request for the access at the new address");
+	ASSERT_EQ(0, sm_read_msg(hfd, &m0, DEADLINE_S * 1000)) TH_LOG("no request for the access at the new address");
 	EXPECT_EQ(2 * PS, m0.offset);
 	EXPECT_EQ(SEALMEM_MSG_FAULT, m0.flags);
 	EXPECT_EQ(atomic_load(&a.tid), (int)m0.tid);
-	st = wait_state(getpid(), atomic_load(&a.tid), "S", DEADLINE_S);
+	st = sm_wait_state(getpid(), atomic_load(&a.tid), "S", DEADLINE_S);
 	EXPECT_EQ('S', st) TH_LOG("the access at the new address is not waiting (state '%c', %s)", st ? st : '?',
 				  atomic_load(&a.done) ? "returned" : "pending");
-	EXPECT_EQ(0, copy_page(hfd, m0.offset, src + m0.offset, PS, &done)) TH_LOG("COPY: %s", strerror(errno));
+	EXPECT_EQ(0, sm_copy(hfd, m0.offset, src + m0.offset, PS, &done)) TH_LOG("COPY: %s", strerror(errno));
 	EXPECT_EQ(PS, done);
 	if (!touch_wait(&a, DEADLINE_S)) {
 		TH_LOG("the access at the new address did not complete within %d s of the fill", DEADLINE_S);

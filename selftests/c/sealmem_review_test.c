@@ -45,75 +45,6 @@
 
 /* ---- helpers (copied here rather than added to the shared header) ------------------- */
 
-static int fill_enable(int fd, unsigned long flags)
-{
-	return ioctl(fd, SEALMEM_IOC_FILL_ENABLE, flags);
-}
-
-static int copy_page(int hfd, __u64 off, const void *src, __u64 len, __s64 *done)
-{
-	struct sealmem_copy c = { .offset = off, .src = (__u64)(uintptr_t)src, .len = len };
-	int ret = ioctl(hfd, SEALMEM_IOC_COPY, &c);
-
-	if (done)
-		*done = c.copy;
-	return ret;
-}
-
-static char *make_src(size_t len, unsigned int seed)
-{
-	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (p != MAP_FAILED)
-		sm_pattern(p, len, seed, 0);
-	return p;
-}
-
-/* Reads one request from a handler fd, waiting at most timeout_ms; 0 on success. */
-static int read_msg(int hfd, struct sealmem_msg *m, int timeout_ms)
-{
-	struct pollfd p = { .fd = hfd, .events = POLLIN };
-
-	if (poll(&p, 1, timeout_ms) != 1 || !(p.revents & POLLIN))
-		return -1;
-	return read(hfd, m, sizeof(*m)) == (ssize_t)sizeof(*m) ? 0 : -1;
-}
-
-/* The state letter of task `tid` of process `pid` (/proc/PID/task/TID/stat); 0 if gone. */
-static char task_state(pid_t pid, pid_t tid)
-{
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : 0;
-}
-
-/* Waits up to timeout_s until the task's state is one of `states`; returns it, or 0. */
-static char wait_state(pid_t pid, pid_t tid, const char *states, double timeout_s)
-{
-	double t0 = sm_now();
-
-	do {
-		char s = task_state(pid, tid);
-
-		if (s && strchr(states, s))
-			return s;
-		sm_msleep(5);
-	} while (sm_now() - t0 < timeout_s);
-	return 0;
-}
-
 static int knobs_present(void)
 {
 	return access(KNOBS "delay_at", W_OK) == 0 && access(KNOBS "delay_ms", W_OK) == 0;
@@ -235,7 +166,7 @@ static char io_wait_asleep(struct io_thread *t, double timeout_s)
 
 		if (atomic_load(&t->done))
 			return 'R';
-		s = task_state(getpid(), atomic_load(&t->tid));
+		s = sm_task_state(getpid(), atomic_load(&t->tid));
 		if (s == 'S' || s == 'D')
 			return s;
 		sm_msleep(5);
@@ -401,7 +332,7 @@ static void run_op(int op, int fd, struct op_result *r)
  */
 TEST_F_TIMEOUT(review, write_from_a_lazy_source_never_blocks_other_file_users, 120)
 {
-	char *pg0 = make_src(PS, 1), *pg1 = make_src(PS, 2), *map, buf[PS], c;
+	char *pg0 = sm_make_src(PS, 1), *pg1 = sm_make_src(PS, 2), *map, buf[PS], c;
 	struct op_result res[OPS];
 	int got[OPS] = { 0 }, late[OPS] = { 0 };
 	int fd, hfd, go[2], rp[OPS][2], i, pending, status, a_done;
@@ -419,9 +350,9 @@ TEST_F_TIMEOUT(review, write_from_a_lazy_source_never_blocks_other_file_users, 1
 	ASSERT_GE(fd, 0);
 	ASSERT_EQ(0, sm_set_size(fd, 2 * PS));
 	ASSERT_EQ(0, ioctl(fd, SEALMEM_IOC_SET_NAME, &nm));
-	hfd = fill_enable(fd, SEALMEM_FD_CLOEXEC);
+	hfd = sm_fill_enable(fd, SEALMEM_FD_CLOEXEC);
 	ASSERT_GE(hfd, 0) TH_LOG("FILL_ENABLE: %s", strerror(errno));
-	ASSERT_EQ(0, copy_page(hfd, 0, pg0, PS, &done));
+	ASSERT_EQ(0, sm_copy(hfd, 0, pg0, PS, &done));
 	ASSERT_EQ(PS, done);
 	map = mmap(NULL, 2 * PS, PROT_READ, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, map);
@@ -447,10 +378,10 @@ TEST_F_TIMEOUT(review, write_from_a_lazy_source_never_blocks_other_file_users, 1
 	close(go[0]);
 
 	ASSERT_EQ(0, io_start(&a, IO_PWRITE, fd, map + PS, PS, 0));
-	ASSERT_EQ(0, read_msg(hfd, &m, 10000)) TH_LOG("no request for the write's source page");
+	ASSERT_EQ(0, sm_read_msg(hfd, &m, 10000)) TH_LOG("no request for the write's source page");
 	EXPECT_EQ(PS, m.offset);
 	EXPECT_EQ(SEALMEM_MSG_FAULT, m.flags);
-	state = wait_state(getpid(), atomic_load(&a.tid), "SD", 10);
+	state = sm_wait_state(getpid(), atomic_load(&a.tid), "SD", 10);
 	EXPECT_NE(0, state) TH_LOG("the writer never went to sleep waiting for page 1");
 
 	/* Page 1 is unfilled: every other user must still get through, each within 5 s. */
@@ -478,7 +409,7 @@ TEST_F_TIMEOUT(review, write_from_a_lazy_source_never_blocks_other_file_users, 1
 	EXPECT_EQ(0, a_done) TH_LOG("the write returned %zd (%s) before page 1 was filled", a.ret, strerror(a.err));
 
 	/* Fill page 1: the write (and anything stuck behind it) continues. */
-	EXPECT_EQ(0, copy_page(hfd, PS, pg1, PS, &done)) TH_LOG("COPY page 1: %s", strerror(errno));
+	EXPECT_EQ(0, sm_copy(hfd, PS, pg1, PS, &done)) TH_LOG("COPY page 1: %s", strerror(errno));
 	EXPECT_EQ(PS, done);
 	for (t0 = sm_now(); sm_now() - t0 < 10;) {
 		int left = 0;
@@ -538,7 +469,7 @@ TEST_F_TIMEOUT(review, write_from_a_lazy_source_never_blocks_other_file_users, 1
  */
 static void partial_last_page(struct __test_metadata *_metadata, int append)
 {
-	char *src = make_src(PS, 5), buf[128], c;
+	char *src = sm_make_src(PS, 5), buf[128], c;
 	struct io_thread rd, wr;
 	struct sealmem_msg m;
 	off_t xoff = append ? 100 : 200;
@@ -550,7 +481,7 @@ static void partial_last_page(struct __test_metadata *_metadata, int append)
 	fd = sm_new();
 	ASSERT_GE(fd, 0);
 	ASSERT_EQ(0, sm_set_size(fd, 100));
-	hfd = fill_enable(fd, SEALMEM_FD_CLOEXEC);
+	hfd = sm_fill_enable(fd, SEALMEM_FD_CLOEXEC);
 	ASSERT_GE(hfd, 0) TH_LOG("FILL_ENABLE: %s", strerror(errno));
 	if (append) {
 		ASSERT_EQ(0, fcntl(fd, F_SETFL, O_APPEND));
@@ -558,7 +489,7 @@ static void partial_last_page(struct __test_metadata *_metadata, int append)
 
 	memset(buf, 0x77, sizeof(buf));
 	ASSERT_EQ(0, io_start(&rd, IO_PREAD, fd, buf, 100, 0));
-	ASSERT_EQ(0, read_msg(hfd, &m, 10000)) TH_LOG("no request for page 0");
+	ASSERT_EQ(0, sm_read_msg(hfd, &m, 10000)) TH_LOG("no request for page 0");
 	EXPECT_EQ(0, m.offset);
 	EXPECT_EQ(0, m.flags);
 	EXPECT_NE(0, io_wait_asleep(&rd, 10)) TH_LOG("the reader neither slept nor returned");
@@ -574,7 +505,7 @@ static void partial_last_page(struct __test_metadata *_metadata, int append)
 		TH_LOG("the write returned %zd (%s) before page 0 was filled", wr.ret, strerror(wr.err));
 
 	errno = 0;
-	cret = copy_page(hfd, 0, src, PS, &done);
+	cret = sm_copy(hfd, 0, src, PS, &done);
 	EXPECT_EQ(0, cret) TH_LOG("COPY of page 0 failed: %s (copy %lld): the write made the page",
 				  strerror(errno), (long long)done);
 	EXPECT_EQ(PS, done);
@@ -628,7 +559,7 @@ TEST_F_TIMEOUT(review, a_lazy_partial_last_page_is_content_only_from_the_handler
  */
 static void read_races_fill(struct __test_metadata *_metadata, int sealed)
 {
-	char *src = make_src(PS, 9), *buf = malloc(PS), *again = malloc(PS);
+	char *src = sm_make_src(PS, 9), *buf = malloc(PS), *again = malloc(PS);
 	struct io_thread rd;
 	__s64 done = 0;
 	int fd, hfd, zeros;
@@ -641,7 +572,7 @@ static void read_races_fill(struct __test_metadata *_metadata, int sealed)
 	fd = sm_new();
 	ASSERT_GE(fd, 0);
 	ASSERT_EQ(0, sm_set_size(fd, PS));
-	hfd = fill_enable(fd, SEALMEM_FD_CLOEXEC);
+	hfd = sm_fill_enable(fd, SEALMEM_FD_CLOEXEC);
 	ASSERT_GE(hfd, 0) TH_LOG("FILL_ENABLE: %s", strerror(errno));
 	if (sealed) {
 		/* As a lazy sealed image: enable fill first, then seal; the handler still fills. */
@@ -652,9 +583,9 @@ static void read_races_fill(struct __test_metadata *_metadata, int sealed)
 
 	memset(buf, 0x77, PS);
 	ASSERT_EQ(0, io_start(&rd, IO_PREAD, fd, buf, PS, 0));
-	state = wait_state(getpid(), atomic_load(&rd.tid), "D", 5);
+	state = sm_wait_state(getpid(), atomic_load(&rd.tid), "D", 5);
 	EXPECT_EQ('D', state) TH_LOG("the reader never slept at knob point 2");
-	EXPECT_EQ(0, copy_page(hfd, 0, src, PS, &done)) TH_LOG("COPY: %s", strerror(errno));
+	EXPECT_EQ(0, sm_copy(hfd, 0, src, PS, &done)) TH_LOG("COPY: %s", strerror(errno));
 	EXPECT_EQ(PS, done);
 	EXPECT_EQ(0, ioctl(hfd, SEALMEM_IOC_FILL_END)) TH_LOG("FILL_END: %s", strerror(errno));
 	if (!io_wait(&rd, 15))
@@ -728,7 +659,7 @@ static void *enable_run(void *arg)
 	atomic_store(&e->tid, (int)syscall(SYS_gettid));
 	if (read(e->go[0], &c, 1) != 1)
 		return NULL;
-	e->hfd = fill_enable(e->fd, SEALMEM_FD_CLOEXEC | SEALMEM_FD_NONBLOCK);
+	e->hfd = sm_fill_enable(e->fd, SEALMEM_FD_CLOEXEC | SEALMEM_FD_NONBLOCK);
 	e->err = errno;
 	atomic_store(&e->done, 1);
 	return NULL;
@@ -769,7 +700,7 @@ static int wait_flag(atomic_int *flag, double timeout_s)
 
 TEST_F_TIMEOUT(review, fill_enable_never_strands_a_request_behind_a_zero_page, 120)
 {
-	char *src = make_src(PS, 21), *buf = malloc(PS), info[1024], val[64], st;
+	char *src = sm_make_src(PS, 21), *buf = malloc(PS), info[1024], val[64], st;
 	struct toucher t = { 0 };
 	struct enabler e = { 0 };
 	struct go_reader rd = { 0 };
@@ -802,11 +733,11 @@ TEST_F_TIMEOUT(review, fill_enable_never_strands_a_request_behind_a_zero_page, 1
 	/* The fault sleeps at knob point 3, about to make page 0 a zero page. */
 	ASSERT_EQ(0, pthread_create(&t.th, NULL, touch_run, &t));
 	ASSERT_TRUE(wait_flag(&t.tid, 5));
-	ASSERT_EQ('D', wait_state(getpid(), atomic_load(&t.tid), "D", 5)) TH_LOG("the fault never slept at knob point 3");
+	ASSERT_EQ('D', sm_wait_state(getpid(), atomic_load(&t.tid), "D", 5)) TH_LOG("the fault never slept at knob point 3");
 	/* FILL_ENABLE now: it must wait for the fault (state D), or return at once. */
 	ASSERT_EQ(1, write(e.go[1], "g", 1));
 	for (double t0 = sm_now(); !atomic_load(&e.done) && sm_now() - t0 < 5;) {
-		st = task_state(getpid(), atomic_load(&e.tid));
+		st = sm_task_state(getpid(), atomic_load(&e.tid));
 		if (st == 'D' || st == 'S')
 			break;
 		sm_msleep(2);
@@ -814,7 +745,7 @@ TEST_F_TIMEOUT(review, fill_enable_never_strands_a_request_behind_a_zero_page, 1
 	/* A reader of page 0: a lazy hole (it raises a request and sleeps), or not yet lazy. */
 	ASSERT_EQ(1, write(rd.go[1], "g", 1));
 	for (double t0 = sm_now(); !atomic_load(&rd.done) && sm_now() - t0 < 5;) {
-		st = task_state(getpid(), atomic_load(&rd.tid));
+		st = sm_task_state(getpid(), atomic_load(&rd.tid));
 		if (st == 'S' || st == 'D')
 			break;
 		sm_msleep(2);
@@ -829,9 +760,9 @@ TEST_F_TIMEOUT(review, fill_enable_never_strands_a_request_behind_a_zero_page, 1
 
 	if (!atomic_load(&rd.done)) {
 		/* The reader waits: its request must be fillable, and the fill must reach it. */
-		ASSERT_EQ(0, read_msg(e.hfd, &m, 5000)) TH_LOG("the waiting reader's request never came");
+		ASSERT_EQ(0, sm_read_msg(e.hfd, &m, 5000)) TH_LOG("the waiting reader's request never came");
 		EXPECT_EQ(0, m.offset);
-		EXPECT_EQ(0, copy_page(e.hfd, 0, src, PS, &done)) TH_LOG("COPY of the requested page: %s (a zero page appeared behind the request)", strerror(errno));
+		EXPECT_EQ(0, sm_copy(e.hfd, 0, src, PS, &done)) TH_LOG("COPY of the requested page: %s (a zero page appeared behind the request)", strerror(errno));
 		EXPECT_EQ(PS, done);
 		EXPECT_TRUE(wait_flag(&rd.done, 5)) TH_LOG("the reader is stranded");
 		if (!atomic_load(&rd.done)) {
@@ -864,7 +795,7 @@ TEST_F_TIMEOUT(review, fill_enable_never_strands_a_request_behind_a_zero_page, 1
 
 TEST_F(review, a_faulting_source_leaves_nothing_past_eof)
 {
-	char *data = make_src(PS, 13), *bad, c = 0x5a;
+	char *data = sm_make_src(PS, 13), *bad, c = 0x5a;
 	long long pages;
 	int fd = sm_new();
 
@@ -1099,7 +1030,7 @@ TEST_F_TIMEOUT(review, a_fault_waiting_for_a_lazy_page_pins_the_module, 120)
 	fd = sm_new();
 	ASSERT_GE(fd, 0);
 	ASSERT_EQ(0, sm_set_size(fd, 4 * PS));
-	hfd = fill_enable(fd, SEALMEM_FD_CLOEXEC);
+	hfd = sm_fill_enable(fd, SEALMEM_FD_CLOEXEC);
 	ASSERT_GE(hfd, 0) TH_LOG("FILL_ENABLE: %s", strerror(errno));
 	ASSERT_EQ(0, pipe(pp));
 	pid = fork();
@@ -1117,7 +1048,7 @@ TEST_F_TIMEOUT(review, a_fault_waiting_for_a_lazy_page_pins_the_module, 120)
 		while (!atomic_load(&toucher_tid))
 			;
 		rep.tid = atomic_load(&toucher_tid);
-		rep.what = wait_state(getpid(), rep.tid, "SD", 10) ? 'R' : 'F';
+		rep.what = sm_wait_state(getpid(), rep.tid, "SD", 10) ? 'R' : 'F';
 		/* A is asleep in the fault: nothing of this process refers to the file any more. */
 		munmap(map, 4 * PS);
 		close(fd);
@@ -1128,7 +1059,7 @@ TEST_F_TIMEOUT(review, a_fault_waiting_for_a_lazy_page_pins_the_module, 120)
 	}
 	close(pp[1]);
 	close(fd);
-	EXPECT_EQ(0, read_msg(hfd, &m, 10000)) TH_LOG("no request for the faulting page");
+	EXPECT_EQ(0, sm_read_msg(hfd, &m, 10000)) TH_LOG("no request for the faulting page");
 	EXPECT_EQ(0, m.offset);
 	pl = (struct pollfd){ .fd = pp[0], .events = POLLIN };
 	if (poll(&pl, 1, 15000) != 1 || read(pp[0], &rep, sizeof(rep)) != sizeof(rep) || rep.what != 'R') {
@@ -1140,7 +1071,7 @@ TEST_F_TIMEOUT(review, a_fault_waiting_for_a_lazy_page_pins_the_module, 120)
 	ASSERT_EQ(0, knob_set("delay_at", 1));
 	kmsg("sealmem_review: closing the handler fd; thread %d wakes into the 3 s delay at knob point 1\n", rep.tid);
 	close(hfd); /* A wakes (no handler) and sleeps at point 1, in the module */
-	state = wait_state(pid, rep.tid, "D", 5);
+	state = sm_wait_state(pid, rep.tid, "D", 5);
 	EXPECT_EQ('D', state) TH_LOG("the faulting thread never slept at knob point 1");
 	errno = 0;
 	ret = syscall(SYS_delete_module, "sealmem", O_NONBLOCK);

@@ -26,26 +26,6 @@ static int fill_ioctl(int hfd, unsigned long cmd, __u64 off, __u64 len, __s64 *d
 	return ret;
 }
 
-/* The state letter of thread `tid` of this process; 0 if unknown. */
-static char thread_state(int tid)
-{
-	char path[64], buf[256], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : 0;
-}
-
 TEST(reopening_a_view_through_proc_opens_a_new_empty_file)
 {
 	char path[64], buf[8] = { 0 };
@@ -123,7 +103,7 @@ TEST(a_blocking_handler_read_ends_with_eintr_on_a_signal)
 	ASSERT_EQ(0, pthread_create(&th, NULL, blocked_read_run, &b));
 	/* The reader sleeps in read() (no request is queued). */
 	for (t0 = sm_now(); sm_now() - t0 < 10 && st != 'S'; sm_msleep(5))
-		st = atomic_load(&b.tid) ? thread_state(atomic_load(&b.tid)) : 0;
+		st = atomic_load(&b.tid) ? sm_task_state(getpid(), atomic_load(&b.tid)) : 0;
 	ASSERT_EQ('S', st) TH_LOG("the handler read never slept");
 	EXPECT_EQ(0, atomic_load(&b.done));
 	ASSERT_EQ(0, pthread_kill(th, SIGUSR1));
