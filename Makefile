@@ -12,15 +12,20 @@
 #   make quick       rebuild module + tests, rerun the suite on the cached debug kernel
 #   make quick-base  the same on the base kernel (faster boot, fewer checkers)
 #   make module      rebuild sealmem.ko only (debug kernel)
-#   make harness     prove the VM loop fails on a WARNING, a KASAN report and a hang
+#   make harness     prove the VM loop fails on a WARNING, KASAN, a hang, not ok, a crash, a leak
 #
 #   make uapi        regenerate include/uapi/rust/sealmem_uapi.rs from the C header
 #   make uapi-check  fail if that file is stale
 #   make clippy      build the module with CLIPPY=1
 #   make clean       remove build/ (keeps the kernel cache)
+#   make help        this list (the default target)
 
 SHELL := /bin/bash
 RUN := bash scripts/sealmem.sh
+
+# The default target: what each target does, one line each (from the comment above).
+help:
+	@sed -n 's/^#   make \([a-z-]*\) *\(.*\)/  make \1\t\2/p' $(firstword $(MAKEFILE_LIST)) | expand -t 20
 
 bench:
 	$(RUN) bench
@@ -31,7 +36,7 @@ fuzz:
 profile:
 	$(RUN) profile
 
-.PHONY: demo test bench profile fuzz quick quick-base module harness setup kernel uapi uapi-check clippy clean
+.PHONY: help demo test bench profile fuzz quick quick-base module harness setup kernel uapi uapi-check clippy clean
 
 demo:
 	$(RUN) demo

@@ -75,13 +75,19 @@ selftests() {
 		pids+=($!)
 	done
 	# Programs that are not tests (the demo, the benchmark, the fuzzer) go beside them.
-	step cc-sealmem_bench "${cc[@]}" -o "$tools/sealmem_bench" "$SEALMEM_ROOT/selftests/bench/sealmem_bench.c" &
+	step cc-sealmem_bench "${cc[@]}" -o "$tools/sealmem_bench" "$SEALMEM_ROOT/tools/bench/sealmem_bench.c" &
 	pids+=($!)
-	step cc-sealmem_fuzz "${cc[@]}" -I"$SEALMEM_ROOT/selftests/c" -o "$tools/sealmem_fuzz" "$SEALMEM_ROOT/selftests/fuzz/sealmem_fuzz.c" &
+	step cc-sealmem_fuzz "${cc[@]}" -I"$SEALMEM_ROOT/selftests/c" -o "$tools/sealmem_fuzz" "$SEALMEM_ROOT/tools/fuzz/sealmem_fuzz.c" &
 	pids+=($!)
+	# Two cargo workspaces (the Rust selftests; the crate and demo in tools/), one target
+	# directory: cargo serialises the two builds on its lock.
 	step cargo-selftests env CARGO_TARGET_DIR="$SEALMEM_BUILD/cargo" \
 		cargo build --release --locked --target x86_64-unknown-linux-musl \
 		--manifest-path "$SEALMEM_ROOT/selftests/rust/Cargo.toml" &
+	pids+=($!)
+	step cargo-tools env CARGO_TARGET_DIR="$SEALMEM_BUILD/cargo" \
+		cargo build --release --locked --target x86_64-unknown-linux-musl \
+		--manifest-path "$SEALMEM_ROOT/tools/Cargo.toml" &
 	pids+=($!)
 	local p rc=0
 	for p in "${pids[@]}"; do wait "$p" || rc=1; done
@@ -172,7 +178,7 @@ suite() {
 	# their real count.
 	local hlog="$SEALMEM_LOGS/cargo-host-tests.log" hn
 	if env CARGO_TARGET_DIR="$SEALMEM_BUILD/cargo" cargo test --locked -p sealmem \
-		--manifest-path "$SEALMEM_ROOT/selftests/rust/Cargo.toml" >"$hlog" 2>&1; then
+		--manifest-path "$SEALMEM_ROOT/tools/Cargo.toml" >"$hlog" 2>&1; then
 		hn=$(grep -hoE '[0-9]+ passed' "$hlog" | awk '{s += $1} END {print s + 0}')
 		echo "ok - host: cargo test -p sealmem ($hn tests and doc examples)"
 		t_passed=$((t_passed + hn))
