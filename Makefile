@@ -16,6 +16,7 @@
 #
 #   make uapi        regenerate include/uapi/rust/sealmem_uapi.rs from the C header
 #   make uapi-check  fail if that file is stale
+#   make man         render the man page docs/sealmem.4 (check it against docs/api.md: make man-check)
 #   make clippy      build the module with CLIPPY=1
 #   make clean       remove build/ (keeps the kernel cache)
 #   make help        this list (the default target)
@@ -36,7 +37,7 @@ fuzz:
 profile:
 	$(RUN) profile
 
-.PHONY: help demo test bench profile fuzz quick quick-base module harness setup kernel uapi uapi-check clippy clean
+.PHONY: man man-check help demo test bench profile fuzz quick quick-base module harness setup kernel uapi uapi-check clippy clean
 
 demo:
 	$(RUN) demo
@@ -67,6 +68,12 @@ uapi:
 
 uapi-check:
 	bash scripts/gen-uapi.sh --check
+
+man:
+	MANWIDTH=80 man --warnings -l docs/sealmem.4
+
+man-check:
+	bash scripts/check-man.sh
 
 clippy:
 	$(RUN) clippy debug
