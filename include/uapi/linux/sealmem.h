@@ -83,7 +83,7 @@ struct sealmem_api {
 #define SEALMEM_IOC_API _IOWR(SEALMEM_IOC_MAGIC, SEALMEM_NR_API, struct sealmem_api)
 
 /*
- * Seals: the same bits and rules as memfd's F_SEAL_* (see SPEC section 4), except that
+ * Seals: the same bits and rules as memfd's F_SEAL_* (docs/api.md, "Seals"), except that
  * SEALMEM_SEAL_EXEC forbids executable mappings (shared or private).
  */
 #define SEALMEM_SEAL_SEAL         0x0001 /* no more seals may be added */
@@ -152,7 +152,7 @@ struct sealmem_name {
 #define SEALMEM_IOC_VIEW _IO(SEALMEM_IOC_MAGIC, SEALMEM_NR_VIEW)
 
 /*
- * Lazy fill (SPEC section 5).
+ * Lazy fill (docs/api.md, "Lazy fill").
  *
  * SEALMEM_IOC_FILL_ENABLE (writable fd): makes the file lazy and returns a new handler fd
  * (the ioctl's return value); the argument is a mask of SEALMEM_FD_CLOEXEC and
