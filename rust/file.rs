@@ -43,7 +43,6 @@ use kernel::{
 };
 
 use crate::{
-    device,
     fill::{FillState, HoleStatus, MSG_FAULT, MSG_WRITE},
     mapping::{Mapping, SharedGuard},
     stats::{Stats, STATS},
@@ -94,6 +93,11 @@ const FAULT_AROUND: usize = vm::MAX_RUN;
 
 /// Source of file ids (shown in fdinfo, so tests can tell files apart).
 static NEXT_ID: Atomic<u64> = Atomic::new(1);
+
+/// The `max_file_size` module parameter.
+fn max_file_size() -> u64 {
+    crate::module_parameters::max_file_size.value()
+}
 
 /// Number of pages needed to hold `size` bytes.
 pub(crate) fn pages_for(size: u64) -> u64 {
@@ -293,14 +297,20 @@ impl SealFile {
     /// which takes it exclusive to end lazy mode). Returns how many were stored and, if not
     /// all, why the next one was not (`EINVAL`: past EOF or not attached, `EEXIST`,
     /// `ENOMEM`); the rest stay in `pages`.
-    pub(crate) fn store_filled(&self, first: usize, pages: &mut [NewPage], handler: u64) -> (usize, Option<Error>) {
+    pub(crate) fn store_filled(
+        &self,
+        first: usize,
+        pages: &mut [NewPage],
+        handler: u64,
+    ) -> (usize, Option<Error>) {
         let _g = self.mapping.lock_shared();
         if !self.attached(handler) {
             // FILL_END came after this fill's first checks: its holes may have been read as
             // zeros already.
             return (0, Some(EINVAL));
         }
-        let room = usize::try_from(pages_for(self.size()).saturating_sub(first as u64)).unwrap_or(usize::MAX);
+        let room = usize::try_from(pages_for(self.size()).saturating_sub(first as u64))
+            .unwrap_or(usize::MAX);
         let n = pages.len().min(room);
         let (stored, err) = self.store.insert_run(first, &mut pages[..n]);
         Stats::add(&STATS.fills, stored as u64);
@@ -334,34 +344,36 @@ impl SealFile {
     // ---- ioctls ----------------------------------------------------------------------
 
     /// Dispatches an ioctl on a sealmem file fd.
-    pub(crate) fn ioctl(this: ArcBorrowed<'_>, file: &File, cmd: u32, arg: usize) -> Result<isize> {
+    pub(crate) fn ioctl(&self, file: &File, cmd: u32, arg: usize) -> Result<isize> {
         let user = UserPtr::from_addr(arg);
         match cmd {
-            uapi::SEALMEM_IOC_API => this.api(user).map(|()| 0),
+            uapi::SEALMEM_IOC_API => self.api(user).map(|()| 0),
             uapi::SEALMEM_IOC_GET_SIZE => {
-                UserSlice::new(user, 8).writer().write(&this.size())?;
+                UserSlice::new(user, 8).writer().write(&self.size())?;
                 Ok(0)
             }
             uapi::SEALMEM_IOC_SET_SIZE => {
                 let size: u64 = UserSlice::new(user, 8).reader().read()?;
-                this.set_size(file, size).map(|()| 0)
+                self.set_size(file, size).map(|()| 0)
             }
             uapi::SEALMEM_IOC_PUNCH_HOLE => {
-                let r: uapi::sealmem_range = UserSlice::new(user, size_of::<uapi::sealmem_range>()).reader().read()?;
-                this.punch_hole(file, r.offset, r.len).map(|()| 0)
+                let r: uapi::sealmem_range = UserSlice::new(user, size_of::<uapi::sealmem_range>())
+                    .reader()
+                    .read()?;
+                self.punch_hole(file, r.offset, r.len).map(|()| 0)
             }
             uapi::SEALMEM_IOC_ADD_SEALS => {
                 let seals: u32 = UserSlice::new(user, 4).reader().read()?;
-                this.add_seals(file, seals).map(|()| 0)
+                self.add_seals(file, seals).map(|()| 0)
             }
             uapi::SEALMEM_IOC_GET_SEALS => {
-                UserSlice::new(user, 4).writer().write(&this.seals.load(Acquire))?;
+                UserSlice::new(user, 4)
+                    .writer()
+                    .write(&self.seals.load(Acquire))?;
                 Ok(0)
             }
-            uapi::SEALMEM_IOC_SET_NAME => this.set_name(file, user).map(|()| 0),
-            uapi::SEALMEM_IOC_GET_NAME => this.get_name(user).map(|()| 0),
-            uapi::SEALMEM_IOC_VIEW => Self::view(this, arg).map(|fd| fd as isize),
-            uapi::SEALMEM_IOC_FILL_ENABLE => Self::fill_enable(this, file, arg),
+            uapi::SEALMEM_IOC_SET_NAME => self.set_name(file, user).map(|()| 0),
+            uapi::SEALMEM_IOC_GET_NAME => self.get_name(user).map(|()| 0),
             _ => Err(ENOTTY),
         }
     }
@@ -395,7 +407,7 @@ impl SealFile {
         if new > i64::MAX as u64 {
             return Err(EINVAL);
         }
-        if new > crate::max_file_size() {
+        if new > max_file_size() {
             return Err(EFBIG);
         }
         let _inner = self.inner.lock();
@@ -451,8 +463,10 @@ impl SealFile {
         }
         let _g = self.mapping.lock_exclusive();
         // Like fallocate(PUNCH_HOLE): private COW copies stay.
-        self.mapping.unmap_range(first * PAGE, (last_excl - first) * PAGE, false);
-        self.store.remove_range(first as usize, (last_excl - 1) as usize);
+        self.mapping
+            .unmap_range(first * PAGE, (last_excl - first) * PAGE, false);
+        self.store
+            .remove_range(first as usize, (last_excl - 1) as usize);
         Ok(())
     }
 
@@ -546,7 +560,9 @@ impl SealFile {
             return Err(EBADF);
         }
         let mut buf = [0u8; NAME_MAX + 1];
-        UserSlice::new(user, size_of::<uapi::sealmem_name>()).reader().read_slice(&mut buf)?;
+        UserSlice::new(user, size_of::<uapi::sealmem_name>())
+            .reader()
+            .read_slice(&mut buf)?;
         let len = buf.iter().position(|&b| b == 0).ok_or(EINVAL)?;
         let mut inner = self.inner.lock();
         inner.name[..len].copy_from_slice(&buf[..len]);
@@ -564,19 +580,25 @@ impl SealFile {
         UserSlice::new(user, out.len()).writer().write_slice(&out)
     }
 
-    /// `SEALMEM_IOC_VIEW`: a new read-only fd of this file.
-    fn view(this: ArcBorrowed<'_>, flags: usize) -> Result<u32> {
+    /// `SEALMEM_IOC_VIEW`'s flags: whether the new fd is close-on-exec; `EINVAL` for unknown
+    /// flags. (`fops.rs` makes the fd.)
+    pub(crate) fn view_flags(flags: usize) -> Result<bool> {
         if flags & !(uapi::SEALMEM_FD_CLOEXEC as usize) != 0 {
             return Err(EINVAL);
         }
-        device::install_file(this.into(), flags & uapi::SEALMEM_FD_CLOEXEC as usize != 0)
+        Ok(flags & uapi::SEALMEM_FD_CLOEXEC as usize != 0)
     }
 
     // ---- read, write, seek -----------------------------------------------------------
 
     /// read/pread/readv/splice: copies from `pos`. Holes read as zeros, except in a lazy
     /// file, where the read waits for the handler to fill them (`EAGAIN` if `nonblock`).
-    pub(crate) fn read(&self, pos: &mut i64, dst: &mut IovIterDest<'_>, nonblock: bool) -> Result<usize> {
+    pub(crate) fn read(
+        &self,
+        pos: &mut i64,
+        dst: &mut IovIterDest<'_>,
+        nonblock: bool,
+    ) -> Result<usize> {
         let mut at = u64::try_from(*pos).map_err(|_| EINVAL)?;
         let mut done = 0usize;
         // An error ends the read, but bytes already copied are returned first.
@@ -588,7 +610,9 @@ impl SealFile {
             }
             let index = (at / PAGE) as usize;
             let off = (at % PAGE) as usize;
-            let n = (PAGE_SIZE - off).min(dst.len()).min((size - at).min(PAGE) as usize);
+            let n = (PAGE_SIZE - off)
+                .min(dst.len())
+                .min((size - at).min(PAGE) as usize);
             // Lazy mode first, then the slot: FILL_END ends lazy mode (Release) only after every
             // fill stored before it, and none stores after it. So a hole seen after "not lazy"
             // stays a hole, and one seen while lazy is waited for; a hole is never read as
@@ -631,7 +655,9 @@ impl SealFile {
             HoleStatus::Resolved => Ok(()),
             HoleStatus::Poisoned | HoleStatus::NoHandler => Err(EIO),
             HoleStatus::Wait(_) if nonblock => Err(EAGAIN),
-            HoleStatus::Wait(ticket) => self.wait_hole(ticket, WaitMode::Interruptible).map_err(|_| ERESTARTSYS),
+            HoleStatus::Wait(ticket) => self
+                .wait_hole(ticket, WaitMode::Interruptible)
+                .map_err(|_| ERESTARTSYS),
         }
     }
 
@@ -641,7 +667,13 @@ impl SealFile {
     /// is atomic (page faults disabled) under `inner`; a short copy drops `inner`, faults the
     /// source in (which may wait for a lazy page, of this file or another) and retries, as
     /// `generic_perform_write` does.
-    pub(crate) fn write(&self, pos: &mut i64, append: bool, nonblock: bool, src: &mut IovIterSource<'_>) -> Result<usize> {
+    pub(crate) fn write(
+        &self,
+        pos: &mut i64,
+        append: bool,
+        nonblock: bool,
+        src: &mut IovIterSource<'_>,
+    ) -> Result<usize> {
         let mut done = 0usize;
         loop {
             // As generic_perform_write: a writer whose source keeps faulting (someone keeps
@@ -668,7 +700,13 @@ impl SealFile {
 
     /// One pass of `write` under `inner`: writes page by page until the source is empty, an
     /// error, a lazy hole or a source fault, adding the bytes written to `done`.
-    fn write_locked(&self, pos: &mut i64, append: bool, done: &mut usize, src: &mut IovIterSource<'_>) -> WriteStep {
+    fn write_locked(
+        &self,
+        pos: &mut i64,
+        append: bool,
+        done: &mut usize,
+        src: &mut IovIterSource<'_>,
+    ) -> WriteStep {
         let len = src.len() as u64;
         if len == 0 {
             // As for memfd, a zero-length write succeeds whatever the seals.
@@ -693,8 +731,10 @@ impl SealFile {
                 Err(_) => return WriteStep::Err(EINVAL),
             }
         };
-        let Some(end) = start.checked_add(len) else { return WriteStep::Err(EFBIG) };
-        if end > crate::max_file_size() || end > i64::MAX as u64 {
+        let Some(end) = start.checked_add(len) else {
+            return WriteStep::Err(EFBIG);
+        };
+        if end > max_file_size() || end > i64::MAX as u64 {
             return WriteStep::Err(EFBIG);
         }
         let mut at = start;
@@ -736,7 +776,9 @@ impl SealFile {
                         break;
                     }
                 };
-                let copied = page.page().map_or(0, |p| p.copy_from_iter_atomic(off, n, src));
+                let copied = page
+                    .page()
+                    .map_or(0, |p| p.copy_from_iter_atomic(off, n, src));
                 if copied > 0 {
                     if let Err(e) = self.store.insert(index, page) {
                         // ENOMEM (an XArray node): nothing else stores past EOF while `inner`
@@ -775,7 +817,9 @@ impl SealFile {
         let found = if data {
             self.store.next_present(first, last).ok_or(ENXIO)? as u64 * PAGE
         } else {
-            self.store.next_hole(first, last).map_or(size, |i| i as u64 * PAGE)
+            self.store
+                .next_hole(first, last)
+                .map_or(size, |i| i as u64 * PAGE)
         };
         Ok(found.max(off).min(size) as i64)
     }
@@ -803,7 +847,7 @@ impl SealFile {
             }
             vma.try_clear_mayexec()?;
         }
-        vm::setup_vma(vma);
+        // `fops.rs` installs the vm_ops once this returns `Ok`.
         Ok(())
     }
 
@@ -815,7 +859,9 @@ impl SealFile {
         loop {
             // A lazy file's hole is requested at once: no invalidate lock, no look at its
             // neighbours (`hole_request` checks EOF and the slot again under the fill lock).
-            let lazy_hole = this.is_lazy() && (index as u64) < pages_for(this.size()) && this.store.kind(index) == SlotKind::Hole;
+            let lazy_hole = this.is_lazy()
+                && (index as u64) < pages_for(this.size())
+                && this.store.kind(index) == SlotKind::Hole;
             if !lazy_hole {
                 let g = this.mapping.lock_shared();
                 let eof_pages = pages_for(this.size());
@@ -826,7 +872,10 @@ impl SealFile {
                 let (first, end) = vmf.window(FAULT_AROUND);
                 let end = end.min(usize::try_from(eof_pages).unwrap_or(usize::MAX));
                 let mut win = [Peek::Hole; FAULT_AROUND];
-                let (Some(win), Some(at)) = (win.get_mut(..end.saturating_sub(first)), index.checked_sub(first)) else {
+                let (Some(win), Some(at)) = (
+                    win.get_mut(..end.saturating_sub(first)),
+                    index.checked_sub(first),
+                ) else {
                     return FaultOutcome::SigBus;
                 };
                 this.peek(&g, first, win);
@@ -863,7 +912,11 @@ impl SealFile {
             if vmf.retry_nowait() {
                 return FaultOutcome::Retry;
             }
-            let mode = if vmf.interruptible() { WaitMode::Interruptible } else { WaitMode::Killable };
+            let mode = if vmf.interruptible() {
+                WaitMode::Interruptible
+            } else {
+                WaitMode::Killable
+            };
             // The VMA (and with it our borrow) may go away once the lock is dropped: hold the
             // VMA's file across the wait, as the mm does (`maybe_unlock_mmap_for_io`). The
             // file keeps both this object and the module (its `f_op->owner`) alive, so a
@@ -909,7 +962,10 @@ impl SealFile {
         let mut outcome = FaultOutcome::SigBus;
         let mut i = 0;
         while i < win.len() {
-            let n = win[i..].iter().take_while(|w| matches!(w, Peek::Page(_))).count();
+            let n = win[i..]
+                .iter()
+                .take_while(|w| matches!(w, Peek::Page(_)))
+                .count();
             if n == 0 {
                 i += 1;
                 continue;
@@ -941,7 +997,9 @@ impl SealFile {
     /// Maps the just-filled page `index` where a fault on it waits (`addr` in `mm`), if that
     /// address still maps this file's page `index`; anything else is left to the fault.
     pub(crate) fn map_filled(&self, index: usize, mm: &Mm, addr: usize) {
-        let Some(mm) = mm.mmget_not_zero() else { return };
+        let Some(mm) = mm.mmget_not_zero() else {
+            return;
+        };
         if let Some(vma) = mm.lock_vma_under_rcu(addr) {
             self.map_filled_in(&vma, index, addr);
             return;
@@ -949,14 +1007,16 @@ impl SealFile {
         // Never block the (shared) handler behind a consumer's mmap_lock writer (a consumer
         // looping mmap/munmap would stall every fill): if it is contended, leave the page to
         // the woken fault, which maps it itself.
-        let Some(g) = mm.mmap_read_trylock() else { return };
+        let Some(g) = mm.mmap_read_trylock() else {
+            return;
+        };
         if let Some(vma) = g.vma_lookup(addr) {
             self.map_filled_in(vma, index, addr);
         }
     }
 
     fn map_filled_in(&self, vma: &VmaRef, index: usize, addr: usize) {
-        if !vm::maps_file_page(vma, self, addr, index) {
+        if !vm::maps_page_of(vma, &self.mapping, addr, index) {
             return;
         }
         // A page still in the store is within EOF (invariant): no size check needed.

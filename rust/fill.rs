@@ -22,7 +22,6 @@
 use kernel::{
     fs::File,
     iov::IovIterDest,
-    mm::Mm,
     page::PAGE_SIZE,
     pid_namespace::PidNamespace,
     prelude::*,
@@ -42,6 +41,7 @@ use crate::{
     stats::{Stats, STATS},
     store::{NewPage, SlotKind, RUN},
     uapi,
+    vm::FaultAt,
     wait::{Interrupted, WaitMode},
 };
 
@@ -52,19 +52,6 @@ const READ_BATCH: usize = 32;
 
 /// Source of handler ids.
 static NEXT_HANDLER: Atomic<u64> = Atomic::new(1);
-
-/// Where a fault waits for a page: when the page is filled it is also mapped there, so the
-/// woken fault finds it mapped (as after `UFFDIO_COPY`) instead of faulting it in again.
-pub(crate) struct FaultAt {
-    mm: ARef<Mm>,
-    addr: usize,
-}
-
-impl FaultAt {
-    pub(crate) fn new(mm: ARef<Mm>, addr: usize) -> Self {
-        Self { mm, addr }
-    }
-}
 
 /// Most requests of one file that no task waits for (raised by O_NONBLOCK reads, faults
 /// that may not sleep, or left by interrupted waits). Past it, such an access raises no new
@@ -149,7 +136,11 @@ impl FillState {
 
     /// Whether the request `ticket` names is still outstanding.
     fn holds(&self, ticket: Ticket) -> bool {
-        match self.queued.get(&ticket.index).or_else(|| self.delivered.get(&ticket.index)) {
+        match self
+            .queued
+            .get(&ticket.index)
+            .or_else(|| self.delivered.get(&ticket.index))
+        {
             Some(r) => r.seq == ticket.seq,
             None => false,
         }
@@ -162,7 +153,10 @@ impl FillState {
         self.nqueued = 0;
         self.npending = 0;
         self.orphans = 0;
-        (core::mem::take(&mut self.queued), core::mem::take(&mut self.delivered))
+        (
+            core::mem::take(&mut self.queued),
+            core::mem::take(&mut self.delivered),
+        )
     }
 
     /// Number of outstanding requests.
@@ -218,7 +212,13 @@ impl SealFile {
     /// `waits`: the caller will wait for the request ([`Self::wait_hole`]) if this returns
     /// `Wait`; otherwise it gives up at once, and a request it leaves is an orphan (bounded
     /// by [`MAX_ORPHANS`]: past it no request is raised, and `Wait` is returned all the same).
-    pub(crate) fn hole_request(&self, index: usize, flags: u32, mut at: Option<FaultAt>, waits: bool) -> Result<HoleStatus> {
+    pub(crate) fn hole_request(
+        &self,
+        index: usize,
+        flags: u32,
+        mut at: Option<FaultAt>,
+        waits: bool,
+    ) -> Result<HoleStatus> {
         let mut reservation: Option<RBTreeNodeReservation<usize, Req>> = None;
         loop {
             let mut guard = self.fill.lock();
@@ -241,16 +241,26 @@ impl SealFile {
             if f.handler.is_none() {
                 return Ok(HoleStatus::NoHandler);
             }
-            if let Some(req) = f.queued.get_mut(&index).or_else(|| f.delivered.get_mut(&index)) {
+            if let Some(req) = f
+                .queued
+                .get_mut(&index)
+                .or_else(|| f.delivered.get_mut(&index))
+            {
                 if waits {
                     if req.waiters == 0 {
                         f.orphans -= 1;
                     }
                     req.waiters += 1;
                 }
-                return Ok(HoleStatus::Wait(Ticket { index, seq: req.seq }));
+                return Ok(HoleStatus::Wait(Ticket {
+                    index,
+                    seq: req.seq,
+                }));
             }
-            let ticket = Ticket { index, seq: f.total };
+            let ticket = Ticket {
+                index,
+                seq: f.total,
+            };
             if !waits && f.orphans >= MAX_ORPHANS {
                 return Ok(HoleStatus::Wait(ticket));
             }
@@ -267,7 +277,16 @@ impl SealFile {
             // Only a request that a fault waits for carries its address (map-on-fill): an
             // orphan must not keep the faulting task's mm alive.
             let at = if waits { at.take() } else { None };
-            f.queued.insert(node.into_node(index, Req { flags, tid, waiters: u32::from(waits), seq: ticket.seq, at }));
+            f.queued.insert(node.into_node(
+                index,
+                Req {
+                    flags,
+                    tid,
+                    waiters: u32::from(waits),
+                    seq: ticket.seq,
+                    at,
+                },
+            ));
             f.total += 1;
             f.nqueued += 1;
             f.npending += 1;
@@ -331,7 +350,11 @@ impl SealFile {
             (None, Some(r)) => (r.waiters, false),
             (None, None) => return None,
         };
-        let node = if queued { f.queued.remove_node(&index) } else { f.delivered.remove_node(&index) };
+        let node = if queued {
+            f.queued.remove_node(&index)
+        } else {
+            f.delivered.remove_node(&index)
+        };
         f.forget(waiters, queued);
         node
     }
@@ -355,7 +378,11 @@ impl SealFile {
                 let mut guard = self.fill.lock();
                 let f = &mut *guard;
                 let mut gone = [(0u64, 0u64); 2];
-                for ((tree, from), gone) in [&mut f.queued, &mut f.delivered].into_iter().zip(from.iter_mut()).zip(gone.iter_mut()) {
+                for ((tree, from), gone) in [&mut f.queued, &mut f.delivered]
+                    .into_iter()
+                    .zip(from.iter_mut())
+                    .zip(gone.iter_mut())
+                {
                     let mut cursor = tree.cursor_lower_bound_mut(from);
                     *from = end;
                     while let Some(mut c) = cursor {
@@ -390,13 +417,16 @@ impl SealFile {
                 f.orphans -= gone[0].1 + gone[1].1;
                 if f.spare.is_none() {
                     // Keep one node for the next request (nothing is freed here).
-                    f.spare = removed.iter_mut().find_map(Option::take).map(RBTreeNode::into_reservation);
+                    f.spare = removed
+                        .iter_mut()
+                        .find_map(Option::take)
+                        .map(RBTreeNode::into_reservation);
                 }
             }
             any |= n > 0;
             // Map each page where its fault waits, before the fault is woken.
             for (index, at) in faults.iter().flatten() {
-                self.map_filled(*index, &at.mm, at.addr);
+                self.map_filled(*index, at.mm(), at.addr());
             }
             drop(faults);
             drop(removed);
@@ -419,7 +449,11 @@ impl SealFile {
                 let mut guard = self.fill.lock();
                 let f = &mut *guard;
                 let queued = f.queued.cursor_lower_bound(&first).is_some();
-                let tree = if queued { &mut f.queued } else { &mut f.delivered };
+                let tree = if queued {
+                    &mut f.queued
+                } else {
+                    &mut f.delivered
+                };
                 let removed = tree.cursor_lower_bound_mut(&first).map(|c| {
                     let waiters = c.current().1.waiters;
                     (waiters, c.remove_current().1)
@@ -438,44 +472,27 @@ impl SealFile {
         }
     }
 
-    /// `SEALMEM_IOC_FILL_ENABLE`: makes the file lazy and returns a new handler fd.
-    pub(crate) fn fill_enable(this: ArcBorrow<'_, Self>, file: &File, flags: usize) -> Result<isize> {
-        let known = (uapi::SEALMEM_FD_CLOEXEC | uapi::SEALMEM_FD_NONBLOCK) as usize;
-        if !crate::file::is_writable(file) {
+    /// FILL_ENABLE's locked part: makes the file lazy with the handler `attach` names
+    /// (`EBUSY`: one is attached; `EPERM`: write-sealed and not lazy yet). `fops.rs` made the
+    /// handler's fd before: it allocates.
+    pub(crate) fn attach_handler(&self, attach: Attach) -> Result {
+        // `inner` orders this against writes and ADD_SEALS; the invalidate lock
+        // (exclusive) against faults, which decide "not lazy: allocate a zero page" under
+        // it shared. So no hole becomes a zero page once the file is lazy.
+        let _inner = self.inner_lock();
+        let _g = self.hold_off_fills();
+        let mut f = self.fill.lock();
+        if f.handler.is_some() {
+            return Err(EBUSY);
+        }
+        if !f.lazy && self.write_sealed() {
             return Err(EPERM);
         }
-        if flags & !known != 0 {
-            return Err(EINVAL);
-        }
-        let ns = kernel::current!().get_pid_ns();
-        let handler = Arc::new(Handler { file: this.into(), id: NEXT_HANDLER.fetch_add(1u64, Relaxed) }, GFP_KERNEL_ACCOUNT)?;
-        let id = handler.id;
-        // Make the fd first (it allocates), then attach; a refused attach drops the file, whose
-        // release finds it unattached.
-        let pending = crate::device::new_handler_file(
-            handler,
-            flags & uapi::SEALMEM_FD_CLOEXEC as usize != 0,
-            flags & uapi::SEALMEM_FD_NONBLOCK as usize != 0,
-        )?;
-        {
-            // `inner` orders this against writes and ADD_SEALS; the invalidate lock
-            // (exclusive) against faults, which decide "not lazy: allocate a zero page" under
-            // it shared. So no hole becomes a zero page once the file is lazy.
-            let _inner = this.inner_lock();
-            let _g = this.hold_off_fills();
-            let mut f = this.fill.lock();
-            if f.handler.is_some() {
-                return Err(EBUSY);
-            }
-            if !f.lazy && this.write_sealed() {
-                return Err(EPERM);
-            }
-            f.lazy = true;
-            f.handler = Some(id);
-            f.handler_ns = ns;
-            this.lazy.store(true, Release);
-        }
-        Ok(pending.install() as isize)
+        f.lazy = true;
+        f.handler = Some(attach.id);
+        f.handler_ns = attach.ns;
+        self.lazy.store(true, Release);
+        Ok(())
     }
 
     /// Prints the lazy-fill lines of the file's fdinfo.
@@ -498,7 +515,11 @@ impl SealFile {
 fn current_tid_in(ns: &PidNamespace) -> u32 {
     // SAFETY: `current` is valid; `ns` is a live pid namespace (we hold a reference).
     let tid = unsafe {
-        kernel::bindings::__task_pid_nr_ns(Task::current_raw(), kernel::bindings::pid_type_PIDTYPE_PID, ns.as_ptr())
+        kernel::bindings::__task_pid_nr_ns(
+            Task::current_raw(),
+            kernel::bindings::pid_type_PIDTYPE_PID,
+            ns.as_ptr(),
+        )
     };
     u32::try_from(tid).unwrap_or(0)
 }
@@ -513,6 +534,19 @@ pub(crate) struct Handler {
     id: u64,
 }
 
+/// The flags of a new handler fd.
+pub(crate) struct FdFlags {
+    pub(crate) cloexec: bool,
+    pub(crate) nonblock: bool,
+}
+
+/// What [`SealFile::attach_handler`] attaches: a new handler's id, and the pid namespace
+/// its messages' thread ids are seen from.
+pub(crate) struct Attach {
+    id: u64,
+    ns: Option<ARef<PidNamespace>>,
+}
+
 /// What a fill ioctl stores into each page.
 enum Fill {
     Copy(UserPtr),
@@ -521,6 +555,37 @@ enum Fill {
 }
 
 impl Handler {
+    /// FILL_ENABLE's first part: a new handler of `file` (not attached yet: see
+    /// [`SealFile::attach_handler`]), the flags of its fd (`flags`: `SEALMEM_FD_*`), and what
+    /// attaches it. `EPERM` for a read-only fd, `EINVAL` for unknown flags.
+    pub(crate) fn new(
+        file: ArcBorrow<'_, SealFile>,
+        fd: &File,
+        flags: usize,
+    ) -> Result<(Arc<Self>, FdFlags, Attach)> {
+        let known = (uapi::SEALMEM_FD_CLOEXEC | uapi::SEALMEM_FD_NONBLOCK) as usize;
+        if !crate::file::is_writable(fd) {
+            return Err(EPERM);
+        }
+        if flags & !known != 0 {
+            return Err(EINVAL);
+        }
+        let ns = kernel::current!().get_pid_ns();
+        let handler = Arc::new(
+            Handler {
+                file: file.into(),
+                id: NEXT_HANDLER.fetch_add(1u64, Relaxed),
+            },
+            GFP_KERNEL_ACCOUNT,
+        )?;
+        let attach = Attach { id: handler.id, ns };
+        let fd_flags = FdFlags {
+            cloexec: flags & uapi::SEALMEM_FD_CLOEXEC as usize != 0,
+            nonblock: flags & uapi::SEALMEM_FD_NONBLOCK as usize != 0,
+        };
+        Ok((handler, fd_flags, attach))
+    }
+
     fn attached(&self) -> bool {
         self.file.attached(self.id)
     }
@@ -554,12 +619,18 @@ impl Handler {
                     return Ok(0);
                 }
                 while n < room {
-                    let Some(cursor) = f.queued.cursor_front_mut() else { break };
+                    let Some(cursor) = f.queued.cursor_front_mut() else {
+                        break;
+                    };
                     let (&index, req) = cursor.current();
                     let (flags, tid) = (req.flags, req.tid);
                     seqs[n] = req.seq;
                     let (_, node) = cursor.remove_current();
-                    msgs[n] = uapi::sealmem_msg { offset: index as u64 * PAGE, flags, tid };
+                    msgs[n] = uapi::sealmem_msg {
+                        offset: index as u64 * PAGE,
+                        flags,
+                        tid,
+                    };
                     f.delivered.insert(node);
                     f.nqueued -= 1;
                     n += 1;
@@ -568,7 +639,9 @@ impl Handler {
             if n > 0 {
                 // SAFETY: `sealmem_msg` is `AsBytes` (see uapi.rs); this views the filled
                 // prefix of the array as bytes.
-                let bytes = unsafe { core::slice::from_raw_parts(msgs.as_ptr().cast::<u8>(), n * MSG_SIZE) };
+                let bytes = unsafe {
+                    core::slice::from_raw_parts(msgs.as_ptr().cast::<u8>(), n * MSG_SIZE)
+                };
                 let copied = dst.copy_to_iter(bytes) / MSG_SIZE;
                 if copied < n {
                     self.requeue(&msgs[copied..n], &seqs[copied..n]);
@@ -583,7 +656,10 @@ impl Handler {
             }
             let woke = self.file.handler_wq.wait(WaitMode::Interruptible, || {
                 let f = self.file.fill.lock();
-                f.queued.iter().next().is_some() || f.handler != Some(self.id) || !f.lazy || self.file.data_files() == 0
+                f.queued.iter().next().is_some()
+                    || f.handler != Some(self.id)
+                    || !f.lazy
+                    || self.file.data_files() == 0
             });
             if woke.is_err() {
                 return Err(ERESTARTSYS);
@@ -631,25 +707,39 @@ impl Handler {
         let user = UserPtr::from_addr(arg);
         match cmd {
             uapi::SEALMEM_IOC_COPY => {
-                let (mut r, mut w) = UserSlice::new(user, size_of::<uapi::sealmem_copy>()).reader_writer();
+                let (mut r, mut w) =
+                    UserSlice::new(user, size_of::<uapi::sealmem_copy>()).reader_writer();
                 let mut c: uapi::sealmem_copy = r.read()?;
                 let src = usize::try_from(c.src).map_err(|_| EINVAL)?;
-                let (done, res) = self.fill(c.offset, c.len, c.flags, Fill::Copy(UserPtr::from_addr(src)), Some(c.src));
+                let (done, res) = self.fill(
+                    c.offset,
+                    c.len,
+                    c.flags,
+                    Fill::Copy(UserPtr::from_addr(src)),
+                    Some(c.src),
+                );
                 c.copy = report(done, &res);
                 w.write(&c)?;
                 res.map(|()| 0)
             }
             uapi::SEALMEM_IOC_ZEROPAGE | uapi::SEALMEM_IOC_POISON => {
-                let (mut r, mut w) = UserSlice::new(user, size_of::<uapi::sealmem_fill>()).reader_writer();
+                let (mut r, mut w) =
+                    UserSlice::new(user, size_of::<uapi::sealmem_fill>()).reader_writer();
                 let mut z: uapi::sealmem_fill = r.read()?;
-                let what = if cmd == uapi::SEALMEM_IOC_ZEROPAGE { Fill::Zero } else { Fill::Poison };
+                let what = if cmd == uapi::SEALMEM_IOC_ZEROPAGE {
+                    Fill::Zero
+                } else {
+                    Fill::Poison
+                };
                 let (done, res) = self.fill(z.offset, z.len, z.flags, what, None);
                 z.done = report(done, &res);
                 w.write(&z)?;
                 res.map(|()| 0)
             }
             uapi::SEALMEM_IOC_WAKE => {
-                let r: uapi::sealmem_range = UserSlice::new(user, size_of::<uapi::sealmem_range>()).reader().read()?;
+                let r: uapi::sealmem_range = UserSlice::new(user, size_of::<uapi::sealmem_range>())
+                    .reader()
+                    .read()?;
                 check_page_range(r.offset, r.len)?;
                 if !self.attached() {
                     return Err(EINVAL);
@@ -665,16 +755,34 @@ impl Handler {
     /// COPY / ZEROPAGE / POISON over `[offset, offset + len)`; returns the bytes handled and
     /// the outcome. The requests of the pages handled are resolved and their waiters woken
     /// (unless DONTWAKE) once, at the end, as `UFFDIO_COPY` does.
-    fn fill(&self, offset: u64, len: u64, flags: u64, what: Fill, src: Option<u64>) -> (u64, Result) {
+    fn fill(
+        &self,
+        offset: u64,
+        len: u64,
+        flags: u64,
+        what: Fill,
+        src: Option<u64>,
+    ) -> (u64, Result) {
         let (done, res) = self.fill_pages(offset, len, flags, what, src);
         if done > 0 {
             let wake = flags & u64::from(uapi::SEALMEM_FILL_DONTWAKE) == 0;
-            self.file.resolve_range((offset / PAGE) as usize, ((offset + done) / PAGE) as usize, wake);
+            self.file.resolve_range(
+                (offset / PAGE) as usize,
+                ((offset + done) / PAGE) as usize,
+                wake,
+            );
         }
         (done, res)
     }
 
-    fn fill_pages(&self, offset: u64, len: u64, flags: u64, what: Fill, src: Option<u64>) -> (u64, Result) {
+    fn fill_pages(
+        &self,
+        offset: u64,
+        len: u64,
+        flags: u64,
+        what: Fill,
+        src: Option<u64>,
+    ) -> (u64, Result) {
         let known = u64::from(uapi::SEALMEM_FILL_DONTWAKE | uapi::SEALMEM_FILL_SKIP_EXISTING);
         if flags & !known != 0 {
             return (0, Err(EINVAL));
@@ -719,7 +827,9 @@ impl Handler {
             // A run of holes from `index`, within the range and EOF: its pages are allocated
             // and filled unlocked, then stored in one walk. A failure ends the run; the pages
             // before it are stored first.
-            let want = ((len - done) / PAGE).min(eof_pages - index as u64).min(RUN as u64) as usize;
+            let want = ((len - done) / PAGE)
+                .min(eof_pages - index as u64)
+                .min(RUN as u64) as usize;
             let mut pages = [const { NewPage::EMPTY }; RUN];
             let mut n = 0;
             let mut stop = None;
@@ -741,7 +851,9 @@ impl Handler {
                 };
                 if let (Fill::Copy(base), Some(p)) = (&what, page.page()) {
                     let from = base.wrapping_byte_add(done as usize + n * PAGE_SIZE);
-                    if p.copy_from_user(&mut UserSlice::new(from, PAGE_SIZE).reader()).is_err() {
+                    if p.copy_from_user(&mut UserSlice::new(from, PAGE_SIZE).reader())
+                        .is_err()
+                    {
                         stop = Some(EFAULT);
                         break;
                     }
@@ -787,7 +899,12 @@ impl Handler {
     pub(crate) fn show_fdinfo(&self, m: &SeqFile) {
         let (attached, queued, pending, total) = {
             let f = self.file.fill.lock();
-            (f.handler == Some(self.id) && f.lazy, f.nqueued, f.pending(), f.total)
+            (
+                f.handler == Some(self.id) && f.lazy,
+                f.nqueued,
+                f.pending(),
+                f.total,
+            )
         };
         seq_print!(m, "sealmem-handler-of:\t{}\n", self.file.id());
         seq_print!(m, "attached:\t{}\n", if attached { "yes" } else { "no" });

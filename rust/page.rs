@@ -11,13 +11,12 @@ use core::{marker::PhantomData, ptr::NonNull};
 
 use crate::ffi::{sealmem_get_page, sealmem_put_page};
 use kernel::{
-    alloc::flags::{GFP_KERNEL_ACCOUNT, __GFP_ZERO},
+    alloc::flags::{__GFP_ZERO, GFP_KERNEL_ACCOUNT},
     bindings,
     iov::{IovIterDest, IovIterSource},
     page::{Page, PAGE_SIZE},
     prelude::*,
 };
-
 
 /// One reference to an order-0 page.
 ///
@@ -89,7 +88,12 @@ impl PageRef {
 
     /// Copies `len` bytes at `offset` within the page to `dst`; returns the bytes copied
     /// (short only when `dst` faulted).
-    pub(crate) fn copy_to_iter(&self, offset: usize, len: usize, dst: &mut IovIterDest<'_>) -> usize {
+    pub(crate) fn copy_to_iter(
+        &self,
+        offset: usize,
+        len: usize,
+        dst: &mut IovIterDest<'_>,
+    ) -> usize {
         if offset >= PAGE_SIZE || len > PAGE_SIZE - offset {
             return 0;
         }
@@ -102,13 +106,20 @@ impl PageRef {
     /// (for a caller holding a lock that a fault on the source could need, or that must not
     /// be held while waiting for a lazy page): a fault ends the copy short instead. Returns
     /// the bytes copied.
-    pub(crate) fn copy_from_iter_atomic(&self, offset: usize, len: usize, src: &mut IovIterSource<'_>) -> usize {
+    pub(crate) fn copy_from_iter_atomic(
+        &self,
+        offset: usize,
+        len: usize,
+        src: &mut IovIterSource<'_>,
+    ) -> usize {
         if offset >= PAGE_SIZE || len > PAGE_SIZE - offset {
             return 0;
         }
         // SAFETY: As in `copy_to_iter`, with a valid source iterator; the copy does not
         // sleep on a fault.
-        unsafe { crate::ffi::sealmem_copy_page_from_iter_atomic(self.as_ptr(), offset, len, src.as_raw()) }
+        unsafe {
+            crate::ffi::sealmem_copy_page_from_iter_atomic(self.as_ptr(), offset, len, src.as_raw())
+        }
     }
 
     /// Fills the whole page from user memory (EFAULT if the source faults).
@@ -167,6 +178,12 @@ impl StablePage<'_> {
         // SAFETY: The page stays allocated for 'a (invariant), which outlives this borrow.
         unsafe { kernel::page::BorrowedPage::from_raw(self.0) }
     }
+}
+
+/// The number of pages of RAM (`totalram_pages()`).
+pub(crate) fn totalram_pages() -> u64 {
+    // SAFETY: Reads a global counter; no preconditions.
+    (unsafe { crate::ffi::sealmem_totalram_pages() }) as u64
 }
 
 /// Faults in up to `len` bytes of `src` for reading (no lock may be held: the fault may wait

@@ -17,8 +17,8 @@
 use core::ptr::NonNull;
 
 use crate::ffi::{
-    sealmem_cond_resched, sealmem_page_has_extra_refs, sealmem_xa_init, sealmem_xa_is_value, sealmem_xa_poison_entry,
-    sealmem_xas_error, sealmem_xas_init, sealmem_xas_next,
+    sealmem_cond_resched, sealmem_page_has_extra_refs, sealmem_xa_init, sealmem_xa_is_value,
+    sealmem_xa_poison_entry, sealmem_xas_error, sealmem_xas_init, sealmem_xas_next,
 };
 use kernel::{
     bindings,
@@ -191,7 +191,11 @@ impl PageArray {
     /// page's slot becomes `None` (the array owns its reference now); the others keep their
     /// page. Returns how many were stored and, if not all, why the next one was not
     /// (`EEXIST`: not a hole; `ENOMEM`; `EINVAL`: an empty slot or an index overflow).
-    pub(crate) fn insert_pages(&self, first: usize, pages: &mut [Option<PageRef>]) -> (usize, Option<Error>) {
+    pub(crate) fn insert_pages(
+        &self,
+        first: usize,
+        pages: &mut [Option<PageRef>],
+    ) -> (usize, Option<Error>) {
         let n = pages.len();
         if n == 0 {
             return (0, None);
@@ -314,7 +318,12 @@ impl PageArray {
                 let mut done = false;
                 for _ in 0..BATCH {
                     let mut index = from;
-                    let entry = bindings::xa_find(self.raw(), &mut index, c_ulong::MAX, bindings::XA_PRESENT);
+                    let entry = bindings::xa_find(
+                        self.raw(),
+                        &mut index,
+                        c_ulong::MAX,
+                        bindings::XA_PRESENT,
+                    );
                     if entry.is_null() {
                         done = true;
                         break;
@@ -350,7 +359,14 @@ impl PageArray {
         let mut index = from as c_ulong;
         // SAFETY: The XArray is initialised; `xa_find` takes the RCU read lock itself and
         // only reads the entry pointer, which we do not dereference.
-        let entry = unsafe { bindings::xa_find(self.raw(), &mut index, last as c_ulong, bindings::XA_PRESENT) };
+        let entry = unsafe {
+            bindings::xa_find(
+                self.raw(),
+                &mut index,
+                last as c_ulong,
+                bindings::XA_PRESENT,
+            )
+        };
         (!entry.is_null()).then_some(index as usize)
     }
 
@@ -373,7 +389,12 @@ impl PageArray {
 
     /// Removes every entry in `[first, last]`, calling `f` on each removed page (outside the
     /// lock, so `f` may sleep); poison entries just go. Returns how many pages were removed.
-    pub(crate) fn remove_range(&self, first: usize, last: usize, mut f: impl FnMut(PageRef)) -> usize {
+    pub(crate) fn remove_range(
+        &self,
+        first: usize,
+        last: usize,
+        mut f: impl FnMut(PageRef),
+    ) -> usize {
         let mut removed = 0;
         let mut from = first as c_ulong;
         loop {
@@ -387,7 +408,12 @@ impl PageArray {
                 bindings::xa_lock(self.raw());
                 while erased_here < BATCH && from <= last as c_ulong {
                     let mut index = from;
-                    let entry = bindings::xa_find(self.raw(), &mut index, last as c_ulong, bindings::XA_PRESENT);
+                    let entry = bindings::xa_find(
+                        self.raw(),
+                        &mut index,
+                        last as c_ulong,
+                        bindings::XA_PRESENT,
+                    );
                     if entry.is_null() {
                         from = (last as c_ulong).wrapping_add(1);
                         break;

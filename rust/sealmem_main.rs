@@ -6,7 +6,8 @@
 //! is `SPEC.md`; the user ABI is `include/uapi/linux/sealmem.h`.
 //!
 //! Layout of this crate:
-//! - [`device`]: the FFI edge: misc registration, raw `file_operations` and trampolines.
+//! - [`fops`]: the FFI glue: misc registration, every `file_operations` and
+//!   `vm_operations_struct` table with its trampolines, fd creation (VIEW, FILL_ENABLE).
 //! - [`file`]: the sealmem file object (size, seals, name, ioctls, fdinfo).
 //! - [`store`]: the page store of a file, with its limits.
 //! - [`fill`]: lazy fill: requests, waiting for holes, the handler fd.
@@ -20,10 +21,10 @@
 
 use kernel::prelude::*;
 
-mod device;
 mod ffi;
 mod file;
 mod fill;
+mod fops;
 mod knobs;
 mod mapping;
 mod page;
@@ -52,27 +53,12 @@ module! {
     },
 }
 
-
-/// The `max_file_size` parameter.
-pub(crate) fn max_file_size() -> u64 {
-    module_parameters::max_file_size.value()
-}
-
-/// The effective page limit: the `max_pages` parameter, or half of RAM when it is 0.
-pub(crate) fn max_pages() -> u64 {
-    match module_parameters::max_pages.value() {
-        // SAFETY: Reads a global counter; no preconditions.
-        0 => (unsafe { ffi::sealmem_totalram_pages() } as u64) / 2,
-        n => n,
-    }
-}
-
 /// The module: fields drop in this order at unload (the device first, the pseudo filesystem
 /// its files' inodes live on last).
 #[pin_data]
 struct SealmemModule {
     #[pin]
-    _misc: device::Registration,
+    _misc: fops::Registration,
     _debugfs: stats::DebugFs,
     _fs: mapping::PseudoFs,
 }
@@ -85,7 +71,7 @@ impl kernel::InPlaceModule for SealmemModule {
             // then debugfs: the device may be opened as soon as it is registered.
             _debugfs: stats::DebugFs::new()?,
             // 0666: every user may create files; each file is private to its opener.
-            _misc <- device::Registration::register(c"sealmem", 0o666),
+            _misc <- fops::Registration::register(c"sealmem", 0o666),
         })
     }
 }

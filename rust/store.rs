@@ -92,7 +92,9 @@ impl PageStore {
 
     /// Stores `page` at `index` if it is a hole; `EEXIST` otherwise.
     pub(crate) fn insert(&self, index: usize, mut page: NewPage) -> Result {
-        let Some(p) = page.0.take() else { return Err(EINVAL) };
+        let Some(p) = page.0.take() else {
+            return Err(EINVAL);
+        };
         match self.pages.insert(index, Entry::Page(p)) {
             Ok(()) => {
                 // INVARIANT: one more page in the array; its global count moves from the
@@ -242,9 +244,17 @@ impl Drop for NewPage {
     }
 }
 
+/// The effective page limit: the `max_pages` module parameter, or half of RAM when it is 0.
+fn max_pages() -> u64 {
+    match crate::module_parameters::max_pages.value() {
+        0 => crate::page::totalram_pages() / 2,
+        n => n,
+    }
+}
+
 /// Counts one more resident page against `max_pages`, or fails with `ENOSPC`.
 fn reserve_page() -> Result {
-    let limit = crate::max_pages();
+    let limit = max_pages();
     let before = STATS.pages.fetch_add(1u64, Relaxed);
     if before >= limit {
         Stats::dec(&STATS.pages);

@@ -10,8 +10,9 @@
 use kernel::{bindings, prelude::*, types::Opaque};
 
 use crate::ffi::{
-    sealmem_cond_resched, sealmem_current_exiting_or_dumping, sealmem_fatal_signal_pending, sealmem_init_waitqueue_head,
-    sealmem_sleep_killable_ms, sealmem_wake_up_all, sealmem_wake_up_poll,
+    sealmem_cond_resched, sealmem_current_exiting_or_dumping, sealmem_fatal_signal_pending,
+    sealmem_init_waitqueue_head, sealmem_sleep_killable_ms, sealmem_wake_up_all,
+    sealmem_wake_up_poll,
 };
 
 /// Poll mask for "requests to read".
@@ -65,7 +66,11 @@ impl WaitQueue {
     /// Sleeps until `done()` returns true (checked after queueing, so no wake-up is lost), or
     /// a signal that `mode` admits arrives. Callers have just found `done()` false: it is
     /// not evaluated before the task is queued.
-    pub(crate) fn wait(&self, mode: WaitMode, mut done: impl FnMut() -> bool) -> Result<(), Interrupted> {
+    pub(crate) fn wait(
+        &self,
+        mode: WaitMode,
+        mut done: impl FnMut() -> bool,
+    ) -> Result<(), Interrupted> {
         let state = match mode {
             WaitMode::Interruptible => bindings::TASK_INTERRUPTIBLE,
             WaitMode::Killable => bindings::TASK_KILLABLE,
@@ -112,7 +117,11 @@ impl WaitQueue {
     ///
     /// `file` and `pt` (which may be null) must be valid for the call, and this queue must
     /// outlive `file`'s poll registrations (the VFS removes them before releasing `file`).
-    pub(crate) unsafe fn poll_wait(&self, file: *mut bindings::file, pt: *mut bindings::poll_table_struct) {
+    pub(crate) unsafe fn poll_wait(
+        &self,
+        file: *mut bindings::file,
+        pt: *mut bindings::poll_table_struct,
+    ) {
         // SAFETY: Guaranteed by the caller; the queue is initialised (invariant).
         unsafe { bindings::poll_wait(file, self.raw(), pt) };
     }

@@ -11,6 +11,7 @@
 #   scripts/sealmem.sh profile    profile benchmark cases (SEALMEM_PROFILE=case,...) on the base kernel
 #   scripts/sealmem.sh run 'CMD'  run a shell command in the base VM after insmod (experiments)
 #   scripts/sealmem.sh fuzz       run the fuzzer on the debug kernel (SEALMEM_FUZZ_SECONDS/SEED)
+#   scripts/sealmem.sh rustfmt | rustfmt-check   format / check the module's Rust code
 #   scripts/sealmem.sh setup | kernel base|debug | module base|debug | selftests
 . "$(dirname "$0")/lib.sh"
 
@@ -244,6 +245,19 @@ clippy() {
 	msg "clippy: clean"
 }
 
+# rustfmt_module [check]: format the module's Rust code (rust/*.rs) with the kernel tree's
+# rustfmt settings (rust/.rustfmt.toml is a copy of its .rustfmt.toml), or with "check" only
+# report what would change (exit 1), as the kernel's `make rustfmtcheck` does. The generated
+# uapi file is skipped (`#[rustfmt::skip]` in rust/uapi.rs): its generator formats it.
+rustfmt_module() {
+	if [ "${1:-}" = check ]; then
+		rustfmt --check "$SEALMEM_ROOT"/rust/*.rs || die "the module's Rust code is not rustfmt-clean: run 'make rustfmt'"
+		msg "rustfmt: clean"
+	else
+		rustfmt "$SEALMEM_ROOT"/rust/*.rs
+	fi
+}
+
 cmd=${1:-}; shift || true
 case "$cmd" in
 setup) setup ;;
@@ -251,6 +265,8 @@ kernel) setup; kernel "${1:-debug}" ;;
 module) cached_kernel "${1:-debug}"; module "${1:-debug}" ;;
 selftests) selftests ;;
 clippy) cached_kernel "${1:-debug}"; clippy "${1:-debug}" ;;
+rustfmt) rustfmt_module ;;
+rustfmt-check) rustfmt_module check ;;
 demo)
 	setup; kernel base; module base; selftests
 	vm base demo 300 ;;
