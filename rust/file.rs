@@ -10,12 +10,15 @@
 //!    faults disabled); a source that faults is faulted in with `inner` dropped, so no wait
 //!    for a lazy page (of this file or another) ever holds it.
 //! 2. `mmap_lock` / per-VMA lock (taken by the mm for faults and mmap).
-//! 3. The mapping's `invalidate_lock`: shared in the fault path and while a fill stores
-//!    pages, exclusive while truncating or punching (so no fault can map a page that is
-//!    being removed) and while FILL_END ends lazy mode (so no fill stores a page after it).
+//! 3. The mapping's `invalidate_lock` (`mapping.rs`): shared in the fault path and while a
+//!    fill stores pages, exclusive while truncating or punching (so no fault can map a page
+//!    that is being removed), while FILL_ENABLE makes the file lazy and while FILL_END ends
+//!    lazy mode (so no fill stores a page after it).
 //! 4. `i_mmap_rwsem` (inside `unmap_mapping_range`).
-//! 5. `SealFile::fill` (spinlock, lazy-fill state; see `fill.rs`), then the page store's
-//!    XArray spinlock.
+//! 5. `LazyQueue::state` (spinlock, the lazy-fill requests; `lazy.rs`), then the page
+//!    store's XArray spinlock (`pagearray.rs`). Nothing sleeps under either.
+//!
+//! This is the module's one lock-order list; the other files refer to it.
 //!
 //! Nothing waits for a lazy page while holding any of these: the fault path drops the
 //! invalidate lock and the fault lock first, and a write drops `inner` (to wait for a hole
@@ -37,18 +40,18 @@ use kernel::{
     seq_file::{seq_print, SeqFile},
     sync::{
         atomic::{Acquire, Atomic, Full, Relaxed, Release},
-        Arc, Mutex, MutexGuard, SpinLock,
+        Arc, Mutex,
     },
     uaccess::{UserPtr, UserSlice},
 };
 
 use crate::{
-    fill::{FillState, HoleStatus, MSG_FAULT, MSG_WRITE},
+    lazy::{Attach, Hole, HoleStatus, LazyQueue, Ticket, MSG_FAULT, MSG_WRITE},
     mapping::{Mapping, SharedGuard},
     stats::{Stats, STATS},
     store::{NewPage, PageStore, Peek, Slot, SlotKind},
     uapi,
-    vm::{self, Fault, FaultOutcome},
+    vm::{self, Fault, FaultAt, FaultOutcome},
     wait::{Interrupted, WaitMode},
 };
 
@@ -89,7 +92,7 @@ const PAGE: u64 = PAGE_SIZE as u64;
 /// Pages mapped by one fault (fault-around): the aligned 64 KiB block around the faulting
 /// address, like the mm's default `fault_around_bytes`. A power of two, and one run of
 /// `Fault::insert_run`.
-const FAULT_AROUND: usize = vm::MAX_RUN;
+const FAULT_AROUND: usize = vm::MAP_RUN;
 
 /// Source of file ids (shown in fdinfo, so tests can tell files apart).
 static NEXT_ID: Atomic<u64> = Atomic::new(1);
@@ -204,7 +207,7 @@ pub(crate) struct SealFile {
     inner: Mutex<Inner>,
     mapping: Mapping,
     #[pin]
-    pub(crate) store: PageStore,
+    store: PageStore,
     size: Atomic<u64>,
     seals: Atomic<u32>,
     /// Mappings that may become executable (VM_MAYEXEC), counted as `i_mmap_writable` counts
@@ -212,17 +215,9 @@ pub(crate) struct SealFile {
     /// it away. Negative once ADD_SEALS(EXEC) denied new ones ([`ExecMaps`]).
     /// (VM_MIXEDMAP VMAs never merge, so every VMA is opened and closed on its own.)
     exec_maps: ExecMaps,
-    /// Lazy-fill state (see `fill.rs`).
+    /// Lazy-fill requests, their waiters and the handler (see `lazy.rs`).
     #[pin]
-    pub(crate) fill: SpinLock<FillState>,
-    /// Mirror of `fill.lazy` for lock-free fast paths; decisions are re-taken under `fill`.
-    pub(crate) lazy: Atomic<bool>,
-    /// Tasks waiting for a lazy page.
-    #[pin]
-    pub(crate) page_wq: crate::wait::WaitQueue,
-    /// Handler-fd readers and pollers.
-    #[pin]
-    pub(crate) handler_wq: crate::wait::WaitQueue,
+    lazy: LazyQueue,
     /// Open `struct file`s that can reach the data (the misc open and VIEW fds; mappings hold
     /// one of these). When it drops to 0, nothing can fault any more: the handler sees HUP.
     data_files: Atomic<u64>,
@@ -234,16 +229,16 @@ impl SealFile {
         let obj = Arc::pin_init(
             try_pin_init!(Self {
                 id: NEXT_ID.fetch_add(1u64, Relaxed),
-                inner <- kernel::new_mutex!(Inner { api: 0, name: [0; NAME_MAX], name_len: 0 }),
+                inner <- kernel::new_mutex!(
+                    Inner { api: 0, name: [0; NAME_MAX], name_len: 0 },
+                    "SealFile::inner"
+                ),
                 mapping: Mapping::new()?,
                 store <- PageStore::new(),
                 size: Atomic::new(0),
                 seals: Atomic::new(0),
                 exec_maps: ExecMaps(Atomic::new(0)),
-                fill <- kernel::new_spinlock!(FillState::new()),
-                lazy: Atomic::new(false),
-                page_wq <- crate::wait::WaitQueue::new(),
-                handler_wq <- crate::wait::WaitQueue::new(),
+                lazy <- LazyQueue::new(),
                 data_files: Atomic::new(1),
             }),
             // Charged to the opener's memory cgroup, like the inode and the pages.
@@ -260,7 +255,7 @@ impl SealFile {
     pub(crate) fn release(self: Arc<Self>, _file: &File) {
         if self.data_files.fetch_sub(1u64, Relaxed) == 1 {
             // Nothing can fault any more: a handler waiting for requests sees HUP.
-            self.handler_wq.wake_poll(crate::wait::POLL_HUP);
+            self.lazy.hang_up();
         }
         drop(self);
     }
@@ -279,11 +274,6 @@ impl SealFile {
     /// The file id shown in fdinfo.
     pub(crate) fn id(&self) -> u64 {
         self.id
-    }
-
-    /// Locks `inner` (for `fill.rs`, which must order FILL_ENABLE against ADD_SEALS).
-    pub(crate) fn inner_lock(&self) -> MutexGuard<'_, impl Sized> {
-        self.inner.lock()
     }
 
     /// Whether WRITE or FUTURE_WRITE is set.
@@ -320,13 +310,6 @@ impl SealFile {
         }
     }
 
-    /// Holds fills off while the guard lives: no fill is between its check that its handler
-    /// is attached and its store (both happen under the invalidate lock shared). FILL_END
-    /// ends lazy mode under it.
-    pub(crate) fn hold_off_fills(&self) -> crate::mapping::ExclusiveGuard<'_> {
-        self.mapping.lock_exclusive()
-    }
-
     /// Poisons the hole at `index` for handler `handler` (as [`Self::store_filled`]).
     pub(crate) fn store_poison(&self, index: usize, handler: u64) -> Result {
         let _g = self.mapping.lock_shared();
@@ -339,6 +322,101 @@ impl SealFile {
     /// The size in bytes.
     pub(crate) fn size(&self) -> u64 {
         self.size.load(Acquire)
+    }
+
+    /// What kind of entry page `index` holds (no page reference is taken).
+    pub(crate) fn kind(&self, index: usize) -> SlotKind {
+        self.store.kind(index)
+    }
+
+    /// A new zeroed page for this file's store, counted against `max_pages` (see
+    /// [`PageStore::new_page`]).
+    pub(crate) fn new_page(&self) -> Result<NewPage> {
+        self.store.new_page()
+    }
+
+    /// A new page for a caller that overwrites all of it (see
+    /// [`PageStore::new_page_for_overwrite`]).
+    pub(crate) fn new_page_for_overwrite(&self) -> Result<NewPage> {
+        self.store.new_page_for_overwrite()
+    }
+
+    // ---- lazy fill -------------------------------------------------------------------
+
+    /// The file's lazy-fill queue (the handler reads requests from it).
+    pub(crate) fn lazy_queue(&self) -> &LazyQueue {
+        &self.lazy
+    }
+
+    /// Whether handler `id` is the one attached to this file, and the file is lazy.
+    fn attached(&self, id: u64) -> bool {
+        self.lazy.attached(id)
+    }
+
+    /// Whether the file is lazy (a fast, lock-free hint; decisions are taken under the
+    /// queue's lock).
+    fn is_lazy(&self) -> bool {
+        self.lazy.is_lazy()
+    }
+
+    /// What page `index`, a hole when the caller looked, is now (the queue asks under its
+    /// lock, see [`LazyQueue::hole_request`]).
+    fn hole_at(&self, index: usize) -> Hole {
+        if index as u64 >= pages_for(self.size()) {
+            return Hole::Gone;
+        }
+        match self.store.kind(index) {
+            SlotKind::Page => Hole::Gone,
+            SlotKind::Poison => Hole::Poisoned,
+            SlotKind::Hole => Hole::Open,
+        }
+    }
+
+    /// Raises (or joins) the request for the hole at `index` ([`LazyQueue::hole_request`]).
+    fn hole_request(
+        &self,
+        index: usize,
+        flags: u32,
+        at: Option<FaultAt>,
+        waits: bool,
+    ) -> Result<HoleStatus> {
+        self.lazy
+            .hole_request(index, flags, at, waits, || self.hole_at(index))
+    }
+
+    /// Waits for the request `ticket` names ([`LazyQueue::wait_hole`]).
+    fn wait_hole(&self, ticket: Ticket, mode: WaitMode) -> Result<(), Interrupted> {
+        self.lazy.wait_hole(ticket, mode)
+    }
+
+    /// Resolves the requests of the pages `[first, end)` just filled or poisoned, maps each
+    /// page where a fault waits for it, and wakes the waiters unless `wake` is false
+    /// ([`LazyQueue::resolve_range`]).
+    pub(crate) fn resolve_filled(&self, first: usize, end: usize, wake: bool) {
+        self.lazy.resolve_range(first, end, wake, |index, at| {
+            self.map_filled(index, at.mm(), at.addr())
+        });
+    }
+
+    /// FILL_ENABLE's locked part: makes the file lazy with the handler `attach` names
+    /// (`EBUSY`: one is attached; `EPERM`: write-sealed and not lazy yet). `fops.rs` made the
+    /// handler's fd before: it allocates.
+    pub(crate) fn attach_handler(&self, attach: Attach) -> Result {
+        // `inner` orders this against writes and ADD_SEALS; the invalidate lock
+        // (exclusive) against faults, which decide "not lazy: allocate a zero page" under
+        // it shared. So no hole becomes a zero page once the file is lazy.
+        let _inner = self.inner.lock();
+        let _g = self.mapping.lock_exclusive();
+        self.lazy.attach(attach, || self.write_sealed())
+    }
+
+    /// FILL_END by handler `id`: the file leaves lazy mode; holes become zero holes; everyone
+    /// continues. `EINVAL` if `id` is not attached.
+    pub(crate) fn end_lazy(&self, id: u64) -> Result {
+        // Exclusive: no fill is between its store-time check that its handler is attached
+        // and its insert (`store_filled` holds this lock shared). Once this returns, holes
+        // read as zeros and no racing COPY of this handler can change that.
+        self.lazy.end(id, || self.mapping.lock_exclusive())
     }
 
     // ---- ioctls ----------------------------------------------------------------------
@@ -435,7 +513,7 @@ impl SealFile {
         // INVARIANT: no page at or past `pages_for(new)` remains.
         self.store.remove_range(first_gone as usize, usize::MAX);
         // Waiters for pages past the new EOF retry and get SIGBUS / EOF.
-        self.drop_requests_from(first_gone as usize);
+        self.lazy.drop_requests_from(first_gone as usize);
         // The bytes past EOF in the last page read as zeros if the file grows again.
         let tail = (new % PAGE) as usize;
         if tail != 0 {
@@ -1056,7 +1134,7 @@ impl SealFile {
         seq_print!(m, "size:\t{}\n", self.size());
         seq_print!(m, "seals:\t{:#x}\n", self.seals.load(Relaxed));
         seq_print!(m, "pages:\t{}\n", self.store.resident());
-        self.show_fill(m);
+        self.lazy.show(m);
         seq_print!(m, "api:\t{}\n", api);
     }
 }

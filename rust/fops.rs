@@ -50,7 +50,7 @@ use kernel::{
 
 use crate::{
     file::SealFile,
-    fill::Handler,
+    handler::Handler,
     uapi,
     vm::{Fault, FaultOutcome},
 };

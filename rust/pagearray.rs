@@ -12,7 +12,8 @@
 //! The XArray's own spinlock (`xa_lock`) serialises every change; a lookup that hands out
 //! a page reference takes it too, so that the store's reference cannot be dropped between
 //! finding a page and taking a new reference to it. Nothing sleeps under it except
-//! `__xa_cmpxchg`, which drops and retakes it around its own GFP_KERNEL allocation.
+//! `__xa_cmpxchg`, which drops and retakes it around its own GFP_KERNEL allocation. It is the
+//! innermost lock of the module's lock order (`file.rs`, "Lock order").
 
 use core::ptr::NonNull;
 
@@ -94,7 +95,7 @@ unsafe impl Send for PageArray {}
 unsafe impl Sync for PageArray {}
 
 /// Most entries [`PageArray::remove_range`] erases per lock hold.
-const BATCH: usize = 32;
+const ERASE_BATCH: usize = 32;
 
 impl PageArray {
     pub(crate) fn new() -> impl PinInit<Self> {
@@ -305,7 +306,8 @@ impl PageArray {
     }
 
     /// Whether any page has references beyond the array's own and its page-table mappings
-    /// (see `sealmem_page_has_extra_refs`). Looks at every page, [`BATCH`] per lock hold,
+    /// (see `sealmem_page_has_extra_refs`). Looks at every page, [`ERASE_BATCH`] per lock
+    /// hold,
     /// rescheduling between holds.
     pub(crate) fn any_extra_refs(&self) -> bool {
         let mut from: c_ulong = 0;
@@ -316,7 +318,7 @@ impl PageArray {
                 bindings::xa_lock(self.raw());
                 let mut found = false;
                 let mut done = false;
-                for _ in 0..BATCH {
+                for _ in 0..ERASE_BATCH {
                     let mut index = from;
                     let entry = bindings::xa_find(
                         self.raw(),
@@ -398,7 +400,7 @@ impl PageArray {
         let mut removed = 0;
         let mut from = first as c_ulong;
         loop {
-            let mut batch: [Option<PageRef>; BATCH] = [const { None }; BATCH];
+            let mut batch: [Option<PageRef>; ERASE_BATCH] = [const { None }; ERASE_BATCH];
             let mut n = 0;
             // Entries erased in this lock hold, poison markers included (so that a range of
             // poison is erased a bounded batch per hold too).
@@ -406,7 +408,7 @@ impl PageArray {
             // SAFETY: The XArray is initialised and we hold its lock for `__xa_erase`.
             unsafe {
                 bindings::xa_lock(self.raw());
-                while erased_here < BATCH && from <= last as c_ulong {
+                while erased_here < ERASE_BATCH && from <= last as c_ulong {
                     let mut index = from;
                     let entry = bindings::xa_find(
                         self.raw(),
@@ -441,7 +443,7 @@ impl PageArray {
                 f(p);
             }
             removed += n;
-            if erased_here < BATCH || from == 0 || from > last as c_ulong {
+            if erased_here < ERASE_BATCH || from == 0 || from > last as c_ulong {
                 return removed;
             }
             // SAFETY: No lock is held here.

@@ -118,12 +118,12 @@ impl PageStore {
     }
 
     /// Stores `pages` at `first, first + 1, ...` while those indices are holes, in one walk
-    /// (at most [`RUN`] pages are taken; callers pass no more). Returns how many were stored and, if not all, why the next
+    /// (at most [`STORE_RUN`] pages are taken; callers pass no more). Returns how many were stored and, if not all, why the next
     /// one was not (`EEXIST`, `ENOMEM`); the pages not stored stay in `pages` (their drop
     /// frees them and returns their reservations).
     pub(crate) fn insert_run(&self, first: usize, pages: &mut [NewPage]) -> (usize, Option<Error>) {
-        let mut raw: [Option<PageRef>; RUN] = [const { None }; RUN];
-        let n = pages.len().min(RUN);
+        let mut raw: [Option<PageRef>; STORE_RUN] = [const { None }; STORE_RUN];
+        let n = pages.len().min(STORE_RUN);
         // The reservations travel with the pages: nothing below can fail between taking them
         // out of the `NewPage`s and putting the unstored ones back.
         for (r, p) in raw.iter_mut().zip(pages.iter_mut()) {
@@ -216,7 +216,7 @@ impl PinnedDrop for PageStore {
 }
 
 /// Most pages [`PageStore::insert_run`] stores in one walk.
-pub(crate) const RUN: usize = 16;
+pub(crate) const STORE_RUN: usize = 16;
 
 /// A page allocated for a store but not yet in it; counted in `STATS.pages` until it is
 /// stored or dropped.

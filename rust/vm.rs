@@ -50,7 +50,7 @@ impl FaultAt {
 }
 
 /// Most pages [`Fault::insert_run`] maps in one call: one fault-around window.
-pub(crate) const MAX_RUN: usize = 16;
+pub(crate) const MAP_RUN: usize = 16;
 
 /// What the fault handler decided.
 pub(crate) enum FaultOutcome {
@@ -199,7 +199,7 @@ impl Fault<'_> {
     }
 
     /// Maps `pages` at consecutive file offsets from `first` (the run must lie within the
-    /// VMA; at most [`MAX_RUN`] pages are taken), stopping at the first page that cannot be
+    /// VMA; at most [`MAP_RUN`] pages are taken), stopping at the first page that cannot be
     /// mapped. Returns how many were mapped and, when that is not all, why the next one was
     /// not (`EBUSY`: already mapped).
     pub(crate) fn insert_run(
@@ -207,7 +207,7 @@ impl Fault<'_> {
         first: usize,
         pages: &[StablePage<'_>],
     ) -> (usize, Option<Error>) {
-        const MAX: usize = MAX_RUN;
+        const MAX: usize = MAP_RUN;
         let n = pages
             .len()
             .min(MAX)

@@ -151,3 +151,16 @@ pub(crate) fn cond_resched() {
     // SAFETY: May sleep; callers hold no spinlock.
     unsafe { sealmem_cond_resched() }
 }
+
+/// The thread id of the current task as seen from `ns`, 0 if it is not visible there.
+pub(crate) fn current_tid_in(ns: &kernel::pid_namespace::PidNamespace) -> u32 {
+    // SAFETY: `current` is valid; `ns` is a live pid namespace (the caller's reference).
+    let tid = unsafe {
+        bindings::__task_pid_nr_ns(
+            kernel::task::Task::current_raw(),
+            bindings::pid_type_PIDTYPE_PID,
+            ns.as_ptr(),
+        )
+    };
+    u32::try_from(tid).unwrap_or(0)
+}
