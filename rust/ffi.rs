@@ -41,6 +41,7 @@ unsafe extern "C" {
         bytes: usize,
         i: *mut bindings::iov_iter,
     ) -> usize;
+    pub(crate) fn sealmem_zero_page_range(page: *mut bindings::page, offset: usize, len: usize);
     pub(crate) fn sealmem_sleep_killable_ms(ms: c_uint) -> bool;
     pub(crate) fn sealmem_cond_resched();
     pub(crate) fn sealmem_fatal_signal_pending() -> bool;

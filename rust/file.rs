@@ -28,8 +28,8 @@
 //! read `size` and `seals`, which are atomics written under `inner`.
 
 use kernel::{
-    bindings,
-    fs::File,
+    fs::{file::flags, File},
+    ioctl::_IOC_SIZE,
     iov::{IovIterDest, IovIterSource},
     mm::{
         virt::{VmaNew, VmaRef},
@@ -47,7 +47,7 @@ use kernel::{
 
 use crate::{
     lazy::{Attach, Hole, HoleStatus, LazyQueue, Ticket, MSG_FAULT, MSG_WRITE},
-    mapping::{Mapping, SharedGuard},
+    mapping::Mapping,
     stats::{Stats, STATS},
     store::{NewPage, PageStore, Peek, Slot, SlotKind},
     uapi,
@@ -109,7 +109,23 @@ pub(crate) fn pages_for(size: u64) -> u64 {
 
 /// Whether a `struct file` may write (O_WRONLY or O_RDWR).
 pub(crate) fn is_writable(file: &File) -> bool {
-    file.flags() & bindings::O_ACCMODE != bindings::O_RDONLY
+    file.flags() & flags::O_ACCMODE != flags::O_RDONLY
+}
+
+/// The result of a call that `err` stopped after `done` units of progress (bytes, pages):
+/// the error only if nothing was done, else the short count (as read(), write() and
+/// UFFDIO_COPY report a partial success).
+pub(crate) fn partial<T: Copy + Default + PartialEq>(done: T, err: Option<Error>) -> Result<T> {
+    match err {
+        Some(e) if done == T::default() => Err(e),
+        _ => Ok(done),
+    }
+}
+
+/// Whether `seals` holds WRITE or FUTURE_WRITE: no write access through any fd or new
+/// mapping.
+fn write_sealed_in(seals: u32) -> bool {
+    seals & (SEAL_WRITE | SEAL_FUTURE_WRITE) != 0
 }
 
 /// A page-aligned, non-empty byte range whose end neither overflows nor passes 2^63-1
@@ -193,19 +209,30 @@ struct Inner {
 /// # Invariants
 ///
 /// - While a `SealFile` exists it is counted once in `STATS.files`.
-/// - `size` and `seals` change only under `inner`; `size` shrinks only while the mapping's
-///   invalidate lock is also held exclusively.
+/// - `size` and `seals` change only under `inner`; `size` shrinks only while the store's
+///   invalidate lock is also held exclusively. `seals` only gains bits, and none once
+///   `SEAL_SEAL` is set.
 /// - No page at an index `>= pages_for(size)` is added to `store`, and none stays there
 ///   after a shrink returns.
-/// - Pages leave `store` only while `mapping`'s invalidate lock is held exclusive (shrink,
-///   punch hole) or when the file itself is dropped; so a page seen under the lock held
-///   shared stays allocated until it is released (the fault path maps pages on that basis).
+/// - Pages leave `store` only while its invalidate lock is held exclusive (shrink, punch
+///   hole: [`PageStore::remove_range`] takes the guard as proof) or when the file itself is
+///   dropped; so a page seen under the lock held shared stays allocated until it is released
+///   (the fault path maps pages on that basis, through [`PageStore::peek_run`]).
+/// - While `lazy` says the file is lazy, no hole becomes a page but by a fill of the
+///   attached handler: lazy mode starts under `inner` and the invalidate lock exclusive
+///   ([`SealFile::attach_handler`]), and the paths that allocate a zero page for a hole decide
+///   "not lazy" under one of them (a write under `inner`, a fault under the invalidate lock
+///   shared). It ends ([`SealFile::end_lazy`]) under the invalidate lock exclusive, and a fill
+///   stores only under it shared, after checking that its handler is still attached.
+/// - `data_files` counts the open `struct file`s of this file that can reach its data (the
+///   misc open and VIEW fds); every one of them uses the store's address_space (`f_mapping`).
+/// - `exec_maps` counts the VMAs of this file that kept VM_MAYEXEC, or is negative once the
+///   EXEC seal denies new ones.
 #[pin_data(PinnedDrop)]
 pub(crate) struct SealFile {
     id: u64,
     #[pin]
     inner: Mutex<Inner>,
-    mapping: Mapping,
     #[pin]
     store: PageStore,
     size: Atomic<u64>,
@@ -233,8 +260,7 @@ impl SealFile {
                     Inner { api: 0, name: [0; NAME_MAX], name_len: 0 },
                     "SealFile::inner"
                 ),
-                mapping: Mapping::new()?,
-                store <- PageStore::new(),
+                store <- PageStore::new(Mapping::new()?),
                 size: Atomic::new(0),
                 seals: Atomic::new(0),
                 exec_maps: ExecMaps(Atomic::new(0)),
@@ -247,7 +273,7 @@ impl SealFile {
         // INVARIANT: counted once here, uncounted once in `drop`.
         Stats::inc(&STATS.files);
         Stats::inc(&STATS.files_created);
-        obj.mapping.attach(file);
+        obj.store.attach(file);
         Ok(obj)
     }
 
@@ -263,7 +289,7 @@ impl SealFile {
     /// Attaches a new data `struct file` (a VIEW fd) to this file.
     pub(crate) fn attach(&self, file: &File) {
         self.data_files.add(1u64, Relaxed);
-        self.mapping.attach(file);
+        self.store.attach(file);
     }
 
     /// Open data `struct file`s (see the field).
@@ -278,7 +304,7 @@ impl SealFile {
 
     /// Whether WRITE or FUTURE_WRITE is set.
     pub(crate) fn write_sealed(&self) -> bool {
-        self.seals.load(Acquire) & (SEAL_WRITE | SEAL_FUTURE_WRITE) != 0
+        write_sealed_in(self.seals.load(Acquire))
     }
 
     /// Stores handler `handler`'s filled pages at `first, first + 1, ...` while those indices
@@ -293,7 +319,7 @@ impl SealFile {
         pages: &mut [NewPage],
         handler: u64,
     ) -> (usize, Option<Error>) {
-        let _g = self.mapping.lock_shared();
+        let _g = self.store.lock_shared();
         if !self.attached(handler) {
             // FILL_END came after this fill's first checks: its holes may have been read as
             // zeros already.
@@ -312,7 +338,7 @@ impl SealFile {
 
     /// Poisons the hole at `index` for handler `handler` (as [`Self::store_filled`]).
     pub(crate) fn store_poison(&self, index: usize, handler: u64) -> Result {
-        let _g = self.mapping.lock_shared();
+        let _g = self.store.lock_shared();
         if !self.attached(handler) || index as u64 >= pages_for(self.size()) {
             return Err(EINVAL);
         }
@@ -406,7 +432,7 @@ impl SealFile {
         // (exclusive) against faults, which decide "not lazy: allocate a zero page" under
         // it shared. So no hole becomes a zero page once the file is lazy.
         let _inner = self.inner.lock();
-        let _g = self.mapping.lock_exclusive();
+        let _g = self.store.lock_exclusive();
         self.lazy.attach(attach, || self.write_sealed())
     }
 
@@ -416,38 +442,35 @@ impl SealFile {
         // Exclusive: no fill is between its store-time check that its handler is attached
         // and its insert (`store_filled` holds this lock shared). Once this returns, holes
         // read as zeros and no racing COPY of this handler can change that.
-        self.lazy.end(id, || self.mapping.lock_exclusive())
+        self.lazy.end(id, || self.store.lock_exclusive())
     }
 
     // ---- ioctls ----------------------------------------------------------------------
 
     /// Dispatches an ioctl on a sealmem file fd.
     pub(crate) fn ioctl(&self, file: &File, cmd: u32, arg: usize) -> Result<isize> {
-        let user = UserPtr::from_addr(arg);
+        // The argument's size is the one the command number encodes (the uapi header's).
+        let user = UserSlice::new(UserPtr::from_addr(arg), _IOC_SIZE(cmd));
         match cmd {
             uapi::SEALMEM_IOC_API => self.api(user).map(|()| 0),
             uapi::SEALMEM_IOC_GET_SIZE => {
-                UserSlice::new(user, 8).writer().write(&self.size())?;
+                user.writer().write(&self.size())?;
                 Ok(0)
             }
             uapi::SEALMEM_IOC_SET_SIZE => {
-                let size: u64 = UserSlice::new(user, 8).reader().read()?;
+                let size: u64 = user.reader().read()?;
                 self.set_size(file, size).map(|()| 0)
             }
             uapi::SEALMEM_IOC_PUNCH_HOLE => {
-                let r: uapi::sealmem_range = UserSlice::new(user, size_of::<uapi::sealmem_range>())
-                    .reader()
-                    .read()?;
+                let r: uapi::sealmem_range = user.reader().read()?;
                 self.punch_hole(file, r.offset, r.len).map(|()| 0)
             }
             uapi::SEALMEM_IOC_ADD_SEALS => {
-                let seals: u32 = UserSlice::new(user, 4).reader().read()?;
+                let seals: u32 = user.reader().read()?;
                 self.add_seals(file, seals).map(|()| 0)
             }
             uapi::SEALMEM_IOC_GET_SEALS => {
-                UserSlice::new(user, 4)
-                    .writer()
-                    .write(&self.seals.load(Acquire))?;
+                user.writer().write(&self.seals.load(Acquire))?;
                 Ok(0)
             }
             uapi::SEALMEM_IOC_SET_NAME => self.set_name(file, user).map(|()| 0),
@@ -457,9 +480,8 @@ impl SealFile {
     }
 
     /// `SEALMEM_IOC_API`: agree on the API version and report features and ioctls.
-    fn api(&self, user: UserPtr) -> Result {
-        let (mut reader, mut writer) =
-            UserSlice::new(user, size_of::<uapi::sealmem_api>()).reader_writer();
+    fn api(&self, user: UserSlice) -> Result {
+        let (mut reader, mut writer) = user.reader_writer();
         let req: uapi::sealmem_api = reader.read()?;
         if req.api != u64::from(uapi::SEALMEM_API) || req.features & !SUPPORTED_FEATURES != 0 {
             // Like UFFDIO_API: on a refusal the struct is zeroed so userspace cannot mistake
@@ -504,14 +526,14 @@ impl SealFile {
 
     /// Shrinks to `new` bytes: no fault can map a page while this runs.
     fn shrink(&self, new: u64) {
-        let _g = self.mapping.lock_exclusive();
+        let g = self.store.lock_exclusive();
         // INVARIANT: size shrinks under `inner` and the exclusive invalidate lock.
         self.size.store(new, Release);
         let first_gone = pages_for(new);
         // Zap every mapping of the pages past EOF, private COW copies included (truncate).
-        self.mapping.unmap_range(first_gone * PAGE, 0, true);
+        self.store.unmap_range(first_gone * PAGE, 0, true);
         // INVARIANT: no page at or past `pages_for(new)` remains.
-        self.store.remove_range(first_gone as usize, usize::MAX);
+        self.store.remove_range(&g, first_gone as usize, usize::MAX);
         // Waiters for pages past the new EOF retry and get SIGBUS / EOF.
         self.lazy.drop_requests_from(first_gone as usize);
         // The bytes past EOF in the last page read as zeros if the file grows again.
@@ -531,7 +553,7 @@ impl SealFile {
         check_page_range(offset, len)?;
         let end = offset + len;
         let _inner = self.inner.lock();
-        if self.seals.load(Relaxed) & (SEAL_WRITE | SEAL_FUTURE_WRITE) != 0 {
+        if write_sealed_in(self.seals.load(Relaxed)) {
             return Err(EPERM);
         }
         let eof_pages = pages_for(self.size());
@@ -539,12 +561,12 @@ impl SealFile {
         if first >= last_excl {
             return Ok(());
         }
-        let _g = self.mapping.lock_exclusive();
+        let g = self.store.lock_exclusive();
         // Like fallocate(PUNCH_HOLE): private COW copies stay.
-        self.mapping
+        self.store
             .unmap_range(first * PAGE, (last_excl - first) * PAGE, false);
         self.store
-            .remove_range(first as usize, (last_excl - 1) as usize);
+            .remove_range(&g, first as usize, (last_excl - 1) as usize);
         Ok(())
     }
 
@@ -570,16 +592,16 @@ impl SealFile {
             // As memfd_add_seals: no shared mapping may write (EBUSY if one exists; new ones
             // get EPERM from the mm until the seal is published), and no page may be pinned
             // by anyone who could write through the pin later (an io_uring fixed buffer).
-            self.mapping.deny_writable()?;
+            self.store.deny_writable()?;
             if let Err(e) = self.wait_for_pins() {
-                self.mapping.allow_writable();
+                self.store.allow_writable();
                 return Err(e);
             }
         }
         if add_exec {
             if let Err(e) = self.exec_maps.deny() {
                 if add_write {
-                    self.mapping.allow_writable();
+                    self.store.allow_writable();
                 }
                 return Err(e);
             }
@@ -591,7 +613,7 @@ impl SealFile {
             // seal check clears VM_MAYWRITE before the mm counts the mapping; ours runs after,
             // so the denial cannot stay).
             self.seals.xchg(new, Full);
-            self.mapping.allow_writable();
+            self.store.allow_writable();
             return Ok(());
         }
         self.seals.store(new, Release);
@@ -633,14 +655,13 @@ impl SealFile {
     }
 
     /// `SEALMEM_IOC_SET_NAME`.
-    fn set_name(&self, file: &File, user: UserPtr) -> Result {
+    fn set_name(&self, file: &File, user: UserSlice) -> Result {
         if !is_writable(file) {
             return Err(EBADF);
         }
+        // Only the first NAME_MAX + 1 bytes count: the name ends with a NUL within them.
         let mut buf = [0u8; NAME_MAX + 1];
-        UserSlice::new(user, size_of::<uapi::sealmem_name>())
-            .reader()
-            .read_slice(&mut buf)?;
+        user.reader().read_slice(&mut buf)?;
         let len = buf.iter().position(|&b| b == 0).ok_or(EINVAL)?;
         let mut inner = self.inner.lock();
         inner.name[..len].copy_from_slice(&buf[..len]);
@@ -649,13 +670,13 @@ impl SealFile {
     }
 
     /// `SEALMEM_IOC_GET_NAME`.
-    fn get_name(&self, user: UserPtr) -> Result {
+    fn get_name(&self, user: UserSlice) -> Result {
         let mut out = [0u8; size_of::<uapi::sealmem_name>()];
         {
             let inner = self.inner.lock();
             out[..inner.name_len].copy_from_slice(&inner.name[..inner.name_len]);
         }
-        UserSlice::new(user, out.len()).writer().write_slice(&out)
+        user.writer().write_slice(&out)
     }
 
     /// `SEALMEM_IOC_VIEW`'s flags: whether the new fd is close-on-exec; `EINVAL` for unknown
@@ -721,10 +742,7 @@ impl SealFile {
             }
         }
         *pos = at as i64;
-        match stop {
-            Some(e) if done == 0 => Err(e),
-            _ => Ok(done),
-        }
+        partial(done, stop)
     }
 
     /// A syscall's wait for the hole at `index` of a lazy file. `Ok` means "look again".
@@ -770,8 +788,8 @@ impl SealFile {
                 }
                 WriteStep::Err(e) => Some(e),
             };
-            if let Some(e) = stop {
-                return if done > 0 { Ok(done) } else { Err(e) };
+            if stop.is_some() {
+                return partial(done, stop);
             }
         }
     }
@@ -792,7 +810,7 @@ impl SealFile {
         }
         let _inner = self.inner.lock();
         let seals = self.seals.load(Relaxed);
-        if seals & (SEAL_WRITE | SEAL_FUTURE_WRITE) != 0 {
+        if write_sealed_in(seals) {
             return WriteStep::Err(EPERM);
         }
         let start = if append && *done == 0 {
@@ -847,16 +865,14 @@ impl SealFile {
             } else {
                 // A page past EOF: filled before it is stored, so a source that faults leaves
                 // nothing behind past EOF (nothing is stored there but with content).
-                let page = match self.store.new_page() {
+                let mut page = match self.store.new_page() {
                     Ok(p) => p,
                     Err(e) => {
                         step = WriteStep::Err(e);
                         break;
                     }
                 };
-                let copied = page
-                    .page()
-                    .map_or(0, |p| p.copy_from_iter_atomic(off, n, src));
+                let copied = page.copy_from_iter_atomic(off, n, src);
                 if copied > 0 {
                     if let Err(e) = self.store.insert(index, page) {
                         // ENOMEM (an XArray node): nothing else stores past EOF while `inner`
@@ -909,7 +925,7 @@ impl SealFile {
     pub(crate) fn mmap(&self, vma: &VmaNew) -> Result {
         use kernel::mm::virt::flags;
         let seals = self.seals.load(Acquire);
-        if vma.flags() & flags::SHARED != 0 && seals & (SEAL_WRITE | SEAL_FUTURE_WRITE) != 0 {
+        if vma.flags() & flags::SHARED != 0 && write_sealed_in(seals) {
             if vma.writable() {
                 return Err(EPERM);
             }
@@ -941,7 +957,7 @@ impl SealFile {
                 && (index as u64) < pages_for(this.size())
                 && this.store.kind(index) == SlotKind::Hole;
             if !lazy_hole {
-                let g = this.mapping.lock_shared();
+                let g = this.store.lock_shared();
                 let eof_pages = pages_for(this.size());
                 if index as u64 >= eof_pages {
                     return FaultOutcome::SigBus;
@@ -956,7 +972,7 @@ impl SealFile {
                 ) else {
                     return FaultOutcome::SigBus;
                 };
-                this.peek(&g, first, win);
+                this.store.peek_run(&g, first, win);
                 match win.get(at) {
                     Some(Peek::Page(_)) => return Self::map_window(&vmf, first, win, at),
                     Some(Peek::Hole) if lazy => {}
@@ -1094,29 +1110,17 @@ impl SealFile {
     }
 
     fn map_filled_in(&self, vma: &VmaRef, index: usize, addr: usize) {
-        if !vm::maps_page_of(vma, &self.mapping, addr, index) {
+        if !self.store.mapped_at(vma, addr, index) {
             return;
         }
         // A page still in the store is within EOF (invariant): no size check needed.
-        let g = self.mapping.lock_shared();
+        let g = self.store.lock_shared();
         let mut one = [Peek::Hole];
-        self.peek(&g, index, &mut one);
+        self.store.peek_run(&g, index, &mut one);
         if let Peek::Page(page) = one[0] {
             // EBUSY (the fault already mapped it) and any other failure leave it to the fault.
             let _ = vm::insert_page(vma, addr, page);
         }
-    }
-
-    /// What `first..first + out.len()` holds, without page references: while `g` (this
-    /// file's invalidate lock, shared) is held, no page can leave the store (invariant).
-    fn peek<'a>(&'a self, g: &'a SharedGuard<'_>, first: usize, out: &mut [Peek<'a>]) {
-        if !g.locks(&self.mapping) {
-            out.fill(Peek::Hole);
-            return;
-        }
-        // SAFETY: `g` holds this file's invalidate lock shared for 'a (checked above), and
-        // pages leave `store` only under it exclusive (invariant).
-        unsafe { self.store.peek_run(first, out) }
     }
 
     // ---- fdinfo ------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 
 use kernel::{
     fs::File,
+    ioctl::_IOC_SIZE,
     iov::IovIterDest,
     page::PAGE_SIZE,
     prelude::*,
@@ -21,7 +22,7 @@ use kernel::{
 };
 
 use crate::{
-    file::{check_page_range, is_writable, pages_for, SealFile},
+    file::{check_page_range, is_writable, pages_for, partial, SealFile},
     lazy::Attach,
     store::{NewPage, SlotKind, STORE_RUN},
     uapi,
@@ -127,13 +128,11 @@ impl Handler {
             };
             if n > 0 {
                 let copied = dst.copy_to_iter(msgs[..n].as_bytes()) / MSG_SIZE;
-                if copied < n {
+                let fault = (copied < n).then_some(EFAULT);
+                if fault.is_some() {
                     queue.requeue(&msgs[copied..n], &seqs[copied..n]);
-                    if copied == 0 {
-                        return Err(EFAULT);
-                    }
                 }
-                return Ok(copied * MSG_SIZE);
+                return partial(copied, fault).map(|c| c * MSG_SIZE);
             }
             if nonblock {
                 return Err(EAGAIN);
@@ -161,11 +160,11 @@ impl Handler {
 
     /// Dispatches an ioctl on the handler fd.
     pub(crate) fn ioctl(&self, cmd: u32, arg: usize) -> Result<isize> {
-        let user = UserPtr::from_addr(arg);
+        // The argument's size is the one the command number encodes (the uapi header's).
+        let user = UserSlice::new(UserPtr::from_addr(arg), _IOC_SIZE(cmd));
         match cmd {
             uapi::SEALMEM_IOC_COPY => {
-                let (mut r, mut w) =
-                    UserSlice::new(user, size_of::<uapi::sealmem_copy>()).reader_writer();
+                let (mut r, mut w) = user.reader_writer();
                 let mut c: uapi::sealmem_copy = r.read()?;
                 let src = usize::try_from(c.src).map_err(|_| EINVAL)?;
                 let (done, res) = self.fill(
@@ -180,8 +179,7 @@ impl Handler {
                 res.map(|()| 0)
             }
             uapi::SEALMEM_IOC_ZEROPAGE | uapi::SEALMEM_IOC_POISON => {
-                let (mut r, mut w) =
-                    UserSlice::new(user, size_of::<uapi::sealmem_fill>()).reader_writer();
+                let (mut r, mut w) = user.reader_writer();
                 let mut z: uapi::sealmem_fill = r.read()?;
                 let what = if cmd == uapi::SEALMEM_IOC_ZEROPAGE {
                     Fill::Zero
@@ -194,9 +192,7 @@ impl Handler {
                 res.map(|()| 0)
             }
             uapi::SEALMEM_IOC_WAKE => {
-                let r: uapi::sealmem_range = UserSlice::new(user, size_of::<uapi::sealmem_range>())
-                    .reader()
-                    .read()?;
+                let r: uapi::sealmem_range = user.reader().read()?;
                 check_page_range(r.offset, r.len)?;
                 if !self.attached() {
                     return Err(EINVAL);
@@ -299,16 +295,17 @@ impl Handler {
                     Fill::Copy(_) => file.new_page_for_overwrite(),
                     _ => file.new_page(),
                 };
-                let page = match page {
+                let mut page = match page {
                     Ok(p) => p,
                     Err(e) => {
                         stop = Some(e);
                         break;
                     }
                 };
-                if let (Fill::Copy(base), Some(p)) = (&what, page.page()) {
+                if let Fill::Copy(base) = &what {
                     let from = base.wrapping_byte_add(done as usize + n * PAGE_SIZE);
-                    if p.copy_from_user(&mut UserSlice::new(from, PAGE_SIZE).reader())
+                    if page
+                        .copy_from_user(&mut UserSlice::new(from, PAGE_SIZE).reader())
                         .is_err()
                     {
                         stop = Some(EFAULT);
@@ -349,8 +346,8 @@ impl Handler {
 
 /// The `copy`/`done` field of a fill ioctl: bytes handled, or a negated errno if none.
 fn report(done: u64, res: &Result) -> i64 {
-    match res {
-        Err(e) if done == 0 => i64::from(e.to_errno()),
-        _ => done as i64,
+    match partial(done, res.err()) {
+        Ok(done) => done as i64,
+        Err(e) => i64::from(e.to_errno()),
     }
 }

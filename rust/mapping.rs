@@ -172,6 +172,13 @@ impl Drop for SharedGuard<'_> {
 /// Holds the invalidate lock exclusive.
 pub(crate) struct ExclusiveGuard<'a>(&'a Mapping);
 
+impl ExclusiveGuard<'_> {
+    /// Whether this guard holds `mapping`'s lock.
+    pub(crate) fn locks(&self, mapping: &Mapping) -> bool {
+        core::ptr::eq(self.0, mapping)
+    }
+}
+
 impl Drop for ExclusiveGuard<'_> {
     fn drop(&mut self) {
         // SAFETY: Taken exclusive in `lock_exclusive`.

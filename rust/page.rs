@@ -27,22 +27,70 @@ pub(crate) struct PageRef(NonNull<bindings::page>);
 
 // SAFETY: A page reference may be moved to and dropped on any thread.
 unsafe impl Send for PageRef {}
-// SAFETY: `&PageRef` only allows copying bytes in and out, which the kernel allows
-// concurrently (racing accesses to page contents are the user's business, as for tmpfs).
+// SAFETY: `&PageRef` only allows copying bytes in and out and zeroing them, with C helpers
+// that allow concurrent accesses to the page (racing accesses to page contents are the
+// user's business, as for tmpfs).
 unsafe impl Sync for PageRef {}
 
-impl PageRef {
+/// The only reference to a page that nobody else can reach: a page just allocated, not yet
+/// stored, mapped or shared. Only such a page is written through the kernel crate's
+/// `copy_from_user_slice_raw`, whose contract forbids concurrent accesses to the page.
+///
+/// # Invariants
+///
+/// `0` is the only reference to its page, and no page table, store or other kernel object
+/// points to the page.
+pub(crate) struct UniquePage(PageRef);
+
+impl UniquePage {
     /// Allocates a zeroed page charged to the current task's memory cgroup.
     pub(crate) fn alloc_zeroed() -> Result<Self> {
-        Self::alloc(GFP_KERNEL_ACCOUNT | __GFP_ZERO)
+        // INVARIANT: a new page has one reference, ours.
+        PageRef::alloc(GFP_KERNEL_ACCOUNT | __GFP_ZERO).map(Self)
     }
 
     /// Allocates a page with unspecified contents, for a caller that overwrites all of it
-    /// before anyone else can see it (COPY), charged like [`PageRef::alloc_zeroed`].
+    /// before anyone else can see it (COPY), charged like [`UniquePage::alloc_zeroed`].
     pub(crate) fn alloc_for_overwrite() -> Result<Self> {
-        Self::alloc(GFP_KERNEL_ACCOUNT)
+        // INVARIANT: as above.
+        PageRef::alloc(GFP_KERNEL_ACCOUNT).map(Self)
     }
 
+    /// The raw page (to store it: see [`UniquePage::share`]).
+    pub(crate) fn as_ptr(&self) -> *mut bindings::page {
+        self.0.as_ptr()
+    }
+
+    /// Fills the whole page from user memory (`EFAULT` if the source faults).
+    pub(crate) fn copy_from_user(
+        &mut self,
+        reader: &mut kernel::uaccess::UserSliceReader,
+    ) -> Result {
+        // SAFETY: The page is valid (invariant of `PageRef`) and the borrowed `Page` is never
+        // dropped, so our reference is untouched.
+        let page = unsafe { kernel::page::BorrowedPage::from_raw(self.0 .0) };
+        // SAFETY: The whole page is in bounds, and nothing can read or write the page
+        // meanwhile: ours is its only reference and nothing points to it (invariant).
+        unsafe { page.copy_from_user_slice_raw(reader, 0, PAGE_SIZE) }
+    }
+
+    /// See [`PageRef::copy_from_iter_atomic`].
+    pub(crate) fn copy_from_iter_atomic(
+        &mut self,
+        offset: usize,
+        len: usize,
+        src: &mut IovIterSource<'_>,
+    ) -> usize {
+        self.0.copy_from_iter_atomic(offset, len, src)
+    }
+
+    /// Gives up uniqueness: the page is about to be stored, and shared from then on.
+    pub(crate) fn share(self) -> PageRef {
+        self.0
+    }
+}
+
+impl PageRef {
     fn alloc(flags: kernel::alloc::Flags) -> Result<Self> {
         let page = Page::alloc_page(flags)?;
         let ptr = page.as_ptr();
@@ -122,28 +170,17 @@ impl PageRef {
         }
     }
 
-    /// Fills the whole page from user memory (EFAULT if the source faults).
-    pub(crate) fn copy_from_user(&self, reader: &mut kernel::uaccess::UserSliceReader) -> Result {
-        // SAFETY: The page is valid (invariant) and the borrowed `Page` is never dropped, so
-        // our reference is untouched.
-        let page = unsafe { kernel::page::BorrowedPage::from_raw(self.0) };
-        // SAFETY: The whole page is in bounds; a page that is not yet shared with anyone (the
-        // only kind we fill) has no concurrent accessors.
-        unsafe { page.copy_from_user_slice_raw(reader, 0, PAGE_SIZE) }
-    }
-
-    /// Zeroes `len` bytes at `offset`.
+    /// Zeroes `len` bytes at `offset`. The page may be mapped and accessed meanwhile (shrink
+    /// zeroes the tail of the last page while it can still be mapped): racing accesses see
+    /// the old bytes or zeros, as when truncate zeroes a partial page-cache folio.
     pub(crate) fn zero(&self, offset: usize, len: usize) {
         if offset >= PAGE_SIZE || len > PAGE_SIZE - offset {
             return;
         }
-        // SAFETY: The page is valid (invariant) and `kernel::page::Page`'s helper only needs a
-        // valid page and an in-bounds range (checked above); the borrowed `Page` is never
-        // dropped, so our reference is untouched.
-        let page = unsafe { kernel::page::BorrowedPage::from_raw(self.0) };
-        // SAFETY: In-bounds range (checked above); concurrent access to page contents is
-        // allowed (see `Sync`).
-        let _ = unsafe { page.fill_zero_raw(offset, len) };
+        // SAFETY: The page is valid (invariant) and the range lies within it (checked above).
+        // `memzero_page` (C) has no rule against concurrent accesses to the page (unlike
+        // `kernel::page::Page::fill_zero_raw`, whose contract forbids them).
+        unsafe { crate::ffi::sealmem_zero_page_range(self.as_ptr(), offset, len) };
     }
 }
 

@@ -28,7 +28,7 @@ use kernel::{
     types::Opaque,
 };
 
-use crate::page::{PageRef, StablePage};
+use crate::page::{PageRef, StablePage, UniquePage};
 
 // Three views of an index, by what the caller may hold: `Slot` carries a page reference of its
 // own, for paths that copy to or from user memory (read, write, ...): a copy may fault, and a
@@ -195,7 +195,7 @@ impl PageArray {
     pub(crate) fn insert_pages(
         &self,
         first: usize,
-        pages: &mut [Option<PageRef>],
+        pages: &mut [Option<UniquePage>],
     ) -> (usize, Option<Error>) {
         let n = pages.len();
         if n == 0 {
@@ -234,9 +234,9 @@ impl PageArray {
                         err = Some(ENOMEM);
                         break;
                     }
-                    // INVARIANT: the array now owns this page's reference.
+                    // INVARIANT: the array now owns this page's reference (shared from now on).
                     if let Some(page) = slot.take() {
-                        let _ = page.into_raw();
+                        let _ = page.share().into_raw();
                     }
                     done += 1;
                     if done < n {

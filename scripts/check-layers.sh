@@ -19,7 +19,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root/rust"
 
 # The files that hold the module's logic: no unsafe at all (the abstractions below them do).
-LOGIC="file.rs lazy.rs handler.rs store.rs stats.rs knobs.rs"
+LOGIC="file.rs lazy.rs handler.rs stats.rs knobs.rs"
 # The one file with `extern "C" fn` entry points (file_operations, vm_operations_struct).
 GLUE="fops.rs"
 # Items the module! macro generates in the crate root (not edges).
