@@ -18,6 +18,7 @@
 #   make uapi-check  fail if that file is stale
 #   make clippy      build the module with CLIPPY=1
 #   make layers      check the module's layering: no import cycle, no unsafe in logic files
+#   make ffi-check   check rust/ffi.rs's declarations against rust/sealmem_helpers.h
 #   make rustfmt     format the module's Rust code (the kernel tree's rustfmt settings)
 #   make rustfmt-check fail if the module's Rust code is not rustfmt-clean
 #   make clean       remove build/ (keeps the kernel cache)
@@ -40,7 +41,7 @@ fuzz:
 profile:
 	$(RUN) profile
 
-.PHONY: help demo test bench profile fuzz quick quick-base module harness setup kernel uapi uapi-check clippy layers rustfmt rustfmt-check clean
+.PHONY: help demo test bench profile fuzz quick quick-base module harness setup kernel uapi uapi-check clippy layers ffi-check rustfmt rustfmt-check clean
 
 demo:
 	$(RUN) demo
@@ -77,6 +78,9 @@ clippy:
 
 layers:
 	bash scripts/check-layers.sh
+
+ffi-check:
+	bash scripts/check-ffi.sh
 
 rustfmt:
 	$(RUN) rustfmt

@@ -155,8 +155,8 @@ if [ "${CI:-}" = true ]; then STRESS_SECONDS=${SEALMEM_STRESS_SECONDS:-120}; els
 
 # suite FLAVOUR FULL: run the test VM; with FULL=1 also the fuzzing VM beside it and the
 # harness self-test. Counts tests (the test programs' TAP results and the host cargo tests)
-# apart from checks (VM verdicts, leaks, rmmod, kmemleak, the manifest, harness boots, fuzz
-# phases), prints both, then the closing line "N passed, N failed[, N skipped]" of the tests,
+# apart from checks (VM verdicts, leaks, rmmod, kmemleak, the manifest, the source checks,
+# harness boots, fuzz phases), prints both, then the closing line "N passed, N failed[, N skipped]" of the tests,
 # whose failed count includes failed checks. Exit 1 on any failure.
 suite() {
 	local flavour=$1 with_fuzz=$2
@@ -175,6 +175,12 @@ suite() {
 	t_passed=$passed t_failed=$failed t_skipped=$skipped
 	c_passed=$((c_passed + checks_passed)); c_failed=$((c_failed + checks_failed))
 	vm_verdict "VM run ended cleanly with no kernel splat" "$SEALMEM_LOGS/vm-$flavour-test.log"
+	# The module's source (host checks): its layering, its formatting, its FFI declarations.
+	source_check "module layering: no import cycle, no unsafe in logic files (scripts/check-layers.sh)" \
+		layers bash "$SEALMEM_ROOT/scripts/check-layers.sh"
+	source_check "module is rustfmt-clean (make rustfmt-check)" rustfmt-check rustfmt_module check
+	source_check "rust/ffi.rs matches rust/sealmem_helpers.h (scripts/check-ffi.sh)" \
+		ffi-check bash "$SEALMEM_ROOT/scripts/check-ffi.sh"
 	# The userspace crate's host tests (pure logic: ABI layouts, seal bits) and doc examples:
 	# their real count.
 	local hlog="$SEALMEM_LOGS/cargo-host-tests.log" hn
@@ -207,7 +213,7 @@ suite() {
 		eval "local ${line#SEALMEM-FUZZ }"
 		msg "fuzz: $ops operations, $injected injected allocation failures, $suite_runs functional-suite runs under injection"
 	fi
-	echo "# checks (VM verdicts, leaks, rmmod, kmemleak, manifest, harness, fuzz phases): $c_passed ok, $c_failed not ok"
+	echo "# checks (VM verdicts, leaks, rmmod, kmemleak, manifest, source checks, harness, fuzz phases): $c_passed ok, $c_failed not ok"
 	local all_failed=$((t_failed + c_failed))
 	if [ "$t_skipped" -gt 0 ]; then
 		echo "$t_passed passed, $all_failed failed, $t_skipped skipped"
@@ -215,6 +221,21 @@ suite() {
 		echo "$t_passed passed, $all_failed failed"
 	fi
 	[ "$all_failed" -eq 0 ]
+}
+
+# source_check NAME LOG CMD...: one check line from a host command's exit status (its output
+# in build/logs/LOG.log); counts into $c_passed / $c_failed.
+source_check() {
+	local name=$1 log="$SEALMEM_LOGS/$2.log"
+	shift 2
+	if ("$@") >"$log" 2>&1; then
+		echo "ok - $name"
+		c_passed=$((c_passed + 1))
+	else
+		tail -n 20 "$log"
+		echo "not ok - $name (log $log)"
+		c_failed=$((c_failed + 1))
+	fi
 }
 
 # vm_verdict NAME LOG: one check line from a VM run's summary (end marker, rc, timeout,
@@ -316,5 +337,5 @@ harness)
 	flavour=${1:-debug}
 	cached_kernel "$flavour"; module "$flavour"; selftests; initramfs "$flavour"
 	bash "$SEALMEM_ROOT/qemu/harness-selftest.sh" "$KDIR" "$SEALMEM_BUILD/$flavour" ;;
-*) die "usage: $0 demo|test|quick [base|debug]|harness|setup|kernel F|module F|selftests" ;;
+*) die "usage: $0 demo|test|quick [base|debug]|harness|setup|kernel F|module F|selftests|rustfmt|rustfmt-check" ;;
 esac
