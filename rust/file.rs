@@ -40,14 +40,13 @@ use kernel::{
     seq_file::{seq_print, SeqFile},
     sync::{
         atomic::{Acquire, Atomic, Full, Relaxed, Release},
-        Arc, Mutex,
+        Arc, ArcBorrow, Mutex,
     },
     uaccess::{UserPtr, UserSlice},
 };
 
 use crate::{
     lazy::{Attach, Hole, HoleStatus, LazyQueue, Ticket, MSG_FAULT, MSG_WRITE},
-    mapping::Mapping,
     stats::{Stats, STATS},
     store::{NewPage, PageStore, Peek, Slot, SlotKind},
     uapi,
@@ -56,13 +55,13 @@ use crate::{
 };
 
 /// Feature bits this build of the module implements (reported by `SEALMEM_IOC_API`).
-pub(crate) const SUPPORTED_FEATURES: u64 = (uapi::SEALMEM_FEATURE_SIZE_IO
+const SUPPORTED_FEATURES: u64 = (uapi::SEALMEM_FEATURE_SIZE_IO
     | uapi::SEALMEM_FEATURE_SEALS
     | uapi::SEALMEM_FEATURE_VIEW
     | uapi::SEALMEM_FEATURE_LAZY_FILL) as u64;
 
 /// ioctls this build implements on a sealmem file, as a mask of `1 << nr`.
-pub(crate) const SUPPORTED_IOCTLS: u64 = (1 << uapi::SEALMEM_NR_API)
+const SUPPORTED_IOCTLS: u64 = (1 << uapi::SEALMEM_NR_API)
     | (1 << uapi::SEALMEM_NR_SET_SIZE)
     | (1 << uapi::SEALMEM_NR_GET_SIZE)
     | (1 << uapi::SEALMEM_NR_PUNCH_HOLE)
@@ -196,6 +195,11 @@ impl ExecMaps {
 }
 
 /// State protected by [`SealFile::inner`].
+///
+/// # Invariants
+///
+/// `name_len <= NAME_MAX`, and `name[..name_len]` holds no NUL byte (SET_NAME stores the
+/// bytes before the first NUL of at most `NAME_MAX + 1`).
 struct Inner {
     /// The API version agreed by the last successful `SEALMEM_IOC_API`, 0 if none.
     api: u64,
@@ -260,7 +264,7 @@ impl SealFile {
                     Inner { api: 0, name: [0; NAME_MAX], name_len: 0 },
                     "SealFile::inner"
                 ),
-                store <- PageStore::new(Mapping::new()?),
+                store <- PageStore::new(),
                 size: Atomic::new(0),
                 seals: Atomic::new(0),
                 exec_maps: ExecMaps(Atomic::new(0)),
@@ -639,7 +643,7 @@ impl SealFile {
 
     /// A new mapping of this file (the mmap hook) that may become executable: counted; false
     /// if the EXEC seal denies it (the caller then clears VM_MAYEXEC or refuses the mapping).
-    pub(crate) fn exec_map_opened(&self) -> bool {
+    fn exec_map_opened(&self) -> bool {
         self.exec_maps.add()
     }
 
@@ -664,6 +668,8 @@ impl SealFile {
         user.reader().read_slice(&mut buf)?;
         let len = buf.iter().position(|&b| b == 0).ok_or(EINVAL)?;
         let mut inner = self.inner.lock();
+        // INVARIANT: `len <= NAME_MAX` (the NUL is within `buf`, `NAME_MAX + 1` bytes long)
+        // and `buf[..len]` has no NUL.
         inner.name[..len].copy_from_slice(&buf[..len]);
         inner.name_len = len;
         Ok(())
@@ -920,8 +926,9 @@ impl SealFile {
 
     // ---- mmap and faults -------------------------------------------------------------
 
-    /// The mmap hook: applies the seals to the new VMA (memfd's rules) and installs our
-    /// vm_ops. Runs under mmap_lock, so it must not take `inner` (see the lock order).
+    /// The mmap hook: applies the seals to the new VMA (memfd's rules); `fops.rs` then makes
+    /// it VM_MIXEDMAP and installs the vm_ops. Runs under mmap_lock, so it must not take
+    /// `inner` (see the lock order).
     pub(crate) fn mmap(&self, vma: &VmaNew) -> Result {
         use kernel::mm::virt::flags;
         let seals = self.seals.load(Acquire);
@@ -947,12 +954,12 @@ impl SealFile {
 
     /// The fault handler: maps the page (allocating a zero page on a hole, or in a lazy file
     /// waiting for the handler to fill it) and the resident pages around it.
-    pub(crate) fn fault(this: ArcBorrowed<'_>, vmf: Fault<'_>) -> FaultOutcome {
+    pub(crate) fn fault(this: ArcBorrow<'_, SealFile>, vmf: Fault<'_>) -> FaultOutcome {
         Stats::inc(&STATS.faults);
         let index = vmf.pgoff();
         loop {
             // A lazy file's hole is requested at once: no invalidate lock, no look at its
-            // neighbours (`hole_request` checks EOF and the slot again under the fill lock).
+            // neighbours (`hole_request` checks EOF and the slot again under the queue's lock).
             let lazy_hole = this.is_lazy()
                 && (index as u64) < pages_for(this.size())
                 && this.store.kind(index) == SlotKind::Hole;
@@ -1090,7 +1097,7 @@ impl SealFile {
 
     /// Maps the just-filled page `index` where a fault on it waits (`addr` in `mm`), if that
     /// address still maps this file's page `index`; anything else is left to the fault.
-    pub(crate) fn map_filled(&self, index: usize, mm: &Mm, addr: usize) {
+    fn map_filled(&self, index: usize, mm: &Mm, addr: usize) {
         let Some(mm) = mm.mmget_not_zero() else {
             return;
         };
@@ -1142,9 +1149,6 @@ impl SealFile {
         seq_print!(m, "api:\t{}\n", api);
     }
 }
-
-/// An `ArcBorrow` of a [`SealFile`], for methods that need to clone the `Arc`.
-pub(crate) type ArcBorrowed<'a> = kernel::sync::ArcBorrow<'a, SealFile>;
 
 /// Prints a name with control bytes, backslash and non-ASCII bytes as `\ooo` octal escapes,
 /// so one fdinfo line stays one line.

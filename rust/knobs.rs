@@ -35,7 +35,7 @@ pub(crate) mod imp {
         delay_ms: Atomic<u32>,
     }
 
-    pub(crate) static KNOBS: Knobs = Knobs {
+    static KNOBS: Knobs = Knobs {
         delay_at: Atomic::new(0),
         delay_ms: Atomic::new(0),
     };

@@ -114,7 +114,7 @@ struct Req {
     /// Which request this is (`FillState::total` when it was raised): a request resolved and
     /// raised again at the same index is another request.
     seq: u64,
-    /// The first fault that raised it, if a fault did. Taken out under the fill lock before
+    /// The first fault that raised it, if a fault did. Taken out under the state lock before
     /// the request is dropped: its `mm` reference is released unlocked.
     at: Option<FaultAt>,
 }
@@ -404,7 +404,7 @@ impl LazyQueue {
     }
 
     /// Removes the request for `index` from whichever tree holds it and accounts for it;
-    /// returns its node, to be dropped after the fill lock is released.
+    /// returns its node, to be dropped after the state lock is released.
     fn remove_req(f: &mut FillState, index: usize) -> Option<RBTreeNode<usize, Req>> {
         let (waiters, queued) = match (f.queued.get(&index), f.delivered.get(&index)) {
             (Some(r), _) => (r.waiters, true),

@@ -51,10 +51,10 @@ pub(crate) struct PageStore {
 }
 
 impl PageStore {
-    /// An empty store of the file whose address_space is `mapping`.
-    pub(crate) fn new(mapping: Mapping) -> impl PinInit<Self> {
-        pin_init!(Self {
-            mapping,
+    /// An empty store, with a new address_space for its file (see [`Mapping::new`]).
+    pub(crate) fn new() -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            mapping: Mapping::new()?,
             pages <- PageArray::new(),
             resident: Atomic::new(0),
         })

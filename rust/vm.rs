@@ -176,7 +176,7 @@ impl Fault<'_> {
     }
 
     /// The file page index just past the end of the VMA.
-    pub(crate) fn vma_end_pgoff(&self) -> usize {
+    fn vma_end_pgoff(&self) -> usize {
         let vma = self.vma_ref();
         ((vma.end() - vma.start()) / PAGE_SIZE).saturating_add(self.vm_pgoff())
     }
@@ -266,7 +266,7 @@ pub(crate) fn maps_page_of(vma: &VmaRef, mapping: &Mapping, addr: usize, index: 
     vm_pgoff.checked_add((addr - vma.start()) / PAGE_SIZE) == Some(index)
 }
 
-/// Maps `page` at `addr` in `vma` (a sealmem VMA, see [`maps_file_page`]); `EBUSY` if
+/// Maps `page` at `addr` in `vma` (a sealmem VMA, see [`maps_page_of`]); `EBUSY` if
 /// something is mapped there already.
 pub(crate) fn insert_page(vma: &VmaRef, addr: usize, page: StablePage<'_>) -> Result {
     // vm_insert_page takes its own reference to the page.

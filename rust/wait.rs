@@ -6,6 +6,10 @@
 //! guard. Page faults must wait killably when the fault is not interruptible (kernel-mode
 //! accesses), as `handle_userfault` does, and the handler fd needs `poll_wait`; this is the
 //! C wait queue with the `wait_event` loop written out in Rust.
+//!
+//! Below it: safe wrappers of the few kernel calls about the current task that have no
+//! binding (exiting or dumping, fatal signals, sleeping, rescheduling, its thread id as seen
+//! from a pid namespace).
 
 use kernel::{bindings, prelude::*, types::Opaque};
 
