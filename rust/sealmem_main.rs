@@ -12,8 +12,9 @@
 //!   `vm_operations_struct` table with its trampolines, fd creation (VIEW, FILL_ENABLE).
 //! - [`handler`]: the handler fd (read, poll, COPY/ZEROPAGE/POISON/WAKE/FILL_END) on top of
 //!   the file object's API.
-//! - [`file`]: the sealmem file object (size, seals, name, read/write, mmap and faults,
-//!   ioctls, fdinfo); owns all the file's state and the module's lock order.
+//! - [`file`]: the sealmem file object (size, seals, name, read/write, ioctls, fdinfo; its
+//!   child `file/fault.rs`: mmap and faults); owns all the file's state and the module's
+//!   lock order.
 //! - [`lazy`]: the lazy-fill queue: requests, waits, resolution, the attached handler.
 //! - [`store`]: the page store of a file (its pages, its invalidate lock, the page limit).
 //! - [`stats`], [`knobs`]: global counters and their debugfs files; test-only

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Checks the layering of the kernel module's Rust crate (rust/*.rs); README.md "Architecture"
-# shows the layers.
+# Checks the layering of the kernel module's Rust crate (rust/*.rs; a module's child modules
+# in rust/NAME/*.rs count as part of module NAME); README.md "Architecture" shows the layers.
 #
 #   scripts/check-layers.sh          print the import graph's verdicts; exit 1 on a violation
 #   scripts/check-layers.sh --graph  also print every edge "from -> to"
@@ -19,7 +19,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root/rust"
 
 # The files that hold the module's logic: no unsafe at all (the abstractions below them do).
-LOGIC="file.rs lazy.rs handler.rs stats.rs knobs.rs"
+LOGIC="file.rs file/fault.rs lazy.rs handler.rs stats.rs knobs.rs"
 # The one file with `extern "C" fn` entry points (file_operations, vm_operations_struct).
 GLUE="fops.rs"
 # Items the module! macro generates in the crate root (not edges).
@@ -36,6 +36,12 @@ done
 is_mod() { local x; for x in "${mods[@]}"; do [ "$x" = "$1" ] && return 0; done; return 1; }
 is_macro_item() { local x; for x in $MACRO_ITEMS; do [ "$x" = "$1" ] && return 0; done; return 1; }
 
+# sources MODULE: the files of a module (rust/MODULE.rs and its children rust/MODULE/*.rs).
+sources() {
+	echo "$1.rs"
+	if [ -d "$1" ]; then find "$1" -name '*.rs' | sort; fi
+}
+
 # code FILE: the file without comments (// to the end of a line; no block comments are used)
 # and without string literals' contents.
 code() { sed -e 's://.*$::' -e 's/"[^"]*"/""/g' "$1"; }
@@ -43,7 +49,8 @@ code() { sed -e 's://.*$::' -e 's/"[^"]*"/""/g' "$1"; }
 # names FILE: every name NAME of `crate::NAME` and of `use crate::{NAME, ...}` (top level
 # of the group), one a line.
 names() {
-	code "$1" | tr '\n' ' ' | awk '
+	local f
+	for f in $(sources "$1"); do code "$f"; done | tr '\n' ' ' | awk '
 	{
 		s = $0
 		# crate::{ ... } groups: the first identifier of each top-level item.
@@ -78,7 +85,7 @@ trap 'rm -f "$edges"' EXIT
 for f in *.rs; do
 	from=${f%.rs}
 	{
-		names "$f"
+		names "$from"
 		if [ "$from" = sealmem_main ]; then
 			# The root names its modules without `crate::`.
 			code "$f" | grep -v '^[[:space:]]*mod ' | grep -oE '\b[a-z_][a-z0-9_]*::' | sed 's/::$//'
@@ -117,11 +124,11 @@ for f in $LOGIC; do
 	fi
 done
 
-for f in *.rs; do
+for f in $(find . -name '*.rs' | sed 's:^\./::' | sort); do
 	case " $GLUE " in *" $f "*) continue ;; esac
-	if code "$f" | grep -nE 'extern "C" fn' >/dev/null; then
+	if code "$f" | grep -nE 'extern "" fn' >/dev/null; then
 		echo "extern \"C\" entry point outside the FFI glue ($GLUE) in rust/$f:"
-		code "$f" | grep -nE 'extern "C" fn' | sed 's/^/  /'
+		code "$f" | grep -nE 'extern "" fn' | sed 's/^/  /'
 		fail=1
 	fi
 done
