@@ -18,6 +18,10 @@
 #   make uapi-check  fail if that file is stale
 #   make man         render the man page docs/sealmem.4 (check it against docs/api.md: make man-check)
 #   make clippy      build the module with CLIPPY=1
+#   make layers      check the module's layering: no import cycle, no unsafe in logic files
+#   make ffi-check   check rust/ffi.rs's declarations against rust/sealmem_helpers.h
+#   make rustfmt     format the module's Rust code (the kernel tree's rustfmt settings)
+#   make rustfmt-check fail if the module's Rust code is not rustfmt-clean
 #   make clean       remove build/ (keeps the kernel cache)
 #   make help        this list (the default target)
 
@@ -26,7 +30,8 @@ RUN := bash scripts/sealmem.sh
 
 # The default target: what each target does, one line each (from the comment above).
 help:
-	@sed -n 's/^#   make \([a-z-]*\) *\(.*\)/  make \1\t\2/p' $(firstword $(MAKEFILE_LIST)) | expand -t 20
+	@sed -n 's/^#   make \([a-z-]*\) *\(.*\)/\1\t\2/p' $(firstword $(MAKEFILE_LIST)) | \
+		awk -F'\t' '{ printf "  make %-14s %s\n", $$1, $$2 }'
 
 bench:
 	$(RUN) bench
@@ -37,7 +42,7 @@ fuzz:
 profile:
 	$(RUN) profile
 
-.PHONY: man man-check help demo test bench profile fuzz quick quick-base module harness setup kernel uapi uapi-check clippy clean
+.PHONY: help demo test bench profile fuzz quick quick-base module harness setup kernel uapi uapi-check man man-check clippy layers ffi-check rustfmt rustfmt-check clean
 
 demo:
 	$(RUN) demo
@@ -77,6 +82,18 @@ man-check:
 
 clippy:
 	$(RUN) clippy debug
+
+layers:
+	bash scripts/check-layers.sh
+
+ffi-check:
+	bash scripts/check-ffi.sh
+
+rustfmt:
+	$(RUN) rustfmt
+
+rustfmt-check:
+	$(RUN) rustfmt-check
 
 clean:
 	rm -rf build

@@ -28,7 +28,9 @@ unsafe extern "C" {
     pub(crate) fn sealmem_fs_mount() -> c_int;
     pub(crate) fn sealmem_fs_unmount();
     pub(crate) fn sealmem_inode_new() -> *mut bindings::inode;
-    pub(crate) fn sealmem_inode_mapping(inode: *mut bindings::inode) -> *mut bindings::address_space;
+    pub(crate) fn sealmem_inode_mapping(
+        inode: *mut bindings::inode,
+    ) -> *mut bindings::address_space;
     pub(crate) fn sealmem_mapping_deny_writable(mapping: *mut bindings::address_space) -> c_int;
     pub(crate) fn sealmem_mapping_allow_writable(mapping: *mut bindings::address_space);
     pub(crate) fn sealmem_page_has_extra_refs(page: *mut bindings::page) -> bool;
@@ -39,6 +41,7 @@ unsafe extern "C" {
         bytes: usize,
         i: *mut bindings::iov_iter,
     ) -> usize;
+    pub(crate) fn sealmem_zero_page_range(page: *mut bindings::page, offset: usize, len: usize);
     pub(crate) fn sealmem_sleep_killable_ms(ms: c_uint) -> bool;
     pub(crate) fn sealmem_cond_resched();
     pub(crate) fn sealmem_fatal_signal_pending() -> bool;
@@ -52,12 +55,19 @@ unsafe extern "C" {
     pub(crate) fn sealmem_totalram_pages() -> c_ulong;
     pub(crate) fn sealmem_init_waitqueue_head(wq: *mut bindings::wait_queue_head);
     pub(crate) fn sealmem_wake_up_all(wq: *mut bindings::wait_queue_head);
-    pub(crate) fn sealmem_wake_up_poll(wq: *mut bindings::wait_queue_head, mask: bindings::__poll_t);
+    pub(crate) fn sealmem_wake_up_poll(
+        wq: *mut bindings::wait_queue_head,
+        mask: bindings::__poll_t,
+    );
     pub(crate) fn sealmem_release_fault_lock(vmf: *mut bindings::vm_fault);
     pub(crate) fn sealmem_xa_poison_entry() -> *mut c_void;
     pub(crate) fn sealmem_xa_is_value(entry: *const c_void) -> bool;
     pub(crate) fn sealmem_iocb_nonblock(iocb: *const bindings::kiocb) -> bool;
-    pub(crate) fn sealmem_xas_init(xas: *mut bindings::xa_state, xa: *mut bindings::xarray, index: c_ulong);
+    pub(crate) fn sealmem_xas_init(
+        xas: *mut bindings::xa_state,
+        xa: *mut bindings::xarray,
+        index: c_ulong,
+    );
     pub(crate) fn sealmem_xas_next(xas: *mut bindings::xa_state) -> *mut c_void;
     pub(crate) fn sealmem_xas_error(xas: *const bindings::xa_state) -> c_int;
 }

@@ -10,12 +10,15 @@
 //!    faults disabled); a source that faults is faulted in with `inner` dropped, so no wait
 //!    for a lazy page (of this file or another) ever holds it.
 //! 2. `mmap_lock` / per-VMA lock (taken by the mm for faults and mmap).
-//! 3. The mapping's `invalidate_lock`: shared in the fault path and while a fill stores
-//!    pages, exclusive while truncating or punching (so no fault can map a page that is
-//!    being removed) and while FILL_END ends lazy mode (so no fill stores a page after it).
+//! 3. The mapping's `invalidate_lock` (`mapping.rs`): shared in the fault path and while a
+//!    fill stores pages, exclusive while truncating or punching (so no fault can map a page
+//!    that is being removed), while FILL_ENABLE makes the file lazy and while FILL_END ends
+//!    lazy mode (so no fill stores a page after it).
 //! 4. `i_mmap_rwsem` (inside `unmap_mapping_range`).
-//! 5. `SealFile::fill` (spinlock, lazy-fill state; see `fill.rs`), then the page store's
-//!    XArray spinlock.
+//! 5. `LazyQueue::state` (spinlock, the lazy-fill requests; `lazy.rs`), then the page
+//!    store's XArray spinlock (`pagearray.rs`). Nothing sleeps under either.
+//!
+//! This is the module's one lock-order list; the other files refer to it.
 //!
 //! Nothing waits for a lazy page while holding any of these: the fault path drops the
 //! invalidate lock and the fault lock first, and a write drops `inner` (to wait for a hole
@@ -25,42 +28,38 @@
 //! read `size` and `seals`, which are atomics written under `inner`.
 
 use kernel::{
-    bindings,
-    fs::File,
+    fs::{file::flags, File},
+    ioctl::_IOC_SIZE,
     iov::{IovIterDest, IovIterSource},
-    mm::{
-        virt::{VmaNew, VmaRef},
-        Mm,
-    },
     page::PAGE_SIZE,
     prelude::*,
     seq_file::{seq_print, SeqFile},
     sync::{
         atomic::{Acquire, Atomic, Full, Relaxed, Release},
-        Arc, Mutex, MutexGuard, SpinLock,
+        Arc, Mutex,
     },
     uaccess::{UserPtr, UserSlice},
 };
 
+mod fault;
+
 use crate::{
-    device,
-    fill::{FillState, HoleStatus, MSG_FAULT, MSG_WRITE},
-    mapping::{Mapping, SharedGuard},
+    lazy::{Attach, Hole, HoleStatus, LazyQueue, Ticket, MSG_WRITE},
     stats::{Stats, STATS},
-    store::{NewPage, PageStore, Peek, Slot, SlotKind},
+    store::{NewPage, PageStore, Slot, SlotKind},
     uapi,
-    vm::{self, Fault, FaultOutcome},
+    vm::{self, FaultAt},
     wait::{Interrupted, WaitMode},
 };
 
 /// Feature bits this build of the module implements (reported by `SEALMEM_IOC_API`).
-pub(crate) const SUPPORTED_FEATURES: u64 = (uapi::SEALMEM_FEATURE_SIZE_IO
+const SUPPORTED_FEATURES: u64 = (uapi::SEALMEM_FEATURE_SIZE_IO
     | uapi::SEALMEM_FEATURE_SEALS
     | uapi::SEALMEM_FEATURE_VIEW
     | uapi::SEALMEM_FEATURE_LAZY_FILL) as u64;
 
 /// ioctls this build implements on a sealmem file, as a mask of `1 << nr`.
-pub(crate) const SUPPORTED_IOCTLS: u64 = (1 << uapi::SEALMEM_NR_API)
+const SUPPORTED_IOCTLS: u64 = (1 << uapi::SEALMEM_NR_API)
     | (1 << uapi::SEALMEM_NR_SET_SIZE)
     | (1 << uapi::SEALMEM_NR_GET_SIZE)
     | (1 << uapi::SEALMEM_NR_PUNCH_HOLE)
@@ -90,10 +89,15 @@ const PAGE: u64 = PAGE_SIZE as u64;
 /// Pages mapped by one fault (fault-around): the aligned 64 KiB block around the faulting
 /// address, like the mm's default `fault_around_bytes`. A power of two, and one run of
 /// `Fault::insert_run`.
-const FAULT_AROUND: usize = vm::MAX_RUN;
+const FAULT_AROUND: usize = vm::MAP_RUN;
 
 /// Source of file ids (shown in fdinfo, so tests can tell files apart).
 static NEXT_ID: Atomic<u64> = Atomic::new(1);
+
+/// The `max_file_size` module parameter.
+fn max_file_size() -> u64 {
+    crate::module_parameters::max_file_size.value()
+}
 
 /// Number of pages needed to hold `size` bytes.
 pub(crate) fn pages_for(size: u64) -> u64 {
@@ -102,7 +106,23 @@ pub(crate) fn pages_for(size: u64) -> u64 {
 
 /// Whether a `struct file` may write (O_WRONLY or O_RDWR).
 pub(crate) fn is_writable(file: &File) -> bool {
-    file.flags() & bindings::O_ACCMODE != bindings::O_RDONLY
+    file.flags() & flags::O_ACCMODE != flags::O_RDONLY
+}
+
+/// The result of a call that `err` stopped after `done` units of progress (bytes, pages):
+/// the error only if nothing was done, else the short count (as read(), write() and
+/// UFFDIO_COPY report a partial success).
+pub(crate) fn partial<T: Copy + Default + PartialEq>(done: T, err: Option<Error>) -> Result<T> {
+    match err {
+        Some(e) if done == T::default() => Err(e),
+        _ => Ok(done),
+    }
+}
+
+/// Whether `seals` holds WRITE or FUTURE_WRITE: no write access through any fd or new
+/// mapping.
+fn write_sealed_in(seals: u32) -> bool {
+    seals & (SEAL_WRITE | SEAL_FUTURE_WRITE) != 0
 }
 
 /// A page-aligned, non-empty byte range whose end neither overflows nor passes 2^63-1
@@ -173,6 +193,11 @@ impl ExecMaps {
 }
 
 /// State protected by [`SealFile::inner`].
+///
+/// # Invariants
+///
+/// `name_len <= NAME_MAX`, and `name[..name_len]` holds no NUL byte (SET_NAME stores the
+/// bytes before the first NUL of at most `NAME_MAX + 1`).
 struct Inner {
     /// The API version agreed by the last successful `SEALMEM_IOC_API`, 0 if none.
     api: u64,
@@ -186,21 +211,32 @@ struct Inner {
 /// # Invariants
 ///
 /// - While a `SealFile` exists it is counted once in `STATS.files`.
-/// - `size` and `seals` change only under `inner`; `size` shrinks only while the mapping's
-///   invalidate lock is also held exclusively.
+/// - `size` and `seals` change only under `inner`; `size` shrinks only while the store's
+///   invalidate lock is also held exclusively. `seals` only gains bits, and none once
+///   `SEAL_SEAL` is set.
 /// - No page at an index `>= pages_for(size)` is added to `store`, and none stays there
 ///   after a shrink returns.
-/// - Pages leave `store` only while `mapping`'s invalidate lock is held exclusive (shrink,
-///   punch hole) or when the file itself is dropped; so a page seen under the lock held
-///   shared stays allocated until it is released (the fault path maps pages on that basis).
+/// - Pages leave `store` only while its invalidate lock is held exclusive (shrink, punch
+///   hole: [`PageStore::remove_range`] takes the guard as proof) or when the file itself is
+///   dropped; so a page seen under the lock held shared stays allocated until it is released
+///   (the fault path maps pages on that basis, through [`PageStore::peek_run`]).
+/// - While `lazy` says the file is lazy, no hole becomes a page but by a fill of the
+///   attached handler: lazy mode starts under `inner` and the invalidate lock exclusive
+///   ([`SealFile::attach_handler`]), and the paths that allocate a zero page for a hole decide
+///   "not lazy" under one of them (a write under `inner`, a fault under the invalidate lock
+///   shared). It ends ([`SealFile::end_lazy`]) under the invalidate lock exclusive, and a fill
+///   stores only under it shared, after checking that its handler is still attached.
+/// - `data_files` counts the open `struct file`s of this file that can reach its data (the
+///   misc open and VIEW fds); every one of them uses the store's address_space (`f_mapping`).
+/// - `exec_maps` counts the VMAs of this file that kept VM_MAYEXEC, or is negative once the
+///   EXEC seal denies new ones.
 #[pin_data(PinnedDrop)]
 pub(crate) struct SealFile {
     id: u64,
     #[pin]
     inner: Mutex<Inner>,
-    mapping: Mapping,
     #[pin]
-    pub(crate) store: PageStore,
+    store: PageStore,
     size: Atomic<u64>,
     seals: Atomic<u32>,
     /// Mappings that may become executable (VM_MAYEXEC), counted as `i_mmap_writable` counts
@@ -208,17 +244,9 @@ pub(crate) struct SealFile {
     /// it away. Negative once ADD_SEALS(EXEC) denied new ones ([`ExecMaps`]).
     /// (VM_MIXEDMAP VMAs never merge, so every VMA is opened and closed on its own.)
     exec_maps: ExecMaps,
-    /// Lazy-fill state (see `fill.rs`).
+    /// Lazy-fill requests, their waiters and the handler (see `lazy.rs`).
     #[pin]
-    pub(crate) fill: SpinLock<FillState>,
-    /// Mirror of `fill.lazy` for lock-free fast paths; decisions are re-taken under `fill`.
-    pub(crate) lazy: Atomic<bool>,
-    /// Tasks waiting for a lazy page.
-    #[pin]
-    pub(crate) page_wq: crate::wait::WaitQueue,
-    /// Handler-fd readers and pollers.
-    #[pin]
-    pub(crate) handler_wq: crate::wait::WaitQueue,
+    lazy: LazyQueue,
     /// Open `struct file`s that can reach the data (the misc open and VIEW fds; mappings hold
     /// one of these). When it drops to 0, nothing can fault any more: the handler sees HUP.
     data_files: Atomic<u64>,
@@ -230,16 +258,15 @@ impl SealFile {
         let obj = Arc::pin_init(
             try_pin_init!(Self {
                 id: NEXT_ID.fetch_add(1u64, Relaxed),
-                inner <- kernel::new_mutex!(Inner { api: 0, name: [0; NAME_MAX], name_len: 0 }),
-                mapping: Mapping::new()?,
+                inner <- kernel::new_mutex!(
+                    Inner { api: 0, name: [0; NAME_MAX], name_len: 0 },
+                    "SealFile::inner"
+                ),
                 store <- PageStore::new(),
                 size: Atomic::new(0),
                 seals: Atomic::new(0),
                 exec_maps: ExecMaps(Atomic::new(0)),
-                fill <- kernel::new_spinlock!(FillState::new()),
-                lazy: Atomic::new(false),
-                page_wq <- crate::wait::WaitQueue::new(),
-                handler_wq <- crate::wait::WaitQueue::new(),
+                lazy <- LazyQueue::new(),
                 data_files: Atomic::new(1),
             }),
             // Charged to the opener's memory cgroup, like the inode and the pages.
@@ -248,7 +275,7 @@ impl SealFile {
         // INVARIANT: counted once here, uncounted once in `drop`.
         Stats::inc(&STATS.files);
         Stats::inc(&STATS.files_created);
-        obj.mapping.attach(file);
+        obj.store.attach(file);
         Ok(obj)
     }
 
@@ -256,7 +283,7 @@ impl SealFile {
     pub(crate) fn release(self: Arc<Self>, _file: &File) {
         if self.data_files.fetch_sub(1u64, Relaxed) == 1 {
             // Nothing can fault any more: a handler waiting for requests sees HUP.
-            self.handler_wq.wake_poll(crate::wait::POLL_HUP);
+            self.lazy.hang_up();
         }
         drop(self);
     }
@@ -264,7 +291,7 @@ impl SealFile {
     /// Attaches a new data `struct file` (a VIEW fd) to this file.
     pub(crate) fn attach(&self, file: &File) {
         self.data_files.add(1u64, Relaxed);
-        self.mapping.attach(file);
+        self.store.attach(file);
     }
 
     /// Open data `struct file`s (see the field).
@@ -277,14 +304,9 @@ impl SealFile {
         self.id
     }
 
-    /// Locks `inner` (for `fill.rs`, which must order FILL_ENABLE against ADD_SEALS).
-    pub(crate) fn inner_lock(&self) -> MutexGuard<'_, impl Sized> {
-        self.inner.lock()
-    }
-
     /// Whether WRITE or FUTURE_WRITE is set.
     pub(crate) fn write_sealed(&self) -> bool {
-        self.seals.load(Acquire) & (SEAL_WRITE | SEAL_FUTURE_WRITE) != 0
+        write_sealed_in(self.seals.load(Acquire))
     }
 
     /// Stores handler `handler`'s filled pages at `first, first + 1, ...` while those indices
@@ -293,14 +315,20 @@ impl SealFile {
     /// which takes it exclusive to end lazy mode). Returns how many were stored and, if not
     /// all, why the next one was not (`EINVAL`: past EOF or not attached, `EEXIST`,
     /// `ENOMEM`); the rest stay in `pages`.
-    pub(crate) fn store_filled(&self, first: usize, pages: &mut [NewPage], handler: u64) -> (usize, Option<Error>) {
-        let _g = self.mapping.lock_shared();
+    pub(crate) fn store_filled(
+        &self,
+        first: usize,
+        pages: &mut [NewPage],
+        handler: u64,
+    ) -> (usize, Option<Error>) {
+        let _g = self.store.lock_shared();
         if !self.attached(handler) {
             // FILL_END came after this fill's first checks: its holes may have been read as
             // zeros already.
             return (0, Some(EINVAL));
         }
-        let room = usize::try_from(pages_for(self.size()).saturating_sub(first as u64)).unwrap_or(usize::MAX);
+        let room = usize::try_from(pages_for(self.size()).saturating_sub(first as u64))
+            .unwrap_or(usize::MAX);
         let n = pages.len().min(room);
         let (stored, err) = self.store.insert_run(first, &mut pages[..n]);
         Stats::add(&STATS.fills, stored as u64);
@@ -310,16 +338,9 @@ impl SealFile {
         }
     }
 
-    /// Holds fills off while the guard lives: no fill is between its check that its handler
-    /// is attached and its store (both happen under the invalidate lock shared). FILL_END
-    /// ends lazy mode under it.
-    pub(crate) fn hold_off_fills(&self) -> crate::mapping::ExclusiveGuard<'_> {
-        self.mapping.lock_exclusive()
-    }
-
     /// Poisons the hole at `index` for handler `handler` (as [`Self::store_filled`]).
     pub(crate) fn store_poison(&self, index: usize, handler: u64) -> Result {
-        let _g = self.mapping.lock_shared();
+        let _g = self.store.lock_shared();
         if !self.attached(handler) || index as u64 >= pages_for(self.size()) {
             return Err(EINVAL);
         }
@@ -331,45 +352,138 @@ impl SealFile {
         self.size.load(Acquire)
     }
 
+    /// What kind of entry page `index` holds (no page reference is taken).
+    pub(crate) fn kind(&self, index: usize) -> SlotKind {
+        self.store.kind(index)
+    }
+
+    /// A new zeroed page for this file's store, counted against `max_pages` (see
+    /// [`PageStore::new_page`]).
+    pub(crate) fn new_page(&self) -> Result<NewPage> {
+        self.store.new_page()
+    }
+
+    /// A new page for a caller that overwrites all of it (see
+    /// [`PageStore::new_page_for_overwrite`]).
+    pub(crate) fn new_page_for_overwrite(&self) -> Result<NewPage> {
+        self.store.new_page_for_overwrite()
+    }
+
+    // ---- lazy fill -------------------------------------------------------------------
+
+    /// The file's lazy-fill queue (the handler reads requests from it).
+    pub(crate) fn lazy_queue(&self) -> &LazyQueue {
+        &self.lazy
+    }
+
+    /// Whether handler `id` is the one attached to this file, and the file is lazy.
+    fn attached(&self, id: u64) -> bool {
+        self.lazy.attached(id)
+    }
+
+    /// Whether the file is lazy (a fast, lock-free hint; decisions are taken under the
+    /// queue's lock).
+    fn is_lazy(&self) -> bool {
+        self.lazy.is_lazy()
+    }
+
+    /// What page `index`, a hole when the caller looked, is now (the queue asks under its
+    /// lock, see [`LazyQueue::hole_request`]).
+    fn hole_at(&self, index: usize) -> Hole {
+        if index as u64 >= pages_for(self.size()) {
+            return Hole::Gone;
+        }
+        match self.store.kind(index) {
+            SlotKind::Page => Hole::Gone,
+            SlotKind::Poison => Hole::Poisoned,
+            SlotKind::Hole => Hole::Open,
+        }
+    }
+
+    /// Raises (or joins) the request for the hole at `index` ([`LazyQueue::hole_request`]).
+    fn hole_request(
+        &self,
+        index: usize,
+        flags: u32,
+        at: Option<FaultAt>,
+        waits: bool,
+    ) -> Result<HoleStatus> {
+        self.lazy
+            .hole_request(index, flags, at, waits, || self.hole_at(index))
+    }
+
+    /// Waits for the request `ticket` names ([`LazyQueue::wait_hole`]).
+    fn wait_hole(&self, ticket: Ticket, mode: WaitMode) -> Result<(), Interrupted> {
+        self.lazy.wait_hole(ticket, mode)
+    }
+
+    /// Resolves the requests of the pages `[first, end)` just filled or poisoned, maps each
+    /// page where a fault waits for it, and wakes the waiters unless `wake` is false
+    /// ([`LazyQueue::resolve_range`]).
+    pub(crate) fn resolve_filled(&self, first: usize, end: usize, wake: bool) {
+        self.lazy.resolve_range(first, end, wake, |index, at| {
+            self.map_filled(index, at.mm(), at.addr())
+        });
+    }
+
+    /// FILL_ENABLE's locked part: makes the file lazy with the handler `attach` names
+    /// (`EBUSY`: one is attached; `EPERM`: write-sealed and not lazy yet). `fops.rs` made the
+    /// handler's fd before: it allocates.
+    pub(crate) fn attach_handler(&self, attach: Attach) -> Result {
+        // `inner` orders this against writes and ADD_SEALS; the invalidate lock
+        // (exclusive) against faults, which decide "not lazy: allocate a zero page" under
+        // it shared. So no hole becomes a zero page once the file is lazy.
+        let _inner = self.inner.lock();
+        let _g = self.store.lock_exclusive();
+        self.lazy.attach(attach, || self.write_sealed())
+    }
+
+    /// FILL_END by handler `id`: the file leaves lazy mode; holes become zero holes; everyone
+    /// continues. `EINVAL` if `id` is not attached.
+    pub(crate) fn end_lazy(&self, id: u64) -> Result {
+        // Exclusive: no fill is between its store-time check that its handler is attached
+        // and its insert (`store_filled` holds this lock shared). Once this returns, holes
+        // read as zeros and no racing COPY of this handler can change that.
+        self.lazy.end(id, || self.store.lock_exclusive())
+    }
+
     // ---- ioctls ----------------------------------------------------------------------
 
     /// Dispatches an ioctl on a sealmem file fd.
-    pub(crate) fn ioctl(this: ArcBorrowed<'_>, file: &File, cmd: u32, arg: usize) -> Result<isize> {
-        let user = UserPtr::from_addr(arg);
+    pub(crate) fn ioctl(&self, file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        // The argument's size is the one the command number encodes (the uapi header's).
+        let user = UserSlice::new(UserPtr::from_addr(arg), _IOC_SIZE(cmd));
         match cmd {
-            uapi::SEALMEM_IOC_API => this.api(user).map(|()| 0),
+            uapi::SEALMEM_IOC_API => self.api(user).map(|()| 0),
             uapi::SEALMEM_IOC_GET_SIZE => {
-                UserSlice::new(user, 8).writer().write(&this.size())?;
+                user.writer().write(&self.size())?;
                 Ok(0)
             }
             uapi::SEALMEM_IOC_SET_SIZE => {
-                let size: u64 = UserSlice::new(user, 8).reader().read()?;
-                this.set_size(file, size).map(|()| 0)
+                let size: u64 = user.reader().read()?;
+                self.set_size(file, size).map(|()| 0)
             }
             uapi::SEALMEM_IOC_PUNCH_HOLE => {
-                let r: uapi::sealmem_range = UserSlice::new(user, size_of::<uapi::sealmem_range>()).reader().read()?;
-                this.punch_hole(file, r.offset, r.len).map(|()| 0)
+                let r: uapi::sealmem_range = user.reader().read()?;
+                self.punch_hole(file, r.offset, r.len).map(|()| 0)
             }
             uapi::SEALMEM_IOC_ADD_SEALS => {
-                let seals: u32 = UserSlice::new(user, 4).reader().read()?;
-                this.add_seals(file, seals).map(|()| 0)
+                let seals: u32 = user.reader().read()?;
+                self.add_seals(file, seals).map(|()| 0)
             }
             uapi::SEALMEM_IOC_GET_SEALS => {
-                UserSlice::new(user, 4).writer().write(&this.seals.load(Acquire))?;
+                user.writer().write(&self.seals.load(Acquire))?;
                 Ok(0)
             }
-            uapi::SEALMEM_IOC_SET_NAME => this.set_name(file, user).map(|()| 0),
-            uapi::SEALMEM_IOC_GET_NAME => this.get_name(user).map(|()| 0),
-            uapi::SEALMEM_IOC_VIEW => Self::view(this, arg).map(|fd| fd as isize),
-            uapi::SEALMEM_IOC_FILL_ENABLE => Self::fill_enable(this, file, arg),
+            uapi::SEALMEM_IOC_SET_NAME => self.set_name(file, user).map(|()| 0),
+            uapi::SEALMEM_IOC_GET_NAME => self.get_name(user).map(|()| 0),
             _ => Err(ENOTTY),
         }
     }
 
     /// `SEALMEM_IOC_API`: agree on the API version and report features and ioctls.
-    fn api(&self, user: UserPtr) -> Result {
-        let (mut reader, mut writer) =
-            UserSlice::new(user, size_of::<uapi::sealmem_api>()).reader_writer();
+    fn api(&self, user: UserSlice) -> Result {
+        let (mut reader, mut writer) = user.reader_writer();
         let req: uapi::sealmem_api = reader.read()?;
         if req.api != u64::from(uapi::SEALMEM_API) || req.features & !SUPPORTED_FEATURES != 0 {
             // Like UFFDIO_API: on a refusal the struct is zeroed so userspace cannot mistake
@@ -395,7 +509,7 @@ impl SealFile {
         if new > i64::MAX as u64 {
             return Err(EINVAL);
         }
-        if new > crate::max_file_size() {
+        if new > max_file_size() {
             return Err(EFBIG);
         }
         let _inner = self.inner.lock();
@@ -414,16 +528,16 @@ impl SealFile {
 
     /// Shrinks to `new` bytes: no fault can map a page while this runs.
     fn shrink(&self, new: u64) {
-        let _g = self.mapping.lock_exclusive();
+        let g = self.store.lock_exclusive();
         // INVARIANT: size shrinks under `inner` and the exclusive invalidate lock.
         self.size.store(new, Release);
         let first_gone = pages_for(new);
         // Zap every mapping of the pages past EOF, private COW copies included (truncate).
-        self.mapping.unmap_range(first_gone * PAGE, 0, true);
+        self.store.unmap_range(first_gone * PAGE, 0, true);
         // INVARIANT: no page at or past `pages_for(new)` remains.
-        self.store.remove_range(first_gone as usize, usize::MAX);
+        self.store.remove_range(&g, first_gone as usize, usize::MAX);
         // Waiters for pages past the new EOF retry and get SIGBUS / EOF.
-        self.drop_requests_from(first_gone as usize);
+        self.lazy.drop_requests_from(first_gone as usize);
         // The bytes past EOF in the last page read as zeros if the file grows again.
         let tail = (new % PAGE) as usize;
         if tail != 0 {
@@ -441,7 +555,7 @@ impl SealFile {
         check_page_range(offset, len)?;
         let end = offset + len;
         let _inner = self.inner.lock();
-        if self.seals.load(Relaxed) & (SEAL_WRITE | SEAL_FUTURE_WRITE) != 0 {
+        if write_sealed_in(self.seals.load(Relaxed)) {
             return Err(EPERM);
         }
         let eof_pages = pages_for(self.size());
@@ -449,10 +563,12 @@ impl SealFile {
         if first >= last_excl {
             return Ok(());
         }
-        let _g = self.mapping.lock_exclusive();
+        let g = self.store.lock_exclusive();
         // Like fallocate(PUNCH_HOLE): private COW copies stay.
-        self.mapping.unmap_range(first * PAGE, (last_excl - first) * PAGE, false);
-        self.store.remove_range(first as usize, (last_excl - 1) as usize);
+        self.store
+            .unmap_range(first * PAGE, (last_excl - first) * PAGE, false);
+        self.store
+            .remove_range(&g, first as usize, (last_excl - 1) as usize);
         Ok(())
     }
 
@@ -478,16 +594,16 @@ impl SealFile {
             // As memfd_add_seals: no shared mapping may write (EBUSY if one exists; new ones
             // get EPERM from the mm until the seal is published), and no page may be pinned
             // by anyone who could write through the pin later (an io_uring fixed buffer).
-            self.mapping.deny_writable()?;
+            self.store.deny_writable()?;
             if let Err(e) = self.wait_for_pins() {
-                self.mapping.allow_writable();
+                self.store.allow_writable();
                 return Err(e);
             }
         }
         if add_exec {
             if let Err(e) = self.exec_maps.deny() {
                 if add_write {
-                    self.mapping.allow_writable();
+                    self.store.allow_writable();
                 }
                 return Err(e);
             }
@@ -499,7 +615,7 @@ impl SealFile {
             // seal check clears VM_MAYWRITE before the mm counts the mapping; ours runs after,
             // so the denial cannot stay).
             self.seals.xchg(new, Full);
-            self.mapping.allow_writable();
+            self.store.allow_writable();
             return Ok(());
         }
         self.seals.store(new, Release);
@@ -525,7 +641,7 @@ impl SealFile {
 
     /// A new mapping of this file (the mmap hook) that may become executable: counted; false
     /// if the EXEC seal denies it (the caller then clears VM_MAYEXEC or refuses the mapping).
-    pub(crate) fn exec_map_opened(&self) -> bool {
+    fn exec_map_opened(&self) -> bool {
         self.exec_maps.add()
     }
 
@@ -541,42 +657,51 @@ impl SealFile {
     }
 
     /// `SEALMEM_IOC_SET_NAME`.
-    fn set_name(&self, file: &File, user: UserPtr) -> Result {
+    fn set_name(&self, file: &File, user: UserSlice) -> Result {
         if !is_writable(file) {
             return Err(EBADF);
         }
+        // Only the first NAME_MAX + 1 bytes count: the name ends with a NUL within them.
         let mut buf = [0u8; NAME_MAX + 1];
-        UserSlice::new(user, size_of::<uapi::sealmem_name>()).reader().read_slice(&mut buf)?;
+        user.reader().read_slice(&mut buf)?;
         let len = buf.iter().position(|&b| b == 0).ok_or(EINVAL)?;
         let mut inner = self.inner.lock();
+        // INVARIANT: `len <= NAME_MAX` (the NUL is within `buf`, `NAME_MAX + 1` bytes long)
+        // and `buf[..len]` has no NUL.
         inner.name[..len].copy_from_slice(&buf[..len]);
         inner.name_len = len;
         Ok(())
     }
 
     /// `SEALMEM_IOC_GET_NAME`.
-    fn get_name(&self, user: UserPtr) -> Result {
+    fn get_name(&self, user: UserSlice) -> Result {
         let mut out = [0u8; size_of::<uapi::sealmem_name>()];
         {
             let inner = self.inner.lock();
             out[..inner.name_len].copy_from_slice(&inner.name[..inner.name_len]);
         }
-        UserSlice::new(user, out.len()).writer().write_slice(&out)
+        user.writer().write_slice(&out)
     }
 
-    /// `SEALMEM_IOC_VIEW`: a new read-only fd of this file.
-    fn view(this: ArcBorrowed<'_>, flags: usize) -> Result<u32> {
+    /// `SEALMEM_IOC_VIEW`'s flags: whether the new fd is close-on-exec; `EINVAL` for unknown
+    /// flags. (`fops.rs` makes the fd.)
+    pub(crate) fn view_flags(flags: usize) -> Result<bool> {
         if flags & !(uapi::SEALMEM_FD_CLOEXEC as usize) != 0 {
             return Err(EINVAL);
         }
-        device::install_file(this.into(), flags & uapi::SEALMEM_FD_CLOEXEC as usize != 0)
+        Ok(flags & uapi::SEALMEM_FD_CLOEXEC as usize != 0)
     }
 
     // ---- read, write, seek -----------------------------------------------------------
 
     /// read/pread/readv/splice: copies from `pos`. Holes read as zeros, except in a lazy
     /// file, where the read waits for the handler to fill them (`EAGAIN` if `nonblock`).
-    pub(crate) fn read(&self, pos: &mut i64, dst: &mut IovIterDest<'_>, nonblock: bool) -> Result<usize> {
+    pub(crate) fn read(
+        &self,
+        pos: &mut i64,
+        dst: &mut IovIterDest<'_>,
+        nonblock: bool,
+    ) -> Result<usize> {
         let mut at = u64::try_from(*pos).map_err(|_| EINVAL)?;
         let mut done = 0usize;
         // An error ends the read, but bytes already copied are returned first.
@@ -588,7 +713,9 @@ impl SealFile {
             }
             let index = (at / PAGE) as usize;
             let off = (at % PAGE) as usize;
-            let n = (PAGE_SIZE - off).min(dst.len()).min((size - at).min(PAGE) as usize);
+            let n = (PAGE_SIZE - off)
+                .min(dst.len())
+                .min((size - at).min(PAGE) as usize);
             // Lazy mode first, then the slot: FILL_END ends lazy mode (Release) only after every
             // fill stored before it, and none stores after it. So a hole seen after "not lazy"
             // stays a hole, and one seen while lazy is waited for; a hole is never read as
@@ -619,10 +746,7 @@ impl SealFile {
             }
         }
         *pos = at as i64;
-        match stop {
-            Some(e) if done == 0 => Err(e),
-            _ => Ok(done),
-        }
+        partial(done, stop)
     }
 
     /// A syscall's wait for the hole at `index` of a lazy file. `Ok` means "look again".
@@ -631,7 +755,9 @@ impl SealFile {
             HoleStatus::Resolved => Ok(()),
             HoleStatus::Poisoned | HoleStatus::NoHandler => Err(EIO),
             HoleStatus::Wait(_) if nonblock => Err(EAGAIN),
-            HoleStatus::Wait(ticket) => self.wait_hole(ticket, WaitMode::Interruptible).map_err(|_| ERESTARTSYS),
+            HoleStatus::Wait(ticket) => self
+                .wait_hole(ticket, WaitMode::Interruptible)
+                .map_err(|_| ERESTARTSYS),
         }
     }
 
@@ -641,7 +767,13 @@ impl SealFile {
     /// is atomic (page faults disabled) under `inner`; a short copy drops `inner`, faults the
     /// source in (which may wait for a lazy page, of this file or another) and retries, as
     /// `generic_perform_write` does.
-    pub(crate) fn write(&self, pos: &mut i64, append: bool, nonblock: bool, src: &mut IovIterSource<'_>) -> Result<usize> {
+    pub(crate) fn write(
+        &self,
+        pos: &mut i64,
+        append: bool,
+        nonblock: bool,
+        src: &mut IovIterSource<'_>,
+    ) -> Result<usize> {
         let mut done = 0usize;
         loop {
             // As generic_perform_write: a writer whose source keeps faulting (someone keeps
@@ -660,15 +792,21 @@ impl SealFile {
                 }
                 WriteStep::Err(e) => Some(e),
             };
-            if let Some(e) = stop {
-                return if done > 0 { Ok(done) } else { Err(e) };
+            if stop.is_some() {
+                return partial(done, stop);
             }
         }
     }
 
     /// One pass of `write` under `inner`: writes page by page until the source is empty, an
     /// error, a lazy hole or a source fault, adding the bytes written to `done`.
-    fn write_locked(&self, pos: &mut i64, append: bool, done: &mut usize, src: &mut IovIterSource<'_>) -> WriteStep {
+    fn write_locked(
+        &self,
+        pos: &mut i64,
+        append: bool,
+        done: &mut usize,
+        src: &mut IovIterSource<'_>,
+    ) -> WriteStep {
         let len = src.len() as u64;
         if len == 0 {
             // As for memfd, a zero-length write succeeds whatever the seals.
@@ -676,7 +814,7 @@ impl SealFile {
         }
         let _inner = self.inner.lock();
         let seals = self.seals.load(Relaxed);
-        if seals & (SEAL_WRITE | SEAL_FUTURE_WRITE) != 0 {
+        if write_sealed_in(seals) {
             return WriteStep::Err(EPERM);
         }
         let start = if append && *done == 0 {
@@ -693,8 +831,10 @@ impl SealFile {
                 Err(_) => return WriteStep::Err(EINVAL),
             }
         };
-        let Some(end) = start.checked_add(len) else { return WriteStep::Err(EFBIG) };
-        if end > crate::max_file_size() || end > i64::MAX as u64 {
+        let Some(end) = start.checked_add(len) else {
+            return WriteStep::Err(EFBIG);
+        };
+        if end > max_file_size() || end > i64::MAX as u64 {
             return WriteStep::Err(EFBIG);
         }
         let mut at = start;
@@ -729,14 +869,14 @@ impl SealFile {
             } else {
                 // A page past EOF: filled before it is stored, so a source that faults leaves
                 // nothing behind past EOF (nothing is stored there but with content).
-                let page = match self.store.new_page() {
+                let mut page = match self.store.new_page() {
                     Ok(p) => p,
                     Err(e) => {
                         step = WriteStep::Err(e);
                         break;
                     }
                 };
-                let copied = page.page().map_or(0, |p| p.copy_from_iter_atomic(off, n, src));
+                let copied = page.copy_from_iter_atomic(off, n, src);
                 if copied > 0 {
                     if let Err(e) = self.store.insert(index, page) {
                         // ENOMEM (an XArray node): nothing else stores past EOF while `inner`
@@ -775,210 +915,11 @@ impl SealFile {
         let found = if data {
             self.store.next_present(first, last).ok_or(ENXIO)? as u64 * PAGE
         } else {
-            self.store.next_hole(first, last).map_or(size, |i| i as u64 * PAGE)
+            self.store
+                .next_hole(first, last)
+                .map_or(size, |i| i as u64 * PAGE)
         };
         Ok(found.max(off).min(size) as i64)
-    }
-
-    // ---- mmap and faults -------------------------------------------------------------
-
-    /// The mmap hook: applies the seals to the new VMA (memfd's rules) and installs our
-    /// vm_ops. Runs under mmap_lock, so it must not take `inner` (see the lock order).
-    pub(crate) fn mmap(&self, vma: &VmaNew) -> Result {
-        use kernel::mm::virt::flags;
-        let seals = self.seals.load(Acquire);
-        if vma.flags() & flags::SHARED != 0 && seals & (SEAL_WRITE | SEAL_FUTURE_WRITE) != 0 {
-            if vma.writable() {
-                return Err(EPERM);
-            }
-            vma.try_clear_maywrite()?;
-        }
-        // May-exec mappings are counted (`exec_maps`) so that ADD_SEALS(EXEC) can refuse while
-        // one exists; once the seal denies them, none may execute. Counting is the last step:
-        // nothing below fails, and `vm_ops->close` uncounts the VMA.
-        let may_exec = vma.flags() & flags::MAYEXEC != 0;
-        if may_exec && (seals & SEAL_EXEC != 0 || !self.exec_map_opened()) {
-            if vma.executable() {
-                return Err(EPERM);
-            }
-            vma.try_clear_mayexec()?;
-        }
-        vm::setup_vma(vma);
-        Ok(())
-    }
-
-    /// The fault handler: maps the page (allocating a zero page on a hole, or in a lazy file
-    /// waiting for the handler to fill it) and the resident pages around it.
-    pub(crate) fn fault(this: ArcBorrowed<'_>, vmf: Fault<'_>) -> FaultOutcome {
-        Stats::inc(&STATS.faults);
-        let index = vmf.pgoff();
-        loop {
-            // A lazy file's hole is requested at once: no invalidate lock, no look at its
-            // neighbours (`hole_request` checks EOF and the slot again under the fill lock).
-            let lazy_hole = this.is_lazy() && (index as u64) < pages_for(this.size()) && this.store.kind(index) == SlotKind::Hole;
-            if !lazy_hole {
-                let g = this.mapping.lock_shared();
-                let eof_pages = pages_for(this.size());
-                if index as u64 >= eof_pages {
-                    return FaultOutcome::SigBus;
-                }
-                let lazy = this.is_lazy();
-                let (first, end) = vmf.window(FAULT_AROUND);
-                let end = end.min(usize::try_from(eof_pages).unwrap_or(usize::MAX));
-                let mut win = [Peek::Hole; FAULT_AROUND];
-                let (Some(win), Some(at)) = (win.get_mut(..end.saturating_sub(first)), index.checked_sub(first)) else {
-                    return FaultOutcome::SigBus;
-                };
-                this.peek(&g, first, win);
-                match win.get(at) {
-                    Some(Peek::Page(_)) => return Self::map_window(&vmf, first, win, at),
-                    Some(Peek::Hole) if lazy => {}
-                    Some(Peek::Hole) => match this.zero_page_for_fault(index) {
-                        // Mapped on the next pass, with its neighbours.
-                        Ok(_) => continue,
-                        Err(e) if e == ENOMEM => return FaultOutcome::Oom,
-                        Err(_) => return FaultOutcome::SigBus,
-                    },
-                    Some(Peek::Poison) | None => return FaultOutcome::SigBus,
-                }
-            }
-            // A hole of a lazy file: request it, then wait as handle_userfault() does. As there,
-            // an exiting task (clearing its child tid) or one dumping core neither requests
-            // nor waits: SIGBUS (the dump skips the page).
-            if crate::wait::current_exiting_or_dumping() {
-                return FaultOutcome::SigBus;
-            }
-            let flags = MSG_FAULT | if vmf.is_write() { MSG_WRITE } else { 0 };
-            // It waits below only if it may retry and may sleep.
-            let waits = vmf.allow_retry() && !vmf.retry_nowait();
-            let ticket = match this.hole_request(index, flags, Some(vmf.fault_at()), waits) {
-                Ok(HoleStatus::Resolved) => continue,
-                Ok(HoleStatus::Poisoned | HoleStatus::NoHandler) => return FaultOutcome::SigBus,
-                Err(_) => return FaultOutcome::Oom,
-                Ok(HoleStatus::Wait(ticket)) => ticket,
-            };
-            if !vmf.allow_retry() {
-                return FaultOutcome::SigBus;
-            }
-            if vmf.retry_nowait() {
-                return FaultOutcome::Retry;
-            }
-            let mode = if vmf.interruptible() { WaitMode::Interruptible } else { WaitMode::Killable };
-            // The VMA (and with it our borrow) may go away once the lock is dropped: hold the
-            // VMA's file across the wait, as the mm does (`maybe_unlock_mmap_for_io`). The
-            // file keeps both this object and the module (its `f_op->owner`) alive, so a
-            // munmap, the last close and rmmod cannot pull either from under the waiter.
-            let _file = vmf.file();
-            let pinned: Arc<SealFile> = this.into();
-            vmf.release_lock();
-            // Woken: the fault is over; the filler mapped the page here (map-on-fill), so the
-            // access neither retries the fault nor takes the mmap_lock for it (userfaultfd's
-            // woken fault does both). Interrupted: the mm retries, delivering the signal first.
-            let waited = pinned.wait_hole(ticket, mode);
-            crate::knobs::delay(crate::knobs::Point::FaultAfterWait);
-            return match waited {
-                Ok(()) => FaultOutcome::Completed,
-                Err(Interrupted) => FaultOutcome::Retry,
-            };
-        }
-    }
-
-    /// The page a fault on the hole `index` of a file that is not lazy maps: a new zero page
-    /// (or one a racing access stored first). Called with the invalidate lock held shared,
-    /// under which FILL_ENABLE cannot make the file lazy meanwhile.
-    fn zero_page_for_fault(&self, index: usize) -> Result<crate::page::PageRef> {
-        crate::knobs::delay(crate::knobs::Point::FaultBeforeZeroPage);
-        self.store.get_or_alloc(index)
-    }
-
-    /// Maps the resident pages of the fault-around window `win` (file pages from `first`),
-    /// run by run with `vm_insert_pages` (one page-table lock per 8 pages), skipping pages
-    /// already mapped; the outcome is that of the faulting page, `win[at]`.
-    fn map_window(vmf: &Fault<'_>, first: usize, win: &[Peek<'_>], at: usize) -> FaultOutcome {
-        let Some(Peek::Page(filler)) = win.get(at).copied() else {
-            return FaultOutcome::SigBus;
-        };
-        // The window's pages; a hole's slot keeps `filler` and is never passed on (runs stop
-        // at holes).
-        let mut pages = [filler; FAULT_AROUND];
-        for (p, w) in pages.iter_mut().zip(win) {
-            if let Peek::Page(q) = w {
-                *p = *q;
-            }
-        }
-        let mut outcome = FaultOutcome::SigBus;
-        let mut i = 0;
-        while i < win.len() {
-            let n = win[i..].iter().take_while(|w| matches!(w, Peek::Page(_))).count();
-            if n == 0 {
-                i += 1;
-                continue;
-            }
-            let (mapped, err) = vmf.insert_run(first + i, &pages[i..i + n]);
-            if (i..i + mapped).contains(&at) {
-                outcome = FaultOutcome::Mapped;
-            }
-            i += mapped;
-            if let Some(e) = err {
-                // Page `i` was not mapped: already mapped (EBUSY, a racing fault) is as good
-                // as mapped for the faulting page; anything else is its outcome. The rest of
-                // the window is still tried.
-                if i == at {
-                    outcome = if e == EBUSY {
-                        FaultOutcome::Mapped
-                    } else if e == ENOMEM {
-                        FaultOutcome::Oom
-                    } else {
-                        FaultOutcome::SigBus
-                    };
-                }
-                i += 1;
-            }
-        }
-        outcome
-    }
-
-    /// Maps the just-filled page `index` where a fault on it waits (`addr` in `mm`), if that
-    /// address still maps this file's page `index`; anything else is left to the fault.
-    pub(crate) fn map_filled(&self, index: usize, mm: &Mm, addr: usize) {
-        let Some(mm) = mm.mmget_not_zero() else { return };
-        if let Some(vma) = mm.lock_vma_under_rcu(addr) {
-            self.map_filled_in(&vma, index, addr);
-            return;
-        }
-        // Never block the (shared) handler behind a consumer's mmap_lock writer (a consumer
-        // looping mmap/munmap would stall every fill): if it is contended, leave the page to
-        // the woken fault, which maps it itself.
-        let Some(g) = mm.mmap_read_trylock() else { return };
-        if let Some(vma) = g.vma_lookup(addr) {
-            self.map_filled_in(vma, index, addr);
-        }
-    }
-
-    fn map_filled_in(&self, vma: &VmaRef, index: usize, addr: usize) {
-        if !vm::maps_file_page(vma, self, addr, index) {
-            return;
-        }
-        // A page still in the store is within EOF (invariant): no size check needed.
-        let g = self.mapping.lock_shared();
-        let mut one = [Peek::Hole];
-        self.peek(&g, index, &mut one);
-        if let Peek::Page(page) = one[0] {
-            // EBUSY (the fault already mapped it) and any other failure leave it to the fault.
-            let _ = vm::insert_page(vma, addr, page);
-        }
-    }
-
-    /// What `first..first + out.len()` holds, without page references: while `g` (this
-    /// file's invalidate lock, shared) is held, no page can leave the store (invariant).
-    fn peek<'a>(&'a self, g: &'a SharedGuard<'_>, first: usize, out: &mut [Peek<'a>]) {
-        if !g.locks(&self.mapping) {
-            out.fill(Peek::Hole);
-            return;
-        }
-        // SAFETY: `g` holds this file's invalidate lock shared for 'a (checked above), and
-        // pages leave `store` only under it exclusive (invariant).
-        unsafe { self.store.peek_run(first, out) }
     }
 
     // ---- fdinfo ------------------------------------------------------------------------
@@ -996,13 +937,10 @@ impl SealFile {
         seq_print!(m, "size:\t{}\n", self.size());
         seq_print!(m, "seals:\t{:#x}\n", self.seals.load(Relaxed));
         seq_print!(m, "pages:\t{}\n", self.store.resident());
-        self.show_fill(m);
+        self.lazy.show(m);
         seq_print!(m, "api:\t{}\n", api);
     }
 }
-
-/// An `ArcBorrow` of a [`SealFile`], for methods that need to clone the `Arc`.
-pub(crate) type ArcBorrowed<'a> = kernel::sync::ArcBorrow<'a, SealFile>;
 
 /// Prints a name with control bytes, backslash and non-ASCII bytes as `\ooo` octal escapes,
 /// so one fdinfo line stays one line.

@@ -35,7 +35,10 @@ pub(crate) mod imp {
         delay_ms: Atomic<u32>,
     }
 
-    pub(crate) static KNOBS: Knobs = Knobs { delay_at: Atomic::new(0), delay_ms: Atomic::new(0) };
+    static KNOBS: Knobs = Knobs {
+        delay_at: Atomic::new(0),
+        delay_ms: Atomic::new(0),
+    };
 
     /// The knobs' debugfs files, under `parent`; removed when dropped.
     pub(crate) fn debugfs(parent: &Dir) -> Result<Pin<KBox<Scope<&'static Knobs>>>> {
@@ -50,7 +53,9 @@ pub(crate) mod imp {
 
     pub(crate) fn delay(at: super::Point) {
         if KNOBS.delay_at.load(Relaxed) == at as u32 {
-            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(i64::from(KNOBS.delay_ms.load(Relaxed))));
+            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(i64::from(
+                KNOBS.delay_ms.load(Relaxed),
+            )));
         }
     }
 }

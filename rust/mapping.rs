@@ -25,9 +25,10 @@
 use core::ptr::NonNull;
 
 use crate::ffi::{
-    sealmem_fs_mount, sealmem_fs_unmount, sealmem_inode_mapping, sealmem_inode_new, sealmem_invalidate_lock,
-    sealmem_invalidate_lock_shared, sealmem_invalidate_unlock, sealmem_invalidate_unlock_shared,
-    sealmem_mapping_allow_writable, sealmem_mapping_deny_writable,
+    sealmem_fs_mount, sealmem_fs_unmount, sealmem_inode_mapping, sealmem_inode_new,
+    sealmem_invalidate_lock, sealmem_invalidate_lock_shared, sealmem_invalidate_unlock,
+    sealmem_invalidate_unlock_shared, sealmem_mapping_allow_writable,
+    sealmem_mapping_deny_writable,
 };
 use kernel::{bindings, error::from_err_ptr, error::to_result, fs::File, prelude::*};
 
@@ -89,6 +90,11 @@ impl Mapping {
     fn raw(&self) -> *mut bindings::address_space {
         // SAFETY: The inode is valid while we hold our reference (invariant).
         unsafe { sealmem_inode_mapping(self.inode.as_ptr()) }
+    }
+
+    /// Whether `raw` is this mapping's `address_space` (compares addresses only).
+    pub(crate) fn is(&self, raw: *const bindings::address_space) -> bool {
+        core::ptr::eq(self.raw(), raw)
     }
 
     /// Makes `file` use this mapping. Must be called before `file` can be mmapped: at open,
@@ -165,6 +171,13 @@ impl Drop for SharedGuard<'_> {
 
 /// Holds the invalidate lock exclusive.
 pub(crate) struct ExclusiveGuard<'a>(&'a Mapping);
+
+impl ExclusiveGuard<'_> {
+    /// Whether this guard holds `mapping`'s lock.
+    pub(crate) fn locks(&self, mapping: &Mapping) -> bool {
+        core::ptr::eq(self.0, mapping)
+    }
+}
 
 impl Drop for ExclusiveGuard<'_> {
     fn drop(&mut self) {

@@ -11,13 +11,12 @@ use core::{marker::PhantomData, ptr::NonNull};
 
 use crate::ffi::{sealmem_get_page, sealmem_put_page};
 use kernel::{
-    alloc::flags::{GFP_KERNEL_ACCOUNT, __GFP_ZERO},
+    alloc::flags::{__GFP_ZERO, GFP_KERNEL_ACCOUNT},
     bindings,
     iov::{IovIterDest, IovIterSource},
     page::{Page, PAGE_SIZE},
     prelude::*,
 };
-
 
 /// One reference to an order-0 page.
 ///
@@ -28,22 +27,70 @@ pub(crate) struct PageRef(NonNull<bindings::page>);
 
 // SAFETY: A page reference may be moved to and dropped on any thread.
 unsafe impl Send for PageRef {}
-// SAFETY: `&PageRef` only allows copying bytes in and out, which the kernel allows
-// concurrently (racing accesses to page contents are the user's business, as for tmpfs).
+// SAFETY: `&PageRef` only allows copying bytes in and out and zeroing them, with C helpers
+// that allow concurrent accesses to the page (racing accesses to page contents are the
+// user's business, as for tmpfs).
 unsafe impl Sync for PageRef {}
 
-impl PageRef {
+/// The only reference to a page that nobody else can reach: a page just allocated, not yet
+/// stored, mapped or shared. Only such a page is written through the kernel crate's
+/// `copy_from_user_slice_raw`, whose contract forbids concurrent accesses to the page.
+///
+/// # Invariants
+///
+/// `0` is the only reference to its page, and no page table, store or other kernel object
+/// points to the page.
+pub(crate) struct UniquePage(PageRef);
+
+impl UniquePage {
     /// Allocates a zeroed page charged to the current task's memory cgroup.
     pub(crate) fn alloc_zeroed() -> Result<Self> {
-        Self::alloc(GFP_KERNEL_ACCOUNT | __GFP_ZERO)
+        // INVARIANT: a new page has one reference, ours.
+        PageRef::alloc(GFP_KERNEL_ACCOUNT | __GFP_ZERO).map(Self)
     }
 
     /// Allocates a page with unspecified contents, for a caller that overwrites all of it
-    /// before anyone else can see it (COPY), charged like [`PageRef::alloc_zeroed`].
+    /// before anyone else can see it (COPY), charged like [`UniquePage::alloc_zeroed`].
     pub(crate) fn alloc_for_overwrite() -> Result<Self> {
-        Self::alloc(GFP_KERNEL_ACCOUNT)
+        // INVARIANT: as above.
+        PageRef::alloc(GFP_KERNEL_ACCOUNT).map(Self)
     }
 
+    /// The raw page (to store it: see [`UniquePage::share`]).
+    pub(crate) fn as_ptr(&self) -> *mut bindings::page {
+        self.0.as_ptr()
+    }
+
+    /// Fills the whole page from user memory (`EFAULT` if the source faults).
+    pub(crate) fn copy_from_user(
+        &mut self,
+        reader: &mut kernel::uaccess::UserSliceReader,
+    ) -> Result {
+        // SAFETY: The page is valid (invariant of `PageRef`) and the borrowed `Page` is never
+        // dropped, so our reference is untouched.
+        let page = unsafe { kernel::page::BorrowedPage::from_raw(self.0 .0) };
+        // SAFETY: The whole page is in bounds, and nothing can read or write the page
+        // meanwhile: ours is its only reference and nothing points to it (invariant).
+        unsafe { page.copy_from_user_slice_raw(reader, 0, PAGE_SIZE) }
+    }
+
+    /// See [`PageRef::copy_from_iter_atomic`].
+    pub(crate) fn copy_from_iter_atomic(
+        &mut self,
+        offset: usize,
+        len: usize,
+        src: &mut IovIterSource<'_>,
+    ) -> usize {
+        self.0.copy_from_iter_atomic(offset, len, src)
+    }
+
+    /// Gives up uniqueness: the page is about to be stored, and shared from then on.
+    pub(crate) fn share(self) -> PageRef {
+        self.0
+    }
+}
+
+impl PageRef {
     fn alloc(flags: kernel::alloc::Flags) -> Result<Self> {
         let page = Page::alloc_page(flags)?;
         let ptr = page.as_ptr();
@@ -89,7 +136,12 @@ impl PageRef {
 
     /// Copies `len` bytes at `offset` within the page to `dst`; returns the bytes copied
     /// (short only when `dst` faulted).
-    pub(crate) fn copy_to_iter(&self, offset: usize, len: usize, dst: &mut IovIterDest<'_>) -> usize {
+    pub(crate) fn copy_to_iter(
+        &self,
+        offset: usize,
+        len: usize,
+        dst: &mut IovIterDest<'_>,
+    ) -> usize {
         if offset >= PAGE_SIZE || len > PAGE_SIZE - offset {
             return 0;
         }
@@ -102,37 +154,33 @@ impl PageRef {
     /// (for a caller holding a lock that a fault on the source could need, or that must not
     /// be held while waiting for a lazy page): a fault ends the copy short instead. Returns
     /// the bytes copied.
-    pub(crate) fn copy_from_iter_atomic(&self, offset: usize, len: usize, src: &mut IovIterSource<'_>) -> usize {
+    pub(crate) fn copy_from_iter_atomic(
+        &self,
+        offset: usize,
+        len: usize,
+        src: &mut IovIterSource<'_>,
+    ) -> usize {
         if offset >= PAGE_SIZE || len > PAGE_SIZE - offset {
             return 0;
         }
         // SAFETY: As in `copy_to_iter`, with a valid source iterator; the copy does not
         // sleep on a fault.
-        unsafe { crate::ffi::sealmem_copy_page_from_iter_atomic(self.as_ptr(), offset, len, src.as_raw()) }
+        unsafe {
+            crate::ffi::sealmem_copy_page_from_iter_atomic(self.as_ptr(), offset, len, src.as_raw())
+        }
     }
 
-    /// Fills the whole page from user memory (EFAULT if the source faults).
-    pub(crate) fn copy_from_user(&self, reader: &mut kernel::uaccess::UserSliceReader) -> Result {
-        // SAFETY: The page is valid (invariant) and the borrowed `Page` is never dropped, so
-        // our reference is untouched.
-        let page = unsafe { kernel::page::BorrowedPage::from_raw(self.0) };
-        // SAFETY: The whole page is in bounds; a page that is not yet shared with anyone (the
-        // only kind we fill) has no concurrent accessors.
-        unsafe { page.copy_from_user_slice_raw(reader, 0, PAGE_SIZE) }
-    }
-
-    /// Zeroes `len` bytes at `offset`.
+    /// Zeroes `len` bytes at `offset`. The page may be mapped and accessed meanwhile (shrink
+    /// zeroes the tail of the last page while it can still be mapped): racing accesses see
+    /// the old bytes or zeros, as when truncate zeroes a partial page-cache folio.
     pub(crate) fn zero(&self, offset: usize, len: usize) {
         if offset >= PAGE_SIZE || len > PAGE_SIZE - offset {
             return;
         }
-        // SAFETY: The page is valid (invariant) and `kernel::page::Page`'s helper only needs a
-        // valid page and an in-bounds range (checked above); the borrowed `Page` is never
-        // dropped, so our reference is untouched.
-        let page = unsafe { kernel::page::BorrowedPage::from_raw(self.0) };
-        // SAFETY: In-bounds range (checked above); concurrent access to page contents is
-        // allowed (see `Sync`).
-        let _ = unsafe { page.fill_zero_raw(offset, len) };
+        // SAFETY: The page is valid (invariant) and the range lies within it (checked above).
+        // `memzero_page` (C) has no rule against concurrent accesses to the page (unlike
+        // `kernel::page::Page::fill_zero_raw`, whose contract forbids them).
+        unsafe { crate::ffi::sealmem_zero_page_range(self.as_ptr(), offset, len) };
     }
 }
 
@@ -167,6 +215,12 @@ impl StablePage<'_> {
         // SAFETY: The page stays allocated for 'a (invariant), which outlives this borrow.
         unsafe { kernel::page::BorrowedPage::from_raw(self.0) }
     }
+}
+
+/// The number of pages of RAM (`totalram_pages()`).
+pub(crate) fn totalram_pages() -> u64 {
+    // SAFETY: Reads a global counter; no preconditions.
+    (unsafe { crate::ffi::sealmem_totalram_pages() }) as u64
 }
 
 /// Faults in up to `len` bytes of `src` for reading (no lock may be held: the fault may wait

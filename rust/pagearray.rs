@@ -12,13 +12,14 @@
 //! The XArray's own spinlock (`xa_lock`) serialises every change; a lookup that hands out
 //! a page reference takes it too, so that the store's reference cannot be dropped between
 //! finding a page and taking a new reference to it. Nothing sleeps under it except
-//! `__xa_cmpxchg`, which drops and retakes it around its own GFP_KERNEL allocation.
+//! `__xa_cmpxchg`, which drops and retakes it around its own GFP_KERNEL allocation. It is the
+//! innermost lock of the module's lock order (`file.rs`, "Lock order").
 
 use core::ptr::NonNull;
 
 use crate::ffi::{
-    sealmem_cond_resched, sealmem_page_has_extra_refs, sealmem_xa_init, sealmem_xa_is_value, sealmem_xa_poison_entry,
-    sealmem_xas_error, sealmem_xas_init, sealmem_xas_next,
+    sealmem_cond_resched, sealmem_page_has_extra_refs, sealmem_xa_init, sealmem_xa_is_value,
+    sealmem_xa_poison_entry, sealmem_xas_error, sealmem_xas_init, sealmem_xas_next,
 };
 use kernel::{
     bindings,
@@ -27,7 +28,7 @@ use kernel::{
     types::Opaque,
 };
 
-use crate::page::{PageRef, StablePage};
+use crate::page::{PageRef, StablePage, UniquePage};
 
 // Three views of an index, by what the caller may hold: `Slot` carries a page reference of its
 // own, for paths that copy to or from user memory (read, write, ...): a copy may fault, and a
@@ -94,7 +95,7 @@ unsafe impl Send for PageArray {}
 unsafe impl Sync for PageArray {}
 
 /// Most entries [`PageArray::remove_range`] erases per lock hold.
-const BATCH: usize = 32;
+const ERASE_BATCH: usize = 32;
 
 impl PageArray {
     pub(crate) fn new() -> impl PinInit<Self> {
@@ -191,7 +192,11 @@ impl PageArray {
     /// page's slot becomes `None` (the array owns its reference now); the others keep their
     /// page. Returns how many were stored and, if not all, why the next one was not
     /// (`EEXIST`: not a hole; `ENOMEM`; `EINVAL`: an empty slot or an index overflow).
-    pub(crate) fn insert_pages(&self, first: usize, pages: &mut [Option<PageRef>]) -> (usize, Option<Error>) {
+    pub(crate) fn insert_pages(
+        &self,
+        first: usize,
+        pages: &mut [Option<UniquePage>],
+    ) -> (usize, Option<Error>) {
         let n = pages.len();
         if n == 0 {
             return (0, None);
@@ -229,9 +234,9 @@ impl PageArray {
                         err = Some(ENOMEM);
                         break;
                     }
-                    // INVARIANT: the array now owns this page's reference.
+                    // INVARIANT: the array now owns this page's reference (shared from now on).
                     if let Some(page) = slot.take() {
-                        let _ = page.into_raw();
+                        let _ = page.share().into_raw();
                     }
                     done += 1;
                     if done < n {
@@ -301,7 +306,8 @@ impl PageArray {
     }
 
     /// Whether any page has references beyond the array's own and its page-table mappings
-    /// (see `sealmem_page_has_extra_refs`). Looks at every page, [`BATCH`] per lock hold,
+    /// (see `sealmem_page_has_extra_refs`). Looks at every page, [`ERASE_BATCH`] per lock
+    /// hold,
     /// rescheduling between holds.
     pub(crate) fn any_extra_refs(&self) -> bool {
         let mut from: c_ulong = 0;
@@ -312,9 +318,14 @@ impl PageArray {
                 bindings::xa_lock(self.raw());
                 let mut found = false;
                 let mut done = false;
-                for _ in 0..BATCH {
+                for _ in 0..ERASE_BATCH {
                     let mut index = from;
-                    let entry = bindings::xa_find(self.raw(), &mut index, c_ulong::MAX, bindings::XA_PRESENT);
+                    let entry = bindings::xa_find(
+                        self.raw(),
+                        &mut index,
+                        c_ulong::MAX,
+                        bindings::XA_PRESENT,
+                    );
                     if entry.is_null() {
                         done = true;
                         break;
@@ -350,7 +361,14 @@ impl PageArray {
         let mut index = from as c_ulong;
         // SAFETY: The XArray is initialised; `xa_find` takes the RCU read lock itself and
         // only reads the entry pointer, which we do not dereference.
-        let entry = unsafe { bindings::xa_find(self.raw(), &mut index, last as c_ulong, bindings::XA_PRESENT) };
+        let entry = unsafe {
+            bindings::xa_find(
+                self.raw(),
+                &mut index,
+                last as c_ulong,
+                bindings::XA_PRESENT,
+            )
+        };
         (!entry.is_null()).then_some(index as usize)
     }
 
@@ -373,11 +391,16 @@ impl PageArray {
 
     /// Removes every entry in `[first, last]`, calling `f` on each removed page (outside the
     /// lock, so `f` may sleep); poison entries just go. Returns how many pages were removed.
-    pub(crate) fn remove_range(&self, first: usize, last: usize, mut f: impl FnMut(PageRef)) -> usize {
+    pub(crate) fn remove_range(
+        &self,
+        first: usize,
+        last: usize,
+        mut f: impl FnMut(PageRef),
+    ) -> usize {
         let mut removed = 0;
         let mut from = first as c_ulong;
         loop {
-            let mut batch: [Option<PageRef>; BATCH] = [const { None }; BATCH];
+            let mut batch: [Option<PageRef>; ERASE_BATCH] = [const { None }; ERASE_BATCH];
             let mut n = 0;
             // Entries erased in this lock hold, poison markers included (so that a range of
             // poison is erased a bounded batch per hold too).
@@ -385,9 +408,14 @@ impl PageArray {
             // SAFETY: The XArray is initialised and we hold its lock for `__xa_erase`.
             unsafe {
                 bindings::xa_lock(self.raw());
-                while erased_here < BATCH && from <= last as c_ulong {
+                while erased_here < ERASE_BATCH && from <= last as c_ulong {
                     let mut index = from;
-                    let entry = bindings::xa_find(self.raw(), &mut index, last as c_ulong, bindings::XA_PRESENT);
+                    let entry = bindings::xa_find(
+                        self.raw(),
+                        &mut index,
+                        last as c_ulong,
+                        bindings::XA_PRESENT,
+                    );
                     if entry.is_null() {
                         from = (last as c_ulong).wrapping_add(1);
                         break;
@@ -415,7 +443,7 @@ impl PageArray {
                 f(p);
             }
             removed += n;
-            if erased_here < BATCH || from == 0 || from > last as c_ulong {
+            if erased_here < ERASE_BATCH || from == 0 || from > last as c_ulong {
                 return removed;
             }
             // SAFETY: No lock is held here.

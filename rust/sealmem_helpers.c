@@ -123,6 +123,16 @@ size_t sealmem_copy_page_from_iter_atomic(struct page *page, size_t offset, size
 	return copy_folio_from_iter_atomic(page_folio(page), offset, bytes, i);
 }
 
+/*
+ * Zeroes @len bytes at @offset in @page, which may be mapped and read or written at the same
+ * time (user mappings, read()): as truncate zeroes the tail of a partial page-cache folio
+ * (folio_zero_range), the racing accesses see either the old bytes or zeros.
+ */
+void sealmem_zero_page_range(struct page *page, size_t offset, size_t len)
+{
+	memzero_page(page, offset, len);
+}
+
 /* Sleeps for about @ms milliseconds, killably; true if a fatal signal ended it. */
 bool sealmem_sleep_killable_ms(unsigned int ms)
 {

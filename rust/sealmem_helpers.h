@@ -21,6 +21,7 @@ bool sealmem_page_has_extra_refs(struct page *page);
 bool sealmem_current_exiting_or_dumping(void);
 size_t sealmem_copy_page_from_iter_atomic(struct page *page, size_t offset, size_t bytes,
 					  struct iov_iter *i);
+void sealmem_zero_page_range(struct page *page, size_t offset, size_t len);
 bool sealmem_sleep_killable_ms(unsigned int ms);
 void sealmem_cond_resched(void);
 bool sealmem_fatal_signal_pending(void);

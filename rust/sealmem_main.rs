@@ -3,28 +3,36 @@
 //! sealmem: sealed anonymous memory files with userfaultfd-style lazy fill.
 //!
 //! Every `open()` of `/dev/sealmem` creates a new anonymous memory file. The product contract
-//! is `SPEC.md`; the user ABI is `include/uapi/linux/sealmem.h`.
+//! is `docs/api.md`; the user ABI is `include/uapi/linux/sealmem.h`.
 //!
-//! Layout of this crate:
-//! - [`device`]: the FFI edge: misc registration, raw `file_operations` and trampolines.
-//! - [`file`]: the sealmem file object (size, seals, name, ioctls, fdinfo).
-//! - [`store`]: the page store of a file, with its limits.
-//! - [`fill`]: lazy fill: requests, waiting for holes, the handler fd.
-//! - [`vm`], [`mapping`], [`page`], [`pagearray`], [`wait`]: the rest of the unsafe layer
-//!   (vm_ops and faults, the per-file address_space, page references, the XArray of pages,
-//!   killable wait queues).
-//! - [`stats`]: global counters and their debugfs files.
-//! - [`knobs`]: test-only race-widening delays (`SEALMEM_DEBUG_KNOBS=y` builds only).
-//! - [`uapi`]: the ABI, generated from the C header.
-//! - [`ffi`]: declarations of the C helpers (`sealmem_helpers.c`) and unbound exports.
+//! Layers of this crate, top to bottom (each imports only from below it;
+//! `scripts/check-layers.sh` checks that there is no import cycle and no `unsafe` in the
+//! logic files; README.md "Architecture" draws it):
+//! - [`fops`]: the FFI glue: misc registration, every `file_operations` and
+//!   `vm_operations_struct` table with its trampolines, fd creation (VIEW, FILL_ENABLE).
+//! - [`handler`]: the handler fd (read, poll, COPY/ZEROPAGE/POISON/WAKE/FILL_END) on top of
+//!   the file object's API.
+//! - [`file`]: the sealmem file object (size, seals, name, read/write, ioctls, fdinfo; its
+//!   child `file/fault.rs`: mmap and faults); owns all the file's state and the module's
+//!   lock order.
+//! - [`lazy`]: the lazy-fill queue: requests, waits, resolution, the attached handler.
+//! - [`store`]: the page store of a file (its pages, its invalidate lock, the page limit).
+//! - [`stats`], [`knobs`]: global counters and their debugfs files; test-only
+//!   race-widening delays (`SEALMEM_DEBUG_KNOBS=y` builds only).
+//! - The unsafe abstraction layer: [`vm`] (a fault, mapping pages into VMAs), [`mapping`]
+//!   (the per-file address_space and its invalidate lock), [`pagearray`] (the XArray of
+//!   pages), [`page`] (page references), [`wait`] (killable wait queues, task helpers),
+//!   [`uapi`] (the ABI, generated from the C header), [`ffi`] (declarations of the C helpers
+//!   in `sealmem_helpers.c` and of unbound exports).
 
 use kernel::prelude::*;
 
-mod device;
 mod ffi;
 mod file;
-mod fill;
+mod fops;
+mod handler;
 mod knobs;
+mod lazy;
 mod mapping;
 mod page;
 mod pagearray;
@@ -52,27 +60,12 @@ module! {
     },
 }
 
-
-/// The `max_file_size` parameter.
-pub(crate) fn max_file_size() -> u64 {
-    module_parameters::max_file_size.value()
-}
-
-/// The effective page limit: the `max_pages` parameter, or half of RAM when it is 0.
-pub(crate) fn max_pages() -> u64 {
-    match module_parameters::max_pages.value() {
-        // SAFETY: Reads a global counter; no preconditions.
-        0 => (unsafe { ffi::sealmem_totalram_pages() } as u64) / 2,
-        n => n,
-    }
-}
-
 /// The module: fields drop in this order at unload (the device first, the pseudo filesystem
 /// its files' inodes live on last).
 #[pin_data]
 struct SealmemModule {
     #[pin]
-    _misc: device::Registration,
+    _misc: fops::Registration,
     _debugfs: stats::DebugFs,
     _fs: mapping::PseudoFs,
 }
@@ -85,7 +78,7 @@ impl kernel::InPlaceModule for SealmemModule {
             // then debugfs: the device may be opened as soon as it is registered.
             _debugfs: stats::DebugFs::new()?,
             // 0666: every user may create files; each file is private to its opener.
-            _misc <- device::Registration::register(c"sealmem", 0o666),
+            _misc <- fops::Registration::register(c"sealmem", 0o666),
         })
     }
 }

@@ -1,7 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The page store of one sealmem file: which page indices hold a page, and the accounting
-//! of resident pages against the module-wide `max_pages` limit.
+//! The page store of one sealmem file: which page indices hold a page, the accounting of
+//! resident pages against the module-wide `max_pages` limit, and the file's own
+//! address_space ([`Mapping`]), whose invalidate lock guards the removal of pages.
+//!
+//! The store owns that lock, as `LockedBy` data is owned by a lock: it hands out its guards
+//! ([`PageStore::lock_shared`], [`PageStore::lock_exclusive`]), and the methods that rely on
+//! it take a guard as proof ([`PageStore::remove_range`] the exclusive one,
+//! [`PageStore::peek_run`] a shared one) and check that it is this store's. So a page that
+//! [`PageStore::peek_run`] lends out under a shared guard cannot leave the store while the
+//! guard lives; that is the one `unsafe` block here, and its whole argument.
 //!
 //! Pages are allocated zeroed on first touch (`GFP_KERNEL_ACCOUNT`: charged to the memory
 //! cgroup of the task that causes the allocation) and freed when removed and unmapped.
@@ -9,37 +17,83 @@
 //! `pagearray.rs`). Outstanding fill requests live in the file's fill state, not here.
 
 use kernel::{
+    fs::File,
+    iov::IovIterSource,
+    mm::virt::VmaRef,
     prelude::*,
     sync::atomic::{Atomic, Relaxed},
+    uaccess::UserSliceReader,
 };
 
 use crate::{
-    page::PageRef,
+    mapping::{ExclusiveGuard, Mapping, SharedGuard},
+    page::{PageRef, UniquePage},
     pagearray::{Entry, InsertError, PageArray},
     stats::{Stats, STATS},
 };
 
 pub(crate) use crate::pagearray::{Peek, Slot, SlotKind};
 
-/// The pages of one file.
+/// The pages of one file, and the file's address_space.
 ///
 /// # Invariants
 ///
-/// `resident` is the number of pages in `pages`, and each of them is counted once in
-/// `STATS.pages`.
+/// - `resident` is the number of pages in `pages`, and each of them is counted once in
+///   `STATS.pages`.
+/// - Pages leave `pages` only in [`PageStore::remove_range`], which holds `mapping`'s
+///   invalidate lock exclusive (its guard is checked), and when the store is dropped.
 #[pin_data(PinnedDrop)]
 pub(crate) struct PageStore {
+    mapping: Mapping,
     #[pin]
     pages: PageArray,
     resident: Atomic<u64>,
 }
 
 impl PageStore {
-    pub(crate) fn new() -> impl PinInit<Self> {
-        pin_init!(Self {
+    /// An empty store, with a new address_space for its file (see [`Mapping::new`]).
+    pub(crate) fn new() -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            mapping: Mapping::new()?,
             pages <- PageArray::new(),
             resident: Atomic::new(0),
         })
+    }
+
+    /// Takes the invalidate lock shared (faults, fills).
+    pub(crate) fn lock_shared(&self) -> SharedGuard<'_> {
+        self.mapping.lock_shared()
+    }
+
+    /// Takes the invalidate lock exclusive (truncate, punch hole, FILL_ENABLE, FILL_END).
+    pub(crate) fn lock_exclusive(&self) -> ExclusiveGuard<'_> {
+        self.mapping.lock_exclusive()
+    }
+
+    /// Makes `file` use this store's address_space (see [`Mapping::attach`]).
+    pub(crate) fn attach(&self, file: &File) {
+        self.mapping.attach(file);
+    }
+
+    /// Removes the pages of `[start, start + len)` from every page table (see
+    /// [`Mapping::unmap_range`]).
+    pub(crate) fn unmap_range(&self, start: u64, len: u64, even_cows: bool) {
+        self.mapping.unmap_range(start, len, even_cows);
+    }
+
+    /// See [`Mapping::deny_writable`].
+    pub(crate) fn deny_writable(&self) -> Result {
+        self.mapping.deny_writable()
+    }
+
+    /// See [`Mapping::allow_writable`].
+    pub(crate) fn allow_writable(&self) {
+        self.mapping.allow_writable();
+    }
+
+    /// Whether `vma` maps this file's page `index` at `addr` (see [`vm::maps_page_of`]).
+    pub(crate) fn mapped_at(&self, vma: &VmaRef, addr: usize, index: usize) -> bool {
+        crate::vm::maps_page_of(vma, &self.mapping, addr, index)
     }
 
     /// Number of pages this file holds now.
@@ -69,16 +123,16 @@ impl PageStore {
     ///
     /// Errors: `ENOSPC` at the module-wide page limit, `ENOMEM`.
     pub(crate) fn new_page(&self) -> Result<NewPage> {
-        self.new_page_with(PageRef::alloc_zeroed)
+        self.new_page_with(UniquePage::alloc_zeroed)
     }
 
     /// Like [`PageStore::new_page`], but not zeroed: the caller must overwrite the whole page
     /// before storing it (a `NewPage` is visible to nobody until stored).
     pub(crate) fn new_page_for_overwrite(&self) -> Result<NewPage> {
-        self.new_page_with(PageRef::alloc_for_overwrite)
+        self.new_page_with(UniquePage::alloc_for_overwrite)
     }
 
-    fn new_page_with(&self, alloc: fn() -> Result<PageRef>) -> Result<NewPage> {
+    fn new_page_with(&self, alloc: fn() -> Result<UniquePage>) -> Result<NewPage> {
         reserve_page()?;
         match alloc() {
             // INVARIANT: the reservation above is carried by the `NewPage`.
@@ -90,38 +144,44 @@ impl PageStore {
         }
     }
 
-    /// Stores `page` at `index` if it is a hole; `EEXIST` otherwise.
+    /// Stores `page` at `index` if it is a hole; `EEXIST` otherwise (the page is freed).
     pub(crate) fn insert(&self, index: usize, mut page: NewPage) -> Result {
-        let Some(p) = page.0.take() else { return Err(EINVAL) };
-        match self.pages.insert(index, Entry::Page(p)) {
+        let Some(p) = page.0.take() else {
+            return Err(EINVAL);
+        };
+        self.insert_reserved(index, p.share())
+    }
+
+    /// Stores `page`, whose `STATS.pages` reservation the caller hands over, at `index` if
+    /// it is a hole. If not, the page is freed and the reservation returned, as the drop of
+    /// the `NewPage` it came from would have done.
+    fn insert_reserved(&self, index: usize, page: PageRef) -> Result {
+        match self.pages.insert(index, Entry::Page(page)) {
             Ok(()) => {
                 // INVARIANT: one more page in the array; its global count moves from the
-                // `NewPage` (now empty, so its drop uncounts nothing) to the store.
+                // caller (its `NewPage` is empty, so its drop uncounts nothing) to the store.
                 self.resident.add(1u64, Relaxed);
                 Ok(())
             }
             Err(e) => {
-                // Not stored: the page goes back into the `NewPage`, whose drop frees it and
-                // returns its reservation.
                 let (entry, err) = match e {
                     InsertError::Exists(entry) => (entry, EEXIST),
                     InsertError::NoMem(entry) => (entry, ENOMEM),
                 };
-                if let Entry::Page(p) = entry {
-                    page.0 = Some(p);
-                }
+                drop(entry);
+                Stats::dec(&STATS.pages);
                 Err(err)
             }
         }
     }
 
     /// Stores `pages` at `first, first + 1, ...` while those indices are holes, in one walk
-    /// (at most [`RUN`] pages are taken; callers pass no more). Returns how many were stored and, if not all, why the next
+    /// (at most [`STORE_RUN`] pages are taken; callers pass no more). Returns how many were stored and, if not all, why the next
     /// one was not (`EEXIST`, `ENOMEM`); the pages not stored stay in `pages` (their drop
     /// frees them and returns their reservations).
     pub(crate) fn insert_run(&self, first: usize, pages: &mut [NewPage]) -> (usize, Option<Error>) {
-        let mut raw: [Option<PageRef>; RUN] = [const { None }; RUN];
-        let n = pages.len().min(RUN);
+        let mut raw: [Option<UniquePage>; STORE_RUN] = [const { None }; STORE_RUN];
+        let n = pages.len().min(STORE_RUN);
         // The reservations travel with the pages: nothing below can fail between taking them
         // out of the `NewPage`s and putting the unstored ones back.
         for (r, p) in raw.iter_mut().zip(pages.iter_mut()) {
@@ -156,10 +216,13 @@ impl PageStore {
                 Slot::Poison => return Err(EIO),
                 Slot::Hole => {}
             }
-            let page = self.new_page()?;
-            let ours = page.0.as_ref().map(PageRef::clone_ref);
-            match self.insert(index, page) {
-                Ok(()) => return ours.ok_or(EINVAL),
+            let Some(page) = self.new_page()?.take() else {
+                return Err(EINVAL);
+            };
+            let page = page.share();
+            let ours = page.clone_ref();
+            match self.insert_reserved(index, page) {
+                Ok(()) => return Ok(ours),
                 // A racing fault or write stored a page first: use that one.
                 Err(e) if e == EEXIST => continue,
                 Err(e) => return Err(e),
@@ -167,8 +230,19 @@ impl PageStore {
         }
     }
 
-    /// Removes the pages of `[first, last]`; returns how many there were.
-    pub(crate) fn remove_range(&self, first: usize, last: usize) -> u64 {
+    /// Removes the pages of `[first, last]` while `g` holds this store's invalidate lock
+    /// exclusive; returns how many there were (0, removing nothing, if `g` is another
+    /// store's guard).
+    pub(crate) fn remove_range(&self, g: &ExclusiveGuard<'_>, first: usize, last: usize) -> u64 {
+        if !g.locks(&self.mapping) {
+            return 0;
+        }
+        self.remove_pages(first, last)
+    }
+
+    /// Removes the pages of `[first, last]`; returns how many there were. Only under the
+    /// exclusive invalidate lock or when nobody else can reach the store (invariant).
+    fn remove_pages(&self, first: usize, last: usize) -> u64 {
         let n = self.pages.remove_range(first, last, |page| {
             Stats::dec(&STATS.pages);
             drop(page);
@@ -179,14 +253,21 @@ impl PageStore {
     }
 
     /// What `first..first + out.len()` holds, without taking page references (one walk,
-    /// one lock hold).
-    ///
-    /// # Safety
-    ///
-    /// No page of that range may be removed for `'a`: the caller holds the owning file's
-    /// invalidate lock shared, and pages leave a file's store only under it exclusive.
-    pub(crate) unsafe fn peek_run<'a>(&'a self, first: usize, out: &mut [Peek<'a>]) {
-        // SAFETY: Forwarded from the caller.
+    /// one lock hold): the pages are lent for as long as `g`, this store's invalidate lock
+    /// held shared, lives. All holes if `g` is another store's guard.
+    pub(crate) fn peek_run<'a>(
+        &'a self,
+        g: &'a SharedGuard<'_>,
+        first: usize,
+        out: &mut [Peek<'a>],
+    ) {
+        if !g.locks(&self.mapping) {
+            out.fill(Peek::Hole);
+            return;
+        }
+        // SAFETY: `g` holds this store's invalidate lock shared for 'a (checked above), so
+        // `remove_range`, which needs it exclusive, cannot run for 'a, and the store cannot
+        // be dropped while borrowed: no page leaves `pages` for 'a (invariant).
         unsafe { self.pages.peek_run(first, out) }
     }
 
@@ -209,12 +290,13 @@ impl PageStore {
 #[pinned_drop]
 impl PinnedDrop for PageStore {
     fn drop(self: Pin<&mut Self>) {
-        self.remove_range(0, usize::MAX);
+        // INVARIANT: dropped: nobody else can reach the store.
+        self.remove_pages(0, usize::MAX);
     }
 }
 
 /// Most pages [`PageStore::insert_run`] stores in one walk.
-pub(crate) const RUN: usize = 16;
+pub(crate) const STORE_RUN: usize = 16;
 
 /// A page allocated for a store but not yet in it; counted in `STATS.pages` until it is
 /// stored or dropped.
@@ -222,15 +304,39 @@ pub(crate) const RUN: usize = 16;
 /// # Invariants
 ///
 /// When `0` is `Some`, one unit of `STATS.pages` is reserved for it.
-pub(crate) struct NewPage(Option<PageRef>);
+pub(crate) struct NewPage(Option<UniquePage>);
 
 impl NewPage {
     /// No page (a placeholder in an array of new pages).
     pub(crate) const EMPTY: Self = Self(None);
 
-    /// The page, to fill it before it is stored.
-    pub(crate) fn page(&self) -> Option<&PageRef> {
-        self.0.as_ref()
+    /// Fills the whole page from user memory (`EFAULT` if the source faults); nothing for
+    /// an empty `NewPage`.
+    pub(crate) fn copy_from_user(&mut self, reader: &mut UserSliceReader) -> Result {
+        match &mut self.0 {
+            Some(p) => p.copy_from_user(reader),
+            None => Ok(()),
+        }
+    }
+
+    /// Copies `len` bytes from `src` into the page at `offset`, with page faults disabled
+    /// (see [`PageRef::copy_from_iter_atomic`]); returns the bytes copied (0 for an empty
+    /// `NewPage`).
+    pub(crate) fn copy_from_iter_atomic(
+        &mut self,
+        offset: usize,
+        len: usize,
+        src: &mut IovIterSource<'_>,
+    ) -> usize {
+        self.0
+            .as_mut()
+            .map_or(0, |p| p.copy_from_iter_atomic(offset, len, src))
+    }
+
+    /// Takes the page and its reservation out (the caller stores it or returns the
+    /// reservation).
+    fn take(mut self) -> Option<UniquePage> {
+        self.0.take()
     }
 }
 
@@ -242,9 +348,17 @@ impl Drop for NewPage {
     }
 }
 
+/// The effective page limit: the `max_pages` module parameter, or half of RAM when it is 0.
+fn max_pages() -> u64 {
+    match crate::module_parameters::max_pages.value() {
+        0 => crate::page::totalram_pages() / 2,
+        n => n,
+    }
+}
+
 /// Counts one more resident page against `max_pages`, or fails with `ENOSPC`.
 fn reserve_page() -> Result {
-    let limit = crate::max_pages();
+    let limit = max_pages();
     let before = STATS.pages.fetch_add(1u64, Relaxed);
     if before >= limit {
         Stats::dec(&STATS.pages);

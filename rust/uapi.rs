@@ -6,10 +6,17 @@
 //! the same file the Rust userspace crate uses, so the module, the C selftests and the Rust
 //! userspace code agree on every number and layout by construction.
 
-#![allow(dead_code, non_camel_case_types, non_upper_case_globals, unreachable_pub)]
+#![allow(
+    dead_code,
+    non_camel_case_types,
+    non_upper_case_globals,
+    unreachable_pub
+)]
 
 // bindgen's `Default` impls zero the structs in unsafe blocks it does not comment.
 #[allow(clippy::undocumented_unsafe_blocks)]
+// The generated file is formatted by its generator, not by `make rustfmt`.
+#[rustfmt::skip]
 #[path = "../include/uapi/rust/sealmem_uapi.rs"]
 mod generated;
 pub(crate) use generated::*;

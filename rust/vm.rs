@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! VMA glue: sealmem's `vm_operations_struct`, a safe view of a page fault, and the fault
-//! trampoline (part of the unsafe layer).
+//! A safe view of a page fault on a sealmem VMA, and of the VMAs a filled page is mapped
+//! into (part of the unsafe layer; the `vm_operations_struct` and its trampolines are in
+//! `fops.rs`).
 //!
 //! Pages are installed with `vm_insert_page(s)` into VM_MIXEDMAP VMAs (as binder does), so the
 //! fault handler can map a run of resident neighbours in the same fault (fault-around:
-//! `.map_pages` is unusable from a module, see the notes). A write fault in a private
+//! `.map_pages` is unusable from a module: it runs under RCU and cannot sleep, and
+//! `set_pte_range`/`finish_fault` are not exported). A write fault in a private
 //! mapping installs the shared page read-only; the CPU retries, and the core's write-protect
 //! fault copies it (copy-on-write), as for any file page.
 //!
@@ -19,21 +21,36 @@ use core::marker::PhantomData;
 
 use kernel::{
     bindings,
-    mm::{
-        virt::{VmaNew, VmaRef},
-        Mm,
-    },
+    mm::{virt::VmaRef, Mm},
     page::PAGE_SIZE,
     prelude::*,
-    sync::{aref::ARef, Arc, ArcBorrow},
-    types::ForeignOwnable,
+    sync::aref::ARef,
 };
 
-use crate::{device::AssertSync, file::SealFile, fill::FaultAt, page::StablePage};
+use crate::{mapping::Mapping, page::StablePage};
 use kernel::fs::File;
 
+/// Where a fault waits for a page: when the page is filled it is also mapped there, so the
+/// woken fault finds it mapped (as after `UFFDIO_COPY`) instead of faulting it in again.
+pub(crate) struct FaultAt {
+    mm: ARef<Mm>,
+    addr: usize,
+}
+
+impl FaultAt {
+    /// The mm the fault happened in.
+    pub(crate) fn mm(&self) -> &Mm {
+        &self.mm
+    }
+
+    /// The (page-aligned) address of the fault.
+    pub(crate) fn addr(&self) -> usize {
+        self.addr
+    }
+}
+
 /// Most pages [`Fault::insert_run`] maps in one call: one fault-around window.
-pub(crate) const MAX_RUN: usize = 16;
+pub(crate) const MAP_RUN: usize = 16;
 
 /// What the fault handler decided.
 pub(crate) enum FaultOutcome {
@@ -55,23 +72,6 @@ pub(crate) enum FaultOutcome {
     Completed,
 }
 
-/// The vm_ops of every sealmem VMA.
-static SEALMEM_VM_OPS: AssertSync<bindings::vm_operations_struct> =
-    AssertSync(bindings::vm_operations_struct {
-        fault: Some(sealmem_vm_fault),
-        open: Some(sealmem_vm_open),
-        close: Some(sealmem_vm_close),
-        ..pin_init::zeroed()
-    });
-
-/// Prepares a new VMA of a sealmem file: VM_MIXEDMAP, our vm_ops.
-pub(crate) fn setup_vma(vma: &VmaNew) {
-    vma.set_mixedmap();
-    // SAFETY: The VMA is being set up in the mmap hook (invariant of `VmaNew`), so we may set
-    // its vm_ops; the table is 'static.
-    unsafe { (*vma.as_ptr()).vm_ops = &SEALMEM_VM_OPS.0 };
-}
-
 /// A page fault on a sealmem VMA.
 ///
 /// # Invariants
@@ -84,6 +84,18 @@ pub(crate) struct Fault<'a> {
 }
 
 impl Fault<'_> {
+    /// # Safety
+    ///
+    /// `vmf` must be the `vm_fault` of a fault in progress on a sealmem VMA (the mm calls
+    /// `->fault` so), its VMA lock held while the value lives.
+    pub(crate) unsafe fn from_raw(vmf: *mut bindings::vm_fault) -> Self {
+        // INVARIANT: guaranteed by the caller.
+        Self {
+            vmf,
+            _p: PhantomData,
+        }
+    }
+
     fn vma(&self) -> *mut bindings::vm_area_struct {
         // SAFETY: `vmf` is valid (invariant).
         unsafe { (*self.vmf).__bindgen_anon_1.vma }
@@ -129,7 +141,10 @@ impl Fault<'_> {
         // SAFETY: `vmf` is valid (invariant).
         let addr = unsafe { (*self.vmf).__bindgen_anon_1.address };
         let mm: &Mm = self.vma_ref().mm();
-        FaultAt::new(ARef::from(mm), addr & !(PAGE_SIZE - 1))
+        FaultAt {
+            mm: ARef::from(mm),
+            addr: addr & !(PAGE_SIZE - 1),
+        }
     }
 
     /// A new reference to the file this fault's VMA maps (`get_file(vma->vm_file)`), to
@@ -161,7 +176,7 @@ impl Fault<'_> {
     }
 
     /// The file page index just past the end of the VMA.
-    pub(crate) fn vma_end_pgoff(&self) -> usize {
+    fn vma_end_pgoff(&self) -> usize {
         let vma = self.vma_ref();
         ((vma.end() - vma.start()) / PAGE_SIZE).saturating_add(self.vm_pgoff())
     }
@@ -184,12 +199,19 @@ impl Fault<'_> {
     }
 
     /// Maps `pages` at consecutive file offsets from `first` (the run must lie within the
-    /// VMA; at most [`MAX_RUN`] pages are taken), stopping at the first page that cannot be
+    /// VMA; at most [`MAP_RUN`] pages are taken), stopping at the first page that cannot be
     /// mapped. Returns how many were mapped and, when that is not all, why the next one was
     /// not (`EBUSY`: already mapped).
-    pub(crate) fn insert_run(&self, first: usize, pages: &[StablePage<'_>]) -> (usize, Option<Error>) {
-        const MAX: usize = MAX_RUN;
-        let n = pages.len().min(MAX).min(self.vma_end_pgoff().saturating_sub(first));
+    pub(crate) fn insert_run(
+        &self,
+        first: usize,
+        pages: &[StablePage<'_>],
+    ) -> (usize, Option<Error>) {
+        const MAX: usize = MAP_RUN;
+        let n = pages
+            .len()
+            .min(MAX)
+            .min(self.vma_end_pgoff().saturating_sub(first));
         if n == 0 || first < self.vm_pgoff() {
             return (0, Some(EINVAL));
         }
@@ -202,94 +224,53 @@ impl Fault<'_> {
         // (checked above against both ends of the VMA); each page is valid for the call
         // (`StablePage`) and not anonymous, and vm_insert_pages takes its own reference to
         // each page it maps.
-        let ret = unsafe { bindings::vm_insert_pages(self.vma(), self.addr_of(first), raw.as_mut_ptr(), &mut left) };
+        let ret = unsafe {
+            bindings::vm_insert_pages(self.vma(), self.addr_of(first), raw.as_mut_ptr(), &mut left)
+        };
         let mapped = n.saturating_sub(left as usize);
         if mapped == n {
             (n, None)
         } else {
-            (mapped, Some(if ret != 0 { Error::from_errno(ret) } else { EINVAL }))
+            (
+                mapped,
+                Some(if ret != 0 {
+                    Error::from_errno(ret)
+                } else {
+                    EINVAL
+                }),
+            )
         }
     }
 }
 
-/// Whether `vma` is a sealmem VMA of `file` that maps page `index` at `addr`.
-pub(crate) fn maps_file_page(vma: &VmaRef, file: &SealFile, addr: usize, index: usize) -> bool {
+/// Whether `vma` maps the file page `index` of `mapping`'s file at `addr`: its file uses
+/// `mapping` (only the `struct file`s of one sealmem file do: the mapping is that file's own,
+/// and every VMA of such a file is a sealmem VMA, set up by its mmap hook) and `addr` is that
+/// page's address in it.
+pub(crate) fn maps_page_of(vma: &VmaRef, mapping: &Mapping, addr: usize, index: usize) -> bool {
     let raw = vma.as_ptr();
-    // SAFETY: `vma` is valid and locked for the borrow (invariant of `VmaRef`).
-    if !core::ptr::eq(unsafe { (*raw).vm_ops }, &SEALMEM_VM_OPS.0) {
+    // SAFETY: `vma` is valid and locked for the borrow (invariant of `VmaRef`); a VMA holds
+    // its `vm_file` (if any) for its lifetime, so reading the file's `f_mapping` is valid.
+    let (file_mapping, vm_pgoff) = unsafe {
+        let file = (*raw).vm_file;
+        let m = if file.is_null() {
+            core::ptr::null_mut()
+        } else {
+            (*file).f_mapping
+        };
+        (m, (*raw).vm_pgoff)
+    };
+    if !mapping.is(file_mapping) || addr < vma.start() || addr >= vma.end() {
         return false;
     }
-    // SAFETY: A sealmem VMA (its vm_ops are ours), locked while `vma` is borrowed.
-    let owner = unsafe { vma_file(raw) };
-    if !core::ptr::eq::<SealFile>(&*owner, file) || addr < vma.start() || addr >= vma.end() {
-        return false;
-    }
-    // SAFETY: As above.
-    let vm_pgoff = unsafe { (*raw).vm_pgoff };
     vm_pgoff.checked_add((addr - vma.start()) / PAGE_SIZE) == Some(index)
 }
 
-/// Maps `page` at `addr` in `vma` (a sealmem VMA, see [`maps_file_page`]); `EBUSY` if
+/// Maps `page` at `addr` in `vma` (a sealmem VMA, see [`maps_page_of`]); `EBUSY` if
 /// something is mapped there already.
 pub(crate) fn insert_page(vma: &VmaRef, addr: usize, page: StablePage<'_>) -> Result {
     // vm_insert_page takes its own reference to the page.
-    vma.as_mixedmap_vma().ok_or(EINVAL)?.vm_insert_page(addr, &page.borrowed())
-}
-
-/// Borrows the sealmem file of a VMA; also used by the lazy-fill path, which pins it with an
-/// `Arc` before dropping the mmap lock.
-///
-/// # Safety
-///
-/// `vma` must be a valid sealmem VMA whose lock is held for `'a`.
-pub(crate) unsafe fn vma_file<'a>(vma: *mut bindings::vm_area_struct) -> ArcBorrow<'a, SealFile> {
-    // SAFETY: A sealmem VMA's `vm_file` is a sealmem file whose private data is an
-    // `Arc<SealFile>` (see `device`), alive while the VMA holds the file.
-    unsafe { <Arc<SealFile> as ForeignOwnable>::borrow((*(*vma).vm_file).private_data) }
-}
-
-/// # Safety
-///
-/// Called by the mm with a new VMA copied from a sealmem VMA (fork, split, mremap); the
-/// sealmem file is held by the VMA it was copied from (`dup_mmap` calls `open` before it
-/// takes the copy's own file reference).
-unsafe extern "C" fn sealmem_vm_open(vma: *mut bindings::vm_area_struct) {
-    // SAFETY: A sealmem VMA being set up by the mm, whose lock (or the new mm's) is held.
-    let (obj, flags) = unsafe { (vma_file(vma), VmaRef::from_raw(vma).flags()) };
-    if flags & kernel::mm::virt::flags::MAYEXEC != 0 {
-        // The VMA it was copied from is counted, so the count is positive: not denied.
-        obj.exec_map_copied();
-    }
-}
-
-/// # Safety
-///
-/// Called by the mm when a sealmem VMA goes away (still holding its file).
-unsafe extern "C" fn sealmem_vm_close(vma: *mut bindings::vm_area_struct) {
-    // SAFETY: A sealmem VMA being removed by the mm; its file is put only after this.
-    let (obj, flags) = unsafe { (vma_file(vma), VmaRef::from_raw(vma).flags()) };
-    if flags & kernel::mm::virt::flags::MAYEXEC != 0 {
-        // Every sealmem VMA that kept VM_MAYEXEC was counted (mmap hook or open).
-        obj.exec_map_closed();
-    }
-}
-
-/// # Safety
-///
-/// Called by the mm for a fault on a VMA whose vm_ops are [`SEALMEM_VM_OPS`].
-unsafe extern "C" fn sealmem_vm_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
-    // INVARIANT: the mm calls .fault with a valid vmf and the VMA locked.
-    let fault = Fault { vmf, _p: PhantomData };
-    // SAFETY: As above: the VMA is ours and locked while `fault` is alive. The borrow is
-    // turned into an owned `Arc` before the lock is released (see `SealFile::fault`).
-    let obj = unsafe { vma_file(fault.vma()) };
-    match SealFile::fault(obj, fault) {
-        FaultOutcome::Mapped => bindings::vm_fault_reason_VM_FAULT_NOPAGE,
-        FaultOutcome::SigBus => bindings::vm_fault_reason_VM_FAULT_SIGBUS,
-        FaultOutcome::Oom => bindings::vm_fault_reason_VM_FAULT_OOM,
-        FaultOutcome::Retry => bindings::vm_fault_reason_VM_FAULT_RETRY,
-        // NOPAGE too: __do_fault returns early only on ERROR/NOPAGE/RETRY, never touching
-        // vmf->page.
-        FaultOutcome::Completed => bindings::vm_fault_reason_VM_FAULT_COMPLETED | bindings::vm_fault_reason_VM_FAULT_NOPAGE,
-    }
+    vma.as_mixedmap_vma()
+        .ok_or(EINVAL)?
+        .vm_insert_page(addr, &page.borrowed())
 }

@@ -6,12 +6,17 @@
 //! guard. Page faults must wait killably when the fault is not interruptible (kernel-mode
 //! accesses), as `handle_userfault` does, and the handler fd needs `poll_wait`; this is the
 //! C wait queue with the `wait_event` loop written out in Rust.
+//!
+//! Below it: safe wrappers of the few kernel calls about the current task that have no
+//! binding (exiting or dumping, fatal signals, sleeping, rescheduling, its thread id as seen
+//! from a pid namespace).
 
 use kernel::{bindings, prelude::*, types::Opaque};
 
 use crate::ffi::{
-    sealmem_cond_resched, sealmem_current_exiting_or_dumping, sealmem_fatal_signal_pending, sealmem_init_waitqueue_head,
-    sealmem_sleep_killable_ms, sealmem_wake_up_all, sealmem_wake_up_poll,
+    sealmem_cond_resched, sealmem_current_exiting_or_dumping, sealmem_fatal_signal_pending,
+    sealmem_init_waitqueue_head, sealmem_sleep_killable_ms, sealmem_wake_up_all,
+    sealmem_wake_up_poll,
 };
 
 /// Poll mask for "requests to read".
@@ -65,7 +70,11 @@ impl WaitQueue {
     /// Sleeps until `done()` returns true (checked after queueing, so no wake-up is lost), or
     /// a signal that `mode` admits arrives. Callers have just found `done()` false: it is
     /// not evaluated before the task is queued.
-    pub(crate) fn wait(&self, mode: WaitMode, mut done: impl FnMut() -> bool) -> Result<(), Interrupted> {
+    pub(crate) fn wait(
+        &self,
+        mode: WaitMode,
+        mut done: impl FnMut() -> bool,
+    ) -> Result<(), Interrupted> {
         let state = match mode {
             WaitMode::Interruptible => bindings::TASK_INTERRUPTIBLE,
             WaitMode::Killable => bindings::TASK_KILLABLE,
@@ -112,7 +121,11 @@ impl WaitQueue {
     ///
     /// `file` and `pt` (which may be null) must be valid for the call, and this queue must
     /// outlive `file`'s poll registrations (the VFS removes them before releasing `file`).
-    pub(crate) unsafe fn poll_wait(&self, file: *mut bindings::file, pt: *mut bindings::poll_table_struct) {
+    pub(crate) unsafe fn poll_wait(
+        &self,
+        file: *mut bindings::file,
+        pt: *mut bindings::poll_table_struct,
+    ) {
         // SAFETY: Guaranteed by the caller; the queue is initialised (invariant).
         unsafe { bindings::poll_wait(file, self.raw(), pt) };
     }
@@ -141,4 +154,17 @@ pub(crate) fn fatal_signal_pending() -> bool {
 pub(crate) fn cond_resched() {
     // SAFETY: May sleep; callers hold no spinlock.
     unsafe { sealmem_cond_resched() }
+}
+
+/// The thread id of the current task as seen from `ns`, 0 if it is not visible there.
+pub(crate) fn current_tid_in(ns: &kernel::pid_namespace::PidNamespace) -> u32 {
+    // SAFETY: `current` is valid; `ns` is a live pid namespace (the caller's reference).
+    let tid = unsafe {
+        bindings::__task_pid_nr_ns(
+            kernel::task::Task::current_raw(),
+            bindings::pid_type_PIDTYPE_PID,
+            ns.as_ptr(),
+        )
+    };
+    u32::try_from(tid).unwrap_or(0)
 }

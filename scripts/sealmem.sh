@@ -11,6 +11,7 @@
 #   scripts/sealmem.sh profile    profile benchmark cases (SEALMEM_PROFILE=case,...) on the base kernel
 #   scripts/sealmem.sh run 'CMD'  run a shell command in the base VM after insmod (experiments)
 #   scripts/sealmem.sh fuzz       run the fuzzer on the debug kernel (SEALMEM_FUZZ_SECONDS/SEED)
+#   scripts/sealmem.sh rustfmt | rustfmt-check   format / check the module's Rust code
 #   scripts/sealmem.sh setup | kernel base|debug | module base|debug | selftests
 . "$(dirname "$0")/lib.sh"
 
@@ -154,8 +155,8 @@ if [ "${CI:-}" = true ]; then STRESS_SECONDS=${SEALMEM_STRESS_SECONDS:-120}; els
 
 # suite FLAVOUR FULL: run the test VM; with FULL=1 also the fuzzing VM beside it and the
 # harness self-test. Counts tests (the test programs' TAP results and the host cargo tests)
-# apart from checks (VM verdicts, leaks, rmmod, kmemleak, the manifest, harness boots, fuzz
-# phases), prints both, then the closing line "N passed, N failed[, N skipped]" of the tests,
+# apart from checks (VM verdicts, leaks, rmmod, kmemleak, the manifest, the source checks,
+# harness boots, fuzz phases), prints both, then the closing line "N passed, N failed[, N skipped]" of the tests,
 # whose failed count includes failed checks. Exit 1 on any failure.
 suite() {
 	local flavour=$1 with_fuzz=$2
@@ -174,6 +175,12 @@ suite() {
 	t_passed=$passed t_failed=$failed t_skipped=$skipped
 	c_passed=$((c_passed + checks_passed)); c_failed=$((c_failed + checks_failed))
 	vm_verdict "VM run ended cleanly with no kernel splat" "$SEALMEM_LOGS/vm-$flavour-test.log"
+	# The module's source (host checks): its layering, its formatting, its FFI declarations.
+	source_check "module layering: no import cycle, no unsafe in logic files (scripts/check-layers.sh)" \
+		layers bash "$SEALMEM_ROOT/scripts/check-layers.sh"
+	source_check "module is rustfmt-clean (make rustfmt-check)" rustfmt-check rustfmt_module check
+	source_check "rust/ffi.rs matches rust/sealmem_helpers.h (scripts/check-ffi.sh)" \
+		ffi-check bash "$SEALMEM_ROOT/scripts/check-ffi.sh"
 	# The userspace crate's host tests (pure logic: ABI layouts, seal bits) and doc examples:
 	# their real count.
 	local hlog="$SEALMEM_LOGS/cargo-host-tests.log" hn
@@ -206,7 +213,7 @@ suite() {
 		eval "local ${line#SEALMEM-FUZZ }"
 		msg "fuzz: $ops operations, $injected injected allocation failures, $suite_runs functional-suite runs under injection"
 	fi
-	echo "# checks (VM verdicts, leaks, rmmod, kmemleak, manifest, harness, fuzz phases): $c_passed ok, $c_failed not ok"
+	echo "# checks (VM verdicts, leaks, rmmod, kmemleak, manifest, source checks, harness, fuzz phases): $c_passed ok, $c_failed not ok"
 	local all_failed=$((t_failed + c_failed))
 	if [ "$t_skipped" -gt 0 ]; then
 		echo "$t_passed passed, $all_failed failed, $t_skipped skipped"
@@ -214,6 +221,21 @@ suite() {
 		echo "$t_passed passed, $all_failed failed"
 	fi
 	[ "$all_failed" -eq 0 ]
+}
+
+# source_check NAME LOG CMD...: one check line from a host command's exit status (its output
+# in build/logs/LOG.log); counts into $c_passed / $c_failed.
+source_check() {
+	local name=$1 log="$SEALMEM_LOGS/$2.log"
+	shift 2
+	if ("$@") >"$log" 2>&1; then
+		echo "ok - $name"
+		c_passed=$((c_passed + 1))
+	else
+		tail -n 20 "$log"
+		echo "not ok - $name (log $log)"
+		c_failed=$((c_failed + 1))
+	fi
 }
 
 # vm_verdict NAME LOG: one check line from a VM run's summary (end marker, rc, timeout,
@@ -244,6 +266,19 @@ clippy() {
 	msg "clippy: clean"
 }
 
+# rustfmt_module [check]: format the module's Rust code (rust/*.rs) with the kernel tree's
+# rustfmt settings (rust/.rustfmt.toml is a copy of its .rustfmt.toml), or with "check" only
+# report what would change (exit 1), as the kernel's `make rustfmtcheck` does. The generated
+# uapi file is skipped (`#[rustfmt::skip]` in rust/uapi.rs): its generator formats it.
+rustfmt_module() {
+	if [ "${1:-}" = check ]; then
+		rustfmt --check "$SEALMEM_ROOT"/rust/*.rs || die "the module's Rust code is not rustfmt-clean: run 'make rustfmt'"
+		msg "rustfmt: clean"
+	else
+		rustfmt "$SEALMEM_ROOT"/rust/*.rs
+	fi
+}
+
 cmd=${1:-}; shift || true
 case "$cmd" in
 setup) setup ;;
@@ -251,6 +286,8 @@ kernel) setup; kernel "${1:-debug}" ;;
 module) cached_kernel "${1:-debug}"; module "${1:-debug}" ;;
 selftests) selftests ;;
 clippy) cached_kernel "${1:-debug}"; clippy "${1:-debug}" ;;
+rustfmt) rustfmt_module ;;
+rustfmt-check) rustfmt_module check ;;
 demo)
 	setup; kernel base; module base; selftests
 	vm base demo 300 ;;
@@ -300,5 +337,5 @@ harness)
 	flavour=${1:-debug}
 	cached_kernel "$flavour"; module "$flavour"; selftests; initramfs "$flavour"
 	bash "$SEALMEM_ROOT/qemu/harness-selftest.sh" "$KDIR" "$SEALMEM_BUILD/$flavour" ;;
-*) die "usage: $0 demo|test|quick [base|debug]|harness|setup|kernel F|module F|selftests" ;;
+*) die "usage: $0 demo|test|quick [base|debug]|harness|setup|kernel F|module F|selftests|rustfmt|rustfmt-check" ;;
 esac

@@ -1,24 +1,33 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The FFI edge between the VFS and sealmem: misc device registration and the raw
-//! `file_operations` table with its trampolines.
+//! The FFI glue between the kernel and sealmem, all of it: the misc device registration,
+//! every `file_operations` and `vm_operations_struct` table with its `extern "C"`
+//! trampolines, and the creation of the two kinds of new fds (VIEW, FILL_ENABLE's handler).
+//! No other file has an `extern "C"` entry point (`scripts/check-layers.sh` checks it).
 //!
-//! This is one of the few places with `unsafe` code (the others: `uapi.rs` marker impls and,
-//! later, the vm_ops glue). Each trampoline turns raw pointers into safe references, calls the
-//! safe method on [`SealFile`], and turns its `Result` into an errno. Nothing above this layer
-//! sees a raw pointer.
+//! Each trampoline turns raw pointers into safe references, calls the safe method on
+//! [`SealFile`] or [`Handler`], and turns its `Result` into an errno. Nothing above this
+//! layer sees a raw pointer.
 //!
 //! `kernel::miscdevice` is not used because its `file_operations` lack `llseek`, `poll` and
-//! `splice_read`, and its registration cannot set the device node's mode; this follows
-//! `drivers/android/binder/rust_binder_main.rs` and `rust/kernel/miscdevice.rs` instead.
+//! `splice_read`, and its registration cannot set the device node's mode; this follows the
+//! kernel tree's `drivers/android/binder/rust_binder_main.rs` and `rust/kernel/miscdevice.rs`
+//! instead.
 //!
 //! # Private data
 //!
-//! Every `struct file` whose `f_op` is [`SEALMEM_FOPS`] holds in `private_data` a pointer made
-//! by `Arc::<SealFile>::into_foreign` in [`sealmem_open`] and released exactly once, by
-//! `Arc::from_foreign` in [`sealmem_release`].
+//! - Every `struct file` whose `f_op` is [`SEALMEM_FOPS`] (the misc open and VIEW fds) holds
+//!   in `private_data` a pointer made by `Arc::<SealFile>::into_foreign` in [`sealmem_open`]
+//!   or [`install_view`] and released exactly once, by `Arc::from_foreign` in
+//!   [`sealmem_release`].
+//! - Every `struct file` whose `f_op` is [`HANDLER_FOPS`] holds an `Arc<Handler>` made by
+//!   `into_foreign` in [`new_handler_file`] and taken back once, in [`handler_release`].
+//! - Every VMA whose `vm_ops` is [`SEALMEM_VM_OPS`] maps a `struct file` of the first kind
+//!   (set in [`sealmem_mmap`]), which it holds for its lifetime.
 
-use crate::ffi::{anon_inode_getfile, sealmem_file_allow_pread, sealmem_iocb_append, sealmem_iocb_nonblock};
+use crate::ffi::{
+    anon_inode_getfile, sealmem_file_allow_pread, sealmem_iocb_append, sealmem_iocb_nonblock,
+};
 use kernel::ffi::{c_int, c_long, c_uint, c_ulong};
 
 use core::ptr::NonNull;
@@ -26,9 +35,12 @@ use core::ptr::NonNull;
 use kernel::{
     bindings,
     error::{from_err_ptr, to_result},
-    fs::{file::FileDescriptorReservation, File, Kiocb},
+    fs::{
+        file::{flags, FileDescriptorReservation},
+        File, Kiocb,
+    },
     iov::{IovIterDest, IovIterSource},
-    mm::virt::VmaNew,
+    mm::virt::{VmaNew, VmaRef},
     module::this_module,
     prelude::*,
     seq_file::SeqFile,
@@ -36,8 +48,12 @@ use kernel::{
     types::{ForeignOwnable, Opaque},
 };
 
-
-use crate::{file::SealFile, fill::Handler};
+use crate::{
+    file::SealFile,
+    handler::Handler,
+    uapi,
+    vm::{Fault, FaultOutcome},
+};
 
 /// A registered misc device.
 ///
@@ -87,12 +103,12 @@ impl PinnedDrop for Registration {
 
 /// Makes a C vtable usable as a `static`.
 #[repr(transparent)]
-pub(crate) struct AssertSync<T>(pub(crate) T);
+struct AssertSync<T>(T);
 // SAFETY: Only used for C operation tables, which are never written after initialisation.
 unsafe impl<T> Sync for AssertSync<T> {}
 
 /// The file operations of every sealmem file.
-pub(crate) static SEALMEM_FOPS: AssertSync<bindings::file_operations> =
+static SEALMEM_FOPS: AssertSync<bindings::file_operations> =
     AssertSync(bindings::file_operations {
         owner: this_module::<crate::LocalModule>().as_ptr(),
         open: Some(sealmem_open),
@@ -125,7 +141,10 @@ unsafe fn seal_file<'a>(file: *mut bindings::file) -> ArcBorrow<'a, SealFile> {
 /// # Safety
 ///
 /// Called by the VFS with a `struct file` being opened on the sealmem misc node.
-unsafe extern "C" fn sealmem_open(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+unsafe extern "C" fn sealmem_open(
+    _inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
     // SAFETY: The VFS passes a valid file being opened; no fdget_pos region is active.
     let f = unsafe { File::from_raw_file(file) };
     match SealFile::open(f) {
@@ -163,10 +182,29 @@ unsafe extern "C" fn sealmem_ioctl(file: *mut bindings::file, cmd: c_uint, arg: 
     let obj = unsafe { seal_file(file) };
     // SAFETY: As above; no fdget_pos region is active in an ioctl.
     let f = unsafe { File::from_raw_file(file) };
-    match SealFile::ioctl(obj, f, cmd, arg) {
+    let res = match cmd {
+        // The two ioctls that create an fd: the fd is made here, the locked parts are safe
+        // methods of the file object.
+        uapi::SEALMEM_IOC_VIEW => SealFile::view_flags(arg)
+            .and_then(|cloexec| install_view(obj.into(), cloexec))
+            .map(|fd| fd as isize),
+        uapi::SEALMEM_IOC_FILL_ENABLE => fill_enable(obj, f, arg),
+        _ => obj.ioctl(f, cmd, arg),
+    };
+    match res {
         Ok(v) => v as c_long,
         Err(e) => e.to_errno() as c_long,
     }
+}
+
+/// `SEALMEM_IOC_FILL_ENABLE`: makes the file lazy and returns a new handler fd.
+fn fill_enable(obj: ArcBorrow<'_, SealFile>, file: &File, flags: usize) -> Result<isize> {
+    let (handler, fd, attach) = Handler::new(obj, file, flags)?;
+    // Make the fd first (it allocates), then attach; a refused attach drops the file, whose
+    // release finds it unattached.
+    let pending = new_handler_file(handler, fd.cloexec, fd.nonblock)?;
+    obj.attach_handler(attach)?;
+    Ok(pending.install() as isize)
 }
 
 /// # Safety
@@ -183,7 +221,10 @@ unsafe extern "C" fn sealmem_show_fdinfo(m: *mut bindings::seq_file, file: *mut 
 /// # Safety
 ///
 /// Called by the VFS to read from a sealmem file.
-unsafe extern "C" fn sealmem_read_iter(iocb: *mut bindings::kiocb, iter: *mut bindings::iov_iter) -> isize {
+unsafe extern "C" fn sealmem_read_iter(
+    iocb: *mut bindings::kiocb,
+    iter: *mut bindings::iov_iter,
+) -> isize {
     // SAFETY: The VFS passes a valid kiocb of a sealmem file, whose private data is an
     // `Arc<SealFile>`.
     let mut kiocb = unsafe { Kiocb::<Arc<SealFile>>::from_raw(iocb) };
@@ -201,7 +242,10 @@ unsafe extern "C" fn sealmem_read_iter(iocb: *mut bindings::kiocb, iter: *mut bi
 /// # Safety
 ///
 /// Called by the VFS to write to a sealmem file.
-unsafe extern "C" fn sealmem_write_iter(iocb: *mut bindings::kiocb, iter: *mut bindings::iov_iter) -> isize {
+unsafe extern "C" fn sealmem_write_iter(
+    iocb: *mut bindings::kiocb,
+    iter: *mut bindings::iov_iter,
+) -> isize {
     // SAFETY: As in `sealmem_read_iter`.
     let mut kiocb = unsafe { Kiocb::<Arc<SealFile>>::from_raw(iocb) };
     // SAFETY: The VFS passes a valid source iterator for the duration of the call.
@@ -218,7 +262,11 @@ unsafe extern "C" fn sealmem_write_iter(iocb: *mut bindings::kiocb, iter: *mut b
 /// # Safety
 ///
 /// Called by the VFS for lseek on a sealmem file.
-unsafe extern "C" fn sealmem_llseek(file: *mut bindings::file, offset: bindings::loff_t, whence: c_int) -> bindings::loff_t {
+unsafe extern "C" fn sealmem_llseek(
+    file: *mut bindings::file,
+    offset: bindings::loff_t,
+    whence: c_int,
+) -> bindings::loff_t {
     // SAFETY: `file` is an open sealmem file for the duration of the call.
     let obj = unsafe { seal_file(file) };
     match whence as u32 {
@@ -240,13 +288,24 @@ unsafe extern "C" fn sealmem_llseek(file: *mut bindings::file, offset: bindings:
 /// # Safety
 ///
 /// Called by the VFS when a sealmem file is being mmapped.
-unsafe extern "C" fn sealmem_mmap(file: *mut bindings::file, vma: *mut bindings::vm_area_struct) -> c_int {
+unsafe extern "C" fn sealmem_mmap(
+    file: *mut bindings::file,
+    vma: *mut bindings::vm_area_struct,
+) -> c_int {
     // SAFETY: `file` is an open sealmem file for the duration of the call.
     let obj = unsafe { seal_file(file) };
     // SAFETY: The VMA is undergoing initial setup in this mmap hook.
     let vma = unsafe { VmaNew::from_raw(vma) };
     match obj.mmap(vma) {
-        Ok(()) => 0,
+        Ok(()) => {
+            // Nothing below fails: `mmap` counted the VMA last (see there).
+            vma.set_mixedmap();
+            // SAFETY: The VMA is being set up in the mmap hook (invariant of `VmaNew`), so we
+            // may set its vm_ops; the table is 'static. INVARIANT: a sealmem VMA maps a
+            // sealmem file (see the module docs).
+            unsafe { (*vma.as_ptr()).vm_ops = &SEALMEM_VM_OPS.0 };
+            0
+        }
         Err(e) => e.to_errno(),
     }
 }
@@ -264,7 +323,8 @@ unsafe fn new_anon_file(
 ) -> Result<ARef<File>> {
     // SAFETY: The name is a C string and the fops are 'static; the caller vouches for the
     // private data. anon_inode_getfile takes a module reference for the fops' owner.
-    let raw = unsafe { anon_inode_getfile(c"[sealmem]".as_char_ptr(), &fops.0, private, flags as c_int) };
+    let raw =
+        unsafe { anon_inode_getfile(c"[sealmem]".as_char_ptr(), &fops.0, private, flags as c_int) };
     let raw = from_err_ptr(raw)?;
     // SAFETY: A new file with one reference, now owned by the `ARef`. `File` is a transparent
     // wrapper of `struct file`.
@@ -273,28 +333,32 @@ unsafe fn new_anon_file(
 
 /// An fd reserved with its file ready: [`PendingFd::install`] publishes it; dropping it
 /// instead releases both.
-pub(crate) struct PendingFd {
+struct PendingFd {
     reservation: FileDescriptorReservation,
     file: ARef<File>,
 }
 
 impl PendingFd {
     /// Installs the file in the fd table; returns the fd.
-    pub(crate) fn install(self) -> u32 {
+    fn install(self) -> u32 {
         let fd = self.reservation.reserved_fd();
         self.reservation.fd_install(self.file);
         fd
     }
 }
 
+/// Reserves an unused fd of the current task (`O_CLOEXEC` if `cloexec`).
+fn reserve_fd(cloexec: bool) -> Result<FileDescriptorReservation> {
+    FileDescriptorReservation::get_unused_fd_flags(if cloexec { flags::O_CLOEXEC } else { 0 })
+}
+
 /// Creates a new read-only `struct file` (a VIEW) of `obj` and installs it in a new fd of
 /// the current task; returns the fd.
-pub(crate) fn install_file(obj: Arc<SealFile>, cloexec: bool) -> Result<u32> {
-    let reservation =
-        FileDescriptorReservation::get_unused_fd_flags(if cloexec { bindings::O_CLOEXEC } else { 0 })?;
+fn install_view(obj: Arc<SealFile>, cloexec: bool) -> Result<u32> {
+    let reservation = reserve_fd(cloexec)?;
     let private = obj.clone().into_foreign();
     // SAFETY: The private data is an `Arc<SealFile>`, which `sealmem_release` takes back.
-    let file = match unsafe { new_anon_file(&SEALMEM_FOPS, private, bindings::O_RDONLY) } {
+    let file = match unsafe { new_anon_file(&SEALMEM_FOPS, private, flags::O_RDONLY) } {
         Ok(f) => f,
         Err(e) => {
             // SAFETY: No file was created, so the reference given up above is still ours.
@@ -309,13 +373,12 @@ pub(crate) fn install_file(obj: Arc<SealFile>, cloexec: bool) -> Result<u32> {
 }
 
 /// Creates a handler fd's file for `handler` (not yet installed).
-pub(crate) fn new_handler_file(handler: Arc<Handler>, cloexec: bool, nonblock: bool) -> Result<PendingFd> {
-    let reservation =
-        FileDescriptorReservation::get_unused_fd_flags(if cloexec { bindings::O_CLOEXEC } else { 0 })?;
-    let flags = bindings::O_RDWR | if nonblock { bindings::O_NONBLOCK } else { 0 };
+fn new_handler_file(handler: Arc<Handler>, cloexec: bool, nonblock: bool) -> Result<PendingFd> {
+    let reservation = reserve_fd(cloexec)?;
+    let fflags = flags::O_RDWR | if nonblock { flags::O_NONBLOCK } else { 0 };
     let private = handler.into_foreign();
     // SAFETY: The private data is an `Arc<Handler>`, which `handler_release` takes back.
-    match unsafe { new_anon_file(&HANDLER_FOPS, private, flags) } {
+    match unsafe { new_anon_file(&HANDLER_FOPS, private, fflags) } {
         Ok(file) => Ok(PendingFd { reservation, file }),
         Err(e) => {
             // SAFETY: No file was created, so the reference given up above is still ours.
@@ -325,9 +388,8 @@ pub(crate) fn new_handler_file(handler: Arc<Handler>, cloexec: bool, nonblock: b
     }
 }
 
-/// The file operations of handler fds. Their private data is an `Arc<Handler>` made by
-/// `into_foreign` in [`new_handler_file`] and taken back once, in [`handler_release`].
-pub(crate) static HANDLER_FOPS: AssertSync<bindings::file_operations> =
+/// The file operations of handler fds (private data: see the module docs).
+static HANDLER_FOPS: AssertSync<bindings::file_operations> =
     AssertSync(bindings::file_operations {
         owner: this_module::<crate::LocalModule>().as_ptr(),
         release: Some(handler_release),
@@ -353,7 +415,10 @@ unsafe fn handler_of<'a>(file: *mut bindings::file) -> ArcBorrow<'a, Handler> {
 /// # Safety
 ///
 /// Called by the VFS once, when the last reference to a handler file goes.
-unsafe extern "C" fn handler_release(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+unsafe extern "C" fn handler_release(
+    _inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
     // SAFETY: `release` owns the private data, an `Arc<Handler>` given up at creation.
     let handler = unsafe { <Arc<Handler> as ForeignOwnable>::from_foreign((*file).private_data) };
     handler.release();
@@ -363,7 +428,10 @@ unsafe extern "C" fn handler_release(_inode: *mut bindings::inode, file: *mut bi
 /// # Safety
 ///
 /// Called by the VFS to read requests from a handler fd.
-unsafe extern "C" fn handler_read_iter(iocb: *mut bindings::kiocb, iter: *mut bindings::iov_iter) -> isize {
+unsafe extern "C" fn handler_read_iter(
+    iocb: *mut bindings::kiocb,
+    iter: *mut bindings::iov_iter,
+) -> isize {
     // SAFETY: The kiocb is valid and refers to a handler file for the call.
     let (handler, nonblock) = unsafe { (handler_of((*iocb).ki_filp), sealmem_iocb_nonblock(iocb)) };
     // SAFETY: The VFS passes a valid destination iterator for the duration of the call.
@@ -377,7 +445,10 @@ unsafe extern "C" fn handler_read_iter(iocb: *mut bindings::kiocb, iter: *mut bi
 /// # Safety
 ///
 /// Called by the VFS to poll a handler fd.
-unsafe extern "C" fn handler_poll(file: *mut bindings::file, pt: *mut bindings::poll_table_struct) -> bindings::__poll_t {
+unsafe extern "C" fn handler_poll(
+    file: *mut bindings::file,
+    pt: *mut bindings::poll_table_struct,
+) -> bindings::__poll_t {
     // SAFETY: `file` is an open handler file for the duration of the call.
     let handler = unsafe { handler_of(file) };
     // SAFETY: The poll table is valid (or null) for the call; the wait queue lives in the
@@ -408,4 +479,75 @@ unsafe extern "C" fn handler_show_fdinfo(m: *mut bindings::seq_file, file: *mut 
     // SAFETY: The seq_file is valid and exclusively ours for the duration of the call.
     let m = unsafe { SeqFile::from_raw(m) };
     handler.show_fdinfo(m);
+}
+
+// ---- VMAs ----------------------------------------------------------------------------
+
+/// The vm_ops of every sealmem VMA.
+static SEALMEM_VM_OPS: AssertSync<bindings::vm_operations_struct> =
+    AssertSync(bindings::vm_operations_struct {
+        fault: Some(sealmem_vm_fault),
+        open: Some(sealmem_vm_open),
+        close: Some(sealmem_vm_close),
+        ..pin_init::zeroed()
+    });
+
+/// Borrows the sealmem file of a VMA (the fault path pins it with an `Arc` before it drops
+/// the fault lock).
+///
+/// # Safety
+///
+/// `vma` must be a valid sealmem VMA (its vm_ops are [`SEALMEM_VM_OPS`]) whose lock is held
+/// for `'a`.
+unsafe fn vma_file<'a>(vma: *mut bindings::vm_area_struct) -> ArcBorrow<'a, SealFile> {
+    // SAFETY: A sealmem VMA's `vm_file` is a sealmem file (module docs) whose private data is
+    // an `Arc<SealFile>`, alive while the VMA holds the file.
+    unsafe { <Arc<SealFile> as ForeignOwnable>::borrow((*(*vma).vm_file).private_data) }
+}
+
+/// # Safety
+///
+/// Called by the mm with a new VMA copied from a sealmem VMA (fork, split, mremap); the
+/// sealmem file is held by the VMA it was copied from (`dup_mmap` calls `open` before it
+/// takes the copy's own file reference).
+unsafe extern "C" fn sealmem_vm_open(vma: *mut bindings::vm_area_struct) {
+    // SAFETY: A sealmem VMA being set up by the mm, whose lock (or the new mm's) is held.
+    let (obj, flags) = unsafe { (vma_file(vma), VmaRef::from_raw(vma).flags()) };
+    if flags & kernel::mm::virt::flags::MAYEXEC != 0 {
+        // The VMA it was copied from is counted, so the count is positive: not denied.
+        obj.exec_map_copied();
+    }
+}
+
+/// # Safety
+///
+/// Called by the mm when a sealmem VMA goes away (still holding its file).
+unsafe extern "C" fn sealmem_vm_close(vma: *mut bindings::vm_area_struct) {
+    // SAFETY: A sealmem VMA being removed by the mm; its file is put only after this.
+    let (obj, flags) = unsafe { (vma_file(vma), VmaRef::from_raw(vma).flags()) };
+    if flags & kernel::mm::virt::flags::MAYEXEC != 0 {
+        // Every sealmem VMA that kept VM_MAYEXEC was counted (mmap hook or open).
+        obj.exec_map_closed();
+    }
+}
+
+/// # Safety
+///
+/// Called by the mm for a fault on a VMA whose vm_ops are [`SEALMEM_VM_OPS`].
+unsafe extern "C" fn sealmem_vm_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
+    // SAFETY: The mm calls .fault with a valid vmf of a fault in progress, its VMA locked.
+    let (obj, fault) = unsafe { (vma_file((*vmf).__bindgen_anon_1.vma), Fault::from_raw(vmf)) };
+    // The borrow is turned into an owned `Arc` before the lock is released (see
+    // `SealFile::fault`).
+    match SealFile::fault(obj, fault) {
+        FaultOutcome::Mapped => bindings::vm_fault_reason_VM_FAULT_NOPAGE,
+        FaultOutcome::SigBus => bindings::vm_fault_reason_VM_FAULT_SIGBUS,
+        FaultOutcome::Oom => bindings::vm_fault_reason_VM_FAULT_OOM,
+        FaultOutcome::Retry => bindings::vm_fault_reason_VM_FAULT_RETRY,
+        // NOPAGE too: __do_fault returns early only on ERROR/NOPAGE/RETRY, never touching
+        // vmf->page.
+        FaultOutcome::Completed => {
+            bindings::vm_fault_reason_VM_FAULT_COMPLETED | bindings::vm_fault_reason_VM_FAULT_NOPAGE
+        }
+    }
 }
