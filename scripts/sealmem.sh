@@ -175,12 +175,15 @@ suite() {
 	t_passed=$passed t_failed=$failed t_skipped=$skipped
 	c_passed=$((c_passed + checks_passed)); c_failed=$((c_failed + checks_failed))
 	vm_verdict "VM run ended cleanly with no kernel splat" "$SEALMEM_LOGS/vm-$flavour-test.log"
-	# The module's source (host checks): its layering, its formatting, its FFI declarations.
+	# Source checks on the host: the module's layering, formatting and FFI declarations, and
+	# the man page (the generated uapi file is checked before every module build).
 	source_check "module layering: no import cycle, no unsafe in logic files (scripts/check-layers.sh)" \
 		layers bash "$SEALMEM_ROOT/scripts/check-layers.sh"
 	source_check "module is rustfmt-clean (make rustfmt-check)" rustfmt-check rustfmt_module check
 	source_check "rust/ffi.rs matches rust/sealmem_helpers.h (scripts/check-ffi.sh)" \
 		ffi-check bash "$SEALMEM_ROOT/scripts/check-ffi.sh"
+	source_check "man page: docs/sealmem.4 renders and agrees with docs/api.md and the header (scripts/check-man.sh)" \
+		man-check bash "$SEALMEM_ROOT/scripts/check-man.sh"
 	# The userspace crate's host tests (pure logic: ABI layouts, seal bits) and doc examples:
 	# their real count.
 	local hlog="$SEALMEM_LOGS/cargo-host-tests.log" hn
