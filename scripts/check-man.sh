@@ -33,7 +33,7 @@ if [ -n "$wide" ]; then
 	exit 1
 fi
 
-exec python3 - "$root" <<'EOF'
+exec /usr/bin/python3 - "$root" <<'EOF'
 import re, sys
 
 root = sys.argv[1]

@@ -4,7 +4,8 @@
 . "$(dirname "$0")/lib.sh"
 
 APT_PKGS=(clang-19 lld-19 llvm-19 libclang-19-dev qemu-system-x86 busybox-static flex bison
-	bc libelf-dev libssl-dev cpio kmod rsync xz-utils make gcc libc6-dev)
+	bc libelf-dev libssl-dev cpio kmod rsync xz-utils make gcc libc6-dev
+	man-db groff-base python3)
 BINDGEN_MIN=0.71.1
 
 missing=()
