@@ -77,7 +77,7 @@ fn consumer(n: usize, view: &SealFile, image: &[u8]) -> i32 {
         }
     };
     // A consumer holding only a VIEW fd cannot change anything.
-    let write = view.write_at(b"x", 0).err().map(|e| errno_name(&e.into()));
+    let write = view.write_at(b"x", 0).err().map(|e| errno_name(&e));
     let fill = view.enable_fill(HandlerOptions::new()).err().map(|e| errno_name(&e.into()));
     if write.is_none() || fill.is_none() {
         bad += 1;

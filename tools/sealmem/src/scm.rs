@@ -243,6 +243,7 @@ mod tests {
         assert_eq!(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) }, 0);
         // SAFETY: fstat succeeded.
         let st = unsafe { st.assume_init() };
+        #[allow(clippy::unnecessary_cast)] // not u64 on every target
         (st.st_dev as u64, st.st_ino as u64)
     }
 

@@ -8,7 +8,7 @@
 //!
 //! let handler = AsyncHandler::new(h)?; // makes the fd nonblocking
 //! let mut requests = handler.requests();
-//! while let Some(req) = requests.next().await {
+//! while let Some(req) = requests.recv().await {
 //!     let req = req?;
 //!     let (handler, image) = (handler.clone(), image.clone());
 //!     tokio::spawn(async move {
@@ -109,7 +109,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send
     }
 }
 
-/// The requests of an [`AsyncHandler`]: [`next`](Self::next) (or `futures_core::Stream`
+/// The requests of an [`AsyncHandler`]: [`recv`](Self::recv) (or `futures_core::Stream`
 /// with the `futures-core` feature).
 #[derive(Debug)]
 pub struct RequestStream {
@@ -147,7 +147,7 @@ impl RequestStream {
     }
 
     /// The next request; `None` once the handler is no longer needed.
-    pub fn next(&mut self) -> impl Future<Output = Option<io::Result<Request>>> + '_ {
+    pub fn recv(&mut self) -> impl Future<Output = Option<io::Result<Request>>> + '_ {
         std::future::poll_fn(move |cx| self.poll_next_request(cx))
     }
 }
@@ -197,18 +197,18 @@ mod tests {
             assert!(ah.handler().is_nonblocking().unwrap());
             let mut s = ah.requests();
             // Nothing pending: the stream is pending, not failing.
-            let t = ::tokio::time::timeout(std::time::Duration::from_millis(20), s.next()).await;
+            let t = ::tokio::time::timeout(std::time::Duration::from_millis(20), s.recv()).await;
             assert!(t.is_err(), "{t:?}");
             send(&mut w, 4096);
             send(&mut w, 8192);
             let deadline = std::time::Duration::from_secs(10);
-            let r = ::tokio::time::timeout(deadline, s.next()).await.unwrap().unwrap().unwrap();
+            let r = ::tokio::time::timeout(deadline, s.recv()).await.unwrap().unwrap().unwrap();
             assert_eq!((r.offset, r.fault, r.tid), (4096, true, 9));
-            let r = ::tokio::time::timeout(deadline, s.next()).await.unwrap().unwrap().unwrap();
+            let r = ::tokio::time::timeout(deadline, s.recv()).await.unwrap().unwrap().unwrap();
             assert_eq!(r.offset, 8192);
             drop(w);
-            assert!(::tokio::time::timeout(deadline, s.next()).await.unwrap().is_none());
-            assert!(s.next().await.is_none());
+            assert!(::tokio::time::timeout(deadline, s.recv()).await.unwrap().is_none());
+            assert!(s.recv().await.is_none());
         });
     }
 }
