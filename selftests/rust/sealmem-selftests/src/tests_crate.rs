@@ -29,7 +29,7 @@ fn fill_errors_are_typed() -> TestResult {
     f.set_size(3 * PS).ctx("size")?;
     let h = f.enable_fill(HandlerOptions::new()).ctx("enable_fill")?;
     let src = [page(1, 0), page(1, PS), page(1, 2 * PS), page(1, 3 * PS)].concat();
-    ensure_eq!(h.copy(PS, &src[..PS as usize], FillOptions::new()).ctx("copy page 1")?, PS);
+    ensure_eq!(h.copy(PS, &src[PS as usize..(2 * PS) as usize], FillOptions::new()).ctx("copy page 1")?, PS);
     match h.copy(0, &src[..(3 * PS) as usize], FillOptions::new()) {
         Err(e @ Error::Exists { done: PS }) => ensure_eq!(e.raw_os_error(), Some(libc::EEXIST)),
         other => return Err(Outcome::Fail(format!("expected Exists after one page, got {other:?}"))),
