@@ -266,8 +266,8 @@ fn identify_handler(fd: BorrowedFd<'_>) -> Result<(), OpenError> {
 }
 
 impl Handler {
-    /// Adopts a handler fd (e.g. received over `SCM_RIGHTS`; [`scm::recv_handler`]
-    /// (crate::scm::recv_handler) does this for you).
+    /// Adopts a handler fd (e.g. received over `SCM_RIGHTS`;
+    /// [`scm::recv_handler`](crate::scm::recv_handler) does this for you).
     ///
     /// The fd is checked before any ioctl reaches it: it must be an anonymous-inode file
     /// `[sealmem]` whose fdinfo has a `sealmem-handler-of` line (a file or VIEW fd of

@@ -1,7 +1,11 @@
-//! Safe userspace API for sealmem: sealed anonymous memory files.
+//! Safe userspace API for sealmem: sealed anonymous memory files with a userfaultfd-style
+//! lazy fill.
 //!
 //! Every [`SealFile::create`] opens `/dev/sealmem`, which creates a new, empty file: memfd-like
-//! memory with memfd seals, served by the sealmem kernel module.
+//! memory with memfd seals, served by the sealmem kernel module. A file made lazy with
+//! [`SealFile::enable_fill`] raises one request per missing page on its [`Handler`], which
+//! fills it exactly once (`COPY`, `ZEROPAGE`, `POISON`), for every process that maps or reads
+//! the file.
 //!
 //! ```no_run
 //! use sealmem::{SealFile, Seals};
@@ -18,6 +22,38 @@
 //! assert_eq!(&buf, b"hello");
 //! # Ok::<(), std::io::Error>(())
 //! ```
+//!
+//! | item | what |
+//! |---|---|
+//! | [`SealFile`] | one file: size, seals, name, VIEW fds ([`ViewOptions`]), pread/pwrite, mappings ([`MapOptions`]), [`enable_fill`](SealFile::enable_fill) |
+//! | [`Mapping`], [`MappingMut`] | read-only and writable mappings (see the memory model below) |
+//! | [`Handler`] | the handler fd: [`requests`](Handler::requests), [`read`](Handler::read)/[`try_read`](Handler::try_read) into a reusable [`RequestBuf`], fills with [`FillOptions`] |
+//! | [`Error`] | what the uapi reports for fills and seal-refused calls: progress, `EEXIST`, EOF, a detached handler, seals |
+//! | [`scm`] | file, VIEW and handler fds over a Unix socket (`SCM_RIGHTS`), validated on receipt |
+//! | [`prefetch`] | [`Recorder`], [`Recording`], [`Prefetcher`]: record a run's first touches, replay them on the next start |
+//! | `tokio` (feature `tokio`) | an async handler on tokio's reactor (`AsyncFd`), with async fills |
+//! | [`uapi`] | the raw ABI, generated from the C header |
+//!
+//! # Soundness model
+//!
+//! The crate's safe API cannot cause undefined behaviour, whatever other processes, the
+//! kernel or the file's handler do. Four rules carry that:
+//!
+//! 1. **Mapped bytes are never Rust memory.** The crate never makes references of plain
+//!    types to mapped bytes and never accesses them with ordinary loads and stores; every
+//!    access is a relaxed word-sized atomic (below). Raw pointers ([`Mapping::as_ptr`],
+//!    [`MappingMut::as_mut_ptr`]) are the way out, and dereferencing them is `unsafe`.
+//! 2. **No ioctl reaches an fd that is not known to be sealmem's.** sealmem's ioctl numbers
+//!    may mean something else to another driver, which could then write past the crate's
+//!    argument structs. Fds the crate did not create itself are identified first, without
+//!    any ioctl ([`SealFile::try_from_fd`], [`Handler::try_from_fd`], the [`scm`] receives);
+//!    an fd that fails comes back intact. [`SealFile::from_fd_unchecked`] and [`raw_ioctl`]
+//!    skip that and are `unsafe`.
+//! 3. **The kernel only reads and writes buffers the crate owns for the call**: request
+//!    reads go into a [`RequestBuf`] or a stack array of plain-data messages, a `COPY` reads
+//!    at most the source slice's length, pread/pwrite and `SCM_RIGHTS` use Rust buffers.
+//! 4. **Signals are documented, not hidden**: the accesses that can raise SIGBUS are listed
+//!    below; each has a variant that cannot.
 //!
 //! # Mappings: memory model
 //!
@@ -71,11 +107,27 @@
 //! A hole of a lazy file with a live handler makes the access wait for the fill (forever if
 //! the handler is the waiting thread itself).
 //!
+//! Everything else never raises SIGBUS: the fd calls, the handler's fills (a `COPY` whose
+//! source cannot be read fails with `EFAULT`; a source inside a lazy hole waits for that
+//! file's handler, forever if that is the calling thread), [`Prefetcher`] (fd calls and
+//! fills only) and the [`scm`] functions.
+//!
 //! [`Mapping::try_read`] and [`MappingMut::try_write`] never raise a signal: they let the
 //! kernel do the access (copying through a pipe with `write(2)` and `read(2)`), which resolves
 //! the same faults (waiting for lazy pages likewise) and turns what would be a SIGBUS into
 //! `EFAULT`. The fd calls ([`SealFile::read_at`], [`SealFile::write_at`]) never raise SIGBUS
 //! either: they fail with `EIO` (poison, handler gone) or read short at EOF.
+
+//!
+//! # Errors
+//!
+//! Calls whose failures the uapi gives a meaning beyond the errno return [`Error`]: the fills
+//! ([`Error::Exists`] with the bytes done before a present page, [`Error::PastEof`],
+//! [`Error::Detached`] once `FILL_END` ended the handler, [`Error::InvalidRange`] refused
+//! before the ioctl) and the calls seals can refuse ([`Error::Sealed`] with the file's
+//! seals). `io::Error::from(Error)` keeps the errno, so `?` works in functions returning
+//! `io::Result`. Opening and adopting fds return [`OpenError`] / [`FromFdError`]; the rest
+//! returns `io::Result` with the errno the uapi documents.
 
 pub mod uapi;
 mod error;
