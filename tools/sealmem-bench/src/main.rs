@@ -71,6 +71,17 @@ fn working_set(pages: u64, ws: u64) -> Vec<u64> {
     all
 }
 
+/// Pins the calling thread to `cpu` (as the C benchmark does: left to the scheduler, the
+/// workload and the handler sometimes share a CPU and the round trips swing widely).
+fn pin(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET and sched_setaffinity only touch it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
 /// A lazy file of the image's size, write-sealed, its handler, and a VIEW for the workload.
 fn lazy_file(pages: u64) -> io::Result<(sealmem::Handler, SealFile)> {
     let f = SealFile::create()?;
@@ -118,6 +129,7 @@ fn on_demand(a: &Args, image: &Arc<std::fs::File>, order: &[u64], rec: Option<&m
     let mut local = Recorder::new();
     let recording = rec.is_some();
     let server = std::thread::spawn(move || -> io::Result<Recorder> {
+        pin(1);
         let mut page = vec![0u8; PS as usize];
         for req in h.requests() {
             let req = req?;
@@ -142,7 +154,10 @@ fn on_demand(a: &Args, image: &Arc<std::fs::File>, order: &[u64], rec: Option<&m
 fn prefetched(a: &Args, image: &Arc<std::fs::File>, order: &[u64], log: Recording) -> io::Result<Outcome> {
     let (h, view) = lazy_file(a.pages)?;
     let image2 = image.clone();
-    let server = Prefetcher::new(log).spawn(Arc::new(h), move |off, buf: &mut [u8]| image2.read_exact_at(buf, off));
+    let server = std::thread::spawn(move || {
+        pin(1);
+        Prefetcher::new(log).serve(&h, move |off, buf: &mut [u8]| image2.read_exact_at(buf, off))
+    });
     let (time, _) = workload(view, a.pages, order)?;
     let stats = server.join().map_err(|_| io::Error::other("prefetcher panicked"))?.map_err(io::Error::from)?;
     Ok(Outcome { requests: stats.demand, time })
@@ -167,6 +182,7 @@ fn main() -> std::process::ExitCode {
 
 fn run() -> Result<(), String> {
     let a = parse_args()?;
+    pin(0); // the workload
     let img_path = a.dir.join("sealmem-prefetch-bench.img");
     let log_path = a.dir.join("sealmem-prefetch-bench.rec");
     let mut data = vec![0u8; (a.pages * PS) as usize];

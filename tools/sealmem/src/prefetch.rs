@@ -28,7 +28,7 @@
 //! f.set_size(64 << 20)?;
 //! let handler = Arc::new(f.enable_fill(HandlerOptions::new())?);
 //! let rec = Recording::load("/var/cache/app.sealmem-rec")?;
-//! let server = Prefetcher::new(rec).spawn(handler, image_page);
+//! let server = Prefetcher::new(rec).spawn(handler, image_page)?;
 //! // ... hand f.view() to the workload; when it is done and the file is gone:
 //! let stats = server.join().expect("prefetcher thread")?;
 //! println!("{} demand requests, {} pages prefetched", stats.demand, stats.prefetched);
@@ -318,17 +318,13 @@ impl Prefetcher {
         }
     }
 
-    /// [`serve`](Self::serve) on a new thread (named `sealmem-prefetch`).
-    pub fn spawn<F>(self, handler: Arc<Handler>, source: F) -> std::thread::JoinHandle<Result<PrefetchStats, Error>>
+    /// [`serve`](Self::serve) on a new thread (named `sealmem-prefetch`); fails only if the
+    /// thread cannot be created.
+    pub fn spawn<F>(self, handler: Arc<Handler>, source: F) -> io::Result<std::thread::JoinHandle<Result<PrefetchStats, Error>>>
     where
         F: FnMut(u64, &mut [u8]) -> io::Result<()> + Send + 'static,
     {
-        let run = move || self.serve(&handler, source);
-        match std::thread::Builder::new().name("sealmem-prefetch".into()).spawn(run) {
-            Ok(h) => h,
-            // Only the name can make Builder::spawn fail differently from thread::spawn.
-            Err(_) => std::thread::spawn(|| Err(Error::os(io::Error::from(io::ErrorKind::OutOfMemory)))),
-        }
+        std::thread::Builder::new().name("sealmem-prefetch".into()).spawn(move || self.serve(&handler, source))
     }
 }
 

@@ -200,10 +200,12 @@ fn record_then_prefetch_replays() -> TestResult {
     let h = Arc::new(f.enable_fill(HandlerOptions::new()).ctx("enable_fill")?);
     let view = f.view().ctx("view")?;
     drop(f);
-    let prefetcher = Prefetcher::new(rec).spawn(h.clone(), |off, buf: &mut [u8]| {
-        buf.copy_from_slice(&page(9, off));
-        Ok(())
-    });
+    let prefetcher = Prefetcher::new(rec)
+        .spawn(h.clone(), |off, buf: &mut [u8]| {
+            buf.copy_from_slice(&page(9, off));
+            Ok(())
+        })
+        .ctx("spawn")?;
     // Wait until the replay is done: the file's fdinfo counts 16 resident pages.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !view.fdinfo().ctx("fdinfo")?.lines().any(|l| l == "pages:\t16") {

@@ -378,8 +378,26 @@ extern "C" fn count_signal(_: libc::c_int) {
     SIGNALS.fetch_add(1, Ordering::SeqCst);
 }
 
+/// Waits (deadline 10 s) until thread `tid` of this process sleeps in `read(2)`: state `S`
+/// and syscall number 0 (x86_64's read) in `/proc/self/task/TID/{stat,syscall}`. A handshake
+/// with the kernel's view of the thread, instead of a sleep.
+fn wait_blocked_in_read(tid: i32) -> TestResult {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap_or_default();
+        let state = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next()).unwrap_or("").to_string();
+        let sc = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).unwrap_or_default();
+        if state == "S" && sc.split_whitespace().next() == Some(libc::SYS_read.to_string().as_str()) {
+            return Ok(());
+        }
+        ensure!(std::time::Instant::now() < deadline, "thread {tid} never blocked in read: {state} {sc}");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// A signal whose handler has no SA_RESTART makes the handler fd's read fail with EINTR;
-/// the iterator retries and yields the request that comes later.
+/// the iterator retries and yields the request that comes later. Each signal is sent once
+/// the kernel shows the server blocked in read, and the next only after the handler ran.
 fn requests_retries_eintr() -> TestResult {
     // SAFETY: installs a handler that only bumps an atomic counter.
     unsafe {
@@ -391,17 +409,29 @@ fn requests_retries_eintr() -> TestResult {
     let f = SealFile::create().ctx("open")?;
     f.set_size(2 * PS).ctx("size")?;
     let h = Arc::new(f.enable_fill(HandlerOptions::new()).ctx("enable_fill")?);
+    let (tx, rx) = std::sync::mpsc::channel();
     let server = std::thread::spawn({
         let h = h.clone();
-        move || h.requests().next().map(|r| r.map(|r| r.offset).map_err(|e| e.to_string()))
+        move || {
+            // SAFETY: a plain syscall.
+            let _ = tx.send(unsafe { libc::gettid() });
+            h.requests().next().map(|r| r.map(|r| r.offset).map_err(|e| e.to_string()))
+        }
     });
+    let tid = rx.recv_timeout(std::time::Duration::from_secs(10)).map_err(|_| Outcome::Fail("no tid".into()))?;
     let before = SIGNALS.load(Ordering::SeqCst);
-    for _ in 0..3 {
-        std::thread::sleep(std::time::Duration::from_millis(100));
+    for k in 1..=3 {
+        wait_blocked_in_read(tid)?;
         // SAFETY: the thread is not joined yet (it waits for the request made below).
         ensure_eq!(unsafe { libc::pthread_kill(pthread_of(&server), libc::SIGUSR2) }, 0);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while SIGNALS.load(Ordering::SeqCst) < before + k {
+            ensure!(std::time::Instant::now() < deadline, "signal {k} not handled");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    // Back in read after the third signal: the iterator did not end.
+    wait_blocked_in_read(tid)?;
     ensure!(!server.is_finished(), "the iterator ended on a signal");
     let view = f.view().ctx("view")?;
     let reader = std::thread::spawn(move || {
@@ -410,7 +440,6 @@ fn requests_retries_eintr() -> TestResult {
     });
     let got = server.join().map_err(|_| Outcome::Fail("server panicked".into()))?;
     ensure_eq!(got, Some(Ok(PS)));
-    ensure!(SIGNALS.load(Ordering::SeqCst) >= before + 3, "signals not delivered");
     h.zeropage(PS, PS, FillOptions::new()).ctx("zeropage")?;
     reader.join().map_err(|_| Outcome::Fail("reader panicked".into()))?.ctx("read")?;
     Ok(())
