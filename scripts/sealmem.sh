@@ -68,6 +68,8 @@ selftests() {
 	{
 		for c in "$SEALMEM_ROOT"/selftests/c/*.c; do basename "$c" .c; done
 		echo sealmem-selftests
+		# The crate's examples are test programs too (TAP): crate-example-NAME.
+		for e in "$SEALMEM_ROOT"/tools/sealmem/examples/*.rs; do echo "crate-example-$(basename "$e" .rs)"; done
 	} | sort >"$tools/tests.manifest"
 	local pids=() c name
 	for c in "$SEALMEM_ROOT"/selftests/c/*.c; do
@@ -86,15 +88,23 @@ selftests() {
 		cargo build --release --locked --target x86_64-unknown-linux-musl \
 		--manifest-path "$SEALMEM_ROOT/selftests/rust/Cargo.toml" &
 	pids+=($!)
+	# The crate's examples with every feature (the tokio one needs it), the demo and the
+	# prefetch benchmark.
 	step cargo-tools env CARGO_TARGET_DIR="$SEALMEM_BUILD/cargo" \
 		cargo build --release --locked --target x86_64-unknown-linux-musl \
-		--manifest-path "$SEALMEM_ROOT/tools/Cargo.toml" &
+		--manifest-path "$SEALMEM_ROOT/tools/Cargo.toml" --workspace --bins --examples --features sealmem/tokio &
 	pids+=($!)
 	local p rc=0
 	for p in "${pids[@]}"; do wait "$p" || rc=1; done
 	[ "$rc" -eq 0 ] || die "building the test programs failed (logs above)"
 	cp "$SEALMEM_BUILD/cargo/x86_64-unknown-linux-musl/release/sealmem-selftests" "$out/"
 	cp "$SEALMEM_BUILD/cargo/x86_64-unknown-linux-musl/release/sealmem-demo" "$tools/"
+	cp "$SEALMEM_BUILD/cargo/x86_64-unknown-linux-musl/release/sealmem-prefetch-bench" "$tools/"
+	local e
+	for e in "$SEALMEM_ROOT"/tools/sealmem/examples/*.rs; do
+		e=$(basename "$e" .rs)
+		cp "$SEALMEM_BUILD/cargo/x86_64-unknown-linux-musl/release/examples/$e" "$out/crate-example-$e"
+	done
 }
 
 # initramfs FLAVOUR: pack the module, the tests and the tools for the VM.
@@ -184,19 +194,34 @@ suite() {
 		ffi-check bash "$SEALMEM_ROOT/scripts/check-ffi.sh"
 	source_check "man page: docs/sealmem.4 renders and agrees with docs/api.md and the header (scripts/check-man.sh)" \
 		man-check bash "$SEALMEM_ROOT/scripts/check-man.sh"
-	# The userspace crate's host tests (pure logic: ABI layouts, seal bits) and doc examples:
-	# their real count.
-	local hlog="$SEALMEM_LOGS/cargo-host-tests.log" hn
-	if env CARGO_TARGET_DIR="$SEALMEM_BUILD/cargo" cargo test --locked -p sealmem \
-		--manifest-path "$SEALMEM_ROOT/tools/Cargo.toml" >"$hlog" 2>&1; then
-		hn=$(grep -hoE '[0-9]+ passed' "$hlog" | awk '{s += $1} END {print s + 0}')
-		echo "ok - host: cargo test -p sealmem ($hn tests and doc examples)"
-		t_passed=$((t_passed + hn))
-	else
-		tail -n 30 "$hlog"
-		echo "not ok - host: cargo test -p sealmem (log $hlog)"
-		t_failed=$((t_failed + 1))
-	fi
+	# The userspace crate's host tests (logic that needs no module: ABI layouts, errors,
+	# requests from a pipe, SCM_RIGHTS, the recording format, the async stream) and doc
+	# examples, without and with the tokio feature: their real counts. Then clippy on both
+	# (checks).
+	local hlog hn feat
+	for feat in "" futures-core; do
+		hlog="$SEALMEM_LOGS/cargo-host-tests${feat:+-$feat}.log"
+		if env CARGO_TARGET_DIR="$SEALMEM_BUILD/cargo" cargo test --locked -p sealmem ${feat:+--features $feat} \
+			--manifest-path "$SEALMEM_ROOT/tools/Cargo.toml" >"$hlog" 2>&1; then
+			hn=$(grep -hoE '[0-9]+ passed' "$hlog" | awk '{s += $1} END {print s + 0}')
+			echo "ok - host: cargo test -p sealmem${feat:+ --features $feat (tokio)} ($hn tests and doc examples)"
+			t_passed=$((t_passed + hn))
+		else
+			tail -n 30 "$hlog"
+			echo "not ok - host: cargo test -p sealmem${feat:+ --features $feat} (log $hlog)"
+			t_failed=$((t_failed + 1))
+		fi
+		hlog="$SEALMEM_LOGS/cargo-host-clippy${feat:+-$feat}.log"
+		if env CARGO_TARGET_DIR="$SEALMEM_BUILD/cargo" cargo clippy --locked -p sealmem --all-targets ${feat:+--features $feat} \
+			--manifest-path "$SEALMEM_ROOT/tools/Cargo.toml" -- -D warnings >"$hlog" 2>&1; then
+			echo "ok - host: cargo clippy -p sealmem${feat:+ --features $feat (tokio)}"
+			c_passed=$((c_passed + 1))
+		else
+			grep -E -A8 '^(warning|error)' "$hlog" | head -n 40
+			echo "not ok - host: cargo clippy -p sealmem${feat:+ --features $feat} (log $hlog)"
+			c_failed=$((c_failed + 1))
+		fi
+	done
 	if [ "$with_fuzz" = 1 ]; then
 		local hout="$SEALMEM_LOGS/harness.out"
 		bash "$SEALMEM_ROOT/qemu/harness-selftest.sh" "$KDIR" "$SEALMEM_BUILD/$flavour" | tee "$hout" || true
@@ -304,12 +329,19 @@ quick)
 bench)
 	setup; kernel base; module base; selftests
 	bench_cpu
-	vm base bench 3600 || die "the benchmark run failed (log: $SEALMEM_LOGS/vm-base-bench.log)"
+	# SEALMEM_BENCH_ONLY=prefetch: only the crate's prefetch benchmark (a few minutes less).
+	SEALMEM_VM_APPEND="${SEALMEM_BENCH_ONLY:+sealmem_bench_only=$SEALMEM_BENCH_ONLY} ${SEALMEM_VM_APPEND:-}" \
+		vm base bench 3600 || die "the benchmark run failed (log: $SEALMEM_LOGS/vm-base-bench.log)"
 	mkdir -p "$SEALMEM_BUILD/bench"
-	tr -d '\r' <"$SEALMEM_LOGS/vm-base-bench.log" |
-		sed -n '/^SEALMEM-BENCH-JSON-BEGIN/,/^SEALMEM-BENCH-JSON-END/p' | sed '1d;$d' >"$SEALMEM_BUILD/bench/results.json"
-	[ -s "$SEALMEM_BUILD/bench/results.json" ] || die "no benchmark results in the VM log"
-	msg "results: $SEALMEM_BUILD/bench/results.json (table above; log $SEALMEM_LOGS/vm-base-bench.log)" ;;
+	tr -d '\r' <"$SEALMEM_LOGS/vm-base-bench.log" | grep -a '^SEALMEM-PREFETCH-BENCH ' >"$SEALMEM_BUILD/bench/prefetch.txt" ||
+		die "no prefetch benchmark results in the VM log"
+	msg "prefetch: $SEALMEM_BUILD/bench/prefetch.txt"
+	if [ "${SEALMEM_BENCH_ONLY:-}" != prefetch ]; then
+		tr -d '\r' <"$SEALMEM_LOGS/vm-base-bench.log" |
+			sed -n '/^SEALMEM-BENCH-JSON-BEGIN/,/^SEALMEM-BENCH-JSON-END/p' | sed '1d;$d' >"$SEALMEM_BUILD/bench/results.json"
+		[ -s "$SEALMEM_BUILD/bench/results.json" ] || die "no benchmark results in the VM log"
+		msg "results: $SEALMEM_BUILD/bench/results.json (table above; log $SEALMEM_LOGS/vm-base-bench.log)"
+	fi ;;
 profile)
 	# Where the time of the benchmark cases goes: `make profile` (SEALMEM_PROFILE=case,...;
 	# default: the round-trip and resident fault-in cases; "all" for every case; SEALMEM_PROFILE_FOCUS=

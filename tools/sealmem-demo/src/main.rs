@@ -78,7 +78,7 @@ fn consumer(n: usize, view: &SealFile, image: &[u8]) -> i32 {
     };
     // A consumer holding only a VIEW fd cannot change anything.
     let write = view.write_at(b"x", 0).err().map(|e| errno_name(&e));
-    let fill = view.enable_fill(HandlerOptions::default()).err().map(|e| errno_name(&e));
+    let fill = view.enable_fill(HandlerOptions::new()).err().map(|e| errno_name(&e.into()));
     if write.is_none() || fill.is_none() {
         bad += 1;
     }
@@ -107,16 +107,16 @@ fn main() -> io::Result<()> {
     let f = SealFile::create()?;
     f.set_name("demo-image")?;
     f.set_size(image.len() as u64)?;
-    let handler = f.enable_fill(HandlerOptions::default())?;
+    let handler = f.enable_fill(HandlerOptions::new())?;
     f.add_seals(Seals::WRITE | Seals::SHRINK | Seals::GROW | Seals::SEAL)?;
-    let view = f.view(false)?;
+    let view = f.view_with(sealmem::ViewOptions::new().cloexec(false))?;
     print!("{}", fdinfo_lines(&f.fdinfo()?));
     println!("   nothing is resident yet; the producer holds the only copy of the data");
 
     say("Refused: the producer itself can no longer write, resize or reseal");
     println!("   pwrite         -> {}", errno_name(&f.write_at(b"x", 0).unwrap_err()));
-    println!("   SET_SIZE       -> {}", errno_name(&f.set_size(0).unwrap_err()));
-    println!("   ADD_SEALS EXEC -> {}", errno_name(&f.add_seals(Seals::EXEC).unwrap_err()));
+    println!("   SET_SIZE       -> {}", errno_name(&f.set_size(0).unwrap_err().into()));
+    println!("   ADD_SEALS EXEC -> {}", errno_name(&f.add_seals(Seals::EXEC).unwrap_err().into()));
     drop(f);
 
     say("Three consumers get a read-only VIEW fd (by fork) and read the file in their own order");
@@ -147,8 +147,8 @@ fn main() -> io::Result<()> {
         seen[i] = seen[i].saturating_add(1);
         if req.fault { faults += 1 } else { reads += 1 }
         handler
-            .copy(req.offset, &image[i * PS..(i + 1) * PS], FillOptions::default())
-            .map_err(|e| e.error)?;
+            .copy(req.offset, &image[i * PS..(i + 1) * PS], FillOptions::new())
+            .map_err(io::Error::from)?;
         served += 1;
     }
     let mut failed = 0;

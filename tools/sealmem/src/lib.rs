@@ -1,7 +1,11 @@
-//! Safe userspace API for sealmem: sealed anonymous memory files.
+//! Safe userspace API for sealmem: sealed anonymous memory files with a userfaultfd-style
+//! lazy fill.
 //!
 //! Every [`SealFile::create`] opens `/dev/sealmem`, which creates a new, empty file: memfd-like
-//! memory with memfd seals, served by the sealmem kernel module.
+//! memory with memfd seals, served by the sealmem kernel module. A file made lazy with
+//! [`SealFile::enable_fill`] raises one request per missing page on its [`Handler`], which
+//! fills it exactly once (`COPY`, `ZEROPAGE`, `POISON`), for every process that maps or reads
+//! the file.
 //!
 //! ```no_run
 //! use sealmem::{SealFile, Seals};
@@ -11,13 +15,45 @@
 //! f.set_size(8192)?;
 //! f.write_at(b"hello", 0)?;
 //! f.add_seals(Seals::WRITE | Seals::SHRINK | Seals::GROW)?;
-//! let view = f.view(true)?;               // read-only fd to hand to consumers
+//! let view = f.view()?;                   // read-only fd to hand to consumers
 //! let map = view.map_shared(8192)?;      // a read-only `Mapping`
 //! let mut buf = [0u8; 5];
 //! map.read(0, &mut buf);
 //! assert_eq!(&buf, b"hello");
 //! # Ok::<(), std::io::Error>(())
 //! ```
+//!
+//! | item | what |
+//! |---|---|
+//! | [`SealFile`] | one file: size, seals, name, VIEW fds ([`ViewOptions`]), pread/pwrite, mappings ([`MapOptions`]), [`enable_fill`](SealFile::enable_fill) |
+//! | [`Mapping`], [`MappingMut`] | read-only and writable mappings (see the memory model below) |
+//! | [`Handler`] | the handler fd: [`requests`](Handler::requests), [`read`](Handler::read)/[`try_read`](Handler::try_read) into a reusable [`RequestBuf`], fills with [`FillOptions`] |
+//! | [`Error`] | what the uapi reports for fills and seal-refused calls: progress, `EEXIST`, EOF, a detached handler, seals |
+//! | [`scm`] | file, VIEW and handler fds over a Unix socket (`SCM_RIGHTS`), validated on receipt |
+//! | [`prefetch`] | [`Recorder`], [`Recording`], [`Prefetcher`]: record a run's first touches, replay them on the next start |
+//! | `tokio` (feature `tokio`) | an async handler on tokio's reactor (`AsyncFd`), with async fills |
+//! | [`uapi`] | the raw ABI, generated from the C header |
+//!
+//! # Soundness model
+//!
+//! The crate's safe API cannot cause undefined behaviour, whatever other processes, the
+//! kernel or the file's handler do. Four rules carry that:
+//!
+//! 1. **Mapped bytes are never Rust memory.** The crate never makes references of plain
+//!    types to mapped bytes and never accesses them with ordinary loads and stores; every
+//!    access is a relaxed word-sized atomic (below). Raw pointers ([`Mapping::as_ptr`],
+//!    [`MappingMut::as_mut_ptr`]) are the way out, and dereferencing them is `unsafe`.
+//! 2. **No ioctl reaches an fd that is not known to be sealmem's.** sealmem's ioctl numbers
+//!    may mean something else to another driver, which could then write past the crate's
+//!    argument structs. Fds the crate did not create itself are identified first, without
+//!    any ioctl ([`SealFile::try_from_fd`], [`Handler::try_from_fd`], the [`scm`] receives);
+//!    an fd that fails comes back intact. [`SealFile::from_fd_unchecked`] and [`raw_ioctl`]
+//!    skip that and are `unsafe`.
+//! 3. **The kernel only reads and writes buffers the crate owns for the call**: request
+//!    reads go into a [`RequestBuf`] or a stack array of plain-data messages, a `COPY` reads
+//!    at most the source slice's length, pread/pwrite and `SCM_RIGHTS` use Rust buffers.
+//! 4. **Signals are documented, not hidden**: the accesses that can raise SIGBUS are listed
+//!    below; each has a variant that cannot.
 //!
 //! # Mappings: memory model
 //!
@@ -71,16 +107,41 @@
 //! A hole of a lazy file with a live handler makes the access wait for the fill (forever if
 //! the handler is the waiting thread itself).
 //!
+//! Everything else never raises SIGBUS: the fd calls, the handler's fills (a `COPY` whose
+//! source cannot be read fails with `EFAULT`; a source inside a lazy hole waits for that
+//! file's handler, forever if that is the calling thread), [`Prefetcher`] (fd calls and
+//! fills only) and the [`scm`] functions.
+//!
 //! [`Mapping::try_read`] and [`MappingMut::try_write`] never raise a signal: they let the
 //! kernel do the access (copying through a pipe with `write(2)` and `read(2)`), which resolves
 //! the same faults (waiting for lazy pages likewise) and turns what would be a SIGBUS into
 //! `EFAULT`. The fd calls ([`SealFile::read_at`], [`SealFile::write_at`]) never raise SIGBUS
 //! either: they fail with `EIO` (poison, handler gone) or read short at EOF.
 
-pub mod uapi;
-mod mapping;
+//!
+//! # Errors
+//!
+//! Calls whose failures the uapi gives a meaning beyond the errno return [`Error`]: the fills
+//! ([`Error::Exists`] with the bytes done before a present page, [`Error::PastEof`],
+//! [`Error::Detached`] once `FILL_END` ended the handler, [`Error::InvalidRange`] refused
+//! before the ioctl) and the calls seals can refuse ([`Error::Sealed`] with the file's
+//! seals). `io::Error::from(Error)` keeps the errno, so `?` works in functions returning
+//! `io::Result`. Opening and adopting fds return [`OpenError`] / [`FromFdError`]; the rest
+//! returns `io::Result` with the errno the uapi documents.
 
-pub use mapping::{Mapping, MappingMut};
+pub mod uapi;
+mod error;
+mod handler;
+mod mapping;
+pub mod prefetch;
+pub mod scm;
+#[cfg(feature = "tokio")]
+pub mod tokio;
+
+pub use error::Error;
+pub use handler::{FillOptions, Handler, HandlerOptions, Request, RequestBuf, RequestIter, Requests};
+pub use mapping::{MapOptions, Mapping, MappingMut};
+pub use prefetch::{Prefetcher, PrefetchStats, Recorder, Recording};
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -136,6 +197,10 @@ pub enum OpenError {
     Io(io::Error),
     /// [`SealFile::try_from_fd`]: the fd is not a sealmem file (writable or VIEW).
     NotSealmem,
+    /// [`Handler::try_from_fd`]: the fd is not a sealmem handler fd.
+    NotHandler,
+    /// [`scm::recv_view`]: a sealmem file, but writable where a read-only VIEW was required.
+    NotView,
     /// The module does not speak [`API_VERSION`]: the handshake failed with `EINVAL` (a
     /// version it does not know) or `ENOTTY` (no handshake under this ioctl code, e.g. a
     /// module of API version 1), or it answered another version (`module`).
@@ -157,6 +222,8 @@ impl std::fmt::Display for OpenError {
         match self {
             Self::Io(e) => e.fmt(f),
             Self::NotSealmem => f.write_str("not a sealmem file"),
+            Self::NotHandler => f.write_str("not a sealmem handler fd"),
+            Self::NotView => f.write_str("a writable sealmem file, not a read-only VIEW"),
             Self::ApiVersion { module: None } => {
                 write!(f, "the sealmem module does not speak API version {API_VERSION}")
             }
@@ -187,24 +254,26 @@ impl From<io::Error> for OpenError {
     }
 }
 
-/// `Io` gives back its error; the others become errors of kind `InvalidInput` (`NotSealmem`)
-/// or `Unsupported` that wrap the `OpenError` (`io::Error::get_ref` + `downcast_ref` recovers
+/// `Io` gives back its error; the others become errors of kind `InvalidInput` (`NotSealmem`,
+/// `NotHandler`, `NotView`) or `Unsupported` that wrap the `OpenError` (`io::Error::get_ref` + `downcast_ref` recovers
 /// it), so `?` works in functions returning `io::Result`.
 impl From<OpenError> for io::Error {
     fn from(e: OpenError) -> Self {
         match e {
             OpenError::Io(e) => e,
-            OpenError::NotSealmem => io::Error::new(io::ErrorKind::InvalidInput, e),
+            OpenError::NotSealmem | OpenError::NotHandler | OpenError::NotView => {
+                io::Error::new(io::ErrorKind::InvalidInput, e)
+            }
             e => io::Error::new(io::ErrorKind::Unsupported, e),
         }
     }
 }
 
-/// An fd that [`SealFile::try_from_fd`] did not adopt, handed back intact, with the reason.
+/// An fd that [`SealFile::try_from_fd`] or [`Handler::try_from_fd`] did not adopt, handed back intact, with the reason.
 #[derive(Debug)]
 pub struct FromFdError {
-    fd: OwnedFd,
-    error: OpenError,
+    pub(crate) fd: OwnedFd,
+    pub(crate) error: OpenError,
 }
 
 impl FromFdError {
@@ -231,7 +300,7 @@ impl FromFdError {
 
 impl std::fmt::Display for FromFdError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "fd {} not adopted as a sealmem file: {}", self.fd.as_raw_fd(), self.error)
+        write!(f, "fd {} not adopted: {}", self.fd.as_raw_fd(), self.error)
     }
 }
 
@@ -328,7 +397,7 @@ pub struct SealFile {
     file: File,
 }
 
-fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+pub(crate) fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -410,10 +479,24 @@ impl SealFile {
         Ok(ApiInfo { version: api.api, features: api.features, ioctls: api.ioctls })
     }
 
-    /// Sets the size (ftruncate semantics).
-    pub fn set_size(&self, size: u64) -> io::Result<()> {
+    /// Sets the size (ftruncate semantics). [`Error::Sealed`] under SHRINK or GROW;
+    /// `EFBIG` over the module's `max_file_size`, `EBADF` on a VIEW.
+    pub fn set_size(&self, size: u64) -> Result<(), Error> {
         let mut s = size;
-        self.ioctl(uapi::SEALMEM_IOC_SET_SIZE, &mut s).map(drop)
+        self.sealed_ioctl(uapi::SEALMEM_IOC_SET_SIZE, &mut s, Seals::SHRINK | Seals::GROW)
+    }
+
+    /// An ioctl that seals can refuse: an `EPERM` while the file has one of `by` is
+    /// [`Error::Sealed`].
+    fn sealed_ioctl<T>(&self, cmd: u32, arg: &mut T, by: Seals) -> Result<(), Error> {
+        match self.ioctl(cmd, arg) {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => match self.seals() {
+                Ok(seals) if seals.intersects(by) => Err(Error::Sealed { seals }),
+                _ => Err(Error::os(e)),
+            },
+            Err(e) => Err(Error::os(e)),
+        }
     }
 
     /// The size in bytes.
@@ -423,16 +506,20 @@ impl SealFile {
         Ok(s)
     }
 
-    /// Frees the pages of a page-aligned range.
-    pub fn punch_hole(&self, offset: u64, len: u64) -> io::Result<()> {
+    /// Frees the pages of a page-aligned range ([`Error::InvalidRange`] otherwise, without
+    /// an ioctl). [`Error::Sealed`] under WRITE or FUTURE_WRITE; `EBADF` on a VIEW.
+    pub fn punch_hole(&self, offset: u64, len: u64) -> Result<(), Error> {
+        error::check_range(offset, len)?;
         let mut r = uapi::sealmem_range { offset, len };
-        self.ioctl(uapi::SEALMEM_IOC_PUNCH_HOLE, &mut r).map(drop)
+        self.sealed_ioctl(uapi::SEALMEM_IOC_PUNCH_HOLE, &mut r, Seals::WRITE | Seals::FUTURE_WRITE)
     }
 
-    /// Adds seals (memfd's rules and errnos).
-    pub fn add_seals(&self, seals: Seals) -> io::Result<()> {
+    /// Adds seals (memfd's rules and errnos): [`Error::Sealed`] once SEAL is set; `EBUSY`
+    /// (WRITE while a shared mapping could write, EXEC while a mapping could become
+    /// executable) and `EPERM` on a VIEW as [`Error::Os`].
+    pub fn add_seals(&self, seals: Seals) -> Result<(), Error> {
         let mut s = seals.bits();
-        self.ioctl(uapi::SEALMEM_IOC_ADD_SEALS, &mut s).map(drop)
+        self.sealed_ioctl(uapi::SEALMEM_IOC_ADD_SEALS, &mut s, Seals::SEAL)
     }
 
     /// Adds raw seal bits, including unknown ones (to test the module's checks).
@@ -468,9 +555,14 @@ impl SealFile {
         Ok(n.name.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect())
     }
 
-    /// A new read-only fd of the same file, to hand to consumers.
-    pub fn view(&self, cloexec: bool) -> io::Result<SealFile> {
-        let flags = if cloexec { uapi::SEALMEM_FD_CLOEXEC } else { 0 };
+    /// A new read-only fd of the same file (a VIEW), close-on-exec, to hand to consumers.
+    pub fn view(&self) -> io::Result<SealFile> {
+        self.view_with(ViewOptions::new())
+    }
+
+    /// A new read-only fd of the same file, with options (e.g. inheritable across `exec`).
+    pub fn view_with(&self, opts: ViewOptions) -> io::Result<SealFile> {
+        let flags = if opts.cloexec { uapi::SEALMEM_FD_CLOEXEC } else { 0 };
         // SAFETY: SEALMEM_IOC_VIEW takes its flags by value and returns a new fd.
         let fd = cvt(unsafe { libc::ioctl(self.as_raw_fd(), uapi::SEALMEM_IOC_VIEW as _, flags as libc::c_ulong) })?;
         // SAFETY: the ioctl returned a new fd (a VIEW of this sealmem file) that nothing else
@@ -488,23 +580,42 @@ impl SealFile {
         self.file.write_at(buf, offset)
     }
 
-    /// Maps `len` bytes from offset 0, shared (`MAP_SHARED`) and read-only.
+    /// Whether this fd is read-only (a VIEW, or opened `O_RDONLY`).
+    pub fn is_read_only(&self) -> io::Result<bool> {
+        // SAFETY: F_GETFL takes no argument.
+        let fl = cvt(unsafe { libc::fcntl(self.as_raw_fd(), libc::F_GETFL) })?;
+        Ok(fl & libc::O_ACCMODE == libc::O_RDONLY)
+    }
+
+    /// Maps the range [`MapOptions`] describes, read-only (`PROT_READ`).
     ///
     /// Accessing a page past the file's end raises SIGBUS: see the
     /// [crate documentation](crate#which-calls-raise-sigbus).
+    pub fn map(&self, opts: &MapOptions) -> io::Result<Mapping> {
+        opts.map(self)
+    }
+
+    /// Maps the range [`MapOptions`] describes, writable (`PROT_READ | PROT_WRITE`; shared
+    /// needs a writable fd and no WRITE or FUTURE_WRITE seal).
+    pub fn map_mut(&self, opts: &MapOptions) -> io::Result<MappingMut> {
+        opts.map_mut(self)
+    }
+
+    /// Maps `len` bytes from offset 0, shared (`MAP_SHARED`) and read-only:
+    /// `map(&MapOptions::new(len))`.
     pub fn map_shared(&self, len: usize) -> io::Result<Mapping> {
-        Mapping::new(self.as_fd(), len, libc::PROT_READ, libc::MAP_SHARED)
+        self.map(&MapOptions::new(len))
     }
 
-    /// Maps `len` bytes from offset 0, shared (`MAP_SHARED`) and writable (needs a writable
-    /// fd, and no WRITE or FUTURE_WRITE seal).
+    /// Maps `len` bytes from offset 0, shared and writable: `map_mut(&MapOptions::new(len))`.
     pub fn map_shared_mut(&self, len: usize) -> io::Result<MappingMut> {
-        MappingMut::new(self.as_fd(), len, libc::MAP_SHARED)
+        self.map_mut(&MapOptions::new(len))
     }
 
-    /// Maps `len` bytes from offset 0, private and writable (copy-on-write).
+    /// Maps `len` bytes from offset 0, private and writable (copy-on-write):
+    /// `map_mut(&MapOptions::new(len).private())`.
     pub fn map_private(&self, len: usize) -> io::Result<MappingMut> {
-        MappingMut::new(self.as_fd(), len, libc::MAP_PRIVATE)
+        self.map_mut(&MapOptions::new(len).private())
     }
 
     /// The file's lines of `/proc/self/fdinfo/<fd>`.
@@ -513,313 +624,53 @@ impl SealFile {
     }
 
     /// Makes the file lazy and returns its handler: from now on every access to a hole waits
-    /// until the handler fills it. Fails with `EBUSY` while another handler is attached and
-    /// `EPERM` on a read-only fd or a write-sealed file that is not already lazy.
-    pub fn enable_fill(&self, opts: HandlerOptions) -> io::Result<Handler> {
-        let mut flags = 0;
-        if opts.cloexec {
-            flags |= uapi::SEALMEM_FD_CLOEXEC;
-        }
-        if opts.nonblock {
-            flags |= uapi::SEALMEM_FD_NONBLOCK;
-        }
+    /// until the handler fills it. Fails with `EBUSY` while another handler is attached,
+    /// [`Error::Sealed`] on a write-sealed file that is not already lazy, and `EPERM`
+    /// ([`Error::Os`]) on a read-only fd.
+    pub fn enable_fill(&self, opts: HandlerOptions) -> Result<Handler, Error> {
         // SAFETY: SEALMEM_IOC_FILL_ENABLE takes its flags by value and returns a new fd.
-        let fd = cvt(unsafe {
-            libc::ioctl(self.as_raw_fd(), uapi::SEALMEM_IOC_FILL_ENABLE as _, flags as libc::c_ulong)
-        })?;
+        let fd = unsafe {
+            libc::ioctl(self.as_raw_fd(), uapi::SEALMEM_IOC_FILL_ENABLE as _, opts.bits() as libc::c_ulong)
+        };
+        if fd < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EPERM) && !self.is_read_only().unwrap_or(true) {
+                if let Ok(seals) = self.seals() {
+                    if seals.intersects(Seals::WRITE | Seals::FUTURE_WRITE) {
+                        return Err(Error::Sealed { seals });
+                    }
+                }
+            }
+            return Err(Error::os(e));
+        }
         // SAFETY: the ioctl returned a new fd that nothing else owns.
         Ok(Handler { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
     }
 }
 
-/// Options for [`SealFile::enable_fill`].
-#[derive(Debug, Clone, Copy)]
-pub struct HandlerOptions {
-    /// Close the handler fd on exec (default: yes).
-    pub cloexec: bool,
-    /// `read` returns `WouldBlock` instead of waiting (default: no); for epoll loops.
-    pub nonblock: bool,
-}
-
-impl Default for HandlerOptions {
-    fn default() -> Self {
-        Self { cloexec: true, nonblock: false }
-    }
-}
-
-/// The most messages one `read(2)` of a handler fd returns.
-const REQUEST_BATCH: usize = 32;
-
-/// A request for one missing page.
+/// Options of [`SealFile::view_with`], builder-style.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Request {
-    /// Byte offset of the page.
-    pub offset: u64,
-    /// The access was a write.
-    pub write: bool,
-    /// The access was a page fault (otherwise a read/write/splice on an fd).
-    pub fault: bool,
-    /// The requesting thread as seen from the handler's pid namespace; 0 if not visible.
-    pub tid: u32,
+pub struct ViewOptions {
+    cloexec: bool,
 }
 
-/// How a fill treats pages that are already present.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Existing {
-    /// Stop with `EEXIST` (the default, like `UFFDIO_COPY`).
-    #[default]
-    Fail,
-    /// Skip them (prefetch racing with demand fills).
-    Skip,
-}
+impl ViewOptions {
+    /// Close-on-exec.
+    pub fn new() -> Self {
+        Self { cloexec: true }
+    }
 
-/// Options of a fill.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct FillOptions {
-    /// What to do with present pages.
-    pub existing: Existing,
-    /// Do not wake waiters now; call [`Handler::wake`] later.
-    pub dont_wake: bool,
-}
-
-impl FillOptions {
-    fn bits(self) -> u64 {
-        let mut f = 0;
-        if self.existing == Existing::Skip {
-            f |= uapi::SEALMEM_FILL_SKIP_EXISTING;
-        }
-        if self.dont_wake {
-            f |= uapi::SEALMEM_FILL_DONTWAKE;
-        }
-        u64::from(f)
+    /// Close the VIEW fd on `exec` (default: yes; `SEALMEM_FD_CLOEXEC`). `false` to let a
+    /// program started with `exec` inherit it.
+    pub fn cloexec(mut self, yes: bool) -> Self {
+        self.cloexec = yes;
+        self
     }
 }
 
-/// A fill that stopped early: `done` bytes were filled before `error`.
-#[derive(Debug)]
-pub struct FillError {
-    /// Bytes filled (skipped pages count) before the error.
-    pub done: u64,
-    /// Why it stopped (`EEXIST`, `EINVAL` past EOF, `EFAULT`, `ENOMEM`...).
-    pub error: io::Error,
-}
-
-impl std::fmt::Display for FillError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "fill stopped after {} bytes: {}", self.done, self.error)
-    }
-}
-
-impl std::error::Error for FillError {}
-
-/// The handler fd of a lazy file: reads requests, fills pages.
-///
-/// It is an ordinary fd: poll or epoll it for `EPOLLIN` (requests pending) and `EPOLLHUP`
-/// (no longer needed), via [`AsRawFd`]/[`AsFd`].
-///
-/// ```no_run
-/// use sealmem::{FillOptions, HandlerOptions, SealFile, Seals};
-///
-/// let image = vec![7u8; 1 << 20];
-/// let f = SealFile::create()?;
-/// f.set_size(image.len() as u64)?;
-/// let handler = f.enable_fill(HandlerOptions::default())?;
-/// f.add_seals(Seals::WRITE | Seals::SHRINK | Seals::GROW)?;
-/// let consumer_fd = f.view(false)?; // hand it to consumers (fork, SCM_RIGHTS)
-/// drop(f);
-/// # drop(consumer_fd);
-/// // Serve until no fd or mapping of the file is left.
-/// for req in handler.requests() {
-///     let req = req?;
-///     let page = &image[req.offset as usize..][..4096];
-///     handler.copy(req.offset, page, FillOptions::default())?;
-/// }
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug)]
-pub struct Handler {
-    fd: OwnedFd,
-}
-
-impl Handler {
-    /// Reads pending requests into `buf` (blocking unless nonblocking); returns how many (at
-    /// most 32 per call, the module's batch).
-    ///
-    /// `Ok(0)` means the handler is no longer needed (FILL_END, or nothing can fault any
-    /// more). An empty `buf` fails with `EINVAL` without reading (a read would take a request
-    /// that could not be returned). Errors of `read(2)` are returned as they are: `EAGAIN`
-    /// (`WouldBlock`) on a nonblocking handler with nothing pending, `EINTR` (`Interrupted`)
-    /// when a signal handler without `SA_RESTART` ran; [`requests`](Self::requests) deals
-    /// with both.
-    pub fn read_requests(&self, buf: &mut [Request]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
-        }
-        let mut raw = [uapi::sealmem_msg::default(); REQUEST_BATCH];
-        let want = buf.len().min(REQUEST_BATCH);
-        // SAFETY: `raw` is a writable buffer of at least `want` messages.
-        let n = unsafe {
-            libc::read(self.fd.as_raw_fd(), raw.as_mut_ptr().cast(), want * std::mem::size_of::<uapi::sealmem_msg>())
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let n = (n as usize / std::mem::size_of::<uapi::sealmem_msg>()).min(want);
-        for (d, m) in buf.iter_mut().zip(&raw[..n]) {
-            *d = Request {
-                offset: m.offset,
-                write: m.flags & uapi::SEALMEM_MSG_WRITE != 0,
-                fault: m.flags & uapi::SEALMEM_MSG_FAULT != 0,
-                tid: m.tid,
-            };
-        }
-        Ok(n)
-    }
-
-    /// An iterator over requests, reading a batch at a time.
-    ///
-    /// - It ends (`None`) when the handler is no longer needed (a read returned 0).
-    /// - `EINTR` is retried: a signal never ends it.
-    /// - On a nonblocking handler with nothing pending it yields `Err` of kind
-    ///   [`WouldBlock`](io::ErrorKind::WouldBlock) and does **not** end: wait for `EPOLLIN`
-    ///   (poll/epoll on the handler fd) and call `next` again, on the same iterator or a new
-    ///   one. (On a blocking handler this never happens.)
-    /// - Any other error is yielded once, and then the iterator ends.
-    ///
-    /// ```no_run
-    /// # fn serve(handler: &sealmem::Handler) -> std::io::Result<()> {
-    /// let mut reqs = handler.requests();
-    /// loop {
-    ///     match reqs.next() {
-    ///         None => break, // the handler is no longer needed
-    ///         Some(Ok(req)) => { /* fill req.offset */ }
-    ///         Some(Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
-    ///             /* poll the handler fd for POLLIN, then go on */
-    ///         }
-    ///         Some(Err(e)) => return Err(e),
-    ///     }
-    /// }
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn requests(&self) -> Requests<'_> {
-        Requests { handler: self, buf: Vec::new(), done: false }
-    }
-
-    /// Fills the holes of `[offset, offset + src.len())` from `src` (page-aligned offset and
-    /// length; `src` may have any alignment). Returns the bytes filled.
-    pub fn copy(&self, offset: u64, src: &[u8], opts: FillOptions) -> Result<u64, FillError> {
-        let mut c = uapi::sealmem_copy {
-            offset,
-            src: src.as_ptr() as u64,
-            len: src.len() as u64,
-            flags: opts.bits(),
-            copy: 0,
-        };
-        // SAFETY: SEALMEM_IOC_COPY reads and writes one `sealmem_copy`; the kernel reads at
-        // most `len` bytes from `src`, which the slice covers.
-        let r = unsafe { raw_ioctl(self.fd.as_raw_fd(), uapi::SEALMEM_IOC_COPY, &mut c) };
-        fill_result(r, c.copy)
-    }
-
-    /// Fills the holes of a page-aligned range with zeros.
-    pub fn zeropage(&self, offset: u64, len: u64, opts: FillOptions) -> Result<u64, FillError> {
-        self.fill_op(uapi::SEALMEM_IOC_ZEROPAGE, offset, len, opts)
-    }
-
-    /// Poisons the holes of a page-aligned range: faults raise SIGBUS, reads fail with `EIO`.
-    pub fn poison(&self, offset: u64, len: u64, opts: FillOptions) -> Result<u64, FillError> {
-        self.fill_op(uapi::SEALMEM_IOC_POISON, offset, len, opts)
-    }
-
-    fn fill_op(&self, cmd: u32, offset: u64, len: u64, opts: FillOptions) -> Result<u64, FillError> {
-        let mut f = uapi::sealmem_fill { offset, len, flags: opts.bits(), done: 0 };
-        // SAFETY: `cmd` is ZEROPAGE or POISON, which read and write one `sealmem_fill`.
-        let r = unsafe { raw_ioctl(self.fd.as_raw_fd(), cmd, &mut f) };
-        fill_result(r, f.done)
-    }
-
-    /// Wakes the waiters of a page-aligned range (after fills with `dont_wake`).
-    pub fn wake(&self, offset: u64, len: u64) -> io::Result<()> {
-        let mut r = uapi::sealmem_range { offset, len };
-        // SAFETY: SEALMEM_IOC_WAKE reads one `sealmem_range`.
-        cvt(unsafe { raw_ioctl(self.fd.as_raw_fd(), uapi::SEALMEM_IOC_WAKE, &mut r) }).map(drop)
-    }
-
-    /// Ends lazy mode: remaining holes become zero holes and every waiter continues.
-    pub fn fill_end(&self) -> io::Result<()> {
-        // SAFETY: SEALMEM_IOC_FILL_END takes no argument.
-        cvt(unsafe { libc::ioctl(self.fd.as_raw_fd(), uapi::SEALMEM_IOC_FILL_END as _, 0) }).map(drop)
-    }
-
-    /// The handler fd's lines of `/proc/self/fdinfo/<fd>`.
-    pub fn fdinfo(&self) -> io::Result<String> {
-        std::fs::read_to_string(format!("/proc/self/fdinfo/{}", self.fd.as_raw_fd()))
-    }
-}
-
-fn fill_result(ret: libc::c_int, done: i64) -> Result<u64, FillError> {
-    if ret == 0 {
-        return Ok(done as u64);
-    }
-    let error = io::Error::last_os_error();
-    Err(FillError { done: done.max(0) as u64, error })
-}
-
-/// Iterator returned by [`Handler::requests`].
-pub struct Requests<'a> {
-    handler: &'a Handler,
-    buf: Vec<Request>,
-    done: bool,
-}
-
-impl Iterator for Requests<'_> {
-    type Item = io::Result<Request>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if let Some(r) = self.buf.pop() {
-            return Some(Ok(r));
-        }
-        if self.done {
-            return None;
-        }
-        let mut batch = [Request { offset: 0, write: false, fault: false, tid: 0 }; REQUEST_BATCH];
-        loop {
-            return match self.handler.read_requests(&mut batch) {
-                Ok(0) => {
-                    self.done = true;
-                    None
-                }
-                Ok(n) => {
-                    self.buf.extend(batch[..n].iter().rev());
-                    self.buf.pop().map(Ok)
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Some(Err(e)),
-                Err(e) => {
-                    self.done = true;
-                    Some(Err(e))
-                }
-            };
-        }
-    }
-}
-
-impl AsRawFd for Handler {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
-
-impl AsFd for Handler {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
-impl From<Handler> for OwnedFd {
-    fn from(h: Handler) -> OwnedFd {
-        h.fd
+impl Default for ViewOptions {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -943,9 +794,38 @@ mod tests {
         SIGNALS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// Waits (deadline 10 s) until thread `tid` of this process sleeps in `read(2)`: state
+    /// `S` in its stat and syscall number 0 (x86_64's read) in its `syscall` file. A handshake
+    /// with the kernel's view of the thread, instead of a sleep.
+    fn wait_blocked_in_read(tid: i32) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap_or_default();
+            let state = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next()).unwrap_or("");
+            let sc = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).unwrap_or_default();
+            if state == "S" && sc.split_whitespace().next() == Some(&libc::SYS_read.to_string()) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "thread {tid} never blocked in read: {state} {sc}");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// Waits (deadline 10 s) until the signal counter reaches `n`.
+    fn wait_signals(n: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while SIGNALS.load(std::sync::atomic::Ordering::SeqCst) < n {
+            assert!(std::time::Instant::now() < deadline, "signal {n} never handled");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// A signal whose handler lacks SA_RESTART interrupts the blocked read(2) with EINTR:
+    /// `requests()` and `read()` retry and yield the message sent after three signals;
+    /// `read_requests` returns the EINTR. The reader is signalled only once the kernel shows
+    /// it blocked in read (no sleeps standing in for that).
     #[test]
     fn requests_retries_eintr() {
-        // A SIGUSR2 handler without SA_RESTART: a blocked read(2) fails with EINTR.
         // SAFETY: installing a handler that only bumps an atomic counter.
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
@@ -955,32 +835,126 @@ mod tests {
             assert_eq!(libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut()), 0);
         }
         let (h, mut w) = pipe_handler(0);
+        // The reader tells its tid, then which read it is about to enter.
+        let (tx, rx) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
-            let first = h.requests().next();
+            // SAFETY: a plain syscall.
+            tx.send(unsafe { libc::gettid() }).unwrap();
+            tx.send(1).unwrap();
+            let first = h.requests().next().map(|r| r.map(|r| r.offset).map_err(|e| e.kind()));
+            let mut buf = RequestBuf::new();
+            tx.send(2).unwrap();
+            let second = h.read(&mut buf).map(|n| (n, buf.get(0).map(|r| r.offset))).map_err(|e| e.kind());
             let mut one = [Request { offset: 0, write: false, fault: false, tid: 0 }; 1];
-            // Without the iterator, the same signal ends a plain read.
-            let plain = h.read_requests(&mut one);
-            (first.map(|r| r.map(|r| r.offset).map_err(|e| e.kind())), plain.map_err(|e| e.kind()))
+            tx.send(3).unwrap();
+            let plain = h.read_requests(&mut one).map_err(|e| e.raw_os_error());
+            (first, second, plain)
         });
-        let before = SIGNALS.load(std::sync::atomic::Ordering::SeqCst);
-        for _ in 0..3 {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            // SAFETY: the thread is alive (it waits for the message sent below).
+        let next = || rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+        let tid = next();
+        let mut n = SIGNALS.load(std::sync::atomic::Ordering::SeqCst);
+        // Signals the reader once the kernel shows it blocked in read, and waits until the
+        // signal handler ran.
+        let kick = |n: &mut usize| {
+            wait_blocked_in_read(tid);
+            // SAFETY: the thread is alive: it is blocked in read (checked just now).
             assert_eq!(unsafe { libc::pthread_kill(pthread_of(&reader), libc::SIGUSR2) }, 0);
+            *n += 1;
+            wait_signals(*n);
+        };
+        assert_eq!(next(), 1);
+        for _ in 0..3 {
+            kick(&mut n); // the iterator's read: retried
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
         send(&mut w, 40960, 0);
-        while SIGNALS.load(std::sync::atomic::Ordering::SeqCst) < before + 4 {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            // SAFETY: as above; the thread waits in the plain read until we close `w`.
-            unsafe { libc::pthread_kill(pthread_of(&reader), libc::SIGUSR2) };
+        assert_eq!(next(), 2);
+        for _ in 0..2 {
+            kick(&mut n); // read(): retried
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        drop(w);
-        let (first, plain) = reader.join().unwrap();
+        send(&mut w, 8192, 0);
+        assert_eq!(next(), 3);
+        kick(&mut n); // read_requests: fails with EINTR
+        let (first, second, plain) = reader.join().unwrap();
         assert_eq!(first, Some(Ok(40960)));
-        assert!(SIGNALS.load(std::sync::atomic::Ordering::SeqCst) >= before + 3);
-        assert!(matches!(plain, Err(io::ErrorKind::Interrupted) | Ok(0)), "{plain:?}");
+        assert_eq!(second, Ok((1, Some(8192))));
+        assert_eq!(plain, Err(Some(libc::EINTR)));
+    }
+
+    /// try_read: `None` when nothing is pending (EAGAIN on a nonblocking fd; an empty poll on
+    /// a blocking one, which must not block), the requests when some are, `Some(0)` at EOF.
+    #[test]
+    fn try_read_none_on_eagain_for_both_kinds_of_fd() {
+        for flags in [libc::O_NONBLOCK, 0] {
+            let (h, mut w) = pipe_handler(flags);
+            assert_eq!(h.is_nonblocking().unwrap(), flags != 0);
+            let mut buf = RequestBuf::new();
+            assert_eq!(h.try_read(&mut buf).unwrap(), None, "flags {flags:#x}");
+            assert!(buf.is_empty());
+            send(&mut w, 4096, uapi::SEALMEM_MSG_FAULT | uapi::SEALMEM_MSG_WRITE);
+            send(&mut w, 12288, 0);
+            assert_eq!(h.try_read(&mut buf).unwrap(), Some(2));
+            let got: Vec<_> = buf.iter().map(|r| (r.offset, r.write, r.fault, r.tid)).collect();
+            assert_eq!(got, [(4096, true, true, 77), (12288, false, false, 77)]);
+            assert_eq!(h.try_read(&mut buf).unwrap(), None);
+            drop(w);
+            assert_eq!(h.try_read(&mut buf).unwrap(), Some(0)); // EOF: no longer needed
+        }
+    }
+
+    /// A RequestBuf of capacity 0 is refused with EINVAL by read and try_read, and nothing is
+    /// consumed; a buffer smaller than the batch takes only what fits.
+    #[test]
+    fn empty_request_buf_is_einval_and_small_buf_takes_what_fits() {
+        let (h, mut w) = pipe_handler(libc::O_NONBLOCK);
+        for o in [0, 4096, 8192] {
+            send(&mut w, o, 0);
+        }
+        let mut none = RequestBuf::with_capacity(0);
+        assert_eq!(h.read(&mut none).unwrap_err().raw_os_error(), Some(libc::EINVAL));
+        assert_eq!(h.try_read(&mut none).unwrap_err().raw_os_error(), Some(libc::EINVAL));
+        let mut two = RequestBuf::with_capacity(2);
+        assert_eq!(h.read(&mut two).unwrap(), 2);
+        assert_eq!(two.iter().map(|r| r.offset).collect::<Vec<_>>(), [0, 4096]);
+        assert_eq!(h.read(&mut two).unwrap(), 1);
+        assert_eq!(two.get(0).map(|r| r.offset), Some(8192));
+        assert_eq!(two.get(1), None);
+        // The buffer is reused: no allocation per read (same storage).
+        let p = two.msgs.as_ptr();
+        send(&mut w, 0, 0);
+        h.read(&mut two).unwrap();
+        assert_eq!(two.msgs.as_ptr(), p);
+    }
+
+    /// Handler::try_from refuses fds that are not a handler's and hands them back intact.
+    #[test]
+    fn handler_try_from_rejects_and_returns_other_fds() {
+        use std::io::{Read, Write};
+        let (h, w) = pipe_handler(0);
+        let (r, w) = (OwnedFd::from(h), OwnedFd::from(w));
+        let (raw, id) = (w.as_raw_fd(), fstat(w.as_fd()));
+        let e = Handler::try_from(w).unwrap_err();
+        assert!(matches!(e.error(), OpenError::NotHandler), "{e}");
+        assert_eq!(e.error().to_string(), "not a sealmem handler fd");
+        let mut w = File::from(e.into_fd());
+        assert_eq!((w.as_raw_fd(), fstat(w.as_fd())), (raw, id));
+        w.write_all(b"intact").unwrap();
+        drop(w);
+        let mut got = String::new();
+        File::from(r).read_to_string(&mut got).unwrap();
+        assert_eq!(got, "intact");
+        // SAFETY: a plain syscall.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        assert!(efd >= 0);
+        // SAFETY: a new fd nothing else owns.
+        let efd = unsafe { OwnedFd::from_raw_fd(efd) };
+        let raw = efd.as_raw_fd();
+        let (fd, error) = Handler::try_from_fd(efd).unwrap_err().into_parts();
+        assert!(matches!(error, OpenError::NotHandler));
+        assert_eq!(fd.as_raw_fd(), raw);
+        let null = OwnedFd::from(File::open("/dev/null").unwrap());
+        let e = Handler::try_from(null).unwrap_err();
+        assert!(matches!(e.error(), OpenError::NotHandler));
+        assert_eq!(io::Error::from(e).kind(), io::ErrorKind::InvalidInput);
     }
 
     #[test]

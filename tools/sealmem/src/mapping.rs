@@ -4,10 +4,76 @@
 //! The memory model and the accesses that raise SIGBUS are described in the crate documentation.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 const WORD: usize = std::mem::size_of::<usize>();
+
+/// What to map, builder-style: a length, an offset (default 0; a multiple of the page size),
+/// shared (default) or private. [`map`](Self::map) gives a read-only [`Mapping`],
+/// [`map_mut`](Self::map_mut) a writable [`MappingMut`].
+///
+/// ```no_run
+/// use sealmem::{MapOptions, SealFile};
+///
+/// let f = SealFile::create()?;
+/// f.set_size(1 << 20)?;
+/// let window = f.map(&MapOptions::new(8192).offset(64 * 4096))?; // bytes 256 KiB..+8 KiB
+/// let scratch = f.map_mut(&MapOptions::new(4096).private())?; // copy-on-write
+/// # drop((window, scratch));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapOptions {
+    len: usize,
+    offset: u64,
+    private: bool,
+}
+
+impl MapOptions {
+    /// `len` bytes from offset 0, shared.
+    pub fn new(len: usize) -> Self {
+        Self { len, offset: 0, private: false }
+    }
+
+    /// Starts the mapping at byte `offset` of the file (a multiple of the page size, else
+    /// the map fails with `EINVAL`).
+    pub fn offset(mut self, offset: u64) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    /// `MAP_SHARED` (the default): writes go to the file, other mappings see them.
+    pub fn shared(mut self) -> Self {
+        self.private = false;
+        self
+    }
+
+    /// `MAP_PRIVATE`: copy-on-write; writes stay in this mapping.
+    pub fn private(mut self) -> Self {
+        self.private = true;
+        self
+    }
+
+    fn flags(&self) -> libc::c_int {
+        if self.private {
+            libc::MAP_PRIVATE
+        } else {
+            libc::MAP_SHARED
+        }
+    }
+
+    /// Maps read-only (`PROT_READ`). `EINVAL` for a length 0 or an unaligned offset.
+    pub fn map(&self, fd: impl AsFd) -> io::Result<Mapping> {
+        Mapping::new(fd.as_fd(), self.offset, self.len, libc::PROT_READ, self.flags())
+    }
+
+    /// Maps writable (`PROT_READ | PROT_WRITE`): a shared one needs a writable fd (`EACCES`
+    /// on a VIEW) and no WRITE or FUTURE_WRITE seal (`EPERM`).
+    pub fn map_mut(&self, fd: impl AsFd) -> io::Result<MappingMut> {
+        MappingMut::new(fd.as_fd(), self.offset, self.len, self.flags())
+    }
+}
 
 /// A read-only view of a mapping of a sealmem file (`PROT_READ`), unmapped on drop.
 ///
@@ -53,11 +119,15 @@ pub struct MappingMut {
 }
 
 impl Mapping {
-    /// Maps `len` bytes of `fd` from offset 0.
-    pub(crate) fn new(fd: BorrowedFd<'_>, len: usize, prot: libc::c_int, flags: libc::c_int) -> io::Result<Self> {
+    /// Maps `len` bytes of `fd` from `offset`.
+    pub(crate) fn new(fd: BorrowedFd<'_>, offset: u64, len: usize, prot: libc::c_int, flags: libc::c_int) -> io::Result<Self> {
+        let offset = libc::off_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        if len == 0 || offset as u64 % crate::error::page_size() != 0 {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
         // SAFETY: a fresh mapping at an address of the kernel's choosing aliases nothing of
         // this program's.
-        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd.as_raw_fd(), 0) };
+        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd.as_raw_fd(), offset) };
         if ptr == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
@@ -125,8 +195,8 @@ impl Mapping {
 }
 
 impl MappingMut {
-    pub(crate) fn new(fd: BorrowedFd<'_>, len: usize, flags: libc::c_int) -> io::Result<Self> {
-        Mapping::new(fd, len, libc::PROT_READ | libc::PROT_WRITE, flags).map(|map| Self { map })
+    pub(crate) fn new(fd: BorrowedFd<'_>, offset: u64, len: usize, flags: libc::c_int) -> io::Result<Self> {
+        Mapping::new(fd, offset, len, libc::PROT_READ | libc::PROT_WRITE, flags).map(|map| Self { map })
     }
 
     /// Start of the mapping, for writing. Accessing through it is `unsafe`: see the crate
@@ -311,8 +381,8 @@ mod tests {
     #[test]
     fn read_write_any_alignment() {
         let f = memfd(2 * PS);
-        let m = MappingMut::new(f.as_fd(), 2 * PS, libc::MAP_SHARED).unwrap();
-        let ro = Mapping::new(f.as_fd(), 2 * PS, libc::PROT_READ, libc::MAP_SHARED).unwrap();
+        let m = MappingMut::new(f.as_fd(), 0, 2 * PS, libc::MAP_SHARED).unwrap();
+        let ro = Mapping::new(f.as_fd(), 0, 2 * PS, libc::PROT_READ, libc::MAP_SHARED).unwrap();
         let pattern: Vec<u8> = (0..100u8).map(|i| i.wrapping_mul(37) | 1).collect();
         for off in [0, 1, 7, 8, 9, 15, PS - 3, 2 * PS - 100] {
             for len in [0, 1, 3, 8, 9, 17, 100] {
@@ -351,7 +421,7 @@ mod tests {
     fn try_read_try_write_large() {
         let len = 300 * 1024 + 5;
         let f = memfd(len);
-        let m = MappingMut::new(f.as_fd(), len, libc::MAP_SHARED).unwrap();
+        let m = MappingMut::new(f.as_fd(), 0, len, libc::MAP_SHARED).unwrap();
         let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4096) as u8).collect();
         m.try_write(0, &data).unwrap();
         let mut back = vec![0u8; len - 3];
@@ -366,7 +436,7 @@ mod tests {
     #[should_panic(expected = "outside a mapping")]
     fn read_out_of_range_panics() {
         let f = memfd(PS);
-        let m = Mapping::new(f.as_fd(), PS, libc::PROT_READ, libc::MAP_SHARED).unwrap();
+        let m = Mapping::new(f.as_fd(), 0, PS, libc::PROT_READ, libc::MAP_SHARED).unwrap();
         m.read(PS - 1, &mut [0u8; 2]);
     }
 
@@ -375,7 +445,7 @@ mod tests {
     #[test]
     fn concurrent_writers_and_readers() {
         let f = memfd(PS);
-        let m = MappingMut::new(f.as_fd(), PS, libc::MAP_SHARED).unwrap();
+        let m = MappingMut::new(f.as_fd(), 0, PS, libc::MAP_SHARED).unwrap();
         std::thread::scope(|s| {
             for t in 1..=3u8 {
                 let m = &m;
@@ -403,7 +473,7 @@ mod tests {
     #[test]
     fn try_read_past_eof_is_efault_not_sigbus() {
         let f = memfd(2 * PS);
-        let m = MappingMut::new(f.as_fd(), 2 * PS, libc::MAP_SHARED).unwrap();
+        let m = MappingMut::new(f.as_fd(), 0, 2 * PS, libc::MAP_SHARED).unwrap();
         m.write(PS, b"x");
         f.set_len(PS as u64).unwrap();
         let mut b = [0u8; 4];
@@ -415,6 +485,30 @@ mod tests {
         let e = m.try_write(PS, b"y").unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EFAULT));
         m.try_write(0, b"y").unwrap();
+    }
+
+    /// MapOptions: an offset maps that part of the file; unaligned offsets and length 0 are
+    /// EINVAL; private writes stay private.
+    #[test]
+    fn map_options_offset_and_private() {
+        let f = memfd(4 * PS);
+        std::os::unix::fs::FileExt::write_all_at(&f, b"third page", 2 * PS as u64).unwrap();
+        let m = MapOptions::new(PS).offset(2 * PS as u64).map(&f).unwrap();
+        let mut b = [0u8; 10];
+        m.read(0, &mut b);
+        assert_eq!(&b, b"third page");
+        for bad in [MapOptions::new(PS).offset(1), MapOptions::new(0), MapOptions::new(PS).offset(!4095)] {
+            assert_eq!(bad.map(&f).unwrap_err().raw_os_error(), Some(libc::EINVAL), "{bad:?}");
+        }
+        let p = MapOptions::new(PS).offset(2 * PS as u64).private().map_mut(&f).unwrap();
+        p.write(0, b"PRIVATE");
+        let mut file = [0u8; 7];
+        std::os::unix::fs::FileExt::read_exact_at(&f, &mut file, 2 * PS as u64).unwrap();
+        assert_eq!(&file, b"third p");
+        let s = MapOptions::new(PS).offset(PS as u64).shared().map_mut(&f).unwrap();
+        s.write(0, b"shared");
+        std::os::unix::fs::FileExt::read_exact_at(&f, &mut b[..6], PS as u64).unwrap();
+        assert_eq!(&b[..6], b"shared");
     }
 
     #[test]

@@ -53,9 +53,10 @@ impl<T, E: std::fmt::Display> Context<T> for Result<T, E> {
     }
 }
 
-/// Asserts that an `io::Result` failed with exactly `errno`.
-pub fn expect_errno<T: std::fmt::Debug>(r: std::io::Result<T>, errno: i32, what: &str) -> TestResult {
-    match r {
+/// Asserts that a result (`io::Result`, or the crate's `Error`, which keeps its errno) failed
+/// with exactly `errno`.
+pub fn expect_errno<T: std::fmt::Debug, E: Into<std::io::Error>>(r: Result<T, E>, errno: i32, what: &str) -> TestResult {
+    match r.map_err(Into::into) {
         Ok(v) => Err(Outcome::Fail(format!("{what}: succeeded ({v:?}), expected errno {errno}"))),
         Err(e) if e.raw_os_error() == Some(errno) => Ok(()),
         Err(e) => Err(Outcome::Fail(format!("{what}: {e}, expected errno {errno}"))),

@@ -6,6 +6,7 @@
 //! `sealmem-selftests --handshake` prints the module's handshake answer (used by the demo).
 
 mod harness;
+mod tests_crate;
 mod tests_dev;
 mod tests_file;
 mod tests_fill;
@@ -34,5 +35,6 @@ fn main() -> ExitCode {
     tests.extend(tests_dev::TESTS.iter().copied());
     tests.extend(tests_file::TESTS.iter().copied());
     tests.extend(tests_fill::TESTS.iter().copied());
+    tests.extend(tests_crate::TESTS.iter().copied());
     harness::run(&tests, &filter)
 }

@@ -163,7 +163,7 @@ fn try_from_fd_adopts_sealmem_returns_others() -> TestResult {
     let id = fdinfo_field(&f.fdinfo().ctx("fdinfo")?, "sealmem-id");
     let dup = SealFile::try_from_fd(f.as_fd().try_clone_to_owned().ctx("dup")?).ctx("adopt a dup")?;
     ensure_eq!(fdinfo_field(&dup.fdinfo().ctx("fdinfo")?, "sealmem-id"), id);
-    let view = OwnedFd::from(f.view(true).ctx("view")?);
+    let view = OwnedFd::from(f.view().ctx("view")?);
     let view = SealFile::try_from_fd(view).ctx("adopt a VIEW")?;
     ensure_eq!(fdinfo_field(&view.fdinfo().ctx("fdinfo")?, "sealmem-id"), id);
     let mut b = [0u8; 7];

@@ -115,7 +115,7 @@ fn private_map_is_cow() -> TestResult {
 fn view_is_read_only() -> TestResult {
     let f = SealFile::create().ctx("open")?;
     f.write_at(b"shared", 0).ctx("write")?;
-    let v = f.view(true).ctx("view")?;
+    let v = f.view().ctx("view")?;
     let mut b = [0u8; 6];
     v.read_at(&mut b, 0).ctx("read view")?;
     ensure_eq!(&b, b"shared");

@@ -5,7 +5,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use sealmem::{Existing, FillOptions, Handler, HandlerOptions, SealFile, Seals};
+use sealmem::{FillOptions, Handler, HandlerOptions, SealFile, Seals};
 
 use crate::harness::{expect_errno, Context, Outcome, Test, TestResult};
 use crate::{ensure, ensure_eq};
@@ -68,7 +68,7 @@ fn spawn_server(h: Arc<Handler>, src: Arc<Source>, counts: Arc<Vec<AtomicUsize>>
                 if let Some(c) = counts.get((r.offset / PS) as usize) {
                     c.fetch_add(1, Ordering::Relaxed);
                 }
-                let _ = h.copy(r.offset, src.page(r.offset), FillOptions::default());
+                let _ = h.copy(r.offset, src.page(r.offset), FillOptions::new());
             }
         }
     })
@@ -77,9 +77,9 @@ fn spawn_server(h: Arc<Handler>, src: Arc<Source>, counts: Arc<Vec<AtomicUsize>>
 fn handler_thread_serves_faults() -> TestResult {
     let f = SealFile::create().ctx("open")?;
     f.set_size(8 * PS).ctx("size")?;
-    let h = f.enable_fill(HandlerOptions::default()).ctx("enable_fill")?;
+    let h = f.enable_fill(HandlerOptions::new()).ctx("enable_fill")?;
     let src = Arc::new(source(8, 1)?);
-    let view = f.view(true).ctx("view")?;
+    let view = f.view().ctx("view")?;
     let map = view.map_shared((8 * PS) as usize).ctx("map")?;
     let counts = Arc::new((0..8).map(|_| AtomicUsize::new(0)).collect::<Vec<_>>());
     let stop = Arc::new(AtomicBool::new(false));
@@ -97,19 +97,19 @@ fn handler_thread_serves_faults() -> TestResult {
 fn copy_eexist_and_skip() -> TestResult {
     let f = SealFile::create().ctx("open")?;
     f.set_size(4 * PS).ctx("size")?;
-    let h = f.enable_fill(HandlerOptions::default()).ctx("enable_fill")?;
+    let h = f.enable_fill(HandlerOptions::new()).ctx("enable_fill")?;
     let src = source(4, 2)?;
     // SAFETY: the whole 4-page source mapping is live.
     let all = unsafe { std::slice::from_raw_parts(src.map.as_ptr(), (4 * PS) as usize) };
-    ensure_eq!(h.copy(PS, &all[PS as usize..(2 * PS) as usize], FillOptions::default()).ctx("copy page 1")?, PS);
-    match h.copy(0, all, FillOptions::default()) {
+    ensure_eq!(h.copy(PS, &all[PS as usize..(2 * PS) as usize], FillOptions::new()).ctx("copy page 1")?, PS);
+    match h.copy(0, all, FillOptions::new()) {
         Err(e) => {
-            ensure_eq!(e.error.raw_os_error(), Some(libc::EEXIST));
-            ensure_eq!(e.done, PS);
+            ensure_eq!(e.raw_os_error(), Some(libc::EEXIST));
+            ensure!(matches!(e, sealmem::Error::Exists { done: PS }), "{e:?}");
         }
         Ok(n) => return Err(Outcome::Fail(format!("copy over a present page succeeded ({n})"))),
     }
-    let n = h.copy(0, all, FillOptions { existing: Existing::Skip, dont_wake: false }).ctx("skip existing")?;
+    let n = h.copy(0, all, FillOptions::new().skip_existing(true)).ctx("skip existing")?;
     ensure_eq!(n, 4 * PS);
     let mut back = vec![0u8; (4 * PS) as usize];
     f.read_at(&mut back, 0).ctx("read")?;
@@ -120,9 +120,9 @@ fn copy_eexist_and_skip() -> TestResult {
 fn zeropage_poison() -> TestResult {
     let f = SealFile::create().ctx("open")?;
     f.set_size(4 * PS).ctx("size")?;
-    let h = f.enable_fill(HandlerOptions::default()).ctx("enable_fill")?;
-    ensure_eq!(h.zeropage(0, PS, FillOptions::default()).ctx("zeropage")?, PS);
-    ensure_eq!(h.poison(PS, PS, FillOptions::default()).ctx("poison")?, PS);
+    let h = f.enable_fill(HandlerOptions::new()).ctx("enable_fill")?;
+    ensure_eq!(h.zeropage(0, PS, FillOptions::new()).ctx("zeropage")?, PS);
+    ensure_eq!(h.poison(PS, PS, FillOptions::new()).ctx("poison")?, PS);
     let mut b = [1u8; 8];
     ensure_eq!(f.read_at(&mut b, 0).ctx("read zero page")?, 8);
     ensure_eq!(b, [0u8; 8]);
@@ -147,7 +147,7 @@ fn zeropage_poison() -> TestResult {
 fn epoll_nonblocking_handler() -> TestResult {
     let f = SealFile::create().ctx("open")?;
     f.set_size(2 * PS).ctx("size")?;
-    let h = f.enable_fill(HandlerOptions { cloexec: true, nonblock: true }).ctx("enable_fill")?;
+    let h = f.enable_fill(HandlerOptions::new().nonblocking(true)).ctx("enable_fill")?;
     let mut reqs = [sealmem::Request { offset: 0, write: false, fault: false, tid: 0 }; 4];
     expect_errno(h.read_requests(&mut reqs), libc::EAGAIN, "empty nonblocking read")?;
     // SAFETY: plain syscalls on fds we own.
@@ -157,7 +157,7 @@ fn epoll_nonblocking_handler() -> TestResult {
     // SAFETY: valid epoll fd, handler fd and event.
     ensure_eq!(unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, h.as_raw_fd(), &mut ev) }, 0);
     let reader = std::thread::spawn({
-        let view = f.view(true).ctx("view")?;
+        let view = f.view().ctx("view")?;
         move || {
             let mut b = [0u8; 4];
             view.read_at(&mut b, PS + 4).map(|_| b)
@@ -172,7 +172,7 @@ fn epoll_nonblocking_handler() -> TestResult {
     ensure_eq!(reqs[0].offset, PS);
     ensure!(!reqs[0].fault && !reqs[0].write, "a read() request");
     let src = source(2, 3)?;
-    h.copy(PS, src.page(PS), FillOptions::default()).ctx("copy")?;
+    h.copy(PS, src.page(PS), FillOptions::new()).ctx("copy")?;
     let b = reader.join().map_err(|_| Outcome::Fail("reader panicked".into()))?.ctx("read")?;
     ensure_eq!(&b[..], &src.bytes[(PS + 4) as usize..(PS + 8) as usize]);
     // SAFETY: closing our epoll fd.
@@ -183,10 +183,10 @@ fn epoll_nonblocking_handler() -> TestResult {
 fn fill_end_and_enable_errors() -> TestResult {
     let f = SealFile::create().ctx("open")?;
     f.set_size(2 * PS).ctx("size")?;
-    let h = f.enable_fill(HandlerOptions::default()).ctx("enable_fill")?;
-    expect_errno(f.enable_fill(HandlerOptions::default()), libc::EBUSY, "second handler")?;
-    let view = f.view(true).ctx("view")?;
-    expect_errno(view.enable_fill(HandlerOptions::default()), libc::EPERM, "handler from a VIEW")?;
+    let h = f.enable_fill(HandlerOptions::new()).ctx("enable_fill")?;
+    expect_errno(f.enable_fill(HandlerOptions::new()), libc::EBUSY, "second handler")?;
+    let view = f.view().ctx("view")?;
+    expect_errno(view.enable_fill(HandlerOptions::new()), libc::EPERM, "handler from a VIEW")?;
     h.fill_end().ctx("fill_end")?;
     let mut b = [9u8; 4];
     ensure_eq!(f.read_at(&mut b, 0).ctx("read after FILL_END")?, 4);
@@ -194,7 +194,7 @@ fn fill_end_and_enable_errors() -> TestResult {
     ensure!(h.requests().next().is_none(), "an ended handler has no requests");
     let sealed = SealFile::create().ctx("open")?;
     sealed.add_seals(Seals::WRITE).ctx("seal")?;
-    expect_errno(sealed.enable_fill(HandlerOptions::default()), libc::EPERM, "write-sealed, not lazy")?;
+    expect_errno(sealed.enable_fill(HandlerOptions::new()), libc::EPERM, "write-sealed, not lazy")?;
     Ok(())
 }
 
@@ -204,9 +204,9 @@ fn lazy_sealed_image() -> TestResult {
     let f = SealFile::create().ctx("open")?;
     f.set_name("image").ctx("name")?;
     f.set_size(PAGES * PS).ctx("size")?;
-    let h = Arc::new(f.enable_fill(HandlerOptions::default()).ctx("enable_fill")?);
+    let h = Arc::new(f.enable_fill(HandlerOptions::new()).ctx("enable_fill")?);
     f.add_seals(Seals::WRITE | Seals::SHRINK | Seals::GROW | Seals::SEAL).ctx("seal")?;
-    let view = f.view(false).ctx("view")?;
+    let view = f.view_with(sealmem::ViewOptions::new().cloexec(false)).ctx("view")?;
     drop(f);
     let src = Arc::new(source(PAGES, 4)?);
     let counts = Arc::new((0..PAGES).map(|_| AtomicUsize::new(0)).collect::<Vec<_>>());
@@ -244,8 +244,8 @@ fn lazy_sealed_image() -> TestResult {
     t.join().map_err(|_| Outcome::Fail("server panicked".into()))?;
     ensure!(counts.iter().all(|c| c.load(Ordering::Relaxed) <= 1), "a page was requested twice");
     ensure!(counts.iter().all(|c| c.load(Ordering::Relaxed) == 1), "every page was requested once");
-    let err = h.copy(0, src.page(0), FillOptions::default());
-    ensure!(err.as_ref().is_err_and(|e| e.error.raw_os_error() == Some(libc::EEXIST)), "a filled byte can change");
+    let err = h.copy(0, src.page(0), FillOptions::new());
+    ensure!(err.as_ref().is_err_and(|e| matches!(e, sealmem::Error::Exists { done: 0 })), "a filled byte can change");
     Ok(())
 }
 
@@ -255,9 +255,9 @@ fn lazy_sealed_image() -> TestResult {
 fn map_try_read_efault_instead_of_sigbus() -> TestResult {
     let f = SealFile::create().ctx("open")?;
     f.set_size(4 * PS).ctx("size")?;
-    let h = f.enable_fill(HandlerOptions::default()).ctx("enable_fill")?;
-    h.zeropage(0, PS, FillOptions::default()).ctx("zeropage")?;
-    h.poison(PS, PS, FillOptions::default()).ctx("poison")?;
+    let h = f.enable_fill(HandlerOptions::new()).ctx("enable_fill")?;
+    h.zeropage(0, PS, FillOptions::new()).ctx("zeropage")?;
+    h.poison(PS, PS, FillOptions::new()).ctx("poison")?;
     let map = f.map_shared_mut((4 * PS) as usize).ctx("map")?;
     let mut b = [9u8; 8];
     map.try_read(0, &mut b).ctx("try_read of a zero page")?;
@@ -273,7 +273,7 @@ fn map_try_read_efault_instead_of_sigbus() -> TestResult {
         move || -> std::io::Result<u64> {
             let mut reqs = [sealmem::Request { offset: 0, write: false, fault: false, tid: 0 }; 1];
             h.read_requests(&mut reqs)?;
-            h.copy(reqs[0].offset, src.page(reqs[0].offset), FillOptions::default()).map_err(|e| e.error)?;
+            h.copy(reqs[0].offset, src.page(reqs[0].offset), FillOptions::new()).map_err(std::io::Error::from)?;
             Ok(reqs[0].offset)
         }
     });
@@ -308,8 +308,8 @@ fn wait_pollin(h: &Handler) -> TestResult {
 fn read_requests_empty_buffer_einval() -> TestResult {
     let f = SealFile::create().ctx("open")?;
     f.set_size(2 * PS).ctx("size")?;
-    let h = f.enable_fill(HandlerOptions::default()).ctx("enable_fill")?;
-    let view = f.view(true).ctx("view")?;
+    let h = f.enable_fill(HandlerOptions::new()).ctx("enable_fill")?;
+    let view = f.view().ctx("view")?;
     let reader = std::thread::spawn(move || {
         let mut b = [0u8; 4];
         view.read_at(&mut b, PS).map(|_| b)
@@ -319,7 +319,7 @@ fn read_requests_empty_buffer_einval() -> TestResult {
     let mut one = [NO_REQUEST; 1];
     ensure_eq!(h.read_requests(&mut one).ctx("read request")?, 1);
     ensure_eq!(one[0].offset, PS);
-    h.zeropage(PS, PS, FillOptions::default()).ctx("zeropage")?;
+    h.zeropage(PS, PS, FillOptions::new()).ctx("zeropage")?;
     let b = reader.join().map_err(|_| Outcome::Fail("reader panicked".into()))?.ctx("read")?;
     ensure_eq!(b, [0u8; 4]);
     Ok(())
@@ -330,13 +330,13 @@ fn read_requests_empty_buffer_einval() -> TestResult {
 fn requests_nonblocking_wouldblock_goes_on() -> TestResult {
     let f = SealFile::create().ctx("open")?;
     f.set_size(2 * PS).ctx("size")?;
-    let h = f.enable_fill(HandlerOptions { cloexec: true, nonblock: true }).ctx("enable_fill")?;
+    let h = f.enable_fill(HandlerOptions::new().nonblocking(true)).ctx("enable_fill")?;
     let mut reqs = h.requests();
     match reqs.next() {
         Some(Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
         other => return Err(Outcome::Fail(format!("expected WouldBlock, got {other:?}"))),
     }
-    let view = f.view(true).ctx("view")?;
+    let view = f.view().ctx("view")?;
     drop(f);
     let reader = std::thread::spawn(move || {
         let mut b = [0u8; 4];
@@ -350,7 +350,7 @@ fn requests_nonblocking_wouldblock_goes_on() -> TestResult {
         }
     };
     ensure_eq!(req.offset, 0);
-    h.zeropage(0, PS, FillOptions::default()).ctx("zeropage")?;
+    h.zeropage(0, PS, FillOptions::new()).ctx("zeropage")?;
     reader.join().map_err(|_| Outcome::Fail("reader panicked".into()))?.ctx("read")?;
     // The reader thread dropped the last fd: the handler is no longer needed.
     for _ in 0..100 {
@@ -378,8 +378,26 @@ extern "C" fn count_signal(_: libc::c_int) {
     SIGNALS.fetch_add(1, Ordering::SeqCst);
 }
 
+/// Waits (deadline 10 s) until thread `tid` of this process sleeps in `read(2)`: state `S`
+/// and syscall number 0 (x86_64's read) in `/proc/self/task/TID/{stat,syscall}`. A handshake
+/// with the kernel's view of the thread, instead of a sleep.
+fn wait_blocked_in_read(tid: i32) -> TestResult {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap_or_default();
+        let state = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next()).unwrap_or("").to_string();
+        let sc = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).unwrap_or_default();
+        if state == "S" && sc.split_whitespace().next() == Some(libc::SYS_read.to_string().as_str()) {
+            return Ok(());
+        }
+        ensure!(std::time::Instant::now() < deadline, "thread {tid} never blocked in read: {state} {sc}");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// A signal whose handler has no SA_RESTART makes the handler fd's read fail with EINTR;
-/// the iterator retries and yields the request that comes later.
+/// the iterator retries and yields the request that comes later. Each signal is sent once
+/// the kernel shows the server blocked in read, and the next only after the handler ran.
 fn requests_retries_eintr() -> TestResult {
     // SAFETY: installs a handler that only bumps an atomic counter.
     unsafe {
@@ -390,28 +408,39 @@ fn requests_retries_eintr() -> TestResult {
     }
     let f = SealFile::create().ctx("open")?;
     f.set_size(2 * PS).ctx("size")?;
-    let h = Arc::new(f.enable_fill(HandlerOptions::default()).ctx("enable_fill")?);
+    let h = Arc::new(f.enable_fill(HandlerOptions::new()).ctx("enable_fill")?);
+    let (tx, rx) = std::sync::mpsc::channel();
     let server = std::thread::spawn({
         let h = h.clone();
-        move || h.requests().next().map(|r| r.map(|r| r.offset).map_err(|e| e.to_string()))
+        move || {
+            // SAFETY: a plain syscall.
+            let _ = tx.send(unsafe { libc::gettid() });
+            h.requests().next().map(|r| r.map(|r| r.offset).map_err(|e| e.to_string()))
+        }
     });
+    let tid = rx.recv_timeout(std::time::Duration::from_secs(10)).map_err(|_| Outcome::Fail("no tid".into()))?;
     let before = SIGNALS.load(Ordering::SeqCst);
-    for _ in 0..3 {
-        std::thread::sleep(std::time::Duration::from_millis(100));
+    for k in 1..=3 {
+        wait_blocked_in_read(tid)?;
         // SAFETY: the thread is not joined yet (it waits for the request made below).
         ensure_eq!(unsafe { libc::pthread_kill(pthread_of(&server), libc::SIGUSR2) }, 0);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while SIGNALS.load(Ordering::SeqCst) < before + k {
+            ensure!(std::time::Instant::now() < deadline, "signal {k} not handled");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    // Back in read after the third signal: the iterator did not end.
+    wait_blocked_in_read(tid)?;
     ensure!(!server.is_finished(), "the iterator ended on a signal");
-    let view = f.view(true).ctx("view")?;
+    let view = f.view().ctx("view")?;
     let reader = std::thread::spawn(move || {
         let mut b = [0u8; 4];
         view.read_at(&mut b, PS).map(|_| b)
     });
     let got = server.join().map_err(|_| Outcome::Fail("server panicked".into()))?;
     ensure_eq!(got, Some(Ok(PS)));
-    ensure!(SIGNALS.load(Ordering::SeqCst) >= before + 3, "signals not delivered");
-    h.zeropage(PS, PS, FillOptions::default()).ctx("zeropage")?;
+    h.zeropage(PS, PS, FillOptions::new()).ctx("zeropage")?;
     reader.join().map_err(|_| Outcome::Fail("reader panicked".into()))?.ctx("read")?;
     Ok(())
 }
