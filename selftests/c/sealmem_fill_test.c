@@ -1224,6 +1224,40 @@ TEST_F(lazy, handler_hup_after_fill_end_and_after_the_last_mapping)
 	close(hfd);
 }
 
+/*
+ * A read fault on a MAP_PRIVATE mapping of a lazy file waits for the fill and maps the
+ * file's page; a write then makes a private copy: exact bytes (the filled ones around the
+ * written byte), the file and other mappings unchanged, no second request.
+ */
+TEST_F(lazy, private_read_fault_then_write_copies_the_filled_page)
+{
+	char *p = mmap(NULL, self->size, PROT_READ | PROT_WRITE, MAP_PRIVATE, self->fd, 0), *q, buf[PS];
+	struct server s;
+	volatile char c;
+
+	ASSERT_NE(MAP_FAILED, p);
+	server_start(&s, self->hfd, self->src);
+	c = p[6 * PS + 5];
+	EXPECT_EQ(self->src[6 * PS + 5], c);
+	EXPECT_EQ(SEALMEM_MSG_FAULT, atomic_load(&s.last_flags)) TH_LOG("a read fault");
+	p[6 * PS + 5] = ~self->src[6 * PS + 5];
+	memcpy(buf, self->src + 6 * PS, PS);
+	buf[5] = ~buf[5];
+	EXPECT_EQ(0, memcmp(p + 6 * PS, buf, PS)) TH_LOG("the private copy: the filled page plus the write");
+	server_stop(&s);
+	EXPECT_SERVER_CLEAN(s);
+	EXPECT_EQ(1, atomic_load(&s.count[6]));
+	EXPECT_EQ(1, sm_fdinfo_num(self->hfd, "total")) TH_LOG("the write raised no request");
+	ASSERT_EQ(PS, pread(self->fd, buf, PS, 6 * PS));
+	EXPECT_EQ(0, memcmp(buf, self->src + 6 * PS, PS)) TH_LOG("the file is unchanged");
+	q = mmap(NULL, self->size, PROT_READ, MAP_SHARED, self->fd, 0);
+	ASSERT_NE(MAP_FAILED, q);
+	EXPECT_EQ(0, memcmp(q + 6 * PS, self->src + 6 * PS, PS)) TH_LOG("a shared mapping sees the file's bytes");
+	EXPECT_EQ(1, sm_fdinfo_num(self->fd, "pages"));
+	munmap(q, self->size);
+	munmap(p, self->size);
+}
+
 struct splicer {
 	int fd, pipe_w;
 	loff_t off;
