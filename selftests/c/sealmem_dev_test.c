@@ -236,20 +236,11 @@ TEST_F(file, fdinfo_shows_the_file_state)
 	EXPECT_EQ(SEALMEM_API, strtoull(v, NULL, 10));
 }
 
-/* Unloads sealmem and loads it again with module parameters; 0 on success. */
+/* Unloads sealmem and loads it again with module parameters (sm_reload: the gauges must be 0
+ * first, or the reload would hide what earlier tests left behind); 0 on success. */
 static int reload(const char *params)
 {
-	const char *ko = getenv("SEALMEM_KO");
-	int kfd, ret;
-
-	if (syscall(SYS_delete_module, "sealmem", O_NONBLOCK))
-		return -1;
-	kfd = open(ko, O_RDONLY | O_CLOEXEC);
-	if (kfd < 0)
-		return -1;
-	ret = syscall(SYS_finit_module, kfd, params, 0);
-	close(kfd);
-	return ret;
+	return sm_reload(params);
 }
 
 TEST(limits_max_pages_enospc_sigbus_and_max_file_size_efbig)
@@ -290,6 +281,70 @@ TEST(limits_max_pages_enospc_sigbus_and_max_file_size_efbig)
 	close(fd);
 	EXPECT_EQ(0, sealmem_counter("pages"));
 	ASSERT_EQ(0, reload("")) TH_LOG("reload with defaults: %s", strerror(errno));
+}
+
+static int fill_op(int hfd, unsigned long cmd, __u64 off, __u64 len, __s64 *done)
+{
+	struct sealmem_fill f = { .offset = off, .len = len };
+	int ret = ioctl(hfd, cmd, &f);
+
+	*done = f.done;
+	return ret;
+}
+
+/*
+ * max_pages bounds the fills too: a COPY or ZEROPAGE that reaches it fills the pages that
+ * fit, then stops with ENOSPC reporting them (nothing: the negated errno); the pages past
+ * the limit stay holes and can be filled once pages are freed.
+ */
+TEST(limits_max_pages_enospc_from_copy_and_zeropage)
+{
+	char *src, buf[4096];
+	__s64 done = 0;
+	int fd, hfd;
+
+	if (!getenv("SEALMEM_KO"))
+		SKIP(return, "SEALMEM_KO not set (runs only in the test VM)");
+	src = sm_make_src(32 * PS, 8);
+	ASSERT_NE(MAP_FAILED, src);
+	ASSERT_EQ(0, reload("max_pages=16")) TH_LOG("%s", strerror(errno));
+	fd = sm_new();
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, sm_set_size(fd, 32 * PS));
+	hfd = sm_fill_enable(fd, SEALMEM_FD_CLOEXEC);
+	ASSERT_GE(hfd, 0);
+	ASSERT_EQ(0, sm_copy(hfd, 0, src, 12 * PS, &done));
+	EXPECT_EQ(12 * PS, done);
+	/* 8 pages asked, 4 fit. */
+	EXPECT_ERRNO(ENOSPC, sm_copy(hfd, 12 * PS, src + 12 * PS, 8 * PS, &done));
+	EXPECT_EQ(4 * PS, done);
+	EXPECT_EQ(16, sealmem_counter("pages"));
+	EXPECT_EQ(16, sm_pages(fd));
+	/* At the limit: nothing fits. */
+	EXPECT_ERRNO(ENOSPC, sm_copy(hfd, 16 * PS, src + 16 * PS, PS, &done));
+	EXPECT_EQ(-ENOSPC, done);
+	EXPECT_ERRNO(ENOSPC, fill_op(hfd, SEALMEM_IOC_ZEROPAGE, 16 * PS, PS, &done));
+	EXPECT_EQ(-ENOSPC, done);
+	EXPECT_EQ(16 * PS, lseek(fd, 0, SEEK_HOLE)) TH_LOG("page 16 stays a hole");
+	/* Two pages freed: a ZEROPAGE of 4 fills 2. */
+	ASSERT_EQ(0, sm_punch(fd, 0, 2 * PS));
+	EXPECT_ERRNO(ENOSPC, fill_op(hfd, SEALMEM_IOC_ZEROPAGE, 16 * PS, 4 * PS, &done));
+	EXPECT_EQ(2 * PS, done);
+	EXPECT_EQ(16, sealmem_counter("pages"));
+	EXPECT_EQ(18 * PS, lseek(fd, 16 * PS, SEEK_HOLE));
+	/* The bytes: the copied pages exact, the zero pages zero. */
+	for (int i = 2; i < 16; i++) {
+		ASSERT_EQ(PS, pread(fd, buf, PS, (off_t)i * PS));
+		EXPECT_EQ(0, memcmp(buf, src + i * PS, PS)) TH_LOG("page %d", i);
+	}
+	ASSERT_EQ(PS, pread(fd, buf, PS, 17 * PS));
+	EXPECT_EQ(0, buf[0]);
+	EXPECT_EQ(0, memcmp(buf, buf + 1, PS - 1));
+	close(hfd);
+	close(fd);
+	EXPECT_EQ(0, sealmem_counter("pages"));
+	ASSERT_EQ(0, reload("")) TH_LOG("reload with defaults: %s", strerror(errno));
+	munmap(src, 32 * PS);
 }
 
 static int write_str(const char *path, const char *val)
@@ -379,6 +434,8 @@ TEST(rmmod_refused_while_a_file_is_open)
 	EXPECT_EQ(-1, syscall(SYS_delete_module, "sealmem", O_NONBLOCK));
 	EXPECT_EQ(EWOULDBLOCK, errno);
 	close(fd2);
+	/* Unloading resets the gauges: whatever this program left must be seen first. */
+	EXPECT_EQ(0, sm_gauges_before_unload()) TH_LOG("files or pages left before the unload");
 	ASSERT_EQ(0, syscall(SYS_delete_module, "sealmem", O_NONBLOCK))
 		TH_LOG("rmmod after close: %s", strerror(errno));
 	EXPECT_EQ(-1, access(SEALMEM_DEV, F_OK));

@@ -684,6 +684,82 @@ TEST(view_keeps_the_file_alive)
 	EXPECT_EQ(files0, sealmem_counter("files"));
 }
 
+/*
+ * A file (not a handler) sent by SCM_RIGHTS to a process that did not inherit it is the same
+ * file: the receiver reads the sender's bytes, its writes (through the fd and a shared
+ * mapping) are the sender's bytes, it sees the same sealmem-id; a VIEW sent the same way is
+ * read-only there and reads the same bytes.
+ */
+TEST(file_sent_by_scm_rights_is_the_same_file)
+{
+	char data[PS], buf[PS], info[2048], id[64], idc[64] = { 0 };
+	int sv[2], fd, view, ended;
+	ssize_t n;
+	pid_t pid;
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv));
+	/* The child exists before the file: it can only get it through the socket. */
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		char want[PS], got[PS], *p;
+		int rfd, rview;
+
+		alarm(30);
+		close(sv[0]);
+		rfd = sm_recv_fd(sv[1]);
+		rview = sm_recv_fd(sv[1]);
+		if (rfd < 0 || rview < 0)
+			_exit(10);
+		sm_pattern(want, PS, 21, 0);
+		if (sm_get_size(rfd) != 2 * PS || pread(rfd, got, PS, 0) != PS || memcmp(got, want, PS))
+			_exit(11);
+		if (pread(rview, got, PS, 0) != PS || memcmp(got, want, PS))
+			_exit(12);
+		if (pwrite(rview, "v", 1, 0) != -1 || errno != EBADF)
+			_exit(13);
+		if (pwrite(rfd, "child", 5, PS) != 5)
+			_exit(14);
+		p = mmap(NULL, 2 * PS, PROT_READ | PROT_WRITE, MAP_SHARED, rfd, 0);
+		if (p == MAP_FAILED || p[7] != want[7])
+			_exit(15);
+		p[PS + 100] = 'M';
+		munmap(p, 2 * PS);
+		if (sealmem_fdinfo(rfd, info, sizeof(info)) <= 0 || sealmem_fdinfo_field(info, "sealmem-id", id, sizeof(id)))
+			_exit(16);
+		if (write(sv[1], id, sizeof(id)) != sizeof(id))
+			_exit(17);
+		_exit(0);
+	}
+	close(sv[1]);
+	fd = sm_new();
+	ASSERT_GE(fd, 0);
+	sm_pattern(data, PS, 21, 0);
+	ASSERT_EQ(PS, pwrite(fd, data, PS, 0));
+	ASSERT_EQ(0, sm_set_size(fd, 2 * PS));
+	view = sm_view(fd, SEALMEM_FD_CLOEXEC);
+	ASSERT_GE(view, 0);
+	ASSERT_EQ(0, sm_send_fd(sv[0], fd));
+	ASSERT_EQ(0, sm_send_fd(sv[0], view));
+	close(view);
+	n = read(sv[0], idc, sizeof(idc));
+	/* The child reports or exits (alarm: 30 s at most); its exit code names the failed step. */
+	ASSERT_EQ(pid, waitpid(pid, &ended, 0));
+	EXPECT_EQ(SM_EXITED(0), sm_ended(ended)) TH_LOG("the receiver ended with %d (10-17: the step that failed)", sm_ended(ended));
+	ASSERT_EQ(sizeof(idc), n) TH_LOG("the receiver did not report its sealmem-id");
+	ASSERT_GT(sealmem_fdinfo(fd, info, sizeof(info)), 0);
+	ASSERT_EQ(0, sealmem_fdinfo_field(info, "sealmem-id", id, sizeof(id)));
+	EXPECT_STREQ(id, idc);
+	ASSERT_EQ(PS, pread(fd, buf, PS, PS));
+	EXPECT_EQ(0, memcmp(buf, "child", 5)) TH_LOG("the receiver's write is in the sender's file");
+	EXPECT_EQ('M', buf[100]);
+	EXPECT_EQ(0, buf[5]);
+	ASSERT_EQ(PS, pread(fd, buf, PS, 0));
+	EXPECT_EQ(0, memcmp(buf, data, PS));
+	close(sv[0]);
+	close(fd);
+}
+
 TEST_F(f, name_set_get_fdinfo)
 {
 	struct sealmem_name n = { "model-weights" }, out;

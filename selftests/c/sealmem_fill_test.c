@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -1116,6 +1117,304 @@ TEST_F(lazy, private_mapping_faults_wait_too)
 	server_stop(&s);
 	ASSERT_EQ(1, pread(self->fd, &c, 1, PS));
 	EXPECT_EQ(self->src[PS], c);
+	munmap(p, self->size);
+}
+
+/* A thread in epoll_wait on the handler fd (10 s at most): the events it got. */
+struct hup_waiter {
+	int ep;
+	atomic_int tid, done;
+	int n;
+	__u32 events;
+	pthread_t th;
+};
+
+static void *hup_wait_run(void *arg)
+{
+	struct hup_waiter *w = arg;
+	struct epoll_event ev = { 0 };
+
+	atomic_store(&w->tid, (int)syscall(SYS_gettid));
+	w->n = epoll_wait(w->ep, &ev, 1, 10000);
+	w->events = ev.events;
+	atomic_store(&w->done, 1);
+	return NULL;
+}
+
+/* Starts a hup_waiter on `hfd` and returns once it sleeps in epoll_wait; 0 on success. */
+static int hup_waiter_start(struct hup_waiter *w, int hfd)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	memset(w, 0, sizeof(*w));
+	w->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (w->ep < 0 || epoll_ctl(w->ep, EPOLL_CTL_ADD, hfd, &ev) || pthread_create(&w->th, NULL, hup_wait_run, w))
+		return -1;
+	while (!atomic_load(&w->tid))
+		sm_msleep(1);
+	return wait_sleeping(atomic_load(&w->tid));
+}
+
+/* Waits up to 5 s for the waiter to end; joins it and returns its events, or 0. */
+static __u32 hup_waiter_end(struct hup_waiter *w)
+{
+	double t0 = sm_now();
+
+	while (!atomic_load(&w->done) && sm_now() - t0 < 5)
+		sm_msleep(2);
+	if (!atomic_load(&w->done))
+		return 0;	/* left to its 10 s timeout; joined by nobody */
+	pthread_join(w->th, NULL);
+	close(w->ep);
+	return w->n == 1 ? w->events : 0;
+}
+
+/*
+ * EPOLLHUP (and read() returning 0) once the handler is no longer needed, beyond the "last
+ * fd closed" case of epoll_driven_handler_and_hup: after FILL_END, and when the file's last
+ * mapping goes after all its fds did. Before that, no HUP: a mapping alone can still raise
+ * requests. A waiter asleep in epoll_wait is woken.
+ */
+TEST_F(lazy, handler_hup_after_fill_end_and_after_the_last_mapping)
+{
+	struct pollfd pl = { .fd = self->hfd, .events = POLLIN };
+	struct hup_waiter w1, w2;	/* one each: a waiter never woken stays in epoll_wait */
+	struct sealmem_msg m;
+	int fd, hfd, status;
+	__u32 ev;
+	char *p;
+	pid_t pid;
+
+	/* FILL_END. */
+	EXPECT_EQ(0, poll(&pl, 1, 0)) TH_LOG("nothing pending, handler needed: no event");
+	ASSERT_EQ(0, hup_waiter_start(&w1, self->hfd));
+	ASSERT_EQ(0, ioctl(self->hfd, SEALMEM_IOC_FILL_END));
+	ev = hup_waiter_end(&w1);
+	EXPECT_TRUE(ev & EPOLLHUP) TH_LOG("epoll_wait after FILL_END: events %#x", ev);
+	EXPECT_EQ(1, poll(&pl, 1, 0));
+	EXPECT_TRUE(pl.revents & POLLHUP);
+	EXPECT_EQ(0, read(self->hfd, &m, sizeof(m)));
+
+	/* The last mapping: every fd but the handler closed while a mapping lives. */
+	fd = sm_new();
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, sm_set_size(fd, 4 * PS));
+	hfd = fill_enable(fd, SEALMEM_FD_CLOEXEC);
+	ASSERT_GE(hfd, 0);
+	p = mmap(NULL, 4 * PS, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	close(fd);
+	pl = (struct pollfd){ .fd = hfd, .events = POLLIN };
+	EXPECT_EQ(0, poll(&pl, 1, 0)) TH_LOG("a mapping is left: no HUP (revents %#x)", pl.revents);
+	/* The mapping alone still raises requests (a child's fault), served as usual. */
+	pid = child_touches(p + PS, hfd, &m);
+	ASSERT_GT(pid, 0);
+	EXPECT_EQ(PS, m.offset);
+	ASSERT_EQ(0, copy_page(hfd, PS, self->src + PS, PS, 0, NULL));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(SM_EXITED(0), sm_ended(status));
+	EXPECT_EQ(0, poll(&pl, 1, 0)) TH_LOG("revents %#x", pl.revents);
+	ASSERT_EQ(0, hup_waiter_start(&w2, hfd));
+	ASSERT_EQ(0, munmap(p, 4 * PS));
+	ev = hup_waiter_end(&w2);
+	EXPECT_TRUE(ev & EPOLLHUP) TH_LOG("epoll_wait after the last munmap: events %#x", ev);
+	EXPECT_EQ(1, poll(&pl, 1, 0));
+	EXPECT_TRUE(pl.revents & POLLHUP);
+	EXPECT_EQ(0, read(hfd, &m, sizeof(m)));
+	close(hfd);
+}
+
+/*
+ * A read fault on a MAP_PRIVATE mapping of a lazy file waits for the fill and maps the
+ * file's page; a write then makes a private copy: exact bytes (the filled ones around the
+ * written byte), the file and other mappings unchanged, no second request.
+ */
+TEST_F(lazy, private_read_fault_then_write_copies_the_filled_page)
+{
+	char *p = mmap(NULL, self->size, PROT_READ | PROT_WRITE, MAP_PRIVATE, self->fd, 0), *q, buf[PS];
+	struct server s;
+	volatile char c;
+
+	ASSERT_NE(MAP_FAILED, p);
+	server_start(&s, self->hfd, self->src);
+	c = p[6 * PS + 5];
+	EXPECT_EQ(self->src[6 * PS + 5], c);
+	EXPECT_EQ(SEALMEM_MSG_FAULT, atomic_load(&s.last_flags)) TH_LOG("a read fault");
+	p[6 * PS + 5] = ~self->src[6 * PS + 5];
+	memcpy(buf, self->src + 6 * PS, PS);
+	buf[5] = ~buf[5];
+	EXPECT_EQ(0, memcmp(p + 6 * PS, buf, PS)) TH_LOG("the private copy: the filled page plus the write");
+	server_stop(&s);
+	EXPECT_SERVER_CLEAN(s);
+	EXPECT_EQ(1, atomic_load(&s.count[6]));
+	EXPECT_EQ(1, sm_fdinfo_num(self->hfd, "total")) TH_LOG("the write raised no request");
+	ASSERT_EQ(PS, pread(self->fd, buf, PS, 6 * PS));
+	EXPECT_EQ(0, memcmp(buf, self->src + 6 * PS, PS)) TH_LOG("the file is unchanged");
+	q = mmap(NULL, self->size, PROT_READ, MAP_SHARED, self->fd, 0);
+	ASSERT_NE(MAP_FAILED, q);
+	EXPECT_EQ(0, memcmp(q + 6 * PS, self->src + 6 * PS, PS)) TH_LOG("a shared mapping sees the file's bytes");
+	EXPECT_EQ(1, sm_fdinfo_num(self->fd, "pages"));
+	munmap(q, self->size);
+	munmap(p, self->size);
+}
+
+struct splicer {
+	int fd, pipe_w;
+	loff_t off;
+	size_t len;
+	ssize_t ret;
+	int err;
+	atomic_int tid, done;
+	pthread_t th;
+};
+
+static void *splice_run(void *arg)
+{
+	struct splicer *sp = arg;
+
+	atomic_store(&sp->tid, (int)syscall(SYS_gettid));
+	sp->ret = splice(sp->fd, &sp->off, sp->pipe_w, NULL, sp->len, 0);
+	sp->err = errno;
+	atomic_store(&sp->done, 1);
+	return NULL;
+}
+
+/* splice() out of a hole waits for the fill (one request, a syscall's), then moves the
+ * exact bytes; nothing reaches the pipe before. (sendfile: read_and_sendfile_block_until_served.) */
+TEST_F(lazy, splice_of_a_hole_waits_for_the_fill)
+{
+	struct splicer sp = { .fd = self->fd, .off = 5 * PS + 100, .len = 2 * PS };
+	struct pollfd pl;
+	struct sealmem_msg m;
+	char buf[2 * PS];
+	int pfd[2];
+
+	ASSERT_EQ(0, pipe(pfd));
+	ASSERT_GE(fcntl(pfd[1], F_SETPIPE_SZ, 4 * PS), 4 * PS);
+	sp.pipe_w = pfd[1];
+	ASSERT_EQ(0, pthread_create(&sp.th, NULL, splice_run, &sp));
+	ASSERT_EQ(0, sm_read_msg(self->hfd, &m, 10000)) TH_LOG("no request from splice");
+	EXPECT_EQ(5 * PS, m.offset);
+	EXPECT_EQ(0, m.flags) TH_LOG("a syscall's request: neither FAULT nor WRITE");
+	EXPECT_EQ(atomic_load(&sp.tid), (int)m.tid);
+	ASSERT_EQ(0, wait_sleeping(atomic_load(&sp.tid))) TH_LOG("the splice does not wait");
+	EXPECT_EQ(0, atomic_load(&sp.done));
+	pl = (struct pollfd){ .fd = pfd[0], .events = POLLIN };
+	EXPECT_EQ(0, poll(&pl, 1, 0)) TH_LOG("bytes reached the pipe before the fill");
+	ASSERT_EQ(0, copy_page(self->hfd, 5 * PS, self->src + 5 * PS, 3 * PS, 0, NULL));
+	pthread_join(sp.th, NULL);
+	EXPECT_EQ(2 * PS, sp.ret) TH_LOG("splice: %s", strerror(sp.err));
+	ASSERT_EQ(2 * PS, read(pfd[0], buf, 2 * PS));
+	EXPECT_EQ(0, memcmp(buf, self->src + 5 * PS + 100, 2 * PS));
+	EXPECT_EQ(1, sm_fdinfo_num(self->hfd, "total"));
+	close(pfd[0]);
+	close(pfd[1]);
+}
+
+/*
+ * COPY from a source whose second half of the page faults (PROT_NONE): EFAULT, and the
+ * page never becomes visible: no partial page, it stays a hole, its waiter keeps waiting
+ * (it is not woken into a half-copied page). A COPY of two pages fills the first and stops
+ * at the second (copy = one page). A later full COPY fills it.
+ */
+TEST_F(lazy, copy_from_a_source_faulting_mid_page_leaves_a_hole)
+{
+	char *bad = mmap(NULL, 3 * PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), buf[PS];
+	struct toucher t = { .fd = self->fd, .off = 4 * PS + 7, .use_read = 1 };
+	struct sealmem_msg m;
+	__s64 done = 0;
+	pthread_t th;
+
+	ASSERT_NE(MAP_FAILED, bad);
+	memcpy(bad, self->src + 3 * PS - PS / 2, 2 * PS + PS / 2);	/* bad + PS/2 holds page 3 */
+	ASSERT_EQ(0, mprotect(bad + 2 * PS, PS, PROT_NONE));
+	ASSERT_EQ(0, pthread_create(&th, NULL, touch_thread, &t));
+	ASSERT_EQ(0, sm_read_msg(self->hfd, &m, 10000));
+	EXPECT_EQ(4 * PS, m.offset);
+	ASSERT_EQ(0, wait_sleeping(atomic_load(&t.tid)));
+	/* Page 4 from bad + 1.5 pages: its second half is PROT_NONE. */
+	errno = 0;
+	EXPECT_EQ(-1, copy_page(self->hfd, 4 * PS, bad + PS + PS / 2, PS, 0, &done));
+	EXPECT_EQ(EFAULT, errno);
+	EXPECT_EQ(-EFAULT, done);
+	EXPECT_EQ(0, sm_fdinfo_num(self->fd, "pages")) TH_LOG("no page was stored");
+	EXPECT_EQ(4 * PS, lseek(self->fd, 4 * PS, SEEK_HOLE));
+	EXPECT_ERRNO(ENXIO, lseek(self->fd, 0, SEEK_DATA));
+	/* Pages 3 and 4 from bad + 0.5 pages: page 3 is whole, page 4 faults mid-way. */
+	errno = 0;
+	EXPECT_EQ(-1, copy_page(self->hfd, 3 * PS, bad + PS / 2, 2 * PS, 0, &done));
+	EXPECT_EQ(EFAULT, errno);
+	EXPECT_EQ(PS, done);
+	EXPECT_EQ(1, sm_fdinfo_num(self->fd, "pages"));
+	EXPECT_EQ(3 * PS, lseek(self->fd, 0, SEEK_DATA));
+	EXPECT_EQ(4 * PS, lseek(self->fd, 3 * PS, SEEK_HOLE)) TH_LOG("page 4 is still a hole");
+	ASSERT_EQ(PS, pread(self->fd, buf, PS, 3 * PS));
+	EXPECT_EQ(0, memcmp(buf, self->src + 3 * PS, PS));
+	/* The waiter of page 4 still waits: nothing half-copied was ever shown to it. */
+	sm_msleep(50);
+	EXPECT_EQ(0, atomic_load(&t.done));
+	EXPECT_EQ('S', sm_task_state(getpid(), atomic_load(&t.tid)));
+	EXPECT_EQ(1, sm_fdinfo_num(self->fd, "pending"));
+	/* A whole source: filled, the waiter gets the exact byte. */
+	EXPECT_EQ(0, copy_page(self->hfd, 4 * PS, self->src + 4 * PS, PS, 0, &done));
+	EXPECT_EQ(PS, done);
+	pthread_join(th, NULL);
+	EXPECT_EQ(self->src[4 * PS + 7], t.got);
+	ASSERT_EQ(PS, pread(self->fd, buf, PS, 4 * PS));
+	EXPECT_EQ(0, memcmp(buf, self->src + 4 * PS, PS));
+	EXPECT_EQ(1, sm_fdinfo_num(self->hfd, "total"));
+	munmap(bad, 3 * PS);
+}
+
+/*
+ * The debugfs counters `fills` (pages filled through the handler fd) and `waits` (times a
+ * task waited for a page), exact deltas: three threads fault page 2 and one preads page 5
+ * (4 waits, one request each page); COPY of 4 pages, ZEROPAGE of 2, a COPY stopped by
+ * EEXIST after 2 pages, a SKIP_EXISTING COPY that fills 2 (the skipped pages are not fills).
+ */
+TEST_F(lazy, fills_and_waits_counters_count_exactly)
+{
+	enum { N = 4 };
+	char *p = mmap(NULL, self->size, PROT_READ, MAP_SHARED, self->fd, 0);
+	long long fills0 = sealmem_counter("fills"), waits0 = sealmem_counter("waits");
+	struct toucher t[N];
+	pthread_t th[N];
+	__s64 done;
+	int i;
+
+	ASSERT_NE(MAP_FAILED, p);
+	ASSERT_GE(fills0, 0);
+	ASSERT_GE(waits0, 0);
+	for (i = 0; i < N; i++) {
+		t[i] = (struct toucher){ .p = p, .fd = self->fd, .off = i < 3 ? 2 * PS + i : 5 * PS, .use_read = i == 3 };
+		ASSERT_EQ(0, pthread_create(&th[i], NULL, touch_thread, &t[i]));
+	}
+	for (i = 0; i < N; i++) {
+		for (int k = 0; k < 500 && !atomic_load(&t[i].tid); k++)
+			sm_msleep(2);
+		ASSERT_EQ(0, wait_sleeping(atomic_load(&t[i].tid))) TH_LOG("waiter %d never slept", i);
+	}
+	EXPECT_EQ(N, sealmem_counter("waits") - waits0);
+	EXPECT_EQ(0, sealmem_counter("fills") - fills0);
+	EXPECT_EQ(2, sm_fdinfo_num(self->hfd, "queued")) TH_LOG("one request per page");
+	ASSERT_EQ(0, copy_page(self->hfd, 2 * PS, self->src + 2 * PS, 4 * PS, 0, &done));
+	for (i = 0; i < N; i++) {
+		pthread_join(th[i], NULL);
+		EXPECT_EQ(self->src[t[i].off], t[i].got) TH_LOG("waiter %d", i);
+	}
+	EXPECT_EQ(4, sealmem_counter("fills") - fills0);
+	ASSERT_EQ(0, fill_op(self->hfd, SEALMEM_IOC_ZEROPAGE, 8 * PS, 2 * PS, 0, &done));
+	EXPECT_EQ(6, sealmem_counter("fills") - fills0);
+	errno = 0;
+	EXPECT_EQ(-1, copy_page(self->hfd, 0, self->src, 4 * PS, 0, &done));
+	EXPECT_EQ(EEXIST, errno);
+	EXPECT_EQ(2 * PS, done);
+	EXPECT_EQ(8, sealmem_counter("fills") - fills0);
+	ASSERT_EQ(0, copy_page(self->hfd, 0, self->src, 8 * PS, SEALMEM_FILL_SKIP_EXISTING, &done));
+	EXPECT_EQ(8 * PS, done);
+	EXPECT_EQ(10, sealmem_counter("fills") - fills0) TH_LOG("pages 6 and 7 filled, 0-5 skipped");
+	EXPECT_EQ(N, sealmem_counter("waits") - waits0) TH_LOG("a filled page costs no wait");
+	EXPECT_EQ(10, sm_fdinfo_num(self->fd, "pages"));
 	munmap(p, self->size);
 }
 

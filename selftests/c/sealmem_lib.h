@@ -330,3 +330,64 @@ static inline char sm_wait_state(pid_t pid, pid_t tid, const char *states, doubl
 	} while (sm_now() - t0 < timeout_s);
 	return 0;
 }
+
+/* ---- unloading the module: what it leaves behind must be seen first ---------------------- */
+#include <sys/syscall.h>
+
+/* A gauge ("files", "pages") once it is 0, or its value after 2 s (a last fput may be
+ * deferred briefly, as the runner's settled_counter allows). */
+static inline long long sm_settled_gauge(const char *name)
+{
+	long long v = sealmem_counter(name);
+
+	for (int i = 0; v != 0 && i < 200; i++) {
+		sm_msleep(10);
+		v = sealmem_counter(name);
+	}
+	return v;
+}
+
+/*
+ * The module's gauges must be 0 before it is unloaded: unloading resets them, and what was
+ * left behind before would be seen by nobody (the runner checks the gauges after each
+ * program). Prints them in the line the runner reads
+ *   # SEALMEM-GAUGES before unload: files=N pages=N
+ * and returns 0 if both are 0, -1 otherwise. Every unload of a test goes through here.
+ */
+static inline int sm_gauges_before_unload(void)
+{
+	long long files = sm_settled_gauge("files"), pages = sm_settled_gauge("pages");
+
+	printf("# SEALMEM-GAUGES before unload: files=%lld pages=%lld\n", files, pages);
+	fflush(stdout);
+	return files == 0 && pages == 0 ? 0 : -1;
+}
+
+/*
+ * Unloads sealmem and loads $SEALMEM_KO again with module parameters `params`. Returns 0 on
+ * success; 1 if it reloaded but the gauges were not 0 before (a leak: the test must fail,
+ * the runner sees it too); -1 with errno if unloading or loading failed.
+ */
+static inline int sm_reload(const char *params)
+{
+	const char *ko = getenv("SEALMEM_KO");
+	int leaked, kfd, ret, e;
+
+	if (!ko) {
+		errno = ENOENT;
+		return -1;
+	}
+	leaked = sm_gauges_before_unload() != 0;
+	if (syscall(SYS_delete_module, "sealmem", O_NONBLOCK))
+		return -1;
+	kfd = open(ko, O_RDONLY | O_CLOEXEC);
+	if (kfd < 0)
+		return -1;
+	ret = syscall(SYS_finit_module, kfd, params, 0);
+	e = errno;
+	close(kfd);
+	errno = e;
+	if (ret)
+		return -1;
+	return leaked;
+}
