@@ -46,7 +46,7 @@ use crate::{
     device,
     fill::{FillState, HoleStatus, MSG_FAULT, MSG_WRITE},
     mapping::{Mapping, SharedGuard},
-    stats::{Stats, STATS},
+    stats::{AllocSite, Stats, STATS},
     store::{NewPage, PageStore, Peek, Slot, SlotKind},
     uapi,
     vm::{self, Fault, FaultOutcome},
@@ -244,7 +244,8 @@ impl SealFile {
             }),
             // Charged to the opener's memory cgroup, like the inode and the pages.
             GFP_KERNEL_ACCOUNT,
-        )?;
+        )
+        .inspect_err(crate::stats::enomem_at(AllocSite::File))?;
         // INVARIANT: counted once here, uncounted once in `drop`.
         Stats::inc(&STATS.files);
         Stats::inc(&STATS.files_created);
@@ -719,7 +720,7 @@ impl SealFile {
                     step = WriteStep::Hole(index);
                     break;
                 }
-                match self.store.get_or_alloc(index) {
+                match self.store.get_or_alloc(index, AllocSite::WritePage) {
                     Ok(page) => page.copy_from_iter_atomic(off, n, src),
                     Err(e) => {
                         step = WriteStep::Err(e);
@@ -729,7 +730,7 @@ impl SealFile {
             } else {
                 // A page past EOF: filled before it is stored, so a source that faults leaves
                 // nothing behind past EOF (nothing is stored there but with content).
-                let page = match self.store.new_page() {
+                let page = match self.store.new_page().inspect_err(crate::stats::enomem_at(AllocSite::WritePage)) {
                     Ok(p) => p,
                     Err(e) => {
                         step = WriteStep::Err(e);
@@ -888,7 +889,7 @@ impl SealFile {
     /// under which FILL_ENABLE cannot make the file lazy meanwhile.
     fn zero_page_for_fault(&self, index: usize) -> Result<crate::page::PageRef> {
         crate::knobs::delay(crate::knobs::Point::FaultBeforeZeroPage);
-        self.store.get_or_alloc(index)
+        self.store.get_or_alloc(index, AllocSite::FaultPage)
     }
 
     /// Maps the resident pages of the fault-around window `win` (file pages from `first`),

@@ -39,7 +39,7 @@ use kernel::{
 
 use crate::{
     file::{check_page_range, SealFile},
-    stats::{Stats, STATS},
+    stats::{alloc_failed, AllocSite, Stats, STATS},
     store::{NewPage, SlotKind, RUN},
     uapi,
     wait::{Interrupted, WaitMode},
@@ -257,7 +257,7 @@ impl SealFile {
             let Some(node) = reservation.take().or_else(|| f.spare.take()) else {
                 drop(guard);
                 // Charged to the requester's memory cgroup, like the pages it asks for.
-                reservation = Some(RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?);
+                reservation = Some(RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT).inspect_err(|_| alloc_failed(AllocSite::RequestNode))?);
                 continue;
             };
             let tid = match &f.handler_ns {
@@ -448,7 +448,8 @@ impl SealFile {
             return Err(EINVAL);
         }
         let ns = kernel::current!().get_pid_ns();
-        let handler = Arc::new(Handler { file: this.into(), id: NEXT_HANDLER.fetch_add(1u64, Relaxed) }, GFP_KERNEL_ACCOUNT)?;
+        let handler = Arc::new(Handler { file: this.into(), id: NEXT_HANDLER.fetch_add(1u64, Relaxed) }, GFP_KERNEL_ACCOUNT)
+            .inspect_err(|_| alloc_failed(AllocSite::Handler))?;
         let id = handler.id;
         // Make the fd first (it allocates), then attach; a refused attach drops the file, whose
         // release finds it unattached.
@@ -729,8 +730,8 @@ impl Handler {
                 }
                 // COPY overwrites the whole page before anyone can see it: no zeroing.
                 let page = match what {
-                    Fill::Copy(_) => file.store.new_page_for_overwrite(),
-                    _ => file.store.new_page(),
+                    Fill::Copy(_) => file.store.new_page_for_overwrite().inspect_err(crate::stats::enomem_at(AllocSite::CopyPage)),
+                    _ => file.store.new_page().inspect_err(crate::stats::enomem_at(AllocSite::ZeroPage)),
                 };
                 let page = match page {
                     Ok(p) => p,

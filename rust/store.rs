@@ -16,7 +16,7 @@ use kernel::{
 use crate::{
     page::PageRef,
     pagearray::{Entry, InsertError, PageArray},
-    stats::{Stats, STATS},
+    stats::{AllocSite, Stats, STATS},
 };
 
 pub(crate) use crate::pagearray::{Peek, Slot, SlotKind};
@@ -149,14 +149,14 @@ impl PageStore {
     /// The page at `index`, allocating a zeroed one if it is a hole (outside lazy mode).
     ///
     /// Errors: `EIO` for a poisoned page, `ENOSPC` at the page limit, `ENOMEM`.
-    pub(crate) fn get_or_alloc(&self, index: usize) -> Result<PageRef> {
+    pub(crate) fn get_or_alloc(&self, index: usize, site: AllocSite) -> Result<PageRef> {
         loop {
             match self.pages.get(index) {
                 Slot::Page(p) => return Ok(p),
                 Slot::Poison => return Err(EIO),
                 Slot::Hole => {}
             }
-            let page = self.new_page()?;
+            let page = self.new_page().inspect_err(crate::stats::enomem_at(site))?;
             let ours = page.0.as_ref().map(PageRef::clone_ref);
             match self.insert(index, page) {
                 Ok(()) => return ours.ok_or(EINVAL),
