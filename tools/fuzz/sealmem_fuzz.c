@@ -816,6 +816,7 @@ struct image {
 	unsigned char order[IMAGE_PAGES];
 	int prefetch; /* this handler thread also fills pages in `order` without a request */
 	unsigned long rng;
+	struct slot *slot; /* the worker's, whose operation this is */
 };
 
 /* Serves one request of an image or of the lazy file: the page's kind decides the fill. */
@@ -876,6 +877,7 @@ static void *image_handler(void *arg)
 	int next = 0;
 
 	rng = im->rng;
+	me = im->slot;
 	for (int live = 1; live && content;) {
 		/* The prefetcher fills a page of its own choosing between requests. */
 		if (im->prefetch && next < IMAGE_PAGES && pick(2))
@@ -929,7 +931,7 @@ static void check_lazy_image(void)
 		order[j] = t;
 	}
 	for (int t = 0; t < 2; t++) {
-		im[t] = (struct image){ .hfd = hfd, .tag = tag, .prefetch = t == 0, .rng = rnd() | 1 };
+		im[t] = (struct image){ .hfd = hfd, .tag = tag, .prefetch = t == 0, .rng = rnd() | 1, .slot = me };
 		memcpy(im[t].order, order, sizeof(order));
 		for (int i = IMAGE_PAGES - 1; i > 0 && t == 0; i--) {
 			int j = (int)pick((unsigned long)i + 1);
@@ -1137,7 +1139,8 @@ static void *server(void *arg)
 				c.src = (uintptr_t)content;
 				c.len = pick(2) ? 0 : PS + 1 + pick(PS - 2);
 			}
-			check_x("COPY(bad)", ioctl(HFD, SEALMEM_IOC_COPY, &c), ALLOW(EINVAL, EFAULT, EEXIST), R_MOD);
+			/* A bad source is found only when copying into a new page: ENOMEM first. */
+			check_x("COPY(bad)", ioctl(HFD, SEALMEM_IOC_COPY, &c), ALLOW(EINVAL, EFAULT, EEXIST), R_MOD | R_ALLOC);
 		}
 		if (pick(50) == 0)
 			check("WAKE", ioctl(HFD, SEALMEM_IOC_WAKE, &(struct sealmem_range){ rand_off(), rand_len() }), ALLOW(EINVAL));
