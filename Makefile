@@ -6,7 +6,7 @@
 #   make test        set up everything and run the whole test suite on the debug kernel
 #   make bench       set up everything and run the benchmarks on the base kernel
 #   make profile     sample where the benchmark cases spend kernel time (SEALMEM_PROFILE=case,...)
-#   make fuzz        the fuzzer on the debug kernel (SEALMEM_FUZZ_SECONDS=120, SEALMEM_FUZZ_SEED)
+#   make fuzz        the fuzzer on the debug kernel (SEALMEM_FUZZ_OPS, SEALMEM_FUZZ_SECONDS cap, SEALMEM_FUZZ_SEED)
 #
 # Inner loop (no package installs, no kernel build; needs a cached kernel from the above):
 #   make quick       rebuild module + tests, rerun the suite on the cached debug kernel

@@ -45,7 +45,7 @@ mod fault;
 
 use crate::{
     lazy::{Attach, Hole, HoleStatus, LazyQueue, Ticket, MSG_WRITE},
-    stats::{Stats, STATS},
+    stats::{enomem_at, AllocSite, Stats, STATS},
     store::{NewPage, PageStore, Slot, SlotKind},
     uapi,
     vm::{self, FaultAt},
@@ -271,7 +271,8 @@ impl SealFile {
             }),
             // Charged to the opener's memory cgroup, like the inode and the pages.
             GFP_KERNEL_ACCOUNT,
-        )?;
+        )
+        .inspect_err(enomem_at(AllocSite::File))?;
         // INVARIANT: counted once here, uncounted once in `drop`.
         Stats::inc(&STATS.files);
         Stats::inc(&STATS.files_created);
@@ -859,7 +860,7 @@ impl SealFile {
                     step = WriteStep::Hole(index);
                     break;
                 }
-                match self.store.get_or_alloc(index) {
+                match self.store.get_or_alloc(index, AllocSite::WritePage) {
                     Ok(page) => page.copy_from_iter_atomic(off, n, src),
                     Err(e) => {
                         step = WriteStep::Err(e);
@@ -869,7 +870,11 @@ impl SealFile {
             } else {
                 // A page past EOF: filled before it is stored, so a source that faults leaves
                 // nothing behind past EOF (nothing is stored there but with content).
-                let mut page = match self.store.new_page() {
+                let mut page = match self
+                    .store
+                    .new_page()
+                    .inspect_err(enomem_at(AllocSite::WritePage))
+                {
                     Ok(p) => p,
                     Err(e) => {
                         step = WriteStep::Err(e);

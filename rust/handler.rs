@@ -24,6 +24,7 @@ use kernel::{
 use crate::{
     file::{check_page_range, is_writable, pages_for, partial, SealFile},
     lazy::Attach,
+    stats::{alloc_failed, enomem_at, AllocSite},
     store::{NewPage, SlotKind, STORE_RUN},
     uapi,
     wait::WaitQueue,
@@ -84,7 +85,8 @@ impl Handler {
                 id: NEXT_HANDLER.fetch_add(1u64, Relaxed),
             },
             GFP_KERNEL_ACCOUNT,
-        )?;
+        )
+        .inspect_err(|_| alloc_failed(AllocSite::Handler))?;
         let attach = Attach::new(handler.id, ns);
         let fd_flags = FdFlags {
             cloexec: flags & uapi::SEALMEM_FD_CLOEXEC as usize != 0,
@@ -292,8 +294,10 @@ impl Handler {
                 }
                 // COPY overwrites the whole page before anyone can see it: no zeroing.
                 let page = match what {
-                    Fill::Copy(_) => file.new_page_for_overwrite(),
-                    _ => file.new_page(),
+                    Fill::Copy(_) => file
+                        .new_page_for_overwrite()
+                        .inspect_err(enomem_at(AllocSite::CopyPage)),
+                    _ => file.new_page().inspect_err(enomem_at(AllocSite::ZeroPage)),
                 };
                 let mut page = match page {
                     Ok(p) => p,

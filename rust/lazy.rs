@@ -35,7 +35,7 @@ use kernel::{
 };
 
 use crate::{
-    stats::{Stats, STATS},
+    stats::{alloc_failed, AllocSite, Stats, STATS},
     uapi,
     vm::FaultAt,
     wait::{Interrupted, WaitMode, WaitQueue},
@@ -328,7 +328,10 @@ impl LazyQueue {
             let Some(node) = reservation.take().or_else(|| f.spare.take()) else {
                 drop(guard);
                 // Charged to the requester's memory cgroup, like the pages it asks for.
-                reservation = Some(RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)?);
+                reservation = Some(
+                    RBTreeNodeReservation::new(GFP_KERNEL_ACCOUNT)
+                        .inspect_err(|_| alloc_failed(AllocSite::RequestNode))?,
+                );
                 continue;
             };
             let tid = match &f.handler_ns {

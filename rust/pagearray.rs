@@ -29,6 +29,7 @@ use kernel::{
 };
 
 use crate::page::{PageRef, StablePage, UniquePage};
+use crate::stats::{alloc_failed, AllocSite};
 
 // Three views of an index, by what the caller may hold: `Slot` carries a page reference of its
 // own, for paths that copy to or from user memory (read, write, ...): a copy may fault, and a
@@ -253,6 +254,7 @@ impl PageArray {
                 if unsafe { bindings::xas_nomem(xas, bindings::GFP_KERNEL_ACCOUNT) } {
                     continue;
                 }
+                alloc_failed(AllocSite::XarrayNode);
             } else {
                 // SAFETY: Unlocked; the state holds no error, so this only frees a node left
                 // unused by an earlier retry.
@@ -296,6 +298,7 @@ impl PageArray {
         };
         // SAFETY: `xa_err` only inspects the value.
         if unsafe { bindings::xa_err(old) } != 0 {
+            alloc_failed(AllocSite::XarrayNode);
             return Err(InsertError::NoMem(reclaim(raw)));
         }
         if !old.is_null() {

@@ -4,9 +4,14 @@
 //!
 //! Gauges (`files`, `pages`) go up and down and must read 0 when nothing is open; the others
 //! only count events. Tests read them to prove that nothing leaked.
+//!
+//! `sealmem/alloc_failures` lists, per allocation site, how many allocations failed there
+//! (one `site count` line each): a fault-injection run proves with it that every site's
+//! failure path ran.
 
 use kernel::{
-    debugfs::{Dir, Scope},
+    debugfs::{Dir, File, Scope},
+    fmt,
     prelude::*,
     sync::atomic::{Atomic, Relaxed},
 };
@@ -53,10 +58,76 @@ impl Stats {
     }
 }
 
+/// The allocation sites whose failures are counted (see [`alloc_failed`]).
+#[derive(Clone, Copy)]
+pub(crate) enum AllocSite {
+    /// A page for a fault on a hole of a file that is not lazy.
+    FaultPage,
+    /// A page for `write()`.
+    WritePage,
+    /// A page for `SEALMEM_IOC_COPY`.
+    CopyPage,
+    /// A page for `SEALMEM_IOC_ZEROPAGE`.
+    ZeroPage,
+    /// A fill request's tree node.
+    RequestNode,
+    /// A new file (its object or its inode) at `open()`.
+    File,
+    /// A handler at `SEALMEM_IOC_FILL_ENABLE`.
+    Handler,
+    /// An XArray node of a file's page store.
+    XarrayNode,
+}
+
+/// The sites' names in debugfs, in the order of [`AllocSite`].
+const ALLOC_SITES: [&str; 8] = [
+    "fault_page",
+    "write_page",
+    "copy_page",
+    "zeropage_page",
+    "request_node",
+    "file",
+    "handler",
+    "xarray_node",
+];
+
+/// Failed allocations per [`AllocSite`] since the module was loaded.
+pub(crate) struct AllocFailures([Atomic<u64>; ALLOC_SITES.len()]);
+
+pub(crate) static ALLOC_FAILURES: AllocFailures =
+    AllocFailures([const { Atomic::new(0) }; ALLOC_SITES.len()]);
+
+/// Counts a failed allocation at `site`.
+pub(crate) fn alloc_failed(site: AllocSite) {
+    if let Some(c) = ALLOC_FAILURES.0.get(site as usize) {
+        c.add(1u64, Relaxed);
+    }
+}
+
+/// Counts `e` as a failed allocation at `site` if it is `ENOMEM` (for `inspect_err`).
+pub(crate) fn enomem_at(site: AllocSite) -> impl Fn(&Error) {
+    move |e| {
+        if *e == ENOMEM {
+            alloc_failed(site);
+        }
+    }
+}
+
+impl fmt::Debug for AllocFailures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (c, name)) in self.0.iter().zip(ALLOC_SITES.iter()).enumerate() {
+            let sep = if i == 0 { "" } else { "\n" };
+            write!(f, "{sep}{name} {}", c.load(Relaxed))?;
+        }
+        Ok(())
+    }
+}
+
 /// The debugfs directory; removed when dropped (at module unload).
 pub(crate) struct DebugFs {
     _root: Dir,
     _counters: Pin<KBox<Scope<&'static Stats>>>,
+    _alloc_failures: Pin<KBox<File<&'static AllocFailures>>>,
     #[cfg(sealmem_debug_knobs)]
     _knobs: Pin<KBox<Scope<&'static crate::knobs::imp::Knobs>>>,
 }
@@ -75,11 +146,16 @@ impl DebugFs {
             }),
             GFP_KERNEL,
         )?;
+        let alloc_failures = KBox::pin_init(
+            root.read_only_file(c"alloc_failures", &ALLOC_FAILURES),
+            GFP_KERNEL,
+        )?;
         Ok(Self {
             #[cfg(sealmem_debug_knobs)]
             _knobs: crate::knobs::debugfs(&root)?,
             _root: root,
             _counters: counters,
+            _alloc_failures: alloc_failures,
         })
     }
 }

@@ -29,7 +29,7 @@ use crate::{
     mapping::{ExclusiveGuard, Mapping, SharedGuard},
     page::{PageRef, UniquePage},
     pagearray::{Entry, InsertError, PageArray},
-    stats::{Stats, STATS},
+    stats::{AllocSite, Stats, STATS},
 };
 
 pub(crate) use crate::pagearray::{Peek, Slot, SlotKind};
@@ -209,14 +209,18 @@ impl PageStore {
     /// The page at `index`, allocating a zeroed one if it is a hole (outside lazy mode).
     ///
     /// Errors: `EIO` for a poisoned page, `ENOSPC` at the page limit, `ENOMEM`.
-    pub(crate) fn get_or_alloc(&self, index: usize) -> Result<PageRef> {
+    pub(crate) fn get_or_alloc(&self, index: usize, site: AllocSite) -> Result<PageRef> {
         loop {
             match self.pages.get(index) {
                 Slot::Page(p) => return Ok(p),
                 Slot::Poison => return Err(EIO),
                 Slot::Hole => {}
             }
-            let Some(page) = self.new_page()?.take() else {
+            let Some(page) = self
+                .new_page()
+                .inspect_err(crate::stats::enomem_at(site))?
+                .take()
+            else {
                 return Err(EINVAL);
             };
             let page = page.share();

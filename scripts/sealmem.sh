@@ -10,7 +10,7 @@
 #   scripts/sealmem.sh bench      run the benchmarks on the base kernel (results in build/bench)
 #   scripts/sealmem.sh profile    profile benchmark cases (SEALMEM_PROFILE=case,...) on the base kernel
 #   scripts/sealmem.sh run 'CMD'  run a shell command in the base VM after insmod (experiments)
-#   scripts/sealmem.sh fuzz       run the fuzzer on the debug kernel (SEALMEM_FUZZ_SECONDS/SEED)
+#   scripts/sealmem.sh fuzz       run the fuzzer on the debug kernel (SEALMEM_FUZZ_SECONDS/OPS/SEED)
 #   scripts/sealmem.sh rustfmt | rustfmt-check   format / check the module's Rust code
 #   scripts/sealmem.sh setup | kernel base|debug | module base|debug | selftests
 . "$(dirname "$0")/lib.sh"
@@ -138,24 +138,32 @@ bench_cpu() {
 	msg "benchmark VM CPU: $SEALMEM_QEMU_CPU"
 }
 
-# fuzz_vm SECONDS INJECT_PERCENT INJECT_SECONDS SEED: boot the fuzzing VM (debug kernel,
-# initramfs already packed); selftests/fuzz/run-fuzz-in-vm.sh says what runs in it.
+# fuzz_vm SECONDS INJECT_PERCENT INJECT_SECONDS SEED [OPS INJECT_OPS MIN_OPS]: boot the
+# fuzzing VM (debug kernel, initramfs already packed); selftests/fuzz/run-fuzz-in-vm.sh says
+# what runs in it. With OPS (INJECT_OPS) a phase runs until that many operations reached the
+# module, SECONDS (INJECT_SECONDS) being its time cap; MIN_OPS: both together must reach it.
 fuzz_vm() {
 	local isecs=$3
 	[ "$2" = 0 ] && isecs=0
-	SEALMEM_VM_APPEND="sealmem_fuzz_seconds=$1 sealmem_fuzz_inject=$2 sealmem_fuzz_inject_seconds=$isecs sealmem_fuzz_seed=$4 ${SEALMEM_VM_APPEND:-}" \
+	SEALMEM_VM_APPEND="sealmem_fuzz_seconds=$1 sealmem_fuzz_inject=$2 sealmem_fuzz_inject_seconds=$isecs sealmem_fuzz_seed=$4 sealmem_fuzz_ops=${5:-0} sealmem_fuzz_inject_ops=${6:-0} sealmem_fuzz_min_ops=${7:-0} ${SEALMEM_VM_APPEND:-}" \
 		boot debug fuzz $(($1 + isecs + 600))
 }
 
-# What make test fuzzes: a strict phase, then a phase with 10% of sealmem's allocations
-# failing while the functional suites run beside the fuzzer. 2 minutes in all, which keeps a
-# warm run short; with CI=true, 6.5 minutes: the test VM (its 2-minute lazy-fill stress
-# test above all) shares the 2 cores with the fuzzer for its first 5 minutes, and a million
-# operations need the rest. SEALMEM_FUZZ_SECONDS / SEALMEM_FUZZ_INJECT_SECONDS override either.
+# What make test fuzzes, by operation count (operations that reach the module; the rate
+# depends on the machine and on what shares it): a strict phase, then a phase with 10% of
+# sealmem's allocations failing while the functional suites run beside the fuzzer. With
+# CI=true 900,000 + 150,000 operations, and the run asserts 1,000,000 together; otherwise
+# 150,000 + 50,000. Each phase has a time cap (CI: 600 s + 400 s; otherwise 300 s + 200 s)
+# that fails the phase if it comes first. SEALMEM_FUZZ_OPS / SEALMEM_FUZZ_INJECT_OPS /
+# SEALMEM_FUZZ_SECONDS / SEALMEM_FUZZ_INJECT_SECONDS / SEALMEM_FUZZ_MIN_OPS override them.
 if [ "${CI:-}" = true ]; then
-	CI_FUZZ_SECONDS=${SEALMEM_FUZZ_SECONDS:-300} CI_FUZZ_INJECT_SECONDS=${SEALMEM_FUZZ_INJECT_SECONDS:-90}
+	CI_FUZZ_OPS=${SEALMEM_FUZZ_OPS:-900000} CI_FUZZ_INJECT_OPS=${SEALMEM_FUZZ_INJECT_OPS:-150000}
+	CI_FUZZ_SECONDS=${SEALMEM_FUZZ_SECONDS:-600} CI_FUZZ_INJECT_SECONDS=${SEALMEM_FUZZ_INJECT_SECONDS:-400}
+	CI_FUZZ_MIN_OPS=${SEALMEM_FUZZ_MIN_OPS:-1000000}
 else
-	CI_FUZZ_SECONDS=${SEALMEM_FUZZ_SECONDS:-75} CI_FUZZ_INJECT_SECONDS=${SEALMEM_FUZZ_INJECT_SECONDS:-45}
+	CI_FUZZ_OPS=${SEALMEM_FUZZ_OPS:-150000} CI_FUZZ_INJECT_OPS=${SEALMEM_FUZZ_INJECT_OPS:-50000}
+	CI_FUZZ_SECONDS=${SEALMEM_FUZZ_SECONDS:-300} CI_FUZZ_INJECT_SECONDS=${SEALMEM_FUZZ_INJECT_SECONDS:-200}
+	CI_FUZZ_MIN_OPS=${SEALMEM_FUZZ_MIN_OPS:-$((CI_FUZZ_OPS + CI_FUZZ_INJECT_OPS))}
 fi
 CI_FUZZ_INJECT=10
 # How long the lazy-fill stress test (selftests/c/sealmem_stress_test.c) runs in the test VM:
@@ -176,8 +184,8 @@ suite() {
 	if [ "$with_fuzz" = 1 ]; then
 		# The fuzzing VM runs beside the test VM and the harness boots (its length is
 		# fixed; theirs is work): its console goes to its log, its verdict comes last.
-		msg "fuzz: ${CI_FUZZ_SECONDS}s + ${CI_FUZZ_INJECT_SECONDS}s with injected allocation failures, in a second VM (log $SEALMEM_LOGS/vm-debug-fuzz.log)"
-		fuzz_vm "$CI_FUZZ_SECONDS" "$CI_FUZZ_INJECT" "$CI_FUZZ_INJECT_SECONDS" 0 >/dev/null 2>"$SEALMEM_LOGS/vm-debug-fuzz.runner" &
+		msg "fuzz: $CI_FUZZ_OPS + $CI_FUZZ_INJECT_OPS operations (caps ${CI_FUZZ_SECONDS}s + ${CI_FUZZ_INJECT_SECONDS}s; at least $CI_FUZZ_MIN_OPS together), the second with injected allocation failures, in a second VM (log $SEALMEM_LOGS/vm-debug-fuzz.log)"
+		fuzz_vm "$CI_FUZZ_SECONDS" "$CI_FUZZ_INJECT" "$CI_FUZZ_INJECT_SECONDS" 0 "$CI_FUZZ_OPS" "$CI_FUZZ_INJECT_OPS" "$CI_FUZZ_MIN_OPS" >/dev/null 2>"$SEALMEM_LOGS/vm-debug-fuzz.runner" &
 		fuzz_pid=$!
 	fi
 	SEALMEM_VM_APPEND="sealmem_stress_seconds=$STRESS_SECONDS ${SEALMEM_VM_APPEND:-}" boot "$flavour" test 1200 || true
@@ -232,14 +240,15 @@ suite() {
 		c_passed=$((c_passed + hp)); c_failed=$((c_failed + hf))
 		wait "$fuzz_pid" || true
 		local flog="$SEALMEM_LOGS/vm-debug-fuzz.log"
-		tr -d '\r' <"$flog" | grep -a -E '^(ok|not ok) - |^sealmem_fuzz: (seed|[0-9]+ operations|injected)|^# functional' || true
+		tr -d '\r' <"$flog" | grep -a -E '^(ok|not ok) - |^sealmem_fuzz: (seed|[0-9]+ operations|[0-9]+ operations/s|injected)|^# (functional|allocation|  )' || true
 		. "$flog.summary"
 		c_passed=$((c_passed + checks_passed)); c_failed=$((c_failed + checks_failed + failed))
 		vm_verdict "fuzz VM run ended cleanly with no kernel splat" "$flog"
 		local line
-		line=$(tr -d '\r' <"$flog" | grep -a -m1 '^SEALMEM-FUZZ ' || echo "SEALMEM-FUZZ ops=0 injected=0 suite_runs=0")
+		line=$(tr -d '\r' <"$flog" | grep -a -m1 '^SEALMEM-FUZZ ' || echo "SEALMEM-FUZZ ops=0 other=0 injected=0 suite_runs=0")
+		local ops=0 other=0 injected=0 suite_runs=0
 		eval "local ${line#SEALMEM-FUZZ }"
-		msg "fuzz: $ops operations, $injected injected allocation failures, $suite_runs functional-suite runs under injection"
+		msg "fuzz: $ops operations reaching the module ($other other calls), $injected injected allocation failures, $suite_runs functional-suite runs under injection"
 	fi
 	echo "# checks (VM verdicts, leaks, rmmod, kmemleak, manifest, source checks, harness, fuzz phases): $c_passed ok, $c_failed not ok"
 	local all_failed=$((t_failed + c_failed))
@@ -357,11 +366,13 @@ profile)
 fuzz)
 	# SEALMEM_FUZZ_SECONDS (default 120), SEALMEM_FUZZ_SEED (default: random),
 	# SEALMEM_FUZZ_INJECT (percent of sealmem's allocations to fail, default 0) and
-	# SEALMEM_FUZZ_INJECT_SECONDS (length of the injected phase, default 60) pass through.
+	# SEALMEM_FUZZ_INJECT_SECONDS (length of the injected phase, default 60) pass through;
+	# SEALMEM_FUZZ_OPS / SEALMEM_FUZZ_INJECT_OPS run a phase to that many operations instead
+	# (the seconds are then its cap) and SEALMEM_FUZZ_MIN_OPS asserts a total.
 	setup; kernel debug; module debug; selftests
 	initramfs debug
 	fuzz_vm "${SEALMEM_FUZZ_SECONDS:-120}" "${SEALMEM_FUZZ_INJECT:-0}" "${SEALMEM_FUZZ_INJECT_SECONDS:-60}" \
-		"${SEALMEM_FUZZ_SEED:-0}" ;;
+		"${SEALMEM_FUZZ_SEED:-0}" "${SEALMEM_FUZZ_OPS:-0}" "${SEALMEM_FUZZ_INJECT_OPS:-0}" "${SEALMEM_FUZZ_MIN_OPS:-0}" ;;
 run)
 	# An experiment on the cached base kernel: scripts/sealmem.sh run 'shell command' runs it
 	# in the VM after insmod (programs copied into build/tools/ are in /sealmem/). The

@@ -20,7 +20,7 @@ use kernel::{
 use super::{pages_for, write_sealed_in, SealFile, FAULT_AROUND, SEAL_EXEC};
 use crate::{
     lazy::{HoleStatus, MSG_FAULT, MSG_WRITE},
-    stats::{Stats, STATS},
+    stats::{AllocSite, Stats, STATS},
     store::{Peek, SlotKind},
     vm::{self, Fault, FaultOutcome},
     wait::{Interrupted, WaitMode},
@@ -143,7 +143,7 @@ impl SealFile {
     /// under which FILL_ENABLE cannot make the file lazy meanwhile.
     fn zero_page_for_fault(&self, index: usize) -> Result<crate::page::PageRef> {
         crate::knobs::delay(crate::knobs::Point::FaultBeforeZeroPage);
-        self.store.get_or_alloc(index)
+        self.store.get_or_alloc(index, AllocSite::FaultPage)
     }
 
     /// Maps the resident pages of the fault-around window `win` (file pages from `first`),

@@ -1,29 +1,55 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * sealmem_fuzz: a seeded, time-bounded fuzzer for every entry point of sealmem.
+ * sealmem_fuzz: a seeded fuzzer for every entry point of sealmem, bounded by an operation
+ * count (with a time cap) or by time.
  *
- *   sealmem_fuzz [-s SEED] [-t SECONDS] [-p PROCESSES] [-j THREADS] [-i PERCENT]
+ *   sealmem_fuzz [-s SEED] [-n OPERATIONS] [-t SECONDS] [-p PROCESSES] [-j THREADS] [-i PERCENT] [-v]
  *   sealmem_fuzz -I PERCENT        (switch allocation-failure injection on; 0: off + count)
+ *
+ * With -n the run ends once OPERATIONS operations reached the module; -t is then a cap, and
+ * a run that hits it first fails ("time cap"), so a machine too slow for the count says so
+ * instead of passing quietly. Without -n the run lasts -t seconds.
+ *
+ * An operation counts only if it reaches the module: a call on a sealmem fd that the VFS
+ * passes on (not fd -1, not a write on a read-only fd, not a buffer outside user space, not
+ * a zero-length splice), a page fault taken in a sealmem mapping (the thread's minor fault
+ * count, plus the faults that raised SIGBUS), a fill. Everything else (calls the VFS or the
+ * mm answer alone, mprotect/madvise/mremap, touches of pages already mapped) is counted
+ * apart and printed apart.
  *
  * -I fails PERCENT of the allocations made with sealmem.ko on the call stack (failslab and
  * fail_page_alloc with the stack-trace filter; debug kernel) by tasks that have
  * /proc/PID/make-it-fail set (inherited by children), until "-I 0", which prints how many
  * failures were injected; anything may run meanwhile (the VM runs the functional suites
  * beside the fuzzer). -i tells a fuzzing run that failures are being injected: then
- * ENOMEM is accepted from any call (SIGBUS/VM_FAULT_OOM in a fault), and nothing else is.
+ * ENOMEM is accepted from the calls that allocate (and EFAULT or a short count from those
+ * that copy out to user memory, whose copy-on-write fault may fail), and nothing else is.
  *
- * PROCESSES x THREADS workers hammer a shared pool of sealmem files (plain, shrinking and growing, sealed with
- * known content, lazy with a serving handler) and fds of other kinds with random ioctls,
- * read/write/lseek/splice/sendfile, mmap/munmap/mprotect/madvise/mremap, touches of mapped memory, fork and
- * SCM_RIGHTS, handlers killed while a reader waits, with valid and invalid arguments. It checks what it can:
- *  - every failing call's errno is in the set documented for that call (docs/api.md);
- *  - the sealed file's bytes never change, through read() and through mappings;
- *  - a lazy sealed image filled by a racing handler thread and ended by FILL_END at a random
- *    moment reads, page by page, as its content or (only after FILL_END) zeros, and the
+ * PROCESSES x THREADS workers hammer a shared pool of sealmem files (plain; resizable, which
+ * may gain any seal and become lazy without a handler; sealed with known content; lazy, served
+ * by two handler threads) and fds of other kinds with random ioctls, read/write/lseek/splice/
+ * sendfile, mmap/munmap/mprotect/madvise/mremap, touches of mapped memory, fork and
+ * SCM_RIGHTS, handlers killed while a reader waits, with valid and invalid arguments. It checks:
+ *  - every failing call's errno against the set documented for that call in the state the
+ *    fuzzer knows the file to be in (docs/api.md): EIO only where a poisoned page or a file
+ *    left lazy without a handler explains it, EAGAIN only from non-blocking fds, EPERM only
+ *    where a seal (added or maybe added) or the fd's mode explains it, ENOMEM only under -i
+ *    and only from calls that allocate;
+ *  - content: the lazy file's handlers fill page P of a file tagged T by a fixed function of
+ *    (T, P): COPY of a pattern, ZEROPAGE, or POISON. Every byte read from it (pread, preadv,
+ *    mapped loads) is compared with that function; a poisoned page gives EIO or SIGBUS and
+ *    never data; the sealed file's bytes never change (read and mapped);
+ *  - a lazy sealed image (a fresh file per run of the check, write-sealed) served by two
+ *    handler threads while this thread faults its pages through a mapping and reads them with
+ *    pread, FILL_END at a random moment: every page is its content (zeros for ZEROPAGE pages,
+ *    EIO/SIGBUS for POISON pages) before FILL_END, its content or zeros after it, and the
  *    same ever after;
- *  - a fresh file's pages read as zeros.
- * The seed is printed first, so any failure reproduces with -s. The last line is
+ *  - a fresh file's pages read as zeros; a killed handler's waiter gets EIO; every child
+ *    ends as it should (exit status and signal);
+ *  - no operation stalls (5 s: kernel stacks printed; 10 s: a failure).
+ * The seed is printed first, so any failure reproduces with -s. The last lines are
  *   sealmem_fuzz: N operations, F failures (seed S)
+ *   sealmem_fuzz: M calls that never reached the module (not counted above)
  * and the exit status is 1 on any failure.
  */
 #include <errno.h>
@@ -39,6 +65,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -50,24 +77,40 @@
 
 #define NFILES 4
 #define SEALED_PAGES 8
+/* The lazy file's size stays page-aligned, between these (so pages below LAZY_MIN_PAGES are
+ * always within EOF, and no partial page ever mixes content and zeros). */
+#define LAZY_MIN_PAGES 16
+#define LAZY_MAX_PAGES 64
+#define LAZY_TAG 0x1a2b3c4dU
 
 enum { F_PLAIN, F_RESIZE, F_SEALED, F_LAZY };
 
 static int FD[NFILES], VIEWFD[NFILES], HFD;
 static char *SEALED_CONTENT;
-/* Shared by every fuzzing process (a MAP_SHARED page): totals and the stop flag. */
-#define SLOTS 272 /* one per worker thread (process * 16 + thread) */
+
+/* One per worker thread (process * 16 + thread), a cache line each: only its thread writes it. */
+#define SLOTS 272
+struct slot {
+	atomic_long ops;   /* operations that reached the module */
+	atomic_long other; /* calls that did not */
+	atomic_long seq;   /* odd while an operation runs (the stall detector samples it) */
+	char pad[64 - 3 * sizeof(atomic_long)];
+};
+/* Shared by every fuzzing process (a MAP_SHARED mapping). */
 static struct shared {
-	atomic_long ops, fails;
+	atomic_long fails;
 	atomic_int stop;
-	atomic_long busy_since[SLOTS]; /* CLOCK_MONOTONIC ns when the slot's operation began */
+	atomic_int lazy_ended;          /* FILL_END of the lazy file was (or is being) called */
+	atomic_int resize_lazy;         /* FILL_ENABLE was tried on F_RESIZE: lazy, maybe no handler */
+	atomic_uint seals[NFILES];      /* seals set or maybe set (ADD_SEALS asked for them) */
+	atomic_long alarm_kills;        /* fork children ended by their alarm (see fuzz_fork) */
+	struct slot slot[SLOTS];
 } *SH;
-#define OPS (SH->ops)
 #define FAILS (SH->fails)
 #define STOP (SH->stop)
 static int INJECT; /* percent of sealmem's allocations made to fail (-i) */
 static unsigned long SEED;
-static char *GOOD; /* a valid source/destination buffer */
+static char *GOOD; /* a valid source buffer */
 
 static __thread unsigned long rng;
 static __thread sigjmp_buf jmp;
@@ -75,6 +118,8 @@ static __thread volatile int in_touch;
 static __thread int pipe_fd[2] = { -1, -1 };
 static __thread char splice_sink[16 * 4096];
 static __thread int sub; /* which case of fuzz_ioctl / fuzz_io ran (for -v) */
+static __thread struct slot *me; /* this thread's slot (a scratch slot for helpers) */
+static struct slot scratch_slot;
 
 static unsigned long rnd(void)
 {
@@ -92,16 +137,38 @@ static void fail(const char *op, long ret, int err, const char *why)
 	fprintf(stderr, "FAIL %s: ret %ld errno %d (%s): %s (seed %lu)\n", op, ret, err, strerror(err), why, SEED);
 }
 
-/* Checks a call's result: success, or an errno from `allowed` (0-terminated). */
-static void check(const char *op, long ret, const int *allowed)
+/* Counts operations: `reached` ones reached the module, the others did not. */
+static void count(int reached, long n)
+{
+	struct slot *s = me ? me : &scratch_slot;
+
+	atomic_fetch_add_explicit(reached ? &s->ops : &s->other, n, memory_order_relaxed);
+}
+
+/*
+ * What check_x accepts besides the call's base errno list. R_MOD: the call reaches the
+ * module (it is counted). The A_* flags admit an errno only where the file's state explains
+ * it; R_ALLOC: the call allocates (ENOMEM under -i); R_OUT: it copies out to user memory
+ * (under -i a copy-on-write fault of that memory may fail: EFAULT).
+ */
+#define R_MOD 0x1
+#define R_ALLOC 0x2
+#define R_OUT 0x4
+#define A_EIO 0x10
+#define A_EPERM 0x20
+#define A_EAGAIN 0x40
+
+/* Checks a call's result: success, or an errno from `allowed` (0-terminated) or `flags`. */
+static void check_x(const char *op, long ret, const int *allowed, int flags)
 {
 	int err = errno;
 
-	atomic_fetch_add(&OPS, 1);
+	count(flags & R_MOD, 1);
 	if (ret >= 0)
 		return;
-	/* Injected allocation failures must surface as ENOMEM, nothing else. */
-	if (INJECT && err == ENOMEM)
+	if (INJECT && ((err == ENOMEM && flags & R_ALLOC) || (err == EFAULT && flags & R_OUT)))
+		return;
+	if ((err == EIO && flags & A_EIO) || (err == EPERM && flags & A_EPERM) || (err == EAGAIN && flags & A_EAGAIN))
 		return;
 	for (; *allowed; allowed++)
 		if (*allowed == err)
@@ -109,7 +176,9 @@ static void check(const char *op, long ret, const int *allowed)
 	fail(op, ret, err, "unexpected errno");
 }
 
+#define check(op, ret, allowed) check_x(op, ret, allowed, R_MOD)
 #define ALLOW(...) ((const int[]){ __VA_ARGS__, 0 })
+#define NONE ALLOW(-1)
 
 static void on_fault(int sig)
 {
@@ -119,19 +188,131 @@ static void on_fault(int sig)
 	raise(sig);
 }
 
-/* A random fd: a sealmem file or VIEW fd mostly, sometimes something else. */
+/* ---- the content oracle ------------------------------------------------------------------ */
+
+enum { K_COPY, K_ZERO, K_POISON };
+
+static uint64_t mix(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+/* How the handlers fill page `page` of the file tagged `tag`: 80% COPY, 10% ZEROPAGE, 10% POISON. */
+static int page_kind(uint32_t tag, uint64_t page)
+{
+	uint64_t h = mix(((uint64_t)tag << 32) ^ page ^ 0x9e3779b97f4a7c15ULL) % 10;
+
+	return h == 0 ? K_POISON : h == 1 ? K_ZERO : K_COPY;
+}
+
+/* Word `w` of a COPY page's content: never 0, so zeros and content cannot be confused. */
+static uint64_t content_word(uint32_t tag, uint64_t page, uint64_t w)
+{
+	return mix(((uint64_t)tag << 40) ^ (page << 12) ^ w) | 1;
+}
+
+/* The content of page `page` (what COPY stores; zeros for the other kinds). */
+static void page_content(uint32_t tag, uint64_t page, char *out)
+{
+	uint64_t *o = (uint64_t *)out;
+
+	if (page_kind(tag, page) != K_COPY) {
+		memset(out, 0, PS);
+		return;
+	}
+	for (uint64_t w = 0; w < PS / 8; w++)
+		o[w] = content_word(tag, page, w);
+}
+
+/* The byte at file offset `off` of a lazy file tagged `tag` once its page is filled. */
+static unsigned char content_byte(uint32_t tag, uint64_t off)
+{
+	uint64_t page = off / PS;
+
+	if (page_kind(tag, page) != K_COPY)
+		return 0;
+	return (unsigned char)(content_word(tag, page, (off % PS) / 8) >> (8 * (off % 8)));
+}
+
+static int zero_bytes(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+/*
+ * Checks `n` bytes read at file offset `off` of a lazy file tagged `tag`: each page's part
+ * is its content (zeros for a ZEROPAGE page; after FILL_END also zeros for any page); a
+ * POISONed page never gives data.
+ */
+static void check_lazy_bytes(const char *what, uint32_t tag, uint64_t off, const char *buf, size_t n, int ended)
+{
+	static __thread char want[4096];
+
+	while (n) {
+		uint64_t page = off / PS, in = off % PS;
+		size_t k = PS - in < n ? PS - in : n;
+		int kind = page_kind(tag, page);
+
+		if (kind == K_POISON && !(ended && zero_bytes(buf, k))) {
+			fail(what, (long)page, 0, "a poisoned page of the lazy file gave data");
+			return;
+		}
+		if (kind == K_COPY) {
+			page_content(tag, page, want);
+			if (memcmp(buf, want + in, k) && !(ended && zero_bytes(buf, k))) {
+				fail(what, (long)page, 0, "a page of the lazy file is not its handler's content");
+				return;
+			}
+		} else if (kind == K_ZERO && !zero_bytes(buf, k)) {
+			fail(what, (long)page, 0, "a ZEROPAGE page of the lazy file is not zero");
+			return;
+		}
+		buf += k;
+		off += k;
+		n -= k;
+	}
+}
+
+/* ---- the shared files' state ---------------------------------------------------------- */
+
+/* A random fd: a sealmem file or VIEW fd mostly, rarely something else. */
 static __thread int fd_kind; /* which: 0..3 a file (F_*), 4..7 its VIEW, 8 neither */
 
 static int any_fd(void)
 {
 	int i = (int)pick(NFILES);
 
-	switch (pick(10)) {
+	switch (pick(50)) {
 	case 0: fd_kind = 8; return -1;
 	case 1: fd_kind = 8; return 0; /* stdin: not a sealmem file */
-	case 2: case 3: case 4: fd_kind = 4 + i; return VIEWFD[i];
+	case 2 ... 16: fd_kind = 4 + i; return VIEWFD[i];
 	default: fd_kind = i; return FD[i];
 	}
+}
+
+static int kind_file(int kind) { return kind & 3; }
+static int kind_view(int kind) { return kind >= 4 && kind < 8; }
+static int is_sealmem(int kind) { return kind < 8; }
+static unsigned seals_of(int file) { return atomic_load(&SH->seals[file]); }
+static int write_sealed(int file) { return !!(seals_of(file) & (SEALMEM_SEAL_WRITE | SEALMEM_SEAL_FUTURE_WRITE)); }
+/* Reads of a hole of `file` may give EIO: the lazy file's POISONed pages (checked per page
+ * where the offset is known), F_RESIZE once it may be lazy without a handler. */
+static int may_eio(int file) { return file == F_LAZY || (file == F_RESIZE && atomic_load(&SH->resize_lazy)); }
+
+/* Whether the kernel's access_ok() passes a user buffer (else the VFS answers EFAULT). */
+static int user_ok(const void *p, size_t len)
+{
+	uintptr_t a = (uintptr_t)p;
+
+	return a + len >= a && a + len <= 0x7ffffffff000UL;
 }
 
 static unsigned long rand_len(void)
@@ -168,40 +349,110 @@ static void *rand_ptr(void)
 	}
 }
 
-/* Maps a file, touches it, unmaps; SIGBUS/SIGSEGV are expected outcomes here. */
+/* A pointer no call can use: NULL, a low address, or one outside user space. */
+static void *bad_ptr(void)
+{
+	switch (pick(3)) {
+	case 0: return NULL;
+	case 1: return (void *)8;
+	default: return (void *)(uintptr_t)(rnd() | (1UL << 63));
+	}
+}
+
+/* The thread's minor page faults so far (faults that completed; see fuzz_mmap). */
+static long minflt(void)
+{
+	struct rusage ru;
+
+	return getrusage(RUSAGE_THREAD, &ru) ? 0 : ru.ru_minflt + ru.ru_majflt;
+}
+
+/*
+ * Maps a file, touches it, unmaps. Each touched byte of the sealed or the lazy file is
+ * checked; a signal is checked against what explains it (SIGBUS: past EOF, a poisoned page,
+ * a file lazy without a handler; SIGSEGV: an access the protection forbids). The lazy file's
+ * maps are only read (its bytes are the handler's).
+ */
 static void fuzz_mmap(void)
 {
-	int fd = any_fd(), prot = (int[]){ PROT_READ, PROT_READ | PROT_WRITE, PROT_READ | PROT_EXEC, PROT_NONE }[pick(4)];
-	int flags = pick(3) ? MAP_SHARED : MAP_PRIVATE;
-	size_t len = PS * (1 + pick(32));
-	char *p = mmap(NULL, len, prot, flags, fd, PS * pick(4));
+	int fd = any_fd(), kind = fd_kind, file = kind_file(kind);
+	int prot = (int[]){ PROT_READ, PROT_READ | PROT_WRITE, PROT_READ | PROT_EXEC, PROT_NONE }[pick(4)];
+	int shared = pick(3) != 0, flags = shared ? MAP_SHARED : MAP_PRIVATE, reached, ef = 0;
+	size_t len = PS * (1 + pick(32)), pgoff = pick(4);
+	char *p;
+	long flt, sigbus = 0;
 
-	check("mmap", p == MAP_FAILED ? -1 : 0, ALLOW(EBADF, EACCES, EPERM, ENODEV, EINVAL, ENOMEM));
+	/* The VFS refuses a shared writable map of a read-only fd before the module sees it. */
+	reached = is_sealmem(kind) && !(kind_view(kind) && shared && prot & PROT_WRITE);
+	p = mmap(NULL, len, prot, flags, fd, PS * pgoff);
+	/* After the call (seals are recorded before ADD_SEALS): a seal, or an ADD_SEALS(WRITE)
+	 * racing a shared map. */
+	if (is_sealmem(kind) && ((shared && prot & PROT_WRITE && write_sealed(file)) ||
+				 (prot & PROT_EXEC && seals_of(file) & SEALMEM_SEAL_EXEC) ||
+				 (shared && seals_of(file) & SEALMEM_SEAL_WRITE)))
+		ef |= A_EPERM;
+	check_x("mmap", p == MAP_FAILED ? -1 : 0,
+		!is_sealmem(kind) ? ALLOW(EBADF, ENODEV, EACCES) : kind_view(kind) ? ALLOW(EACCES, EINVAL) : ALLOW(EINVAL),
+		(reached ? R_MOD : 0) | ef);
 	if (p == MAP_FAILED)
 		return;
+	flt = minflt();
 	for (int i = 0; i < 8; i++) {
-		volatile char *q = p + pick(len);
+		size_t at = pick(len);
+		volatile char *q = p + at;
+		uint64_t off = pgoff * PS + at, page = off / PS;
+		int write = prot & PROT_WRITE && pick(2) && file != F_LAZY, sig;
+		char got = 0;
 
 		in_touch = 1;
-		if (sigsetjmp(jmp, 1) == 0) {
-			if (prot & PROT_WRITE && pick(2))
+		if ((sig = sigsetjmp(jmp, 1)) == 0) {
+			if (write)
 				*q = (char)rnd();
-			else if (prot & PROT_READ)
-				(void)*q;
+			else
+				got = *q;
+			in_touch = 0;
+			if (write || !(prot & PROT_READ))
+				continue;
+			if (file == F_SEALED && off < SEALED_PAGES * PS && got != SEALED_CONTENT[off])
+				fail("sealed map", (long)off, 0, "a mapped byte of the sealed file changed");
+			if (file == F_LAZY && (unsigned char)got != content_byte(LAZY_TAG, off) &&
+			    !(got == 0 && atomic_load(&SH->lazy_ended)))
+				fail("lazy map", (long)off, 0, "a mapped byte of the lazy file is not its handler's content");
+			if (file == F_LAZY && page_kind(LAZY_TAG, page) == K_POISON && !atomic_load(&SH->lazy_ended))
+				fail("lazy map", (long)off, 0, "a poisoned page of the lazy file was mapped");
+			continue;
 		}
 		in_touch = 0;
-		atomic_fetch_add(&OPS, 1);
+		if (sig == SIGBUS) {
+			sigbus++;
+			/* Past EOF (sizes change under us) or a lazy hole that cannot be filled. */
+			if (file == F_SEALED && off < SEALED_PAGES * PS)
+				fail("sealed map", (long)off, 0, "SIGBUS in the sealed file");
+			if (file == F_LAZY && page < LAZY_MIN_PAGES && page_kind(LAZY_TAG, page) != K_POISON &&
+			    !atomic_load(&SH->lazy_ended))
+				fail("lazy map", (long)off, 0, "SIGBUS on a page of the lazy file that is not poisoned");
+		} else if (!(prot == PROT_NONE || (write && !(prot & PROT_WRITE)))) {
+			fail("map touch", sig, 0, "SIGSEGV on an access the protection allows");
+		}
 	}
+	/* The faults taken (a fault that ended in SIGBUS is not in the count, but reached us). */
+	flt = minflt() - flt + sigbus;
+	count(1, flt);
+	count(0, 8 - flt > 0 ? 8 - flt : 0);
+	/* The mm handles these (the module at most sees a VMA copied): counted apart. */
 	if (pick(3) == 0)
-		check("mprotect", mprotect(p, len, (int[]){ PROT_READ, PROT_READ | PROT_WRITE, PROT_EXEC }[pick(3)]), ALLOW(EACCES, EINVAL, ENOMEM));
+		check_x("mprotect", mprotect(p, len, (int[]){ PROT_READ, PROT_READ | PROT_WRITE, PROT_EXEC }[pick(3)]),
+			ALLOW(EACCES, EINVAL), 0);
 	if (pick(3) == 0)
-		check("madvise", madvise(p, len, (int[]){ MADV_DONTNEED, MADV_WILLNEED, MADV_REMOVE }[pick(3)]), ALLOW(EINVAL, EOPNOTSUPP, EACCES, EPERM, ENODEV));
+		check_x("madvise", madvise(p, len, (int[]){ MADV_DONTNEED, MADV_WILLNEED, MADV_REMOVE }[pick(3)]),
+			ALLOW(EINVAL, EOPNOTSUPP, EACCES, EPERM, ENODEV), 0);
 	if (pick(4) == 0) {
 		/* Grow, shrink or move the mapping, then touch its new end. */
 		size_t nlen = PS * (1 + pick(48));
 		char *q = mremap(p, len, nlen, MREMAP_MAYMOVE);
 
-		check("mremap", q == MAP_FAILED ? -1 : 0, ALLOW(EFAULT, EINVAL, ENOMEM, EAGAIN));
+		/* ENOMEM: growing a VM_MIXEDMAP mapping with free space after it (docs/api.md). */
+		check_x("mremap", q == MAP_FAILED ? -1 : 0, ALLOW(EFAULT, EINVAL, ENOMEM, EAGAIN), 0);
 		if (q != MAP_FAILED) {
 			p = q;
 			len = nlen;
@@ -216,141 +467,253 @@ static void fuzz_mmap(void)
 
 static void fuzz_ioctl(void)
 {
-	int fd = any_fd();
+	int fd = any_fd(), kind = fd_kind, file = kind_file(kind), view = kind_view(kind);
+	int mod = is_sealmem(kind) ? R_MOD : 0;
 	__u64 v = rand_off();
 	__u32 seals = (__u32)pick(0x80);
 	struct sealmem_range r = { rand_off(), rand_len() };
 	struct sealmem_name n;
 	struct sealmem_api api = { .api = pick(3), .features = pick(2) ? 0 : rnd() };
-	int ret;
+	/* Not a sealmem fd: fd -1 (EBADF) or stdin (ENOTTY, or whatever its driver says). */
+	const int *notours = ALLOW(EBADF, ENOTTY, EINVAL, EFAULT, EPERM);
+	int ret, ef;
+	void *arg;
 
-	/* VIEW and FILL_ENABLE create and release a file (~1 ms under TCG): half as often. */
+	/* VIEW and FILL_ENABLE create and release a file (3-10 ms under TCG with KASAN, 10-20
+	 * times a cheap ioctl): a tenth as often. */
 	sub = pick(10);
-	if (sub >= 8 && pick(2))
+	if (sub >= 8 && pick(10))
 		sub = pick(8);
 	switch (sub) {
 	case 0:
-		check("API", ioctl(fd, SEALMEM_IOC_API, pick(4) ? (void *)&api : rand_ptr()), ALLOW(EBADF, ENOTTY, EINVAL, EFAULT));
+		arg = pick(4) ? (void *)&api : rand_ptr();
+		check_x("API", ioctl(fd, SEALMEM_IOC_API, arg), mod ? ALLOW(EINVAL, EFAULT) : notours, mod | R_OUT);
 		break;
 	case 1:
-		/* Never resize the sealed file's fd into trouble: seals refuse it anyway. */
-		v = pick(4) ? PS * pick(64) + pick(2) * pick(PS) : v;
-		check("SET_SIZE", ioctl(fd, SEALMEM_IOC_SET_SIZE, pick(8) ? (void *)&v : rand_ptr()), ALLOW(EBADF, ENOTTY, EINVAL, EFAULT, EPERM, EFBIG));
+		/* The lazy file keeps a page-aligned size of at least LAZY_MIN_PAGES. */
+		if (file == F_LAZY)
+			v = PS * (LAZY_MIN_PAGES + pick(LAZY_MAX_PAGES - LAZY_MIN_PAGES + 1));
+		else
+			v = pick(4) ? PS * pick(64) + pick(2) * pick(PS) : v;
+		arg = pick(8) || file == F_LAZY ? (void *)&v : rand_ptr();
+		ret = ioctl(fd, SEALMEM_IOC_SET_SIZE, arg);
+		/* EPERM: the sealed file's SHRINK/GROW, or F_RESIZE's if it got them (the state is
+		 * read after the call: seals are recorded before ADD_SEALS sets them). */
+		ef = file == F_SEALED || seals_of(file) & (SEALMEM_SEAL_SHRINK | SEALMEM_SEAL_GROW) ? A_EPERM : 0;
+		check_x("SET_SIZE", ret,
+			!mod ? notours : view ? ALLOW(EBADF, EFAULT) : ALLOW(EINVAL, EFAULT, EFBIG), mod | (view ? 0 : ef));
 		break;
 	case 2:
-		check("GET_SIZE", ioctl(fd, SEALMEM_IOC_GET_SIZE, pick(8) ? (void *)&v : rand_ptr()), ALLOW(EBADF, ENOTTY, EFAULT));
+		arg = pick(8) ? (void *)&v : rand_ptr();
+		check_x("GET_SIZE", ioctl(fd, SEALMEM_IOC_GET_SIZE, arg), mod ? ALLOW(EFAULT) : notours, mod | R_OUT);
 		break;
 	case 3:
-		check("PUNCH_HOLE", ioctl(fd, SEALMEM_IOC_PUNCH_HOLE, pick(8) ? (void *)&r : rand_ptr()), ALLOW(EBADF, ENOTTY, EINVAL, EFAULT, EPERM));
+		arg = pick(8) ? (void *)&r : rand_ptr();
+		ret = ioctl(fd, SEALMEM_IOC_PUNCH_HOLE, arg);
+		ef = write_sealed(file) ? A_EPERM : 0;
+		check_x("PUNCH_HOLE", ret,
+			!mod ? notours : view ? ALLOW(EBADF, EFAULT) : ALLOW(EINVAL, EFAULT), mod | (view ? 0 : ef));
 		break;
 	case 4:
-		/* The sealed file is already SEALed; others may gain seals, which is fine. */
-		if (fd == FD[F_LAZY] || fd == FD[F_PLAIN])
-			seals &= ~(SEALMEM_SEAL_WRITE | SEALMEM_SEAL_FUTURE_WRITE | SEALMEM_SEAL_SEAL | SEALMEM_SEAL_GROW | SEALMEM_SEAL_SHRINK);
-		check("ADD_SEALS", ioctl(fd, SEALMEM_IOC_ADD_SEALS, pick(8) ? (void *)&seals : rand_ptr()), ALLOW(EBADF, ENOTTY, EINVAL, EFAULT, EPERM, EBUSY));
+		/* The plain and the lazy file may gain EXEC only; F_RESIZE any seal. The seals
+		 * asked for are recorded first: from then on they may be set. */
+		if (file == F_LAZY || file == F_PLAIN)
+			seals &= SEALMEM_SEAL_EXEC;
+		if (mod && !view && seals < 0x40)
+			atomic_fetch_or(&SH->seals[file], seals);
+		/* Never a readable random pointer: its bytes would be seals we did not record. */
+		arg = pick(8) ? (void *)&seals : bad_ptr();
+		ret = ioctl(fd, SEALMEM_IOC_ADD_SEALS, arg);
+		/* EPERM: a read-only fd, or SEAL set (the sealed file; F_RESIZE maybe). */
+		ef = view || seals_of(file) & SEALMEM_SEAL_SEAL ? A_EPERM : 0;
+		check_x("ADD_SEALS", ret,
+			mod ? ALLOW(EINVAL, EFAULT, EBUSY, EINTR) : notours, mod | ef);
 		break;
 	case 5:
-		check("GET_SEALS", ioctl(fd, SEALMEM_IOC_GET_SEALS, pick(8) ? (void *)&seals : rand_ptr()), ALLOW(EBADF, ENOTTY, EFAULT));
+		arg = pick(8) ? (void *)&seals : rand_ptr();
+		check_x("GET_SEALS", ioctl(fd, SEALMEM_IOC_GET_SEALS, arg), mod ? ALLOW(EFAULT) : notours, mod | R_OUT);
 		break;
 	case 6:
 		for (size_t i = 0; i < sizeof(n.name); i++)
 			n.name[i] = (char)rnd();
 		n.name[pick(sizeof(n.name))] = 0;
-		check("SET_NAME", ioctl(fd, SEALMEM_IOC_SET_NAME, pick(8) ? (void *)&n : rand_ptr()), ALLOW(EBADF, ENOTTY, EINVAL, EFAULT));
+		arg = pick(8) ? (void *)&n : rand_ptr();
+		check_x("SET_NAME", ioctl(fd, SEALMEM_IOC_SET_NAME, arg),
+			!mod ? notours : view ? ALLOW(EBADF, EFAULT) : ALLOW(EINVAL, EFAULT), mod);
 		break;
 	case 7:
-		check("GET_NAME", ioctl(fd, SEALMEM_IOC_GET_NAME, pick(8) ? (void *)&n : rand_ptr()), ALLOW(EBADF, ENOTTY, EFAULT));
+		arg = pick(8) ? (void *)&n : rand_ptr();
+		check_x("GET_NAME", ioctl(fd, SEALMEM_IOC_GET_NAME, arg), mod ? ALLOW(EFAULT) : notours, mod | R_OUT);
 		break;
 	case 8:
 		ret = ioctl(fd, SEALMEM_IOC_VIEW, pick(4) ? SEALMEM_FD_CLOEXEC : rnd());
-		check("VIEW", ret, ALLOW(EBADF, ENOTTY, EINVAL, EMFILE));
+		check_x("VIEW", ret, mod ? ALLOW(EINVAL, EMFILE) : notours, mod | R_ALLOC);
 		if (ret >= 0)
 			close(ret);
 		break;
 	default:
-		/* FILL_ENABLE on a file that already has a handler: EBUSY; on others we close the
-		 * new handler at once, which leaves that file lazy without a handler. Only on
-		 * F_RESIZE, so plain files stay plain. */
-		if (fd == FD[F_PLAIN] || fd == FD[F_SEALED])
-			fd = FD[F_LAZY];
+		/* FILL_ENABLE on the lazy file (EBUSY: its handler is attached) or on F_RESIZE,
+		 * whose new handler we close at once: that leaves F_RESIZE lazy without a handler
+		 * (its holes give EIO/SIGBUS from then on). The plain and sealed files stay as
+		 * they are. */
+		if (mod && (file == F_PLAIN || file == F_SEALED)) {
+			fd = view ? VIEWFD[F_LAZY] : FD[F_LAZY];
+			file = F_LAZY;
+		}
+		if (mod && !view && file == F_RESIZE)
+			atomic_store(&SH->resize_lazy, 1);
 		ret = ioctl(fd, SEALMEM_IOC_FILL_ENABLE, pick(4) ? SEALMEM_FD_NONBLOCK : rnd());
-		check("FILL_ENABLE", ret, ALLOW(EBADF, ENOTTY, EINVAL, EPERM, EBUSY, EMFILE));
+		/* EPERM: a read-only fd, or a write seal on a file not yet lazy (F_RESIZE). */
+		ef = view || (file == F_RESIZE && write_sealed(file)) ? A_EPERM : 0;
+		check_x("FILL_ENABLE", ret, mod ? ALLOW(EINVAL, EBUSY, EMFILE) : notours, mod | R_ALLOC | ef);
 		if (ret >= 0)
 			close(ret);
 		break;
 	}
 }
 
+static __thread char rbuf[9 * 4096]; /* where reads land (this thread's own, so it can be checked) */
+
 static void fuzz_io(void)
 {
-	int fd = any_fd();
+	int fd = any_fd(), kind, file, view, mod;
 	size_t len = pick(4) ? rand_len() % (PS + 1) : rand_len() % (8 * PS + 1);
 	off_t off = (off_t)(rand_off() & 0xffffff);
-	char *buf = pick(8) ? GOOD : rand_ptr();
-	struct iovec iov[2] = { { buf, len / 2 }, { GOOD, len - len / 2 } };
-	/* A lazy file's holes may be poisoned (EIO) or wait; the fds are O_NONBLOCK-free. */
-	const int *rd = ALLOW(EBADF, EINVAL, EFAULT, EIO, EAGAIN, EISDIR, EINTR);
-	const int *wr = ALLOW(EBADF, EINVAL, EFAULT, EIO, EPERM, EFBIG, ENOSPC, EINTR, EAGAIN);
+	char *buf = pick(8) ? rbuf : rand_ptr();
+	struct iovec iov[2] = { { buf, len / 2 }, { buf == rbuf ? rbuf + len / 2 : GOOD, len - len / 2 } };
+	int whence;
+	ssize_t n;
 
-	if (fd == FD[F_SEALED] || fd == VIEWFD[F_SEALED] || fd == 0)
-		fd = FD[pick(2)];
-	switch ((sub = pick(9))) {
-	case 0: check("pread", pread(fd, buf, len, off), rd); break;
-	case 1: check("pwrite", pwrite(fd, buf, len, off), wr); break;
-	case 2: check("preadv", preadv(fd, iov, 2, off), rd); break;
-	case 3: check("pwritev", pwritev(fd, iov, 2, off), wr); break;
-	case 4: check("lseek", lseek(fd, (off_t)rand_off(), (int)pick(6)), ALLOW(EBADF, EINVAL, ENXIO, ESPIPE)); break;
+	/* The sealed file is checked by check_sealed; stdin is not ours to read. */
+	if (fd == FD[F_SEALED] || fd == VIEWFD[F_SEALED] || fd == 0) {
+		fd_kind = (int)pick(2);
+		fd = FD[fd_kind];
+	}
+	kind = fd_kind;
+	file = kind_file(kind);
+	view = kind_view(kind);
+	mod = is_sealmem(kind) && user_ok(buf, len);
+	/*
+	 * What the file's state admits is read after the call returns: a seal or lazy mode is
+	 * recorded before the call that may set it, so a state that could have affected this
+	 * call is seen. A read may wait for a hole of the lazy file (or of F_RESIZE while a
+	 * short-lived handler of ours is attached), raise a request (allocates) and copy out.
+	 * EIO: see may_eio (for the lazy file, only if its first page is poisoned: below).
+	 */
+#define RFLAGS() ((mod ? R_MOD : 0) | R_OUT | (is_sealmem(kind) && may_eio(file) ? R_ALLOC | A_EIO : 0))
+	/* splice and sendfile cost ~10 cheap calls each (a pipe buffer per call): rarer. */
+	sub = (int)pick(9);
+	if ((sub == 5 || sub == 6) && pick(4))
+		sub = (int)pick(5);
+	/* Writes never go to the lazy file: its bytes are its handler's. */
+	if ((sub == 1 || sub == 3) && file == F_LAZY) {
+		fd = view ? VIEWFD[F_RESIZE] : FD[F_RESIZE];
+		file = F_RESIZE;
+	}
+	/* A write allocates; EPERM where F_RESIZE may have a write or GROW seal; EIO where it
+	 * may be lazy without a handler. A read-only fd: EBADF from the VFS. */
+#define WFLAGS() ((mod && !view ? R_MOD : 0) | R_ALLOC | \
+		  (write_sealed(file) || seals_of(file) & SEALMEM_SEAL_GROW ? A_EPERM : 0) | (may_eio(file) ? A_EIO : 0))
+	switch (sub) {
+	case 0:
+	case 2:
+		n = sub ? preadv(fd, iov, 2, off) : pread(fd, buf, len, off);
+		check_x(sub ? "preadv" : "pread", n, is_sealmem(kind) ? ALLOW(EFAULT) : ALLOW(EBADF),
+			RFLAGS() & ~(file == F_LAZY && page_kind(LAZY_TAG, off / PS) != K_POISON &&
+				     !atomic_load(&SH->lazy_ended) ? A_EIO : 0));
+		if (n > 0 && file == F_LAZY && buf == rbuf)
+			check_lazy_bytes("lazy pread", LAZY_TAG, off, rbuf, n, atomic_load(&SH->lazy_ended));
+		break;
+	case 1:
+		n = pwrite(fd, buf, len, off);
+		check_x("pwrite", n, is_sealmem(kind) ? view ? ALLOW(EBADF) : ALLOW(EFAULT) : ALLOW(EBADF), WFLAGS());
+		break;
+	case 3:
+		n = pwritev(fd, iov, 2, off);
+		check_x("pwritev", n, is_sealmem(kind) ? view ? ALLOW(EBADF) : ALLOW(EFAULT) : ALLOW(EBADF), WFLAGS());
+		break;
+	case 4:
+		whence = (int)pick(6);
+		/* whence 5 is no whence: the VFS says EINVAL. */
+		check_x("lseek", lseek(fd, (off_t)rand_off(), whence), ALLOW(EBADF, EINVAL, ENXIO),
+			is_sealmem(kind) && whence <= SEEK_HOLE ? R_MOD : 0);
+		break;
 	case 5:
-		/* One pipe per thread, drained after each splice (pipes are costly to create). */
+		/* One pipe per thread, drained after each splice (pipes are costly to create). The
+		 * pipe is non-blocking: EAGAIN. A zero length never reaches the file. */
 		if (pipe_fd[0] < 0 && pipe2(pipe_fd, O_NONBLOCK))
 			break;
-		check("splice", splice(fd, &(loff_t){ off }, pipe_fd[1], NULL, len, SPLICE_F_NONBLOCK), ALLOW(EBADF, EINVAL, EFAULT, EIO, EAGAIN, EINTR));
+		n = splice(fd, &(loff_t){ off }, pipe_fd[1], NULL, len, SPLICE_F_NONBLOCK);
+		check_x("splice", n, ALLOW(EBADF, EINVAL), (is_sealmem(kind) && len ? R_MOD : 0) | (RFLAGS() & ~R_MOD) | R_ALLOC | A_EAGAIN);
 		while (read(pipe_fd[0], splice_sink, sizeof(splice_sink)) > 0)
 			;
 		break;
 	case 6:
 		if (pipe_fd[0] < 0 && pipe2(pipe_fd, O_NONBLOCK))
 			break;
-		check("sendfile", sendfile(pipe_fd[1], fd, pick(8) ? &(off_t){ off } : NULL, len), ALLOW(EBADF, EINVAL, EFAULT, EIO, EAGAIN, EINTR, ESPIPE));
+		n = sendfile(pipe_fd[1], fd, pick(8) ? &(off_t){ off } : NULL, len);
+		check_x("sendfile", n, ALLOW(EBADF, EINVAL), (is_sealmem(kind) && len ? R_MOD : 0) | (RFLAGS() & ~R_MOD) | R_ALLOC | A_EAGAIN);
 		while (read(pipe_fd[0], splice_sink, sizeof(splice_sink)) > 0)
 			;
 		break;
 	default:
-		check("read", read(fd, buf, len), rd);
+		/* At the shared file position (lseek moves it, maybe far): EINVAL past the limits. */
+		n = read(fd, buf, len);
+		check_x("read", n, is_sealmem(kind) ? ALLOW(EFAULT, EINVAL) : ALLOW(EBADF), RFLAGS());
 		break;
 	}
+#undef RFLAGS
+#undef WFLAGS
 }
 
+/*
+ * A child gets a VIEW fd by SCM_RIGHTS and reads through it: its exit status says how the
+ * read went (0: data or a documented errno; 3: another errno), and a signal may end it only
+ * where we sent one or where its alarm explains it.
+ */
 static void fuzz_fork(void)
 {
-	int sv[2];
+	int sv[2], status, file = (int)pick(NFILES), killed = 0, how;
 	pid_t pid;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
 		return;
 	pid = fork();
 	if (pid == 0) {
-		/* The child receives a VIEW fd by SCM_RIGHTS, reads through it and exits. */
 		char b[64];
 		int fd;
+		ssize_t n;
 
 		/* The fork copied whatever fds the other threads held, maybe the only handler
-		 * fd of a file made lazy a moment ago: reading that file's hole would wait for
+		 * fd of F_RESIZE made lazy a moment ago: reading that file's hole would wait for
 		 * this very process. A fatal alarm bounds that self-deadlock (as it would
 		 * with userfaultfd); the wait is killable. */
 		alarm(2);
 		fd = sm_recv_fd(sv[1]);
 		if (fd < 0)
 			_exit(0);
-		(void)!pread(fd, b, sizeof(b), 0);
-		_exit(0);
+		n = pread(fd, b, sizeof(b), 0);
+		/* EIO: a poisoned first page (the lazy file) or no handler (F_RESIZE, or the lazy
+		 * file after its FILL_END and a FILL_ENABLE racing the end of the run). */
+		_exit(n >= 0 || (errno == EIO && may_eio(file)) || (INJECT && (errno == ENOMEM || errno == EFAULT)) ? 0 : 3);
 	}
 	if (pid > 0) {
-		(void)sm_send_fd(sv[0], VIEWFD[pick(NFILES)]);
-		if (pick(4) == 0)
+		(void)sm_send_fd(sv[0], VIEWFD[file]);
+		if (pick(4) == 0) {
 			kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		atomic_fetch_add(&OPS, 1);
+			killed = 1;
+		}
+		if (waitpid(pid, &status, 0) != pid) {
+			fail("fork child", pid, errno, "waitpid");
+		} else if ((how = sm_ended(status)) == SM_EXITED(3)) {
+			fail("fork child", how, 0, "the child's pread failed with an undocumented errno");
+		} else if (how == SM_KILLED(SIGALRM) && (file == F_RESIZE || file == F_LAZY)) {
+			/* The self-deadlock above (F_RESIZE), or a lazy page not served in 2 s. */
+			atomic_fetch_add(&SH->alarm_kills, 1);
+		} else if (how != SM_EXITED(0) && !(killed && how == SM_KILLED(SIGKILL))) {
+			fail("fork child", how, 0, "the child ended otherwise than by exit 0 or our SIGKILL");
+		}
+		count(1, 1);
 	}
 	close(sv[0]);
 	close(sv[1]);
@@ -368,13 +731,14 @@ static void fuzz_kill_handler(void)
 	struct timespec ts = { 0, 20 * 1000 * 1000 };
 
 	if (fd < 0 || ioctl(fd, SEALMEM_IOC_SET_SIZE, &size)) {
+		check_x("open+SET_SIZE(fresh)", -1, ALLOW(EMFILE), R_MOD | R_ALLOC);
 		if (fd >= 0)
 			close(fd);
 		return;
 	}
 	hfd = ioctl(fd, SEALMEM_IOC_FILL_ENABLE, 0);
 	if (hfd < 0) {
-		check("FILL_ENABLE(fresh)", hfd, ALLOW(ENOMEM, EMFILE));
+		check_x("FILL_ENABLE(fresh)", hfd, ALLOW(EMFILE), R_MOD | R_ALLOC);
 		close(fd);
 		return;
 	}
@@ -396,8 +760,8 @@ static void fuzz_kill_handler(void)
 	nanosleep(&ts, NULL);
 	if (holder > 0)
 		kill(holder, SIGKILL);
-	if (holder > 0)
-		waitpid(holder, NULL, 0);
+	if (holder > 0 && (waitpid(holder, &status, 0) != holder || sm_ended(status) != SM_KILLED(SIGKILL)))
+		fail("killed handler", status, 0, "the handler's holder did not end by our SIGKILL");
 	if (waiter > 0) {
 		/* Bounded: the waiter must be released by the handler's death, not by us. */
 		for (int i = 0; i < 500; i++) {
@@ -412,163 +776,262 @@ static void fuzz_kill_handler(void)
 			}
 		}
 		if (sm_ended(status) != SM_EXITED(0))
-			fail("killed handler", status, 0, "the waiter did not get EIO");
+			fail("killed handler", sm_ended(status), 0, "the waiter did not get EIO");
 	}
 	close(fd);
-	atomic_fetch_add(&OPS, 1);
+	count(1, 1);
 }
 
 /* The sealed file's bytes never change, through read() and through a mapping. */
 static void check_sealed(void)
 {
 	char buf[SEALED_PAGES * PS], *p;
-
 	ssize_t n = pread(VIEWFD[F_SEALED], buf, sizeof(buf), 0);
 
 	if (n < 0)
-		check("sealed pread", n, ALLOW(EINTR));
+		check_x("sealed pread", n, NONE, R_MOD | R_OUT);
 	else if (memcmp(buf, SEALED_CONTENT, n))
 		fail("sealed read", n, 0, "the bytes of the sealed file changed");
 	/* Short only when the copy-out itself failed to allocate (a stack page, under -i). */
 	else if (n != (ssize_t)sizeof(buf) && !INJECT)
 		fail("sealed read", n, 0, "short read of a resident sealed file");
 	p = mmap(NULL, sizeof(buf), PROT_READ, MAP_SHARED, VIEWFD[F_SEALED], 0);
-	if (p == MAP_FAILED)
-		check("sealed mmap", -1, ALLOW(EINTR));
-	else if (memcmp(p, SEALED_CONTENT, sizeof(buf)))
+	if (p == MAP_FAILED) {
+		check("sealed mmap", -1, NONE);
+		return;
+	}
+	if (memcmp(p, SEALED_CONTENT, sizeof(buf)))
 		fail("sealed map", 0, 0, "the mapped bytes of the sealed file changed");
-	if (p != MAP_FAILED)
-		munmap(p, sizeof(buf));
-	atomic_fetch_add(&OPS, 2);
+	munmap(p, sizeof(buf));
+	count(1, 2); /* the mmap and its faults */
 }
 
-#define IMAGE_PAGES 8
-static char *IMAGE_CONTENT; /* non-zero bytes */
+/* ---- the lazy sealed image ------------------------------------------------------------- */
 
-/* Fills a lazy image's pages in a random order until all are filled or FILL_END came. */
-struct image_filler {
+#define IMAGE_PAGES 16
+
+struct image {
 	int hfd;
+	uint32_t tag;
 	unsigned char order[IMAGE_PAGES];
-	pthread_t th;
+	int prefetch; /* this handler thread also fills pages in `order` without a request */
+	unsigned long rng;
+	struct slot *slot; /* the worker's, whose operation this is */
 };
 
-static void *image_fill(void *arg)
+/* Serves one request of an image or of the lazy file: the page's kind decides the fill. */
+static void serve_page(int hfd, uint32_t tag, uint64_t page, int skip, char *content)
 {
-	struct image_filler *f = arg;
+	struct sealmem_fill f = { .offset = page * PS, .len = PS, .flags = skip ? SEALMEM_FILL_SKIP_EXISTING : 0 };
+	struct sealmem_copy c = { .offset = page * PS, .src = (uintptr_t)content, .len = PS,
+				  .flags = skip ? SEALMEM_FILL_SKIP_EXISTING : 0 };
+	int kind = page_kind(tag, page), ret = 0;
 
-	for (int i = 0; i < IMAGE_PAGES; i++) {
-		size_t off = (size_t)f->order[i] * PS;
-		struct sealmem_copy c = { .offset = off, .src = (uintptr_t)(IMAGE_CONTENT + off), .len = PS };
-		int tries = 0;
-
-		/* A handler retries ENOMEM (injected failures), or the page's readers wait on. */
-		while (ioctl(f->hfd, SEALMEM_IOC_COPY, &c) && errno == ENOMEM && ++tries < 1000)
-			;
-		if (c.copy == -EINVAL)
-			break; /* FILL_END came */
-		if (c.copy != PS && c.copy != -ENOMEM)
-			fail("image COPY", c.copy, 0, "a COPY into a hole of a lazy image failed");
+	if (kind == K_COPY)
+		page_content(tag, page, content);
+	/* A handler retries a fill that failed for lack of memory, or its waiter waits on (as
+	 * with userfaultfd); injected failures make that common. EEXIST: another handler
+	 * thread (or a prefetch) filled it first; EINVAL: FILL_END, or the page is past EOF
+	 * (the lazy file shrank). */
+	for (int tries = 0; tries < 1000; tries++) {
+		switch (kind) {
+		case K_COPY:
+			ret = ioctl(hfd, SEALMEM_IOC_COPY, &c);
+			break;
+		case K_ZERO:
+			ret = ioctl(hfd, SEALMEM_IOC_ZEROPAGE, &f);
+			break;
+		default:
+			ret = ioctl(hfd, SEALMEM_IOC_POISON, &f);
+			break;
+		}
+		if (ret == 0 || errno != ENOMEM)
+			break;
 	}
-	return NULL;
+	check_x(kind == K_COPY ? "COPY" : kind == K_ZERO ? "ZEROPAGE" : "POISON", ret, ALLOW(EEXIST, EINVAL), R_MOD | R_ALLOC);
 }
 
-static int zero_page(const char *p)
+/* Reads requests from a non-blocking handler fd (shared by two threads) and serves them. */
+static int serve_requests(int hfd, uint32_t tag, char *content, int timeout_ms)
 {
-	for (size_t i = 0; i < PS; i++)
-		if (p[i])
-			return 0;
+	struct pollfd p = { .fd = hfd, .events = POLLIN };
+	struct sealmem_msg m[8];
+	ssize_t n;
+
+	if (poll(&p, 1, timeout_ms) <= 0)
+		return 1;
+	n = read(hfd, m, sizeof(m));
+	if (n == 0)
+		return 0; /* FILL_END: this handler is done */
+	/* EAGAIN: the other handler thread took the requests first. */
+	check_x("handler read", n, NONE, R_MOD | A_EAGAIN | R_OUT);
+	for (ssize_t i = 0; i < n / (ssize_t)sizeof(m[0]); i++)
+		serve_page(hfd, tag, m[i].offset / PS, (int)(rnd() & 1), content);
 	return 1;
 }
 
+static void *image_handler(void *arg)
+{
+	struct image *im = arg;
+	char *content = malloc(PS);
+	int next = 0;
+
+	rng = im->rng;
+	me = im->slot;
+	for (int live = 1; live && content;) {
+		/* The prefetcher fills a page of its own choosing between requests. */
+		if (im->prefetch && next < IMAGE_PAGES && pick(2))
+			serve_page(im->hfd, im->tag, im->order[next++], 1, content);
+		live = serve_requests(im->hfd, im->tag, content, 2);
+	}
+	free(content);
+	return NULL;
+}
+
 /*
- * The lazy sealed image under a race: a handler thread fills the pages of a write-sealed
- * lazy file in a random order while this thread reads them and, at a random moment, ends
- * lazy mode. A page read before FILL_END is its content; after it, its content or zeros;
- * and a page once read reads the same ever after (read() and a mapping).
+ * The lazy sealed image under a race: two handler threads (one also prefetching in a random
+ * order) serve a fresh write-sealed lazy file while this thread faults its pages through a
+ * mapping or reads them with pread, in a random order, and at a random moment ends lazy
+ * mode. Before FILL_END a page is its content (zeros for a ZEROPAGE page; EIO/SIGBUS for a
+ * POISON page); after it also zeros (a hole then); and a page once read reads the same ever
+ * after (read() and a mapping).
  */
 static void check_lazy_image(void)
 {
-	char first[IMAGE_PAGES * PS], again[IMAGE_PAGES * PS];
+	static __thread char first[IMAGE_PAGES * 4096], again[IMAGE_PAGES * 4096];
 	__u32 seals = SEALMEM_SEAL_WRITE | SEALMEM_SEAL_SHRINK | SEALMEM_SEAL_GROW;
 	__u64 size = IMAGE_PAGES * PS;
-	struct image_filler f;
-	int fd = open("/dev/sealmem", O_RDWR | O_CLOEXEC), seen[IMAGE_PAGES] = { 0 };
-	int end_at = (int)pick(IMAGE_PAGES + 1), ended = 0;
-	char *p;
+	struct image im[2];
+	pthread_t th[2];
+	int fd = open("/dev/sealmem", O_RDWR | O_CLOEXEC), seen[IMAGE_PAGES] = { 0 }, bad[IMAGE_PAGES] = { 0 };
+	int end_at = (int)pick(IMAGE_PAGES + 1), ended = 0, hfd = -1, nth = 0;
+	unsigned char order[IMAGE_PAGES];
+	uint32_t tag = (uint32_t)rnd();
+	char *p = MAP_FAILED;
 
-	f.hfd = -1;
 	if (fd < 0 || ioctl(fd, SEALMEM_IOC_SET_SIZE, &size) ||
-	    (f.hfd = ioctl(fd, SEALMEM_IOC_FILL_ENABLE, SEALMEM_FD_CLOEXEC)) < 0 ||
+	    (hfd = ioctl(fd, SEALMEM_IOC_FILL_ENABLE, SEALMEM_FD_CLOEXEC | SEALMEM_FD_NONBLOCK)) < 0 ||
 	    ioctl(fd, SEALMEM_IOC_ADD_SEALS, &seals)) {
-		check("lazy image", -1, ALLOW(EMFILE, ENOMEM));
+		check_x("lazy image", -1, ALLOW(EMFILE), R_MOD | R_ALLOC);
+		goto out;
+	}
+	/* Shared or private: both fault through the file. */
+	p = mmap(NULL, size, PROT_READ, pick(2) ? MAP_SHARED : MAP_PRIVATE, fd, 0);
+	if (p == MAP_FAILED) {
+		check("image mmap", -1, NONE);
 		goto out;
 	}
 	for (int i = 0; i < IMAGE_PAGES; i++)
-		f.order[i] = (unsigned char)i;
+		order[i] = (unsigned char)i;
 	for (int i = IMAGE_PAGES - 1; i > 0; i--) {
 		int j = (int)pick((unsigned long)i + 1);
-		unsigned char t = f.order[i];
+		unsigned char t = order[i];
 
-		f.order[i] = f.order[j];
-		f.order[j] = t;
+		order[i] = order[j];
+		order[j] = t;
 	}
-	errno = pthread_create(&f.th, NULL, image_fill, &f);
-	if (errno) {
-		check("lazy image thread", -1, ALLOW(EAGAIN, ENOMEM));
-		goto out;
+	for (int t = 0; t < 2; t++) {
+		im[t] = (struct image){ .hfd = hfd, .tag = tag, .prefetch = t == 0, .rng = rnd() | 1, .slot = me };
+		memcpy(im[t].order, order, sizeof(order));
+		for (int i = IMAGE_PAGES - 1; i > 0 && t == 0; i--) {
+			int j = (int)pick((unsigned long)i + 1);
+			unsigned char x = im[t].order[i];
+
+			im[t].order[i] = im[t].order[j];
+			im[t].order[j] = x;
+		}
+		errno = pthread_create(&th[t], NULL, image_handler, &im[t]);
+		if (errno) {
+			check_x("lazy image thread", -1, ALLOW(EAGAIN), 0);
+			break;
+		}
+		nth++;
 	}
-	for (int i = 0; i <= IMAGE_PAGES; i++) {
-		if (i == end_at) {
-			check("image FILL_END", ioctl(f.hfd, SEALMEM_IOC_FILL_END), ALLOW(ENOMEM));
+	if (nth < 2) {
+		ioctl(hfd, SEALMEM_IOC_FILL_END);
+		goto join;
+	}
+	for (int k = 0; k <= IMAGE_PAGES; k++) {
+		int i, sig;
+		ssize_t n = PS;
+
+		if (k == end_at) {
+			check("image FILL_END", ioctl(hfd, SEALMEM_IOC_FILL_END), NONE);
 			ended = 1;
 		}
-		if (i == IMAGE_PAGES)
+		if (k == IMAGE_PAGES)
 			break;
-		ssize_t n = pread(fd, first + (size_t)i * PS, PS, (off_t)i * PS);
-
-		/*
-		 * Under -i the copy-out itself may fail to allocate: the buffer is touched, but a
-		 * fork by another thread makes it copy-on-write again (EFAULT or a short read).
-		 */
-		if (n < 0) {
-			check("image pread", n, INJECT ? ALLOW(EINTR, EFAULT) : ALLOW(EINTR));
-			continue;
-		}
-		if (n != (ssize_t)PS) {
-			if (!INJECT)
-				fail("image pread", n, 0, "short read of a lazy image page");
-			continue;
+		i = order[k];
+		if (pick(2)) {
+			/* A fault: it waits for the handlers (or FILL_END), then maps the page. */
+			in_touch = 1;
+			if ((sig = sigsetjmp(jmp, 1)) == 0)
+				memcpy(first + (size_t)i * PS, p + (size_t)i * PS, PS);
+			in_touch = 0;
+			count(1, 1);
+			if (sig) {
+				bad[i] = 1;
+				if (page_kind(tag, i) != K_POISON)
+					fail("lazy image", i, sig, "a signal faulting a page that is not poisoned");
+				continue;
+			}
+		} else {
+			n = pread(fd, first + (size_t)i * PS, PS, (off_t)i * PS);
+			/*
+			 * Under -i the copy-out itself may fail to allocate: the buffer is touched, but
+			 * a fork by another thread makes it copy-on-write again (EFAULT or a short read).
+			 */
+			if (n < 0 && errno == EIO && page_kind(tag, i) == K_POISON) {
+				count(1, 1);
+				bad[i] = 1;
+				continue;
+			}
+			if (n < 0) {
+				check_x("image pread", n, NONE, R_MOD | R_OUT | R_ALLOC);
+				continue;
+			}
+			count(1, 1);
+			if (n != (ssize_t)PS) {
+				if (!INJECT)
+					fail("image pread", n, 0, "short read of a lazy image page");
+				continue;
+			}
 		}
 		seen[i] = 1;
-		if (memcmp(first + (size_t)i * PS, IMAGE_CONTENT + (size_t)i * PS, PS) &&
-		    !(ended && zero_page(first + (size_t)i * PS)))
-			fail("lazy image", i, 0, ended ? "a page read after FILL_END is neither its content nor zeros"
-						       : "a page read before FILL_END is not its content");
+		check_lazy_bytes("lazy image", tag, (uint64_t)i * PS, first + (size_t)i * PS, PS, ended);
 	}
-	pthread_join(f.th, NULL);
-	if (pread(fd, again, sizeof(again), 0) == (ssize_t)sizeof(again))
+join:
+	for (int t = 0; t < nth; t++)
+		pthread_join(th[t], NULL);
+	if (pread(fd, again, sizeof(again), 0) == (ssize_t)sizeof(again)) {
 		for (int i = 0; i < IMAGE_PAGES; i++)
 			if (seen[i] && memcmp(first + (size_t)i * PS, again + (size_t)i * PS, PS))
 				fail("lazy image", i, 0, "a page of the sealed image changed after it was read");
-	p = mmap(NULL, sizeof(again), PROT_READ, MAP_SHARED, fd, 0);
-	if (p != MAP_FAILED) {
-		in_touch = 1;
-		if (!sigsetjmp(jmp, 1)) {
-			for (int i = 0; i < IMAGE_PAGES; i++)
-				if (seen[i] && memcmp(first + (size_t)i * PS, p + (size_t)i * PS, PS))
-					fail("lazy image", i, 0, "a mapped page of the sealed image differs from what was read");
-		} else if (!INJECT) {
-			fail("lazy image", 0, 0, "a signal reading the mapped image after FILL_END");
-		}
-		in_touch = 0;
-		munmap(p, sizeof(again));
 	}
+	in_touch = 1;
+	for (int i = 0; i < IMAGE_PAGES; i++) {
+		int sig;
+
+		if (!seen[i] && !bad[i])
+			continue;
+		if ((sig = sigsetjmp(jmp, 1)) == 0) {
+			if (bad[i] && (*(volatile char *)(p + (size_t)i * PS) || 1))
+				fail("lazy image", i, 0, "a poisoned page of the image can be loaded after FILL_END");
+			else if (memcmp(first + (size_t)i * PS, p + (size_t)i * PS, PS))
+				fail("lazy image", i, 0, "a mapped page of the sealed image differs from what was read");
+		} else if (!bad[i]) {
+			fail("lazy image", i, sig, "a signal loading a page of the image already read");
+		}
+	}
+	in_touch = 0;
+	count(1, 1);
 out:
-	if (f.hfd >= 0)
-		close(f.hfd);
+	if (p != MAP_FAILED)
+		munmap(p, size);
+	if (hfd >= 0)
+		close(hfd);
 	if (fd >= 0)
 		close(fd);
-	atomic_fetch_add(&OPS, 1);
 }
 
 /* A fresh file's pages are zero (never stale kernel data). */
@@ -579,7 +1042,7 @@ static void check_fresh(void)
 	char *p;
 
 	if (fd < 0 || ioctl(fd, SEALMEM_IOC_SET_SIZE, &size)) {
-		check("fresh file", -1, ALLOW(EMFILE, ENOMEM));
+		check_x("fresh file", -1, ALLOW(EMFILE), R_MOD | R_ALLOC);
 		if (fd >= 0)
 			close(fd);
 		return;
@@ -592,18 +1055,20 @@ static void check_fresh(void)
 		munmap(p, size);
 	}
 	close(fd);
-	atomic_fetch_add(&OPS, 1);
+	count(1, 1);
 }
 
 /*
- * One fuzzing thread. The mix favours cheap calls (ioctls, I/O) so that a run executes many
- * of them; the expensive ones (fork, killing a handler, fresh files, mappings) still come
- * often enough to happen thousands of times per run.
+ * One fuzzing thread. The mix favours cheap calls (ioctls, I/O), which are most of what
+ * reaches the module; the expensive ones (fork and killed handlers ~0.3-0.8 s under TCG, a
+ * lazy image ~0.1 s, fresh files and maps ~0.03 s) come rarely but still hundreds of times
+ * per run.
  */
 static const char *const KIND[] = { "fork", "kill-handler", "check-sealed", "check-fresh", "mmap", "io", "ioctl", "lazy-image" };
 #define NKIND 8
 static atomic_long KIND_NS[NKIND], KIND_N[NKIND]; /* per process; printed with -v */
 static atomic_long SUB_NS[3][10], SUB_N[3][10], SUB_MAX[3];
+static int VERBOSE;
 
 static double now_ns(void)
 {
@@ -617,17 +1082,16 @@ static void *worker(void *arg)
 {
 	int slot = (int)(uintptr_t)arg % SLOTS;
 
+	me = &SH->slot[slot];
 	rng = SEED * 2654435761UL + (uintptr_t)arg * 40503 + 1;
-	while (!atomic_load(&STOP)) {
-		unsigned long r = pick(1000);
-		int k = r < 1 ? 0 : r < 2 ? 1 : r < 4 ? 2 : r < 6 ? 3 : r < 8 ? 7 : r < 20 ? 4 : r < 400 ? 5 : 6;
+	while (!atomic_load_explicit(&STOP, memory_order_relaxed)) {
+		unsigned long r = pick(20000);
+		/* Per 20,000: fork 1, kill-handler 1, sealed 6, fresh 6, lazy image 6, mmap 60,
+		 * I/O 7,800, ioctls the rest. */
+		int k = r < 1 ? 0 : r < 2 ? 1 : r < 8 ? 2 : r < 14 ? 3 : r < 20 ? 7 : r < 80 ? 4 : r < 7880 ? 5 : 6;
+		double t = VERBOSE ? now_ns() : 0;
 
-		/* fork and handler kills cost ~100 ms each under TCG: a quarter as often. */
-		if (k < 2 && pick(4))
-			k = 6;
-		double t = now_ns();
-
-		atomic_store(&SH->busy_since[slot], (long)t);
+		atomic_fetch_add_explicit(&me->seq, 1, memory_order_relaxed);
 		switch (k) {
 		case 0: fuzz_fork(); break;
 		case 1: fuzz_kill_handler(); break;
@@ -638,7 +1102,9 @@ static void *worker(void *arg)
 		case 7: check_lazy_image(); break;
 		default: fuzz_ioctl(); break;
 		}
-		atomic_store(&SH->busy_since[slot], 0);
+		atomic_fetch_add_explicit(&me->seq, 1, memory_order_relaxed);
+		if (!VERBOSE)
+			continue;
 		t = now_ns() - t;
 		atomic_fetch_add(&KIND_NS[k], (long)t);
 		atomic_fetch_add(&KIND_N[k], 1);
@@ -654,49 +1120,38 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-/* Serves the lazy file: random COPY / ZEROPAGE / POISON, sometimes bad arguments. */
+/*
+ * One of the lazy file's two handler threads: each request is served by the page's kind
+ * (page_kind(LAZY_TAG, page)); sometimes a bad fill (which must fill nothing) or a WAKE.
+ */
 static void *server(void *arg)
 {
-	(void)arg;
-	rng = SEED ^ 0x5eed;
-	while (!atomic_load(&STOP)) {
-		struct pollfd p = { .fd = HFD, .events = POLLIN };
-		struct sealmem_msg m[8];
-		ssize_t n;
+	char *content = malloc(PS);
 
-		if (poll(&p, 1, 100) <= 0)
-			continue;
-		n = read(HFD, m, sizeof(m));
-		check("handler read", n, ALLOW(EAGAIN, EINTR));
-		for (ssize_t i = 0; i < n / (ssize_t)sizeof(m[0]); i++) {
-			struct sealmem_copy c = { .offset = m[i].offset, .src = (__u64)(uintptr_t)GOOD, .len = PS,
-						  .flags = pick(2) ? SEALMEM_FILL_SKIP_EXISTING : 0 };
-			struct sealmem_fill f = { .offset = m[i].offset, .len = PS };
-			const int *ok = ALLOW(EEXIST, EINVAL, ENOMEM, ENOSPC, EFAULT);
+	rng = SEED ^ 0x5eed ^ (uintptr_t)arg * 977;
+	me = &SH->slot[SLOTS - 1 - (int)(uintptr_t)arg];
+	while (content && !atomic_load(&STOP)) {
+		if (pick(50) == 0) {
+			/* Bad arguments: a NULL or kernel source, a misaligned or zero length. */
+			struct sealmem_copy c = { .offset = PS * pick(LAZY_MIN_PAGES), .src = (uintptr_t)bad_ptr(), .len = PS };
 
-			switch (pick(10)) {
-			case 0: check("POISON", ioctl(HFD, SEALMEM_IOC_POISON, &f), ok); break;
-			case 1: check("ZEROPAGE", ioctl(HFD, SEALMEM_IOC_ZEROPAGE, &f), ok); break;
-			case 2:
-				c.len = rand_len();
-				c.src = (__u64)(uintptr_t)rand_ptr();
-				check("COPY(bad)", ioctl(HFD, SEALMEM_IOC_COPY, &c), ok);
-				c = (struct sealmem_copy){ .offset = m[i].offset, .src = (__u64)(uintptr_t)GOOD, .len = PS };
-				/* fall through: still serve the request */
-			default: check("COPY", ioctl(HFD, SEALMEM_IOC_COPY, &c), ok); break;
+			if (pick(2)) {
+				c.src = (uintptr_t)content;
+				c.len = pick(2) ? 0 : PS + 1 + pick(PS - 2);
 			}
-			/* A handler must retry a fill that failed for lack of memory, or its waiter
-			 * waits on (as with userfaultfd). Injected failures make that common. */
-			for (int tries = 0; tries < 100; tries++) {
-				c = (struct sealmem_copy){ .offset = m[i].offset, .src = (__u64)(uintptr_t)GOOD,
-							   .len = PS, .flags = SEALMEM_FILL_SKIP_EXISTING };
-				if (!ioctl(HFD, SEALMEM_IOC_COPY, &c) || errno != ENOMEM)
-					break;
-			}
+			/* A bad source is found only when copying into a new page: ENOMEM first. */
+			check_x("COPY(bad)", ioctl(HFD, SEALMEM_IOC_COPY, &c), ALLOW(EINVAL, EFAULT, EEXIST), R_MOD | R_ALLOC);
 		}
 		if (pick(50) == 0)
-			check("WAKE", ioctl(HFD, SEALMEM_IOC_WAKE, &(struct sealmem_range){ rand_off(), rand_len() }), ALLOW(EINVAL, EFAULT));
+			check("WAKE", ioctl(HFD, SEALMEM_IOC_WAKE, &(struct sealmem_range){ rand_off(), rand_len() }), ALLOW(EINVAL));
+		/* A prefetch: a page of the handler's choosing, filled by its kind (a present page
+		 * is skipped). Punched and shrunk pages come back this way too. */
+		if (pick(4) == 0)
+			serve_page(HFD, LAZY_TAG, pick(LAZY_MIN_PAGES), 1, content);
+		if (!serve_requests(HFD, LAZY_TAG, content, 20))
+			break;
 	}
+	free(content);
 	return NULL;
 }
 
@@ -851,26 +1306,64 @@ static void dump_stacks(void)
 		pclose(ls);
 }
 
-/*
- * The timekeeper: ends the run after `secs`, or early on the first failure. It also watches
- * for stalls: an operation running for 5 s gets every task's kernel stack printed, and one
- * running for 10 s is a failure (the handler serves every request at once; every wait in
- * the fuzzer is bounded).
- */
-static void timekeeper(int secs)
+/* Operations so far: reached (the module) and the others. */
+static void totals(long *reached, long *other)
 {
-	double t0 = now_ns();
+	*reached = *other = 0;
+	for (int i = 0; i < SLOTS; i++) {
+		*reached += atomic_load_explicit(&SH->slot[i].ops, memory_order_relaxed);
+		*other += atomic_load_explicit(&SH->slot[i].other, memory_order_relaxed);
+	}
+	*reached += atomic_load_explicit(&scratch_slot.ops, memory_order_relaxed);
+	*other += atomic_load_explicit(&scratch_slot.other, memory_order_relaxed);
+}
+
+/*
+ * The timekeeper (a process of its own): ends the run once `target` operations reached the
+ * module (if `target`), after `secs` (a failure if a target was not reached by then: the time
+ * cap), or early on the first failure. It also watches for stalls: a worker whose operation
+ * has not finished for 5 s gets every task's kernel stack printed, and one stuck for 10 s is
+ * a failure (the handlers serve every request at once; every wait in the fuzzer is bounded).
+ */
+static void timekeeper(int secs, long target)
+{
+	double t0 = now_ns(), next_report = 30e9;
+	long last[SLOTS] = { 0 }, reached, other;
+	double stuck_since[SLOTS] = { 0 };
 	int dumped = 0;
 
-	while (now_ns() - t0 < secs * 1e9 && !atomic_load(&FAILS)) {
-		double worst = 0, t = now_ns();
+	for (;;) {
+		double t = now_ns(), worst = 0;
 
-		sleep(1);
+		totals(&reached, &other);
+		if (atomic_load(&FAILS))
+			break;
+		if (target && reached >= target)
+			break;
+		if (t - t0 >= secs * 1e9) {
+			if (target) {
+				char why[160];
+
+				snprintf(why, sizeof(why), "the time cap of %d s came at %ld of the %ld operations wanted (%.0f/s)",
+					 secs, reached, target, reached / ((t - t0) / 1e9));
+				fail("time cap", reached, 0, why);
+			}
+			break;
+		}
+		if (t - t0 >= next_report) {
+			printf("sealmem_fuzz: %.0f s: %ld operations (%.0f/s), %ld not reaching the module\n",
+			       (t - t0) / 1e9, reached, reached / ((t - t0) / 1e9), other);
+			next_report += 30e9;
+		}
 		for (int i = 0; i < SLOTS; i++) {
-			long b = atomic_load(&SH->busy_since[i]);
+			long s = atomic_load_explicit(&SH->slot[i].seq, memory_order_relaxed);
 
-			if (b && t - b > worst)
-				worst = t - b;
+			if (!(s & 1) || s != last[i]) {
+				last[i] = s;
+				stuck_since[i] = t;
+			} else if (t - stuck_since[i] > worst) {
+				worst = t - stuck_since[i];
+			}
 		}
 		if (worst > 5e9 && !dumped) {
 			printf("sealmem_fuzz: stall: an operation has run for %.1f s; kernel stacks:\n", worst / 1e9);
@@ -881,24 +1374,29 @@ static void timekeeper(int secs)
 			fail("stall", 0, 0, "an operation ran for more than 10 s");
 		if (worst < 1e9)
 			dumped = 0;
+		usleep(200 * 1000);
 	}
 	atomic_store(&STOP, 1);
-	/* Workers may wait on the lazy file's holes: end lazy mode so they all continue. */
-	check("FILL_END", ioctl(HFD, SEALMEM_IOC_FILL_END), ALLOW(EINVAL));
+	/* Workers may wait on the lazy file's holes: end lazy mode so they all continue. From
+	 * now on its holes may read as zeros. */
+	atomic_store(&SH->lazy_ended, 1);
+	check_x("FILL_END", ioctl(HFD, SEALMEM_IOC_FILL_END), NONE, 0);
 }
 
 /* The shared files: plain, resizable, sealed with known content, lazy with a handler. */
 static int setup_files(__u64 size)
 {
 	__u32 seals = SEALMEM_SEAL_WRITE | SEALMEM_SEAL_SHRINK | SEALMEM_SEAL_GROW | SEALMEM_SEAL_SEAL;
+	__u64 lazy_size = LAZY_MIN_PAGES * PS;
 	int ok = 1;
 
 	for (int i = 0; i < NFILES; i++) {
 		FD[i] = open("/dev/sealmem", O_RDWR | O_CLOEXEC);
-		ok = ok && FD[i] >= 0 && !ioctl(FD[i], SEALMEM_IOC_SET_SIZE, &size);
+		ok = ok && FD[i] >= 0 && !ioctl(FD[i], SEALMEM_IOC_SET_SIZE, i == F_LAZY ? &lazy_size : &size);
 	}
 	ok = ok && pwrite(FD[F_SEALED], SEALED_CONTENT, size, 0) == (ssize_t)size &&
 	     !ioctl(FD[F_SEALED], SEALMEM_IOC_ADD_SEALS, &seals);
+	atomic_store(&SH->seals[F_SEALED], seals);
 	HFD = ok ? ioctl(FD[F_LAZY], SEALMEM_IOC_FILL_ENABLE, SEALMEM_FD_CLOEXEC | SEALMEM_FD_NONBLOCK) : -1;
 	for (int i = 0; i < NFILES; i++)
 		VIEWFD[i] = ok ? ioctl(FD[i], SEALMEM_IOC_VIEW, SEALMEM_FD_CLOEXEC) : -1;
@@ -930,41 +1428,45 @@ static void print_kinds(int proc)
 	}
 }
 
-/* The fuzzing threads of one process (the first process also serves the lazy file). */
+/* The fuzzing threads of one process (the first process also runs the lazy file's two handler threads). */
 static void fuzz_process(int proc, int threads, int serve)
 {
-	pthread_t th[16], srv;
+	pthread_t th[16], srv[2];
 
-	if (serve)
-		pthread_create(&srv, NULL, server, NULL);
+	for (int i = 0; serve && i < 2; i++)
+		pthread_create(&srv[i], NULL, server, (void *)(uintptr_t)i);
 	for (int i = 0; i < threads; i++)
 		pthread_create(&th[i], NULL, worker, (void *)(uintptr_t)(proc * 16 + i + 1));
 	for (int i = 0; i < threads; i++)
 		pthread_join(th[i], NULL);
-	if (serve)
-		pthread_join(srv, NULL);
+	for (int i = 0; serve && i < 2; i++)
+		pthread_join(srv[i], NULL);
 }
 
 int main(int argc, char **argv)
 {
-	int opt, threads = 2, procs = 2, secs = 10;
-	pid_t kids[16];
+	int opt, threads = 1, procs = 4, secs = 10;
+	long target = 0, reached, other;
+	pid_t kids[16], tk;
 	struct sigaction sa = { .sa_handler = on_fault };
 	__u64 size = SEALED_PAGES * PS;
-	int status, rc = 0, verbose = 0;
+	int status;
+	double t0;
 
 	SEED = (unsigned long)time(NULL) ^ (unsigned long)getpid();
-	while ((opt = getopt(argc, argv, "s:t:j:p:i:I:v")) != -1) {
+	while ((opt = getopt(argc, argv, "s:t:n:j:p:i:I:v")) != -1) {
 		if (opt == 'I')
 			return inject_control(atoi(optarg));
 		if (opt == 'i')
 			INJECT = atoi(optarg);
 		else if (opt == 'v')
-			verbose = 1;
+			VERBOSE = 1;
 		else if (opt == 's')
 			SEED = strtoul(optarg, NULL, 0);
 		else if (opt == 't')
 			secs = atoi(optarg);
+		else if (opt == 'n')
+			target = atol(optarg);
 		else if (opt == 'j')
 			threads = atoi(optarg) > 16 ? 16 : atoi(optarg) < 1 ? 1 : atoi(optarg);
 		else if (opt == 'p')
@@ -976,8 +1478,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	printf("sealmem_fuzz: seed %lu, %d s, %d processes x %d threads%s (reproduce: sealmem_fuzz -s %lu -t %d -p %d -j %d)\n",
-	       SEED, secs, procs, threads, INJECT ? ", injected allocation failures" : "", SEED, secs, procs, threads);
+	if (target)
+		printf("sealmem_fuzz: seed %lu, %ld operations within %d s, %d processes x %d threads%s (reproduce: sealmem_fuzz -s %lu -n %ld -t %d -p %d -j %d)\n",
+		       SEED, target, secs, procs, threads, INJECT ? ", injected allocation failures" : "", SEED, target, secs, procs, threads);
+	else
+		printf("sealmem_fuzz: seed %lu, %d s, %d processes x %d threads%s (reproduce: sealmem_fuzz -s %lu -t %d -p %d -j %d)\n",
+		       SEED, secs, procs, threads, INJECT ? ", injected allocation failures" : "", SEED, secs, procs, threads);
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGBUS, &sa, NULL);
 	sigaction(SIGSEGV, &sa, NULL);
@@ -987,9 +1493,6 @@ int main(int argc, char **argv)
 	SEALED_CONTENT = malloc(size);
 	for (size_t i = 0; i < size; i++)
 		SEALED_CONTENT[i] = (char)(i * 7 + 3);
-	IMAGE_CONTENT = malloc(IMAGE_PAGES * PS);
-	for (size_t i = 0; i < IMAGE_PAGES * PS; i++)
-		IMAGE_CONTENT[i] = (char)((i * 13 + 5) | 1);
 	/* Under injection, setting up may itself fail (ENOMEM, short writes): retry. */
 	for (int tries = 0; setup_files(size); tries++) {
 		if (!INJECT || tries == 1000) {
@@ -997,7 +1500,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (verbose) {
+	if (VERBOSE) {
 		double t = now_ns();
 		__u64 v;
 
@@ -1013,26 +1516,30 @@ int main(int argc, char **argv)
 			(void)!pread(FD[F_SEALED], GOOD, 64, 0);
 		printf(", pread 64 B %.1f us per call\n", (now_ns() - t) / 1e3 / 1000);
 	}
+	t0 = now_ns();
 	/* Every process shares the same files (and the sealed content to check against). */
 	for (int p = 1; p < procs; p++) {
 		kids[p] = fork();
 		if (kids[p] == 0) {
 			fuzz_process(p, threads, 0);
-			if (verbose)
+			if (VERBOSE)
 				print_kinds(p);
 			_exit(0);
 		}
 	}
-	if (fork() == 0) {
-		timekeeper(secs);
+	tk = fork();
+	if (tk == 0) {
+		timekeeper(secs, target);
 		_exit(0);
 	}
 	fuzz_process(0, threads, 1);
-	if (verbose)
+	if (VERBOSE)
 		print_kinds(0);
 	for (int p = 1; p < procs; p++)
 		if (kids[p] > 0 && (waitpid(kids[p], &status, 0) != kids[p] || sm_ended(status) != SM_EXITED(0)))
-			fail("fuzzing process", status, 0, "a fuzzing process died");
+			fail("fuzzing process", sm_ended(status), 0, "a fuzzing process died");
+	if (tk > 0 && (waitpid(tk, &status, 0) != tk || sm_ended(status) != SM_EXITED(0)))
+		fail("timekeeper", sm_ended(status), 0, "the timekeeper died");
 	while (wait(NULL) > 0)
 		;
 	check_sealed();
@@ -1041,7 +1548,9 @@ int main(int argc, char **argv)
 		close(FD[i]);
 	}
 	close(HFD);
-	printf("sealmem_fuzz: %ld operations, %ld failures (seed %lu)\n", atomic_load(&OPS), atomic_load(&FAILS), SEED);
-	rc = atomic_load(&FAILS) ? 1 : 0;
-	return rc;
+	totals(&reached, &other);
+	printf("sealmem_fuzz: %ld operations, %ld failures (seed %lu)\n", reached, atomic_load(&FAILS), SEED);
+	printf("sealmem_fuzz: %.0f operations/s; %ld calls that never reached the module (not counted above); %ld fork children ended by their alarm\n",
+	       reached / ((now_ns() - t0) / 1e9), other, atomic_load(&SH->alarm_kills));
+	return atomic_load(&FAILS) ? 1 : 0;
 }
