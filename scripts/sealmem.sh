@@ -66,21 +66,21 @@ selftests() {
 	rm -rf "$out"
 	mkdir -p "$out" "$tools"
 	{
-		for c in "$SEALMEM_ROOT"/selftests/c/*.c; do basename "$c" .c; done
+		for c in "$SEALMEM_ROOT"/selftests/c/sealmem_*_test.c; do basename "$c" .c; done
 		echo sealmem-selftests
 		# The crate's examples are test programs too (TAP): crate-example-NAME.
 		for e in "$SEALMEM_ROOT"/tools/sealmem/examples/*.rs; do echo "crate-example-$(basename "$e" .rs)"; done
 	} | sort >"$tools/tests.manifest"
-	local pids=() c name
-	for c in "$SEALMEM_ROOT"/selftests/c/*.c; do
-		name=$(basename "$c" .c)
-		step "cc-$name" "${cc[@]}" -isystem "$src/tools/testing/selftests" -o "$out/$name" "$c" &
-		pids+=($!)
-	done
+	local pids=()
+	# The C tests with kselftest's own lib.mk (selftests/c/Makefile), as a kernel tree would
+	# build them in tools/testing/selftests/sealmem.
+	step cc-selftests make -C "$SEALMEM_ROOT/selftests/c" KSRC="$src" OUTPUT="$out" -j2 &
+	pids+=($!)
 	# Programs that are not tests (the demo, the benchmark, the fuzzer) go beside them.
 	step cc-sealmem_bench "${cc[@]}" -o "$tools/sealmem_bench" "$SEALMEM_ROOT/tools/bench/sealmem_bench.c" &
 	pids+=($!)
-	step cc-sealmem_fuzz "${cc[@]}" -I"$SEALMEM_ROOT/selftests/c" -o "$tools/sealmem_fuzz" "$SEALMEM_ROOT/tools/fuzz/sealmem_fuzz.c" &
+	step cc-sealmem_fuzz "${cc[@]}" -I"$SEALMEM_ROOT/selftests/c" -o "$tools/sealmem_fuzz" \
+		"$SEALMEM_ROOT/tools/fuzz/sealmem_fuzz.c" "$SEALMEM_ROOT/selftests/c/sealmem_lib.c" &
 	pids+=($!)
 	# Two cargo workspaces (the Rust selftests; the crate and demo in tools/), one target
 	# directory: cargo serialises the two builds on its lock.

@@ -9,7 +9,7 @@
  * A fill request that no task waits for (raised by an O_NONBLOCK read, which returns EAGAIN
  * after raising it, by a fault that may not sleep, or left behind by a wait a signal
  * interrupted) is an "orphan". A file holds at most 4096 of them (docs/api.md, "Known
- * limitations"; MAX_ORPHANS in rust/fill.rs): past that such an access raises no request
+ * limitations"; MAX_ORPHANS in rust/lazy.rs): past that such an access raises no request
  * (it still fails with EAGAIN), and an interrupted wait that would leave one more takes its
  * request back. Requests that tasks wait for are not capped (the waiting tasks bound them).
  *
@@ -32,7 +32,7 @@
 /* The cap on requests no task waits for, per file (docs/api.md, "Known limitations"). */
 #define CAP 4096
 #define FILE_SIZE (64UL << 20)
-#define NPAGES (FILE_SIZE / PS)
+#define NPAGES (FILE_SIZE / SM_PS)
 
 /* ---- helpers (copied here rather than added to the shared header) ------------------- */
 
@@ -52,9 +52,9 @@ static long long wait_fdinfo(int fd, const char *key, long long want, double tim
 
 static int copy_page(int hfd, __u64 off, const void *src)
 {
-	struct sealmem_copy c = { .offset = off, .src = (__u64)(uintptr_t)src, .len = PS };
+	struct sealmem_copy c = { .offset = off, .src = (__u64)(uintptr_t)src, .len = SM_PS };
 
-	return ioctl(hfd, SEALMEM_IOC_COPY, &c) == 0 && c.copy == (__s64)PS ? 0 : -1;
+	return ioctl(hfd, SEALMEM_IOC_COPY, &c) == 0 && c.copy == (__s64)SM_PS ? 0 : -1;
 }
 
 /*
@@ -80,14 +80,14 @@ static long drain(int hfd, unsigned char *seen, long *dups, __u64 *bad_off)
 		for (size_t i = 0; i < n / sizeof(m[0]); i++) {
 			__u64 off = m[i].offset;
 
-			if (off % PS || off >= FILE_SIZE || m[i].flags != 0) {
+			if (off % SM_PS || off >= FILE_SIZE || m[i].flags != 0) {
 				*bad_off = off;
 				errno = ERANGE;
 				return -1;
 			}
-			if (seen[off / PS])
+			if (seen[off / SM_PS])
 				(*dups)++;
-			seen[off / PS] = 1;
+			seen[off / SM_PS] = 1;
 			total++;
 		}
 		if (sm_now() - t0 > 60) {
@@ -212,11 +212,11 @@ FIXTURE_SETUP(bounds)
 	self->fd = self->hfd = self->view_nb = self->view = -1;
 	self->seen = calloc(NPAGES, 1);
 	ASSERT_NE(NULL, self->seen);
-	self->src = malloc(PS);
+	self->src = malloc(SM_PS);
 	ASSERT_NE(NULL, self->src);
-	sm_pattern(self->src, PS, 7, 0);
+	sm_pattern(self->src, SM_PS, 7, 0);
 	self->fd = sm_new();
-	ASSERT_LE(0, self->fd) TH_LOG("open %s: %s", SEALMEM_DEV, strerror(errno));
+	ASSERT_LE(0, self->fd) TH_LOG("open %s: %s", SM_DEV, strerror(errno));
 	ASSERT_EQ(0, sm_set_size(self->fd, FILE_SIZE));
 	self->hfd = ioctl(self->fd, SEALMEM_IOC_FILL_ENABLE, SEALMEM_FD_CLOEXEC | SEALMEM_FD_NONBLOCK);
 	ASSERT_LE(0, self->hfd) TH_LOG("FILL_ENABLE: %s", strerror(errno));
@@ -263,7 +263,7 @@ static long nonblock_preads(int fd, unsigned long first, unsigned long n, long *
 		ssize_t r;
 
 		errno = 0;
-		r = pread(fd, &c, 1, p * PS + (p % 7));
+		r = pread(fd, &c, 1, p * SM_PS + (p % 7));
 		if (r == -1 && errno == EAGAIN)
 			continue;
 		if (!bad++) {
@@ -323,48 +323,48 @@ TEST_F_TIMEOUT(bounds, requests_nobody_waits_for_are_bounded, 300)
 	ASSERT_NE(~0UL, first_seen);
 
 	/* COPY one delivered page: its request is resolved, one fewer pending. */
-	ASSERT_EQ(0, copy_page(self->hfd, first_seen * PS, self->src));
+	ASSERT_EQ(0, copy_page(self->hfd, first_seen * SM_PS, self->src));
 	EXPECT_EQ(CAP - 1, sm_fdinfo_num(self->fd, "pending"));
 	EXPECT_EQ(CAP - 1, sm_fdinfo_num(self->hfd, "pending"));
 	/* The filled page reads at once, even O_NONBLOCK. */
-	EXPECT_EQ(1, pread(self->view_nb, &c, 1, first_seen * PS + 9));
+	EXPECT_EQ(1, pread(self->view_nb, &c, 1, first_seen * SM_PS + 9));
 	EXPECT_EQ(self->src[9], c);
 
 	/* Below the cap again: an O_NONBLOCK pread of a new page raises one request... */
 	p1 = fresh_page(self->seen, NPAGES);
 	ASSERT_NE(~0UL, p1);
 	errno = 0;
-	EXPECT_EQ(-1, pread(self->view_nb, &c, 1, p1 * PS));
+	EXPECT_EQ(-1, pread(self->view_nb, &c, 1, p1 * SM_PS));
 	EXPECT_EQ(EAGAIN, errno);
 	EXPECT_EQ(CAP, sm_fdinfo_num(self->fd, "pending"));
 	EXPECT_EQ(CAP + 1, sm_fdinfo_num(self->hfd, "total"));
 	ASSERT_EQ(0, sm_read_msg(self->hfd, &m, 5000)) TH_LOG("no message for the new O_NONBLOCK request");
-	EXPECT_EQ(p1 * PS, m.offset);
-	self->seen[m.offset / PS] = 1;
+	EXPECT_EQ(p1 * SM_PS, m.offset);
+	self->seen[m.offset / SM_PS] = 1;
 
 	/* ...and at the cap, the next one raises none (it still fails with EAGAIN). */
 	p2 = fresh_page(self->seen, p1);
 	ASSERT_NE(~0UL, p2);
 	errno = 0;
-	EXPECT_EQ(-1, pread(self->view_nb, &c, 1, p2 * PS));
+	EXPECT_EQ(-1, pread(self->view_nb, &c, 1, p2 * SM_PS));
 	EXPECT_EQ(EAGAIN, errno);
 	EXPECT_EQ(CAP, sm_fdinfo_num(self->fd, "pending"));
 	EXPECT_EQ(CAP + 1, sm_fdinfo_num(self->hfd, "total"));
 	errno = 0;
 	EXPECT_EQ(-1, read(self->hfd, &m, sizeof(m))) TH_LOG("unexpected message for page %llu",
-							     (unsigned long long)m.offset / PS);
+							     (unsigned long long)m.offset / SM_PS);
 	EXPECT_EQ(EAGAIN, errno);
 
 	/* A reader that waits is not capped: its request is raised past the cap. */
 	pb = fresh_page(self->seen, p2);
 	ASSERT_NE(~0UL, pb);
-	ASSERT_EQ(0, reader_start(&r, self->view, pb * PS + 17));
+	ASSERT_EQ(0, reader_start(&r, self->view, pb * SM_PS + 17));
 	if (sm_read_msg(self->hfd, &m, 30000)) {
 		reader_finish(&r, self->hfd);
 		ASSERT_TRUE(0) TH_LOG("no request from a blocking pread past the cap in 30 s (file pending %lld, reader %s)",
 				      sm_fdinfo_num(self->fd, "pending"), atomic_load(&r.done) ? "returned" : "waiting");
 	}
-	EXPECT_EQ(pb * PS, m.offset);
+	EXPECT_EQ(pb * SM_PS, m.offset);
 	EXPECT_EQ(0, m.flags);
 	EXPECT_EQ(atomic_load(&r.tid), (int)m.tid);
 	EXPECT_EQ(CAP + 1, sm_fdinfo_num(self->fd, "pending"));
@@ -374,7 +374,7 @@ TEST_F_TIMEOUT(bounds, requests_nobody_waits_for_are_bounded, 300)
 						   r.ret, strerror(r.err));
 
 	/* Filled, the reader gets the bytes. */
-	EXPECT_EQ(0, copy_page(self->hfd, pb * PS, self->src));
+	EXPECT_EQ(0, copy_page(self->hfd, pb * SM_PS, self->src));
 	EXPECT_EQ(1, reader_wait(&r, 30)) TH_LOG("the reader did not return within 30 s of the fill");
 	EXPECT_EQ(1, reader_finish(&r, self->hfd));
 	EXPECT_EQ(1, r.ret) TH_LOG("pread: %zd (%s)", r.ret, strerror(r.err));
@@ -394,7 +394,7 @@ static int interrupted_pread(int fd, int hfd, int file_fd, unsigned long page, l
 	long long pending;
 	struct reader r;
 
-	if (reader_start(&r, fd, page * PS + 3)) {
+	if (reader_start(&r, fd, page * SM_PS + 3)) {
 		snprintf(why, len, "pthread_create failed");
 		return -1;
 	}
@@ -475,14 +475,14 @@ TEST_F_TIMEOUT(bounds, interrupted_waits_leave_bounded_requests, 300)
 		TH_LOG("interrupted wait below the cap: %s", why);
 	EXPECT_EQ(CAP, sm_fdinfo_num(self->fd, "pending")) TH_LOG("the interrupted wait below the cap left no request");
 	ASSERT_EQ(0, sm_read_msg(self->hfd, &m, 5000)) TH_LOG("no message for the request the interrupted wait left");
-	EXPECT_EQ((first_int + nint) * PS, m.offset);
+	EXPECT_EQ((first_int + nint) * SM_PS, m.offset);
 	ASSERT_EQ(0, interrupted_pread(self->view, self->hfd, self->fd, first_int + nint + 1, CAP + 1, why, sizeof(why)))
 		TH_LOG("interrupted wait at the cap: %s", why);
 	EXPECT_EQ(CAP, sm_fdinfo_num(self->fd, "pending"));
 	EXPECT_EQ(0, sm_fdinfo_num(self->hfd, "queued"));
 	errno = 0;
 	EXPECT_EQ(-1, read(self->hfd, &m, sizeof(m))) TH_LOG("unexpected message for page %llu",
-							     (unsigned long long)m.offset / PS);
+							     (unsigned long long)m.offset / SM_PS);
 	EXPECT_EQ(EAGAIN, errno);
 	EXPECT_EQ(CAP + nint + 2, sm_fdinfo_num(self->hfd, "total"));
 }

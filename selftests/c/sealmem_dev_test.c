@@ -19,7 +19,7 @@ TEST(device_node_is_world_usable_char_device)
 {
 	struct stat st;
 
-	ASSERT_EQ(0, stat(SEALMEM_DEV, &st));
+	ASSERT_EQ(0, stat(SM_DEV, &st));
 	EXPECT_TRUE(S_ISCHR(st.st_mode));
 	EXPECT_EQ(0666, st.st_mode & 07777);
 }
@@ -38,7 +38,7 @@ TEST(unprivileged_user_can_create_files)
 			_exit(10);
 		if (geteuid() != 65534)
 			_exit(11);
-		fd = open(SEALMEM_DEV, O_RDWR | O_CLOEXEC);
+		fd = open(SM_DEV, O_RDWR | O_CLOEXEC);
 		if (fd < 0)
 			_exit(12);
 		if (ioctl(fd, SEALMEM_IOC_API, &api) != 0 || api.api != SEALMEM_API)
@@ -54,51 +54,51 @@ TEST(open_close_many_files)
 	enum { N = 1000 };
 	static int fds[N];
 	struct rlimit rl = { N + 64, N + 64 };
-	long long files0 = sealmem_counter("files");
-	long long created0 = sealmem_counter("files_created");
+	long long files0 = sm_counter("files");
+	long long created0 = sm_counter("files_created");
 	char info[1024], id[32], prev[32] = "";
 	int i;
 
 	ASSERT_GE(files0, 0) TH_LOG("debugfs counters missing");
 	ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &rl));
 	for (i = 0; i < N; i++) {
-		fds[i] = open(SEALMEM_DEV, O_RDWR | O_CLOEXEC);
+		fds[i] = open(SM_DEV, O_RDWR | O_CLOEXEC);
 		ASSERT_GE(fds[i], 0) TH_LOG("open #%d: %s", i, strerror(errno));
 	}
-	EXPECT_EQ(files0 + N, sealmem_counter("files"));
-	EXPECT_EQ(created0 + N, sealmem_counter("files_created"));
+	EXPECT_EQ(files0 + N, sm_counter("files"));
+	EXPECT_EQ(created0 + N, sm_counter("files_created"));
 	/* Every open() is a new file: ids differ. */
 	for (i = 0; i < N; i += 97) {
-		ASSERT_GT(sealmem_fdinfo(fds[i], info, sizeof(info)), 0);
-		ASSERT_EQ(0, sealmem_fdinfo_field(info, "sealmem-id", id, sizeof(id)));
+		ASSERT_GT(sm_fdinfo(fds[i], info, sizeof(info)), 0);
+		ASSERT_EQ(0, sm_fdinfo_field(info, "sealmem-id", id, sizeof(id)));
 		EXPECT_NE(0, strcmp(id, prev));
 		strcpy(prev, id);
 	}
 	for (i = 0; i < N; i++)
 		ASSERT_EQ(0, close(fds[i]));
-	EXPECT_EQ(files0, sealmem_counter("files"));
+	EXPECT_EQ(files0, sm_counter("files"));
 }
 
 TEST(dup_and_fork_share_one_file)
 {
-	long long files0 = sealmem_counter("files");
-	int fd = open(SEALMEM_DEV, O_RDWR), fd2, status;
+	long long files0 = sm_counter("files");
+	int fd = open(SM_DEV, O_RDWR), fd2, status;
 	pid_t pid;
 
 	ASSERT_GE(fd, 0);
 	fd2 = dup(fd);
 	ASSERT_GE(fd2, 0);
-	EXPECT_EQ(files0 + 1, sealmem_counter("files"));
+	EXPECT_EQ(files0 + 1, sm_counter("files"));
 	pid = fork();
 	ASSERT_GE(pid, 0);
 	if (pid == 0)
-		_exit(sealmem_counter("files") == files0 + 1 ? 0 : 1);
+		_exit(sm_counter("files") == files0 + 1 ? 0 : 1);
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_EQ(SM_EXITED(0), sm_ended(status));
 	close(fd);
-	EXPECT_EQ(files0 + 1, sealmem_counter("files"));
+	EXPECT_EQ(files0 + 1, sm_counter("files"));
 	close(fd2);
-	EXPECT_EQ(files0, sealmem_counter("files"));
+	EXPECT_EQ(files0, sm_counter("files"));
 }
 
 FIXTURE(file) {
@@ -107,7 +107,7 @@ FIXTURE(file) {
 
 FIXTURE_SETUP(file)
 {
-	self->fd = open(SEALMEM_DEV, O_RDWR | O_CLOEXEC);
+	self->fd = open(SM_DEV, O_RDWR | O_CLOEXEC);
 	ASSERT_GE(self->fd, 0);
 }
 
@@ -212,27 +212,27 @@ TEST_F(file, fdinfo_shows_the_file_state)
 	struct sealmem_api api = { .api = SEALMEM_API };
 	char info[1024], v[64];
 
-	ASSERT_GT(sealmem_fdinfo(self->fd, info, sizeof(info)), 0);
-	ASSERT_EQ(0, sealmem_fdinfo_field(info, "sealmem-id", v, sizeof(v)));
+	ASSERT_GT(sm_fdinfo(self->fd, info, sizeof(info)), 0);
+	ASSERT_EQ(0, sm_fdinfo_field(info, "sealmem-id", v, sizeof(v)));
 	EXPECT_GT(strtoull(v, NULL, 10), 0);
-	ASSERT_EQ(0, sealmem_fdinfo_field(info, "name", v, sizeof(v)));
+	ASSERT_EQ(0, sm_fdinfo_field(info, "name", v, sizeof(v)));
 	EXPECT_STREQ("", v);
-	ASSERT_EQ(0, sealmem_fdinfo_field(info, "size", v, sizeof(v)));
+	ASSERT_EQ(0, sm_fdinfo_field(info, "size", v, sizeof(v)));
 	EXPECT_STREQ("0", v);
-	ASSERT_EQ(0, sealmem_fdinfo_field(info, "seals", v, sizeof(v)));
+	ASSERT_EQ(0, sm_fdinfo_field(info, "seals", v, sizeof(v)));
 	EXPECT_STREQ("0x0", v);
-	ASSERT_EQ(0, sealmem_fdinfo_field(info, "pages", v, sizeof(v)));
+	ASSERT_EQ(0, sm_fdinfo_field(info, "pages", v, sizeof(v)));
 	EXPECT_STREQ("0", v);
-	ASSERT_EQ(0, sealmem_fdinfo_field(info, "lazy", v, sizeof(v)));
+	ASSERT_EQ(0, sm_fdinfo_field(info, "lazy", v, sizeof(v)));
 	EXPECT_STREQ("off", v);
-	ASSERT_EQ(0, sealmem_fdinfo_field(info, "pending", v, sizeof(v)));
+	ASSERT_EQ(0, sm_fdinfo_field(info, "pending", v, sizeof(v)));
 	EXPECT_STREQ("0", v);
-	ASSERT_EQ(0, sealmem_fdinfo_field(info, "api", v, sizeof(v)));
+	ASSERT_EQ(0, sm_fdinfo_field(info, "api", v, sizeof(v)));
 	EXPECT_STREQ("0", v);
 
 	ASSERT_EQ(0, ioctl(self->fd, SEALMEM_IOC_API, &api));
-	ASSERT_GT(sealmem_fdinfo(self->fd, info, sizeof(info)), 0);
-	ASSERT_EQ(0, sealmem_fdinfo_field(info, "api", v, sizeof(v)));
+	ASSERT_GT(sm_fdinfo(self->fd, info, sizeof(info)), 0);
+	ASSERT_EQ(0, sm_fdinfo_field(info, "api", v, sizeof(v)));
 	EXPECT_EQ(SEALMEM_API, strtoull(v, NULL, 10));
 }
 
@@ -245,15 +245,14 @@ static int reload(const char *params)
 
 TEST(limits_max_pages_enospc_sigbus_and_max_file_size_efbig)
 {
-	enum { PSZ = 4096 };
-	static char page[2 * PSZ];
+	static char page[2 * SM_PS_MAX];
 	char *p;
 	int fd, i;
 
 	if (!getenv("SEALMEM_KO"))
 		SKIP(return, "SEALMEM_KO not set (runs only in the test VM)");
 	ASSERT_EQ(0, reload("max_pages=16 max_file_size=1048576")) TH_LOG("%s", strerror(errno));
-	fd = open(SEALMEM_DEV, O_RDWR);
+	fd = open(SM_DEV, O_RDWR);
 	ASSERT_GE(fd, 0);
 	errno = 0;
 	EXPECT_EQ(-1, ioctl(fd, SEALMEM_IOC_SET_SIZE, &(__u64){ 1048577 }));
@@ -263,23 +262,23 @@ TEST(limits_max_pages_enospc_sigbus_and_max_file_size_efbig)
 	EXPECT_EQ(EFBIG, errno);
 	ASSERT_EQ(0, ioctl(fd, SEALMEM_IOC_SET_SIZE, &(__u64){ 1048576 }));
 	for (i = 0; i < 16; i++)
-		ASSERT_EQ(PSZ, pwrite(fd, page, PSZ, (off_t)i * PSZ));
-	EXPECT_EQ(16, sealmem_counter("pages"));
+		ASSERT_EQ(SM_PS, pwrite(fd, page, SM_PS, (off_t)i * SM_PS));
+	EXPECT_EQ(16, sm_counter("pages"));
 	errno = 0;
-	EXPECT_EQ(-1, pwrite(fd, page, PSZ, 16 * PSZ));
+	EXPECT_EQ(-1, pwrite(fd, page, SM_PS, 16 * SM_PS));
 	EXPECT_EQ(ENOSPC, errno);
 	/* A write that fits partly returns the bytes it wrote. */
-	ASSERT_EQ(0, ioctl(fd, SEALMEM_IOC_PUNCH_HOLE, &(struct sealmem_range){ 15 * PSZ, PSZ }));
-	EXPECT_EQ(PSZ, pwrite(fd, page, 2 * PSZ, 15 * PSZ));
+	ASSERT_EQ(0, ioctl(fd, SEALMEM_IOC_PUNCH_HOLE, &(struct sealmem_range){ 15 * SM_PS, SM_PS }));
+	EXPECT_EQ(SM_PS, pwrite(fd, page, 2 * SM_PS, 15 * SM_PS));
 	/* A fault that would exceed the limit raises SIGBUS, not corruption. */
-	p = mmap(NULL, 32 * PSZ, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	p = mmap(NULL, 32 * SM_PS, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, p);
-	EXPECT_EQ(0, sm_touch_ok(p + 3 * PSZ));
-	EXPECT_EQ(SIGBUS, sm_touch_bus(p + 20 * PSZ));
-	EXPECT_EQ(16, sealmem_counter("pages"));
-	munmap(p, 32 * PSZ);
+	EXPECT_EQ(0, sm_touch_ok(p + 3 * SM_PS));
+	EXPECT_EQ(SIGBUS, sm_touch_bus(p + 20 * SM_PS));
+	EXPECT_EQ(16, sm_counter("pages"));
+	munmap(p, 32 * SM_PS);
 	close(fd);
-	EXPECT_EQ(0, sealmem_counter("pages"));
+	EXPECT_EQ(0, sm_counter("pages"));
 	ASSERT_EQ(0, reload("")) TH_LOG("reload with defaults: %s", strerror(errno));
 }
 
@@ -299,52 +298,52 @@ static int fill_op(int hfd, unsigned long cmd, __u64 off, __u64 len, __s64 *done
  */
 TEST(limits_max_pages_enospc_from_copy_and_zeropage)
 {
-	char *src, buf[4096];
+	char *src, buf[SM_PS_MAX];
 	__s64 done = 0;
 	int fd, hfd;
 
 	if (!getenv("SEALMEM_KO"))
 		SKIP(return, "SEALMEM_KO not set (runs only in the test VM)");
-	src = sm_make_src(32 * PS, 8);
+	src = sm_make_src(32 * SM_PS, 8);
 	ASSERT_NE(MAP_FAILED, src);
 	ASSERT_EQ(0, reload("max_pages=16")) TH_LOG("%s", strerror(errno));
 	fd = sm_new();
 	ASSERT_GE(fd, 0);
-	ASSERT_EQ(0, sm_set_size(fd, 32 * PS));
+	ASSERT_EQ(0, sm_set_size(fd, 32 * SM_PS));
 	hfd = sm_fill_enable(fd, SEALMEM_FD_CLOEXEC);
 	ASSERT_GE(hfd, 0);
-	ASSERT_EQ(0, sm_copy(hfd, 0, src, 12 * PS, &done));
-	EXPECT_EQ(12 * PS, done);
+	ASSERT_EQ(0, sm_copy(hfd, 0, src, 12 * SM_PS, &done));
+	EXPECT_EQ(12 * SM_PS, done);
 	/* 8 pages asked, 4 fit. */
-	EXPECT_ERRNO(ENOSPC, sm_copy(hfd, 12 * PS, src + 12 * PS, 8 * PS, &done));
-	EXPECT_EQ(4 * PS, done);
-	EXPECT_EQ(16, sealmem_counter("pages"));
+	SM_EXPECT_ERRNO(ENOSPC, sm_copy(hfd, 12 * SM_PS, src + 12 * SM_PS, 8 * SM_PS, &done));
+	EXPECT_EQ(4 * SM_PS, done);
+	EXPECT_EQ(16, sm_counter("pages"));
 	EXPECT_EQ(16, sm_pages(fd));
 	/* At the limit: nothing fits. */
-	EXPECT_ERRNO(ENOSPC, sm_copy(hfd, 16 * PS, src + 16 * PS, PS, &done));
+	SM_EXPECT_ERRNO(ENOSPC, sm_copy(hfd, 16 * SM_PS, src + 16 * SM_PS, SM_PS, &done));
 	EXPECT_EQ(-ENOSPC, done);
-	EXPECT_ERRNO(ENOSPC, fill_op(hfd, SEALMEM_IOC_ZEROPAGE, 16 * PS, PS, &done));
+	SM_EXPECT_ERRNO(ENOSPC, fill_op(hfd, SEALMEM_IOC_ZEROPAGE, 16 * SM_PS, SM_PS, &done));
 	EXPECT_EQ(-ENOSPC, done);
-	EXPECT_EQ(16 * PS, lseek(fd, 0, SEEK_HOLE)) TH_LOG("page 16 stays a hole");
+	EXPECT_EQ(16 * SM_PS, lseek(fd, 0, SEEK_HOLE)) TH_LOG("page 16 stays a hole");
 	/* Two pages freed: a ZEROPAGE of 4 fills 2. */
-	ASSERT_EQ(0, sm_punch(fd, 0, 2 * PS));
-	EXPECT_ERRNO(ENOSPC, fill_op(hfd, SEALMEM_IOC_ZEROPAGE, 16 * PS, 4 * PS, &done));
-	EXPECT_EQ(2 * PS, done);
-	EXPECT_EQ(16, sealmem_counter("pages"));
-	EXPECT_EQ(18 * PS, lseek(fd, 16 * PS, SEEK_HOLE));
+	ASSERT_EQ(0, sm_punch(fd, 0, 2 * SM_PS));
+	SM_EXPECT_ERRNO(ENOSPC, fill_op(hfd, SEALMEM_IOC_ZEROPAGE, 16 * SM_PS, 4 * SM_PS, &done));
+	EXPECT_EQ(2 * SM_PS, done);
+	EXPECT_EQ(16, sm_counter("pages"));
+	EXPECT_EQ(18 * SM_PS, lseek(fd, 16 * SM_PS, SEEK_HOLE));
 	/* The bytes: the copied pages exact, the zero pages zero. */
 	for (int i = 2; i < 16; i++) {
-		ASSERT_EQ(PS, pread(fd, buf, PS, (off_t)i * PS));
-		EXPECT_EQ(0, memcmp(buf, src + i * PS, PS)) TH_LOG("page %d", i);
+		ASSERT_EQ(SM_PS, pread(fd, buf, SM_PS, (off_t)i * SM_PS));
+		EXPECT_EQ(0, memcmp(buf, src + i * SM_PS, SM_PS)) TH_LOG("page %d", i);
 	}
-	ASSERT_EQ(PS, pread(fd, buf, PS, 17 * PS));
+	ASSERT_EQ(SM_PS, pread(fd, buf, SM_PS, 17 * SM_PS));
 	EXPECT_EQ(0, buf[0]);
-	EXPECT_EQ(0, memcmp(buf, buf + 1, PS - 1));
+	EXPECT_EQ(0, memcmp(buf, buf + 1, SM_PS - 1));
 	close(hfd);
 	close(fd);
-	EXPECT_EQ(0, sealmem_counter("pages"));
+	EXPECT_EQ(0, sm_counter("pages"));
 	ASSERT_EQ(0, reload("")) TH_LOG("reload with defaults: %s", strerror(errno));
-	munmap(src, 32 * PS);
+	munmap(src, 32 * SM_PS);
 }
 
 static int write_str(const char *path, const char *val)
@@ -395,23 +394,23 @@ TEST(failed_xarray_allocation_never_leaks_page_accounting)
 	FS("times", "%d", 2);
 	FS("probability", "%d", 100);
 
-	pages0 = sealmem_counter("pages");
-	fd = open(SEALMEM_DEV, O_RDWR);
+	pages0 = sm_counter("pages");
+	fd = open(SM_DEV, O_RDWR);
 	ASSERT_GE(fd, 0);
 	ASSERT_EQ(0, write_str("/proc/self/make-it-fail", "1"));
 	errno = 0;
 	/* Page 300 of an empty file: a new page, then XArray nodes, both failed attempts. */
-	EXPECT_EQ(-1, pwrite(fd, "x", 1, 300 * 4096));
+	EXPECT_EQ(-1, pwrite(fd, "x", 1, 300 * SM_PS));
 	EXPECT_EQ(ENOMEM, errno);
 	write_str("/proc/self/make-it-fail", "0");
 	FS("probability", "%d", 0);
 	EXPECT_EQ(0, sm_pages(fd));
-	EXPECT_EQ(pages0, sealmem_counter("pages")) TH_LOG("the failed store leaked a page count");
+	EXPECT_EQ(pages0, sm_counter("pages")) TH_LOG("the failed store leaked a page count");
 	/* The file works normally afterwards. */
-	EXPECT_EQ(1, pwrite(fd, "x", 1, 300 * 4096));
-	EXPECT_EQ(pages0 + 1, sealmem_counter("pages"));
+	EXPECT_EQ(1, pwrite(fd, "x", 1, 300 * SM_PS));
+	EXPECT_EQ(pages0 + 1, sm_counter("pages"));
 	close(fd);
-	EXPECT_EQ(pages0, sealmem_counter("pages"));
+	EXPECT_EQ(pages0, sm_counter("pages"));
 #undef FS
 }
 
@@ -423,7 +422,7 @@ TEST(rmmod_refused_while_a_file_is_open)
 
 	if (!ko)
 		SKIP(return, "SEALMEM_KO not set (runs only in the test VM)");
-	fd = open(SEALMEM_DEV, O_RDWR);
+	fd = open(SM_DEV, O_RDWR);
 	ASSERT_GE(fd, 0);
 	fd2 = dup(fd);
 	errno = 0;
@@ -438,13 +437,13 @@ TEST(rmmod_refused_while_a_file_is_open)
 	EXPECT_EQ(0, sm_gauges_before_unload()) TH_LOG("files or pages left before the unload");
 	ASSERT_EQ(0, syscall(SYS_delete_module, "sealmem", O_NONBLOCK))
 		TH_LOG("rmmod after close: %s", strerror(errno));
-	EXPECT_EQ(-1, access(SEALMEM_DEV, F_OK));
+	EXPECT_EQ(-1, access(SM_DEV, F_OK));
 	/* Load it again for the tests that follow. */
 	kfd = open(ko, O_RDONLY | O_CLOEXEC);
 	ASSERT_GE(kfd, 0);
 	ASSERT_EQ(0, syscall(SYS_finit_module, kfd, "", 0)) TH_LOG("reload: %s", strerror(errno));
 	close(kfd);
-	fd = open(SEALMEM_DEV, O_RDWR);
+	fd = open(SM_DEV, O_RDWR);
 	ASSERT_GE(fd, 0);
 	close(fd);
 }

@@ -66,7 +66,7 @@ static void serve_msgs(struct server *s, struct sealmem_msg *m, int n)
 	int i;
 
 	for (i = 0; i < n; i++) {
-		__u64 idx = m[i].offset / PS;
+		__u64 idx = m[i].offset / SM_PS;
 
 		if (idx < MAXP)
 			atomic_fetch_add(&s->count[idx], 1);
@@ -75,7 +75,7 @@ static void serve_msgs(struct server *s, struct sealmem_msg *m, int n)
 		/* A handler retries a fill that failed for lack of memory (as with
 		 * userfaultfd); under injected allocation failures that keeps tests going. */
 		for (int tries = 0;; tries++) {
-			if (!copy_page(s->hfd, m[i].offset, s->src + m[i].offset, PS, 0, NULL)) {
+			if (!copy_page(s->hfd, m[i].offset, s->src + m[i].offset, SM_PS, 0, NULL)) {
 				atomic_fetch_add(&s->served, 1);
 				break;
 			}
@@ -166,7 +166,7 @@ FIXTURE(lazy) {
 
 FIXTURE_SETUP(lazy)
 {
-	self->size = 16 * PS;
+	self->size = 16 * SM_PS;
 	self->fd = sm_new();
 	ASSERT_GE(self->fd, 0);
 	ASSERT_EQ(0, sm_set_size(self->fd, self->size));
@@ -190,7 +190,7 @@ TEST_F(lazy, fault_served_by_handler_thread)
 
 	ASSERT_NE(MAP_FAILED, p);
 	server_start(&s, self->hfd, self->src);
-	EXPECT_EQ(0, memcmp(p + 5 * PS, self->src + 5 * PS, PS));
+	EXPECT_EQ(0, memcmp(p + 5 * SM_PS, self->src + 5 * SM_PS, SM_PS));
 	EXPECT_EQ(0, memcmp(p, self->src, self->size));
 	server_stop(&s);
 	EXPECT_SERVER_CLEAN(s);
@@ -215,14 +215,14 @@ TEST_F(lazy, request_message_fields)
 	pid = fork();
 	ASSERT_GE(pid, 0);
 	if (pid == 0) {
-		p[3 * PS + 1] = 'w';
-		_exit(p[3 * PS + 1] == 'w' ? 0 : 1);
+		p[3 * SM_PS + 1] = 'w';
+		_exit(p[3 * SM_PS + 1] == 'w' ? 0 : 1);
 	}
 	ASSERT_EQ(sizeof(m), read(self->hfd, &m, sizeof(m)));
-	EXPECT_EQ(3 * PS, m.offset);
+	EXPECT_EQ(3 * SM_PS, m.offset);
 	EXPECT_EQ(SEALMEM_MSG_WRITE | SEALMEM_MSG_FAULT, m.flags);
 	EXPECT_EQ(pid, (pid_t)m.tid);
-	ASSERT_EQ(0, copy_page(self->hfd, m.offset, self->src + m.offset, PS, 0, NULL));
+	ASSERT_EQ(0, copy_page(self->hfd, m.offset, self->src + m.offset, SM_PS, 0, NULL));
 	waitpid(pid, &status, 0);
 	EXPECT_EQ(SM_EXITED(0), sm_ended(status));
 	/* pread of a hole: a syscall request (no FAULT flag). */
@@ -231,14 +231,14 @@ TEST_F(lazy, request_message_fields)
 	if (pid == 0) {
 		char c;
 
-		_exit(pread(self->fd, &c, 1, 7 * PS) == 1 && c == self->src[7 * PS] ? 0 : 1);
+		_exit(pread(self->fd, &c, 1, 7 * SM_PS) == 1 && c == self->src[7 * SM_PS] ? 0 : 1);
 	}
 	ASSERT_EQ(sizeof(m), read(self->hfd, &m, sizeof(m)));
-	EXPECT_EQ(7 * PS, m.offset);
+	EXPECT_EQ(7 * SM_PS, m.offset);
 	EXPECT_EQ(0, m.flags);
 	tid = (pid_t)m.tid;
 	EXPECT_EQ(pid, tid);
-	ASSERT_EQ(0, copy_page(self->hfd, m.offset, self->src + m.offset, PS, 0, NULL));
+	ASSERT_EQ(0, copy_page(self->hfd, m.offset, self->src + m.offset, SM_PS, 0, NULL));
 	waitpid(pid, &status, 0);
 	EXPECT_EQ(SM_EXITED(0), sm_ended(status));
 	munmap(p, self->size);
@@ -282,7 +282,7 @@ TEST_F(lazy, many_waiters_one_request)
 
 	ASSERT_NE(MAP_FAILED, p);
 	for (i = 0; i < N; i++) {
-		t[i] = (struct toucher){ .p = p, .fd = self->fd, .off = 2 * PS + i, .use_read = i & 1 };
+		t[i] = (struct toucher){ .p = p, .fd = self->fd, .off = 2 * SM_PS + i, .use_read = i & 1 };
 		pthread_create(&th[i], NULL, touch_thread, &t[i]);
 	}
 	/* Every thread reaches the hole and sleeps there: all wait for the same page. */
@@ -294,11 +294,11 @@ TEST_F(lazy, many_waiters_one_request)
 	}
 	EXPECT_EQ(1, sm_fdinfo_num(self->hfd, "queued"));
 	ASSERT_EQ(sizeof(m[0]), read(self->hfd, m, sizeof(m))) TH_LOG("one request for one page");
-	EXPECT_EQ(2 * PS, m[0].offset);
-	ASSERT_EQ(0, copy_page(self->hfd, 2 * PS, self->src + 2 * PS, PS, 0, NULL));
+	EXPECT_EQ(2 * SM_PS, m[0].offset);
+	ASSERT_EQ(0, copy_page(self->hfd, 2 * SM_PS, self->src + 2 * SM_PS, SM_PS, 0, NULL));
 	for (i = 0; i < N; i++) {
 		pthread_join(th[i], NULL);
-		EXPECT_EQ(self->src[2 * PS + i], t[i].got);
+		EXPECT_EQ(self->src[2 * SM_PS + i], t[i].got);
 	}
 	EXPECT_EQ(1, sm_fdinfo_num(self->hfd, "total"));
 	munmap(p, self->size);
@@ -307,37 +307,37 @@ TEST_F(lazy, many_waiters_one_request)
 TEST_F(lazy, copy_eexist_reports_partial_progress)
 {
 	__s64 done = 0;
-	char buf[PS];
+	char buf[SM_PS];
 
-	ASSERT_EQ(0, copy_page(self->hfd, 2 * PS, self->src + 2 * PS, PS, 0, &done));
-	EXPECT_EQ(PS, done);
+	ASSERT_EQ(0, copy_page(self->hfd, 2 * SM_PS, self->src + 2 * SM_PS, SM_PS, 0, &done));
+	EXPECT_EQ(SM_PS, done);
 	errno = 0;
-	EXPECT_EQ(-1, copy_page(self->hfd, 0, self->src, 4 * PS, 0, &done));
+	EXPECT_EQ(-1, copy_page(self->hfd, 0, self->src, 4 * SM_PS, 0, &done));
 	EXPECT_EQ(EEXIST, errno);
-	EXPECT_EQ(2 * PS, done) TH_LOG("pages 0 and 1 filled before the present page 2");
+	EXPECT_EQ(2 * SM_PS, done) TH_LOG("pages 0 and 1 filled before the present page 2");
 	/* Nothing is ever overwritten: page 2 keeps its first content. */
 	errno = 0;
-	EXPECT_EQ(-1, copy_page(self->hfd, 2 * PS, self->src, PS, 0, &done));
+	EXPECT_EQ(-1, copy_page(self->hfd, 2 * SM_PS, self->src, SM_PS, 0, &done));
 	EXPECT_EQ(EEXIST, errno);
 	EXPECT_EQ(-EEXIST, done) TH_LOG("nothing filled: copy is the negated errno");
-	ASSERT_EQ(PS, pread(self->fd, buf, PS, 2 * PS));
-	EXPECT_EQ(0, memcmp(buf, self->src + 2 * PS, PS));
+	ASSERT_EQ(SM_PS, pread(self->fd, buf, SM_PS, 2 * SM_PS));
+	EXPECT_EQ(0, memcmp(buf, self->src + 2 * SM_PS, SM_PS));
 	EXPECT_EQ(3, sm_fdinfo_num(self->fd, "pages"));
 }
 
 TEST_F(lazy, copy_skip_existing)
 {
-	char *other = make_src(self->size, 9), buf[PS];
+	char *other = make_src(self->size, 9), buf[SM_PS];
 	__s64 done = 0;
 
 	ASSERT_NE(MAP_FAILED, other);
-	ASSERT_EQ(0, copy_page(self->hfd, PS, self->src + PS, PS, 0, NULL));
-	ASSERT_EQ(0, copy_page(self->hfd, 0, other, 4 * PS, SEALMEM_FILL_SKIP_EXISTING, &done));
-	EXPECT_EQ(4 * PS, done);
-	ASSERT_EQ(PS, pread(self->fd, buf, PS, PS));
-	EXPECT_EQ(0, memcmp(buf, self->src + PS, PS)) TH_LOG("a skipped page kept its content");
-	ASSERT_EQ(PS, pread(self->fd, buf, PS, 3 * PS));
-	EXPECT_EQ(0, memcmp(buf, other + 3 * PS, PS));
+	ASSERT_EQ(0, copy_page(self->hfd, SM_PS, self->src + SM_PS, SM_PS, 0, NULL));
+	ASSERT_EQ(0, copy_page(self->hfd, 0, other, 4 * SM_PS, SEALMEM_FILL_SKIP_EXISTING, &done));
+	EXPECT_EQ(4 * SM_PS, done);
+	ASSERT_EQ(SM_PS, pread(self->fd, buf, SM_PS, SM_PS));
+	EXPECT_EQ(0, memcmp(buf, self->src + SM_PS, SM_PS)) TH_LOG("a skipped page kept its content");
+	ASSERT_EQ(SM_PS, pread(self->fd, buf, SM_PS, 3 * SM_PS));
+	EXPECT_EQ(0, memcmp(buf, other + 3 * SM_PS, SM_PS));
 	munmap(other, self->size);
 }
 
@@ -347,45 +347,45 @@ TEST_F(lazy, copy_skip_existing)
  */
 TEST_F(lazy, copy_runs_across_batches_present_pages_and_a_faulting_source)
 {
-	char *a = make_src(80 * PS, 5), *b = make_src(80 * PS, 7), *src, buf[PS];
+	char *a = make_src(80 * SM_PS, 5), *b = make_src(80 * SM_PS, 7), *src, buf[SM_PS];
 	__s64 done = 0;
 	int i;
 
 	ASSERT_NE(MAP_FAILED, a);
 	ASSERT_NE(MAP_FAILED, b);
-	ASSERT_EQ(0, sm_set_size(self->fd, 80 * PS));
-	ASSERT_EQ(0, copy_page(self->hfd, 20 * PS, b + 20 * PS, PS, 0, NULL));
-	ASSERT_EQ(0, copy_page(self->hfd, 37 * PS, b + 37 * PS, PS, 0, NULL));
-	ASSERT_EQ(0, copy_page(self->hfd, 0, a, 64 * PS, SEALMEM_FILL_SKIP_EXISTING, &done));
-	EXPECT_EQ(64 * PS, done);
+	ASSERT_EQ(0, sm_set_size(self->fd, 80 * SM_PS));
+	ASSERT_EQ(0, copy_page(self->hfd, 20 * SM_PS, b + 20 * SM_PS, SM_PS, 0, NULL));
+	ASSERT_EQ(0, copy_page(self->hfd, 37 * SM_PS, b + 37 * SM_PS, SM_PS, 0, NULL));
+	ASSERT_EQ(0, copy_page(self->hfd, 0, a, 64 * SM_PS, SEALMEM_FILL_SKIP_EXISTING, &done));
+	EXPECT_EQ(64 * SM_PS, done);
 	EXPECT_EQ(64, sm_fdinfo_num(self->fd, "pages"));
 	for (i = 0; i < 64; i++) {
-		const char *want = (i == 20 || i == 37 ? b : a) + i * PS;
+		const char *want = (i == 20 || i == 37 ? b : a) + i * SM_PS;
 
-		ASSERT_EQ(PS, pread(self->fd, buf, PS, (off_t)i * PS));
-		EXPECT_EQ(0, memcmp(buf, want, PS)) TH_LOG("page %d", i);
+		ASSERT_EQ(SM_PS, pread(self->fd, buf, SM_PS, (off_t)i * SM_PS));
+		EXPECT_EQ(0, memcmp(buf, want, SM_PS)) TH_LOG("page %d", i);
 	}
 	errno = 0;
-	EXPECT_EQ(-1, copy_page(self->hfd, 40 * PS, a + 40 * PS, 8 * PS, 0, &done));
+	EXPECT_EQ(-1, copy_page(self->hfd, 40 * SM_PS, a + 40 * SM_PS, 8 * SM_PS, 0, &done));
 	EXPECT_EQ(EEXIST, errno);
 	EXPECT_EQ(-EEXIST, done);
 
 	/* A source whose page 10 (of 16) is unmapped: pages 64..73 are filled, 74.. are not. */
-	src = mmap(NULL, 16 * PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	src = mmap(NULL, 16 * SM_PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, src);
-	memcpy(src, a + 64 * PS, 16 * PS);
-	ASSERT_EQ(0, munmap(src + 10 * PS, PS));
+	memcpy(src, a + 64 * SM_PS, 16 * SM_PS);
+	ASSERT_EQ(0, munmap(src + 10 * SM_PS, SM_PS));
 	errno = 0;
-	EXPECT_EQ(-1, copy_page(self->hfd, 64 * PS, src, 16 * PS, 0, &done));
+	EXPECT_EQ(-1, copy_page(self->hfd, 64 * SM_PS, src, 16 * SM_PS, 0, &done));
 	EXPECT_EQ(EFAULT, errno);
-	EXPECT_EQ(10 * PS, done);
+	EXPECT_EQ(10 * SM_PS, done);
 	EXPECT_EQ(74, sm_fdinfo_num(self->fd, "pages"));
-	ASSERT_EQ(PS, pread(self->fd, buf, PS, 73 * PS));
-	EXPECT_EQ(0, memcmp(buf, a + 73 * PS, PS));
-	EXPECT_EQ(0, copy_page(self->hfd, 74 * PS, a + 74 * PS, 6 * PS, 0, &done)) TH_LOG("74.. are still holes");
-	munmap(src, 16 * PS);
-	munmap(a, 80 * PS);
-	munmap(b, 80 * PS);
+	ASSERT_EQ(SM_PS, pread(self->fd, buf, SM_PS, 73 * SM_PS));
+	EXPECT_EQ(0, memcmp(buf, a + 73 * SM_PS, SM_PS));
+	EXPECT_EQ(0, copy_page(self->hfd, 74 * SM_PS, a + 74 * SM_PS, 6 * SM_PS, 0, &done)) TH_LOG("74.. are still holes");
+	munmap(src, 16 * SM_PS);
+	munmap(a, 80 * SM_PS);
+	munmap(b, 80 * SM_PS);
 }
 
 /*
@@ -396,26 +396,26 @@ TEST_F(lazy, copy_runs_across_batches_present_pages_and_a_faulting_source)
 TEST_F(lazy, copy_run_crossing_tree_nodes)
 {
 	static const unsigned long starts[] = { 60, 4090 };
-	char *a = make_src(16 * PS, 11), buf[PS];
+	char *a = make_src(16 * SM_PS, 11), buf[SM_PS];
 	__s64 done = 0;
 
 	ASSERT_NE(MAP_FAILED, a);
-	ASSERT_EQ(0, sm_set_size(self->fd, 8192 * PS));
+	ASSERT_EQ(0, sm_set_size(self->fd, 8192 * SM_PS));
 	for (int r = 0; r < 2; r++) {
-		ASSERT_EQ(0, copy_page(self->hfd, starts[r] * PS, a, 16 * PS, 0, &done));
-		EXPECT_EQ(16 * PS, done);
+		ASSERT_EQ(0, copy_page(self->hfd, starts[r] * SM_PS, a, 16 * SM_PS, 0, &done));
+		EXPECT_EQ(16 * SM_PS, done);
 	}
 	EXPECT_EQ(32, sm_fdinfo_num(self->fd, "pages"));
 	for (int r = 0; r < 2; r++)
 		for (int i = 0; i < 16; i++) {
-			ASSERT_EQ(PS, pread(self->fd, buf, PS, (off_t)(starts[r] + i) * PS));
-			EXPECT_EQ(0, memcmp(buf, a + i * PS, PS)) TH_LOG("page %lu", starts[r] + i);
+			ASSERT_EQ(SM_PS, pread(self->fd, buf, SM_PS, (off_t)(starts[r] + i) * SM_PS));
+			EXPECT_EQ(0, memcmp(buf, a + i * SM_PS, SM_PS)) TH_LOG("page %lu", starts[r] + i);
 		}
 	errno = 0;
-	EXPECT_EQ(-1, copy_page(self->hfd, 59 * PS, a, 2 * PS, 0, &done));
+	EXPECT_EQ(-1, copy_page(self->hfd, 59 * SM_PS, a, 2 * SM_PS, 0, &done));
 	EXPECT_EQ(EEXIST, errno);
-	EXPECT_EQ(PS, done) TH_LOG("page 59 was a hole, 60 is not");
-	munmap(a, 16 * PS);
+	EXPECT_EQ(SM_PS, done) TH_LOG("page 59 was a hole, 60 is not");
+	munmap(a, 16 * SM_PS);
 }
 
 TEST_F(lazy, copy_bad_input)
@@ -423,32 +423,32 @@ TEST_F(lazy, copy_bad_input)
 	__s64 done = 0;
 
 	errno = 0;
-	EXPECT_EQ(-1, copy_page(self->hfd, 1, self->src, PS, 0, NULL));
+	EXPECT_EQ(-1, copy_page(self->hfd, 1, self->src, SM_PS, 0, NULL));
 	EXPECT_EQ(EINVAL, errno);
 	errno = 0;
-	EXPECT_EQ(-1, copy_page(self->hfd, 0, self->src, PS + 1, 0, NULL));
+	EXPECT_EQ(-1, copy_page(self->hfd, 0, self->src, SM_PS + 1, 0, NULL));
 	EXPECT_EQ(EINVAL, errno);
 	errno = 0;
 	EXPECT_EQ(-1, copy_page(self->hfd, 0, self->src, 0, 0, NULL));
 	EXPECT_EQ(EINVAL, errno);
 	errno = 0;
-	EXPECT_EQ(-1, copy_page(self->hfd, 0, self->src, PS, 0x100, NULL));
+	EXPECT_EQ(-1, copy_page(self->hfd, 0, self->src, SM_PS, 0x100, NULL));
 	EXPECT_EQ(EINVAL, errno);
 	errno = 0;
-	EXPECT_EQ(-1, copy_page(self->hfd, ~0ULL & ~(PS - 1), self->src, 2 * PS, 0, NULL));
+	EXPECT_EQ(-1, copy_page(self->hfd, ~0ULL & ~(SM_PS - 1), self->src, 2 * SM_PS, 0, NULL));
 	EXPECT_EQ(EINVAL, errno) TH_LOG("offset + len overflows");
 	/* Starting at EOF: EINVAL, nothing done. Crossing EOF: filled up to EOF, then EINVAL. */
 	errno = 0;
-	EXPECT_EQ(-1, copy_page(self->hfd, self->size, self->src, PS, 0, &done));
+	EXPECT_EQ(-1, copy_page(self->hfd, self->size, self->src, SM_PS, 0, &done));
 	EXPECT_EQ(EINVAL, errno);
 	EXPECT_EQ(-EINVAL, done);
 	errno = 0;
-	EXPECT_EQ(-1, copy_page(self->hfd, self->size - 2 * PS, self->src, 4 * PS, 0, &done));
+	EXPECT_EQ(-1, copy_page(self->hfd, self->size - 2 * SM_PS, self->src, 4 * SM_PS, 0, &done));
 	EXPECT_EQ(EINVAL, errno);
-	EXPECT_EQ(2 * PS, done);
+	EXPECT_EQ(2 * SM_PS, done);
 	/* A bad source address. */
 	errno = 0;
-	EXPECT_EQ(-1, copy_page(self->hfd, 0, (void *)PS, PS, 0, &done));
+	EXPECT_EQ(-1, copy_page(self->hfd, 0, (void *)SM_PS, SM_PS, 0, &done));
 	EXPECT_EQ(EFAULT, errno);
 	EXPECT_EQ(0, sm_fdinfo_num(self->fd, "pages") - 2) TH_LOG("no page was left half-filled");
 	errno = 0;
@@ -461,11 +461,11 @@ TEST_F(lazy, copy_bad_input)
 
 TEST_F(lazy, copy_from_unaligned_source)
 {
-	char buf[PS];
+	char buf[SM_PS];
 
-	ASSERT_EQ(0, copy_page(self->hfd, 3 * PS, self->src + 5, PS, 0, NULL));
-	ASSERT_EQ(PS, pread(self->fd, buf, PS, 3 * PS));
-	EXPECT_EQ(0, memcmp(buf, self->src + 5, PS));
+	ASSERT_EQ(0, copy_page(self->hfd, 3 * SM_PS, self->src + 5, SM_PS, 0, NULL));
+	ASSERT_EQ(SM_PS, pread(self->fd, buf, SM_PS, 3 * SM_PS));
+	EXPECT_EQ(0, memcmp(buf, self->src + 5, SM_PS));
 }
 
 /* Waits (up to 5 s) until thread `tid` of this process sleeps ('S'); 0 on success. */
@@ -496,7 +496,7 @@ static int wait_sleeping(int tid)
 TEST_F(lazy, dontwake_then_wake)
 {
 	char *p = mmap(NULL, self->size, PROT_READ, MAP_SHARED, self->fd, 0);
-	struct toucher t = { .p = p, .off = 4 * PS + 9 };
+	struct toucher t = { .p = p, .off = 4 * SM_PS + 9 };
 	struct sealmem_msg m;
 	pthread_t th;
 
@@ -505,43 +505,44 @@ TEST_F(lazy, dontwake_then_wake)
 	ASSERT_EQ(sizeof(m), read(self->hfd, &m, sizeof(m)));
 	/* A waiter that has not gone to sleep yet would just find the page: wait until it sleeps. */
 	ASSERT_EQ(0, wait_sleeping(atomic_load(&t.tid)));
-	ASSERT_EQ(0, copy_page(self->hfd, 4 * PS, self->src + 4 * PS, PS, SEALMEM_FILL_DONTWAKE, NULL));
+	ASSERT_EQ(0, copy_page(self->hfd, 4 * SM_PS, self->src + 4 * SM_PS, SM_PS, SEALMEM_FILL_DONTWAKE, NULL));
 	sm_msleep(300);
 	EXPECT_EQ(0, atomic_load(&t.done)) TH_LOG("DONTWAKE woke the waiter");
-	ASSERT_EQ(0, ioctl(self->hfd, SEALMEM_IOC_WAKE, &(struct sealmem_range){ 4 * PS, PS }));
+	ASSERT_EQ(0, ioctl(self->hfd, SEALMEM_IOC_WAKE, &(struct sealmem_range){ 4 * SM_PS, SM_PS }));
 	pthread_join(th, NULL);
-	EXPECT_EQ(self->src[4 * PS + 9], t.got);
+	EXPECT_EQ(self->src[4 * SM_PS + 9], t.got);
 	errno = 0;
-	EXPECT_EQ(-1, ioctl(self->hfd, SEALMEM_IOC_WAKE, &(struct sealmem_range){ 1, PS }));
+	EXPECT_EQ(-1, ioctl(self->hfd, SEALMEM_IOC_WAKE, &(struct sealmem_range){ 1, SM_PS }));
 	EXPECT_EQ(EINVAL, errno);
 	munmap(p, self->size);
 }
 
 TEST_F(lazy, zeropage_and_poison)
 {
-	char *p = mmap(NULL, self->size, PROT_READ, MAP_SHARED, self->fd, 0), buf[PS], zero[PS] = { 0 };
+	char *p = mmap(NULL, self->size, PROT_READ, MAP_SHARED, self->fd, 0), buf[SM_PS], zero[SM_PS];
 	__s64 done = 0;
 
+	memset(zero, 0, sizeof(zero));
 	ASSERT_NE(MAP_FAILED, p);
-	ASSERT_EQ(0, fill_op(self->hfd, SEALMEM_IOC_ZEROPAGE, 0, 2 * PS, 0, &done));
-	EXPECT_EQ(2 * PS, done);
-	ASSERT_EQ(PS, pread(self->fd, buf, PS, PS));
-	EXPECT_EQ(0, memcmp(buf, zero, PS));
+	ASSERT_EQ(0, fill_op(self->hfd, SEALMEM_IOC_ZEROPAGE, 0, 2 * SM_PS, 0, &done));
+	EXPECT_EQ(2 * SM_PS, done);
+	ASSERT_EQ(SM_PS, pread(self->fd, buf, SM_PS, SM_PS));
+	EXPECT_EQ(0, memcmp(buf, zero, SM_PS));
 	EXPECT_EQ(0, p[10]);
-	ASSERT_EQ(0, fill_op(self->hfd, SEALMEM_IOC_POISON, 5 * PS, PS, 0, &done));
-	EXPECT_EQ(PS, done);
-	EXPECT_EQ(SIGBUS, sm_touch(p + 5 * PS, 0, NULL));
+	ASSERT_EQ(0, fill_op(self->hfd, SEALMEM_IOC_POISON, 5 * SM_PS, SM_PS, 0, &done));
+	EXPECT_EQ(SM_PS, done);
+	EXPECT_EQ(SIGBUS, sm_touch(p + 5 * SM_PS, 0, NULL));
 	errno = 0;
-	EXPECT_EQ(-1, pread(self->fd, buf, 1, 5 * PS));
+	EXPECT_EQ(-1, pread(self->fd, buf, 1, 5 * SM_PS));
 	EXPECT_EQ(EIO, errno);
 	/* A read ending at a poisoned page returns the bytes before it. */
-	ASSERT_EQ(0, copy_page(self->hfd, 4 * PS, self->src + 4 * PS, PS, 0, NULL));
-	EXPECT_EQ(PS, pread(self->fd, buf, PS, 4 * PS));
+	ASSERT_EQ(0, copy_page(self->hfd, 4 * SM_PS, self->src + 4 * SM_PS, SM_PS, 0, NULL));
+	EXPECT_EQ(SM_PS, pread(self->fd, buf, SM_PS, 4 * SM_PS));
 	errno = 0;
-	EXPECT_EQ(-1, fill_op(self->hfd, SEALMEM_IOC_POISON, 0, PS, 0, &done));
+	EXPECT_EQ(-1, fill_op(self->hfd, SEALMEM_IOC_POISON, 0, SM_PS, 0, &done));
 	EXPECT_EQ(EEXIST, errno) TH_LOG("poisoning a present page");
 	errno = 0;
-	EXPECT_EQ(-1, copy_page(self->hfd, 5 * PS, self->src, PS, 0, NULL));
+	EXPECT_EQ(-1, copy_page(self->hfd, 5 * SM_PS, self->src, SM_PS, 0, NULL));
 	EXPECT_EQ(EEXIST, errno) TH_LOG("filling a poisoned page");
 	munmap(p, self->size);
 }
@@ -549,16 +550,16 @@ TEST_F(lazy, zeropage_and_poison)
 TEST_F(lazy, read_and_sendfile_block_until_served)
 {
 	struct server s;
-	char buf[3 * PS];
+	char buf[3 * SM_PS];
 	int pfd[2];
 
 	server_start(&s, self->hfd, self->src);
-	ASSERT_EQ(3 * PS, pread(self->fd, buf, 3 * PS, PS + 100));
-	EXPECT_EQ(0, memcmp(buf, self->src + PS + 100, 3 * PS));
+	ASSERT_EQ(3 * SM_PS, pread(self->fd, buf, 3 * SM_PS, SM_PS + 100));
+	EXPECT_EQ(0, memcmp(buf, self->src + SM_PS + 100, 3 * SM_PS));
 	ASSERT_EQ(0, pipe(pfd));
-	ASSERT_EQ(2 * PS, sendfile(pfd[1], self->fd, &(off_t){ 8 * PS }, 2 * PS));
-	ASSERT_EQ(2 * PS, read(pfd[0], buf, 2 * PS));
-	EXPECT_EQ(0, memcmp(buf, self->src + 8 * PS, 2 * PS));
+	ASSERT_EQ(2 * SM_PS, sendfile(pfd[1], self->fd, &(off_t){ 8 * SM_PS }, 2 * SM_PS));
+	ASSERT_EQ(2 * SM_PS, read(pfd[0], buf, 2 * SM_PS));
+	EXPECT_EQ(0, memcmp(buf, self->src + 8 * SM_PS, 2 * SM_PS));
 	server_stop(&s);
 	EXPECT_SERVER_CLEAN(s);
 	close(pfd[0]);
@@ -604,12 +605,12 @@ TEST_F(lazy, epoll_driven_handler_and_hup)
 	if (pid == 0) {
 		char c;
 
-		_exit(pread(self->fd, &c, 1, 6 * PS) == 1 && c == self->src[6 * PS] ? 0 : 1);
+		_exit(pread(self->fd, &c, 1, 6 * SM_PS) == 1 && c == self->src[6 * SM_PS] ? 0 : 1);
 	}
 	ASSERT_EQ(1, epoll_wait(ep, &out, 1, 5000));
 	EXPECT_TRUE(out.events & EPOLLIN);
 	ASSERT_EQ(sizeof(m), read(self->hfd, &m, sizeof(m)));
-	ASSERT_EQ(0, copy_page(self->hfd, m.offset, self->src + m.offset, PS, 0, NULL));
+	ASSERT_EQ(0, copy_page(self->hfd, m.offset, self->src + m.offset, SM_PS, 0, NULL));
 	waitpid(pid, &status, 0);
 	EXPECT_EQ(SM_EXITED(0), sm_ended(status));
 	/* Once no fd or mapping of the file is left, the handler sees HUP and EOF. */
@@ -673,7 +674,7 @@ TEST_F(lazy, handler_closed_waiters_fail_fast_then_reattach)
 	if (pid == 0) {
 		/* Our copy of the handler fd would keep the handler alive. */
 		close(self->hfd);
-		_exit(sm_touch(p + 9 * PS, 0, NULL));
+		_exit(sm_touch(p + 9 * SM_PS, 0, NULL));
 	}
 	ASSERT_EQ(sizeof(m), read(self->hfd, &m, sizeof(m)));
 	t0 = sm_now();
@@ -683,16 +684,16 @@ TEST_F(lazy, handler_closed_waiters_fail_fast_then_reattach)
 	EXPECT_EQ(SM_EXITED(SIGBUS), sm_ended(status)) TH_LOG("the waiter ended with %d", sm_ended(status));
 	EXPECT_LT(sm_now() - t0, 5.0) TH_LOG("the waiter was not released promptly");
 	/* Later accesses fail the same way, never passing a hole off as zeros. */
-	EXPECT_EQ(SIGBUS, sm_touch(p + 10 * PS, 0, NULL));
+	EXPECT_EQ(SIGBUS, sm_touch(p + 10 * SM_PS, 0, NULL));
 	errno = 0;
-	EXPECT_EQ(-1, pread(self->fd, &c, 1, 10 * PS));
+	EXPECT_EQ(-1, pread(self->fd, &c, 1, 10 * SM_PS));
 	EXPECT_EQ(EIO, errno);
 	/* A new handler may attach, even after WRITE, since the file is still lazy. */
 	ASSERT_EQ(0, sm_add_seals(self->fd, SEALMEM_SEAL_WRITE));
 	hfd2 = fill_enable(self->fd, 0);
 	ASSERT_GE(hfd2, 0) TH_LOG("re-attach: %s", strerror(errno));
-	ASSERT_EQ(0, copy_page(hfd2, 10 * PS, self->src + 10 * PS, PS, 0, NULL));
-	EXPECT_EQ(self->src[10 * PS], p[10 * PS]);
+	ASSERT_EQ(0, copy_page(hfd2, 10 * SM_PS, self->src + 10 * SM_PS, SM_PS, 0, NULL));
+	EXPECT_EQ(self->src[10 * SM_PS], p[10 * SM_PS]);
 	self->hfd = hfd2;
 	munmap(p, self->size);
 	close(view);
@@ -725,7 +726,7 @@ TEST_F(lazy, fill_enable_errors)
 	EXPECT_EQ(EPERM, errno) TH_LOG("future-write-sealed and not lazy");
 	/* A VIEW holder cannot fill, write, resize or seal either. */
 	errno = 0;
-	EXPECT_EQ(-1, copy_page(view, 0, self->src, PS, 0, NULL));
+	EXPECT_EQ(-1, copy_page(view, 0, self->src, SM_PS, 0, NULL));
 	EXPECT_EQ(ENOTTY, errno);
 	EXPECT_EQ(-1, pwrite(view, "x", 1, 0));
 	EXPECT_EQ(-1, sm_set_size(view, 0));
@@ -737,22 +738,22 @@ TEST_F(lazy, fill_enable_errors)
 TEST_F(lazy, fill_end_turns_holes_into_zeros)
 {
 	char *p = mmap(NULL, self->size, PROT_READ, MAP_SHARED, self->fd, 0);
-	struct toucher t = { .p = p, .off = 7 * PS + 3 };
+	struct toucher t = { .p = p, .off = 7 * SM_PS + 3 };
 	struct sealmem_msg m;
 	pthread_t th;
 
 	ASSERT_NE(MAP_FAILED, p);
-	ASSERT_EQ(0, copy_page(self->hfd, 0, self->src, PS, 0, NULL));
+	ASSERT_EQ(0, copy_page(self->hfd, 0, self->src, SM_PS, 0, NULL));
 	pthread_create(&th, NULL, touch_thread, &t);
 	ASSERT_EQ(sizeof(m), read(self->hfd, &m, sizeof(m)));
 	ASSERT_EQ(0, ioctl(self->hfd, SEALMEM_IOC_FILL_END));
 	pthread_join(th, NULL);
 	EXPECT_EQ(0, t.got) TH_LOG("the waiter continues with a zero page");
 	EXPECT_EQ(self->src[5], p[5]);
-	EXPECT_EQ(0, p[12 * PS]);
+	EXPECT_EQ(0, p[12 * SM_PS]);
 	EXPECT_EQ(0, read(self->hfd, &m, sizeof(m))) TH_LOG("the ended handler reads EOF");
 	errno = 0;
-	EXPECT_EQ(-1, copy_page(self->hfd, 13 * PS, self->src, PS, 0, NULL));
+	EXPECT_EQ(-1, copy_page(self->hfd, 13 * SM_PS, self->src, SM_PS, 0, NULL));
 	EXPECT_EQ(EINVAL, errno);
 	munmap(p, self->size);
 }
@@ -771,7 +772,7 @@ static void *racing_copy(void *arg)
 	struct racing_copier *c = arg;
 
 	for (int i = 0; i < c->pages && !atomic_load(&c->stop); i++)
-		if (copy_page(c->hfd, (__u64)i * PS, c->src + (size_t)i * PS, PS, 0, NULL))
+		if (copy_page(c->hfd, (__u64)i * SM_PS, c->src + (size_t)i * SM_PS, SM_PS, 0, NULL))
 			break;
 	return NULL;
 }
@@ -784,7 +785,7 @@ static void *racing_copy(void *arg)
 TEST(lazy_fill_end_racing_copy_never_changes_observed_bytes)
 {
 	enum { PAGES = 64, ROUNDS = 150 };
-	char *src = make_src(PAGES * PS, 3), *a = malloc(PAGES * PS), *b = malloc(PAGES * PS);
+	char *src = make_src(PAGES * SM_PS, 3), *a = malloc(PAGES * SM_PS), *b = malloc(PAGES * SM_PS);
 
 	ASSERT_NE(MAP_FAILED, src);
 	ASSERT_TRUE(a && b);
@@ -793,7 +794,7 @@ TEST(lazy_fill_end_racing_copy_never_changes_observed_bytes)
 		int fd = sm_new();
 
 		ASSERT_GE(fd, 0);
-		ASSERT_EQ(0, sm_set_size(fd, PAGES * PS));
+		ASSERT_EQ(0, sm_set_size(fd, PAGES * SM_PS));
 		c.hfd = fill_enable(fd, 0);
 		ASSERT_GE(c.hfd, 0);
 		ASSERT_EQ(0, sm_add_seals(fd, SEALMEM_SEAL_WRITE | SEALMEM_SEAL_SHRINK | SEALMEM_SEAL_GROW));
@@ -801,23 +802,23 @@ TEST(lazy_fill_end_racing_copy_never_changes_observed_bytes)
 		for (volatile int spin = 0; spin < (r % 16) * 2000; spin++)
 			;
 		ASSERT_EQ(0, ioctl(c.hfd, SEALMEM_IOC_FILL_END));
-		ASSERT_EQ(PAGES * PS, pread(fd, a, PAGES * PS, 0));
+		ASSERT_EQ(PAGES * SM_PS, pread(fd, a, PAGES * SM_PS, 0));
 		atomic_store(&c.stop, 1);
 		pthread_join(c.th, NULL);
-		ASSERT_EQ(PAGES * PS, pread(fd, b, PAGES * PS, 0));
-		ASSERT_EQ(0, memcmp(a, b, PAGES * PS)) TH_LOG("round %d: bytes read after FILL_END changed", r);
+		ASSERT_EQ(PAGES * SM_PS, pread(fd, b, PAGES * SM_PS, 0));
+		ASSERT_EQ(0, memcmp(a, b, PAGES * SM_PS)) TH_LOG("round %d: bytes read after FILL_END changed", r);
 		close(c.hfd);
 		close(fd);
 	}
 	free(a);
 	free(b);
-	munmap(src, PAGES * PS);
+	munmap(src, PAGES * SM_PS);
 }
 
 TEST_F(lazy, faulter_killed_while_waiting)
 {
 	char *p = mmap(NULL, self->size, PROT_READ, MAP_SHARED, self->fd, 0);
-	long long files0 = sealmem_counter("files");
+	long long files0 = sm_counter("files");
 	struct sealmem_msg m;
 	int status;
 	pid_t pid;
@@ -826,15 +827,15 @@ TEST_F(lazy, faulter_killed_while_waiting)
 	pid = fork();
 	ASSERT_GE(pid, 0);
 	if (pid == 0)
-		_exit(p[11 * PS]);
+		_exit(p[11 * SM_PS]);
 	ASSERT_EQ(sizeof(m), read(self->hfd, &m, sizeof(m)));
 	sm_msleep(100);
 	ASSERT_EQ(0, kill(pid, SIGKILL));
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_EQ(SM_KILLED(SIGKILL), sm_ended(status));
-	EXPECT_EQ(files0, sealmem_counter("files"));
+	EXPECT_EQ(files0, sm_counter("files"));
 	/* The request stays valid; filling it later is fine. */
-	EXPECT_EQ(0, copy_page(self->hfd, m.offset, self->src + m.offset, PS, 0, NULL));
+	EXPECT_EQ(0, copy_page(self->hfd, m.offset, self->src + m.offset, SM_PS, 0, NULL));
 	munmap(p, self->size);
 }
 
@@ -851,7 +852,7 @@ TEST_F(lazy, blocked_read_and_blocked_handler_read_are_killable)
 		char c;
 
 		close(self->hfd);
-		_exit(pread(self->fd, &c, 1, 13 * PS) == 1 ? 0 : 1);
+		_exit(pread(self->fd, &c, 1, 13 * SM_PS) == 1 ? 0 : 1);
 	}
 	ASSERT_EQ(sizeof(m), read(self->hfd, &m, sizeof(m)));
 	pid[1] = fork();
@@ -864,7 +865,7 @@ TEST_F(lazy, blocked_read_and_blocked_handler_read_are_killable)
 		ASSERT_EQ(pid[i], waitpid(pid[i], &status, 0));
 		EXPECT_EQ(SM_KILLED(SIGKILL), sm_ended(status)) TH_LOG("process %d: %#x", i, status);
 	}
-	EXPECT_EQ(0, copy_page(self->hfd, 13 * PS, self->src + 13 * PS, PS, 0, NULL));
+	EXPECT_EQ(0, copy_page(self->hfd, 13 * SM_PS, self->src + 13 * SM_PS, SM_PS, 0, NULL));
 }
 
 static atomic_int sigusr_seen;
@@ -878,7 +879,7 @@ static void on_usr1(int sig)
 TEST_F(lazy, signal_during_wait_runs_handler_then_access_succeeds)
 {
 	char *p = mmap(NULL, self->size, PROT_READ, MAP_SHARED, self->fd, 0);
-	struct toucher t = { .p = p, .off = 12 * PS + 1 };
+	struct toucher t = { .p = p, .off = 12 * SM_PS + 1 };
 	struct sigaction sa = { .sa_handler = on_usr1 };
 	struct sealmem_msg m;
 	pthread_t th;
@@ -896,9 +897,9 @@ TEST_F(lazy, signal_during_wait_runs_handler_then_access_succeeds)
 	EXPECT_EQ(0, atomic_load(&t.done)) TH_LOG("the access is retried, still waiting");
 	/* The retried fault found the request already pending: no second request. */
 	EXPECT_EQ(1, sm_fdinfo_num(self->hfd, "total"));
-	ASSERT_EQ(0, copy_page(self->hfd, m.offset, self->src + m.offset, PS, 0, NULL));
+	ASSERT_EQ(0, copy_page(self->hfd, m.offset, self->src + m.offset, SM_PS, 0, NULL));
 	pthread_join(th, NULL);
-	EXPECT_EQ(self->src[12 * PS + 1], t.got);
+	EXPECT_EQ(self->src[12 * SM_PS + 1], t.got);
 	signal(SIGUSR1, SIG_DFL);
 	munmap(p, self->size);
 }
@@ -911,25 +912,25 @@ TEST_F(lazy, shrink_releases_waiters_with_sigbus)
 	pid_t pid;
 
 	ASSERT_NE(MAP_FAILED, p);
-	pid = child_touches(p + 14 * PS, self->hfd, &m);
+	pid = child_touches(p + 14 * SM_PS, self->hfd, &m);
 	ASSERT_GT(pid, 0);
-	ASSERT_EQ(0, sm_set_size(self->fd, 2 * PS));
+	ASSERT_EQ(0, sm_set_size(self->fd, 2 * SM_PS));
 	waitpid(pid, &status, 0);
 	EXPECT_EQ(SM_EXITED(SIGBUS), sm_ended(status));
 	EXPECT_EQ(0, sm_fdinfo_num(self->fd, "pending"));
 	errno = 0;
-	EXPECT_EQ(-1, copy_page(self->hfd, m.offset, self->src, PS, 0, NULL));
+	EXPECT_EQ(-1, copy_page(self->hfd, m.offset, self->src, SM_PS, 0, NULL));
 	EXPECT_EQ(EINVAL, errno) TH_LOG("the page is past EOF now");
 	/* Punching a filled page of a lazy file makes it a hole that is requested again. */
-	ASSERT_EQ(0, copy_page(self->hfd, 0, self->src, PS, 0, NULL));
-	ASSERT_EQ(0, sm_punch(self->fd, 0, PS));
+	ASSERT_EQ(0, copy_page(self->hfd, 0, self->src, SM_PS, 0, NULL));
+	ASSERT_EQ(0, sm_punch(self->fd, 0, SM_PS));
 	pid = fork();
 	ASSERT_GE(pid, 0);
 	if (pid == 0)
 		_exit(p[0] == self->src[0] ? 0 : 1);
 	ASSERT_EQ(sizeof(m), read(self->hfd, &m, sizeof(m)));
 	EXPECT_EQ(0, m.offset);
-	ASSERT_EQ(0, copy_page(self->hfd, 0, self->src, PS, 0, NULL));
+	ASSERT_EQ(0, copy_page(self->hfd, 0, self->src, SM_PS, 0, NULL));
 	waitpid(pid, &status, 0);
 	EXPECT_EQ(SM_EXITED(0), sm_ended(status));
 	munmap(p, self->size);
@@ -954,7 +955,7 @@ static void *race_reader(void *arg)
 			;
 		if (go < 0)
 			return NULL;
-		(void)!pread(r->fd, &c, 1, 10 * PS);
+		(void)!pread(r->fd, &c, 1, 10 * SM_PS);
 		atomic_store(&r->done, round);
 	}
 }
@@ -978,13 +979,13 @@ TEST_F(lazy, shrink_racing_a_new_request_never_strands_it)
 	for (round = 1; round <= 300 && !stuck; round++) {
 		double t;
 
-		ASSERT_EQ(0, sm_punch(self->fd, 10 * PS, PS));
+		ASSERT_EQ(0, sm_punch(self->fd, 10 * SM_PS, SM_PS));
 		atomic_store(&r.go, round);
 		for (volatile int spin = (round * 37) % 3000; spin > 0; spin--)
 			;
-		ASSERT_EQ(0, sm_set_size(self->fd, 2 * PS));
+		ASSERT_EQ(0, sm_set_size(self->fd, 2 * SM_PS));
 		sm_msleep(2); /* long enough for the handler to try (and fail) its fill */
-		ASSERT_EQ(0, sm_set_size(self->fd, 16 * PS));
+		ASSERT_EQ(0, sm_set_size(self->fd, 16 * SM_PS));
 		for (t = sm_now(); atomic_load(&r.done) != round; sm_msleep(1))
 			if (sm_now() - t > 2) {
 				stuck = round;
@@ -1008,16 +1009,16 @@ TEST_F(lazy, write_into_hole_waits_for_fill)
 	char buf[8];
 
 	server_start(&s, self->hfd, self->src);
-	ASSERT_EQ(4, pwrite(self->fd, "ABCD", 4, 3 * PS + 10));
+	ASSERT_EQ(4, pwrite(self->fd, "ABCD", 4, 3 * SM_PS + 10));
 	server_stop(&s);
 	EXPECT_SERVER_CLEAN(s);
 	EXPECT_EQ(1, atomic_load(&s.count[3]));
 	EXPECT_EQ(SEALMEM_MSG_WRITE, atomic_load(&s.last_flags));
-	ASSERT_EQ(8, pread(self->fd, buf, 8, 3 * PS + 8));
-	EXPECT_EQ(self->src[3 * PS + 8], buf[0]);
-	EXPECT_EQ(self->src[3 * PS + 9], buf[1]);
+	ASSERT_EQ(8, pread(self->fd, buf, 8, 3 * SM_PS + 8));
+	EXPECT_EQ(self->src[3 * SM_PS + 8], buf[0]);
+	EXPECT_EQ(self->src[3 * SM_PS + 9], buf[1]);
 	EXPECT_EQ(0, memcmp(buf + 2, "ABCD", 4)) TH_LOG("the write landed on the filled page");
-	EXPECT_EQ(self->src[3 * PS + 14], buf[6]);
+	EXPECT_EQ(self->src[3 * SM_PS + 14], buf[6]);
 }
 
 TEST_F(lazy, gup_without_retry_fails_instead_of_hanging)
@@ -1033,13 +1034,13 @@ TEST_F(lazy, gup_without_retry_fails_instead_of_hanging)
 	ASSERT_NE(MAP_FAILED, p);
 	ASSERT_GE(mem, 0);
 	errno = 0;
-	EXPECT_EQ(-1, pread(mem, &c, 1, (off_t)(uintptr_t)(p + 6 * PS)));
+	EXPECT_EQ(-1, pread(mem, &c, 1, (off_t)(uintptr_t)(p + 6 * SM_PS)));
 	EXPECT_EQ(EIO, errno);
 	EXPECT_LT(sm_now() - t0, 5.0);
 	/* Once filled, the same read works. */
-	ASSERT_EQ(0, copy_page(self->hfd, 6 * PS, self->src + 6 * PS, PS, SEALMEM_FILL_SKIP_EXISTING, NULL));
-	ASSERT_EQ(1, pread(mem, &c, 1, (off_t)(uintptr_t)(p + 6 * PS)));
-	EXPECT_EQ(self->src[6 * PS], c);
+	ASSERT_EQ(0, copy_page(self->hfd, 6 * SM_PS, self->src + 6 * SM_PS, SM_PS, SEALMEM_FILL_SKIP_EXISTING, NULL));
+	ASSERT_EQ(1, pread(mem, &c, 1, (off_t)(uintptr_t)(p + 6 * SM_PS)));
+	EXPECT_EQ(self->src[6 * SM_PS], c);
 	close(mem);
 	munmap(p, self->size);
 }
@@ -1055,10 +1056,10 @@ TEST_F(lazy, fill_maps_the_page_where_the_fault_waits)
 
 	ASSERT_NE(MAP_FAILED, p);
 	server_start(&s, self->hfd, self->src);
-	before = sealmem_counter("faults");
+	before = sm_counter("faults");
 	for (i = 15; i >= 0; i--)
-		EXPECT_EQ(self->src[i * PS + 7], p[i * PS + 7]);
-	EXPECT_EQ(16, sealmem_counter("faults") - before);
+		EXPECT_EQ(self->src[i * SM_PS + 7], p[i * SM_PS + 7]);
+	EXPECT_EQ(16, sm_counter("faults") - before);
 	server_stop(&s);
 	EXPECT_SERVER_CLEAN(s);
 	for (i = 0; i < 16; i++)
@@ -1076,28 +1077,28 @@ TEST_F(lazy, woken_faults_rerun_the_access)
 	char *p = mmap(NULL, self->size, PROT_READ, MAP_SHARED, self->fd, 0);
 	struct sealmem_msg m;
 	struct server s;
-	char buf[2 * PS];
+	char buf[2 * SM_PS];
 	int status, pfd[2];
 	pid_t pid;
 
 	ASSERT_NE(MAP_FAILED, p);
-	pid = child_touches(p + 3 * PS, self->hfd, &m);
+	pid = child_touches(p + 3 * SM_PS, self->hfd, &m);
 	ASSERT_GT(pid, 0);
-	EXPECT_EQ(3 * PS, m.offset);
+	EXPECT_EQ(3 * SM_PS, m.offset);
 	sm_msleep(50); /* usually asleep in the fault by now; either way the access must fail */
-	ASSERT_EQ(0, fill_op(self->hfd, SEALMEM_IOC_POISON, 3 * PS, PS, 0, NULL));
+	ASSERT_EQ(0, fill_op(self->hfd, SEALMEM_IOC_POISON, 3 * SM_PS, SM_PS, 0, NULL));
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_EQ(SM_EXITED(SIGBUS), sm_ended(status));
 
 	ASSERT_EQ(0, pipe(pfd));
 	server_start(&s, self->hfd, self->src);
-	ASSERT_EQ(2 * PS, write(pfd[1], p + 8 * PS, 2 * PS));
-	ASSERT_EQ(2 * PS, read(pfd[0], buf, 2 * PS));
-	EXPECT_EQ(0, memcmp(buf, self->src + 8 * PS, 2 * PS));
+	ASSERT_EQ(2 * SM_PS, write(pfd[1], p + 8 * SM_PS, 2 * SM_PS));
+	ASSERT_EQ(2 * SM_PS, read(pfd[0], buf, 2 * SM_PS));
+	EXPECT_EQ(0, memcmp(buf, self->src + 8 * SM_PS, 2 * SM_PS));
 	/* GUP that may drop the mmap lock (vmsplice takes page references) waits too. */
-	ASSERT_EQ(2 * PS, vmsplice(pfd[1], &(struct iovec){ p + 12 * PS, 2 * PS }, 1, 0));
-	ASSERT_EQ(2 * PS, read(pfd[0], buf, 2 * PS));
-	EXPECT_EQ(0, memcmp(buf, self->src + 12 * PS, 2 * PS));
+	ASSERT_EQ(2 * SM_PS, vmsplice(pfd[1], &(struct iovec){ p + 12 * SM_PS, 2 * SM_PS }, 1, 0));
+	ASSERT_EQ(2 * SM_PS, read(pfd[0], buf, 2 * SM_PS));
+	EXPECT_EQ(0, memcmp(buf, self->src + 12 * SM_PS, 2 * SM_PS));
 	server_stop(&s);
 	EXPECT_SERVER_CLEAN(s);
 	close(pfd[0]);
@@ -1112,11 +1113,11 @@ TEST_F(lazy, private_mapping_faults_wait_too)
 
 	ASSERT_NE(MAP_FAILED, p);
 	server_start(&s, self->hfd, self->src);
-	p[PS] = 'P';
-	EXPECT_EQ(self->src[PS + 1], p[PS + 1]) TH_LOG("the private copy started from the filled page");
+	p[SM_PS] = 'P';
+	EXPECT_EQ(self->src[SM_PS + 1], p[SM_PS + 1]) TH_LOG("the private copy started from the filled page");
 	server_stop(&s);
-	ASSERT_EQ(1, pread(self->fd, &c, 1, PS));
-	EXPECT_EQ(self->src[PS], c);
+	ASSERT_EQ(1, pread(self->fd, &c, 1, SM_PS));
+	EXPECT_EQ(self->src[SM_PS], c);
 	munmap(p, self->size);
 }
 
@@ -1198,24 +1199,24 @@ TEST_F(lazy, handler_hup_after_fill_end_and_after_the_last_mapping)
 	/* The last mapping: every fd but the handler closed while a mapping lives. */
 	fd = sm_new();
 	ASSERT_GE(fd, 0);
-	ASSERT_EQ(0, sm_set_size(fd, 4 * PS));
+	ASSERT_EQ(0, sm_set_size(fd, 4 * SM_PS));
 	hfd = fill_enable(fd, SEALMEM_FD_CLOEXEC);
 	ASSERT_GE(hfd, 0);
-	p = mmap(NULL, 4 * PS, PROT_READ, MAP_SHARED, fd, 0);
+	p = mmap(NULL, 4 * SM_PS, PROT_READ, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, p);
 	close(fd);
 	pl = (struct pollfd){ .fd = hfd, .events = POLLIN };
 	EXPECT_EQ(0, poll(&pl, 1, 0)) TH_LOG("a mapping is left: no HUP (revents %#x)", pl.revents);
 	/* The mapping alone still raises requests (a child's fault), served as usual. */
-	pid = child_touches(p + PS, hfd, &m);
+	pid = child_touches(p + SM_PS, hfd, &m);
 	ASSERT_GT(pid, 0);
-	EXPECT_EQ(PS, m.offset);
-	ASSERT_EQ(0, copy_page(hfd, PS, self->src + PS, PS, 0, NULL));
+	EXPECT_EQ(SM_PS, m.offset);
+	ASSERT_EQ(0, copy_page(hfd, SM_PS, self->src + SM_PS, SM_PS, 0, NULL));
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_EQ(SM_EXITED(0), sm_ended(status));
 	EXPECT_EQ(0, poll(&pl, 1, 0)) TH_LOG("revents %#x", pl.revents);
 	ASSERT_EQ(0, hup_waiter_start(&w2, hfd));
-	ASSERT_EQ(0, munmap(p, 4 * PS));
+	ASSERT_EQ(0, munmap(p, 4 * SM_PS));
 	ev = hup_waiter_end(&w2);
 	EXPECT_TRUE(ev & EPOLLHUP) TH_LOG("epoll_wait after the last munmap: events %#x", ev);
 	EXPECT_EQ(1, poll(&pl, 1, 0));
@@ -1231,28 +1232,28 @@ TEST_F(lazy, handler_hup_after_fill_end_and_after_the_last_mapping)
  */
 TEST_F(lazy, private_read_fault_then_write_copies_the_filled_page)
 {
-	char *p = mmap(NULL, self->size, PROT_READ | PROT_WRITE, MAP_PRIVATE, self->fd, 0), *q, buf[PS];
+	char *p = mmap(NULL, self->size, PROT_READ | PROT_WRITE, MAP_PRIVATE, self->fd, 0), *q, buf[SM_PS];
 	struct server s;
 	volatile char c;
 
 	ASSERT_NE(MAP_FAILED, p);
 	server_start(&s, self->hfd, self->src);
-	c = p[6 * PS + 5];
-	EXPECT_EQ(self->src[6 * PS + 5], c);
+	c = p[6 * SM_PS + 5];
+	EXPECT_EQ(self->src[6 * SM_PS + 5], c);
 	EXPECT_EQ(SEALMEM_MSG_FAULT, atomic_load(&s.last_flags)) TH_LOG("a read fault");
-	p[6 * PS + 5] = ~self->src[6 * PS + 5];
-	memcpy(buf, self->src + 6 * PS, PS);
+	p[6 * SM_PS + 5] = ~self->src[6 * SM_PS + 5];
+	memcpy(buf, self->src + 6 * SM_PS, SM_PS);
 	buf[5] = ~buf[5];
-	EXPECT_EQ(0, memcmp(p + 6 * PS, buf, PS)) TH_LOG("the private copy: the filled page plus the write");
+	EXPECT_EQ(0, memcmp(p + 6 * SM_PS, buf, SM_PS)) TH_LOG("the private copy: the filled page plus the write");
 	server_stop(&s);
 	EXPECT_SERVER_CLEAN(s);
 	EXPECT_EQ(1, atomic_load(&s.count[6]));
 	EXPECT_EQ(1, sm_fdinfo_num(self->hfd, "total")) TH_LOG("the write raised no request");
-	ASSERT_EQ(PS, pread(self->fd, buf, PS, 6 * PS));
-	EXPECT_EQ(0, memcmp(buf, self->src + 6 * PS, PS)) TH_LOG("the file is unchanged");
+	ASSERT_EQ(SM_PS, pread(self->fd, buf, SM_PS, 6 * SM_PS));
+	EXPECT_EQ(0, memcmp(buf, self->src + 6 * SM_PS, SM_PS)) TH_LOG("the file is unchanged");
 	q = mmap(NULL, self->size, PROT_READ, MAP_SHARED, self->fd, 0);
 	ASSERT_NE(MAP_FAILED, q);
-	EXPECT_EQ(0, memcmp(q + 6 * PS, self->src + 6 * PS, PS)) TH_LOG("a shared mapping sees the file's bytes");
+	EXPECT_EQ(0, memcmp(q + 6 * SM_PS, self->src + 6 * SM_PS, SM_PS)) TH_LOG("a shared mapping sees the file's bytes");
 	EXPECT_EQ(1, sm_fdinfo_num(self->fd, "pages"));
 	munmap(q, self->size);
 	munmap(p, self->size);
@@ -1283,29 +1284,29 @@ static void *splice_run(void *arg)
  * exact bytes; nothing reaches the pipe before. (sendfile: read_and_sendfile_block_until_served.) */
 TEST_F(lazy, splice_of_a_hole_waits_for_the_fill)
 {
-	struct splicer sp = { .fd = self->fd, .off = 5 * PS + 100, .len = 2 * PS };
+	struct splicer sp = { .fd = self->fd, .off = 5 * SM_PS + 100, .len = 2 * SM_PS };
 	struct pollfd pl;
 	struct sealmem_msg m;
-	char buf[2 * PS];
+	char buf[2 * SM_PS];
 	int pfd[2];
 
 	ASSERT_EQ(0, pipe(pfd));
-	ASSERT_GE(fcntl(pfd[1], F_SETPIPE_SZ, 4 * PS), 4 * PS);
+	ASSERT_GE(fcntl(pfd[1], F_SETPIPE_SZ, 4 * SM_PS), 4 * SM_PS);
 	sp.pipe_w = pfd[1];
 	ASSERT_EQ(0, pthread_create(&sp.th, NULL, splice_run, &sp));
 	ASSERT_EQ(0, sm_read_msg(self->hfd, &m, 10000)) TH_LOG("no request from splice");
-	EXPECT_EQ(5 * PS, m.offset);
+	EXPECT_EQ(5 * SM_PS, m.offset);
 	EXPECT_EQ(0, m.flags) TH_LOG("a syscall's request: neither FAULT nor WRITE");
 	EXPECT_EQ(atomic_load(&sp.tid), (int)m.tid);
 	ASSERT_EQ(0, wait_sleeping(atomic_load(&sp.tid))) TH_LOG("the splice does not wait");
 	EXPECT_EQ(0, atomic_load(&sp.done));
 	pl = (struct pollfd){ .fd = pfd[0], .events = POLLIN };
 	EXPECT_EQ(0, poll(&pl, 1, 0)) TH_LOG("bytes reached the pipe before the fill");
-	ASSERT_EQ(0, copy_page(self->hfd, 5 * PS, self->src + 5 * PS, 3 * PS, 0, NULL));
+	ASSERT_EQ(0, copy_page(self->hfd, 5 * SM_PS, self->src + 5 * SM_PS, 3 * SM_PS, 0, NULL));
 	pthread_join(sp.th, NULL);
-	EXPECT_EQ(2 * PS, sp.ret) TH_LOG("splice: %s", strerror(sp.err));
-	ASSERT_EQ(2 * PS, read(pfd[0], buf, 2 * PS));
-	EXPECT_EQ(0, memcmp(buf, self->src + 5 * PS + 100, 2 * PS));
+	EXPECT_EQ(2 * SM_PS, sp.ret) TH_LOG("splice: %s", strerror(sp.err));
+	ASSERT_EQ(2 * SM_PS, read(pfd[0], buf, 2 * SM_PS));
+	EXPECT_EQ(0, memcmp(buf, self->src + 5 * SM_PS + 100, 2 * SM_PS));
 	EXPECT_EQ(1, sm_fdinfo_num(self->hfd, "total"));
 	close(pfd[0]);
 	close(pfd[1]);
@@ -1319,51 +1320,51 @@ TEST_F(lazy, splice_of_a_hole_waits_for_the_fill)
  */
 TEST_F(lazy, copy_from_a_source_faulting_mid_page_leaves_a_hole)
 {
-	char *bad = mmap(NULL, 3 * PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), buf[PS];
-	struct toucher t = { .fd = self->fd, .off = 4 * PS + 7, .use_read = 1 };
+	char *bad = mmap(NULL, 3 * SM_PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), buf[SM_PS];
+	struct toucher t = { .fd = self->fd, .off = 4 * SM_PS + 7, .use_read = 1 };
 	struct sealmem_msg m;
 	__s64 done = 0;
 	pthread_t th;
 
 	ASSERT_NE(MAP_FAILED, bad);
-	memcpy(bad, self->src + 3 * PS - PS / 2, 2 * PS + PS / 2);	/* bad + PS/2 holds page 3 */
-	ASSERT_EQ(0, mprotect(bad + 2 * PS, PS, PROT_NONE));
+	memcpy(bad, self->src + 3 * SM_PS - SM_PS / 2, 2 * SM_PS + SM_PS / 2);	/* bad + SM_PS/2 holds page 3 */
+	ASSERT_EQ(0, mprotect(bad + 2 * SM_PS, SM_PS, PROT_NONE));
 	ASSERT_EQ(0, pthread_create(&th, NULL, touch_thread, &t));
 	ASSERT_EQ(0, sm_read_msg(self->hfd, &m, 10000));
-	EXPECT_EQ(4 * PS, m.offset);
+	EXPECT_EQ(4 * SM_PS, m.offset);
 	ASSERT_EQ(0, wait_sleeping(atomic_load(&t.tid)));
 	/* Page 4 from bad + 1.5 pages: its second half is PROT_NONE. */
 	errno = 0;
-	EXPECT_EQ(-1, copy_page(self->hfd, 4 * PS, bad + PS + PS / 2, PS, 0, &done));
+	EXPECT_EQ(-1, copy_page(self->hfd, 4 * SM_PS, bad + SM_PS + SM_PS / 2, SM_PS, 0, &done));
 	EXPECT_EQ(EFAULT, errno);
 	EXPECT_EQ(-EFAULT, done);
 	EXPECT_EQ(0, sm_fdinfo_num(self->fd, "pages")) TH_LOG("no page was stored");
-	EXPECT_EQ(4 * PS, lseek(self->fd, 4 * PS, SEEK_HOLE));
-	EXPECT_ERRNO(ENXIO, lseek(self->fd, 0, SEEK_DATA));
+	EXPECT_EQ(4 * SM_PS, lseek(self->fd, 4 * SM_PS, SEEK_HOLE));
+	SM_EXPECT_ERRNO(ENXIO, lseek(self->fd, 0, SEEK_DATA));
 	/* Pages 3 and 4 from bad + 0.5 pages: page 3 is whole, page 4 faults mid-way. */
 	errno = 0;
-	EXPECT_EQ(-1, copy_page(self->hfd, 3 * PS, bad + PS / 2, 2 * PS, 0, &done));
+	EXPECT_EQ(-1, copy_page(self->hfd, 3 * SM_PS, bad + SM_PS / 2, 2 * SM_PS, 0, &done));
 	EXPECT_EQ(EFAULT, errno);
-	EXPECT_EQ(PS, done);
+	EXPECT_EQ(SM_PS, done);
 	EXPECT_EQ(1, sm_fdinfo_num(self->fd, "pages"));
-	EXPECT_EQ(3 * PS, lseek(self->fd, 0, SEEK_DATA));
-	EXPECT_EQ(4 * PS, lseek(self->fd, 3 * PS, SEEK_HOLE)) TH_LOG("page 4 is still a hole");
-	ASSERT_EQ(PS, pread(self->fd, buf, PS, 3 * PS));
-	EXPECT_EQ(0, memcmp(buf, self->src + 3 * PS, PS));
+	EXPECT_EQ(3 * SM_PS, lseek(self->fd, 0, SEEK_DATA));
+	EXPECT_EQ(4 * SM_PS, lseek(self->fd, 3 * SM_PS, SEEK_HOLE)) TH_LOG("page 4 is still a hole");
+	ASSERT_EQ(SM_PS, pread(self->fd, buf, SM_PS, 3 * SM_PS));
+	EXPECT_EQ(0, memcmp(buf, self->src + 3 * SM_PS, SM_PS));
 	/* The waiter of page 4 still waits: nothing half-copied was ever shown to it. */
 	sm_msleep(50);
 	EXPECT_EQ(0, atomic_load(&t.done));
 	EXPECT_EQ('S', sm_task_state(getpid(), atomic_load(&t.tid)));
 	EXPECT_EQ(1, sm_fdinfo_num(self->fd, "pending"));
 	/* A whole source: filled, the waiter gets the exact byte. */
-	EXPECT_EQ(0, copy_page(self->hfd, 4 * PS, self->src + 4 * PS, PS, 0, &done));
-	EXPECT_EQ(PS, done);
+	EXPECT_EQ(0, copy_page(self->hfd, 4 * SM_PS, self->src + 4 * SM_PS, SM_PS, 0, &done));
+	EXPECT_EQ(SM_PS, done);
 	pthread_join(th, NULL);
-	EXPECT_EQ(self->src[4 * PS + 7], t.got);
-	ASSERT_EQ(PS, pread(self->fd, buf, PS, 4 * PS));
-	EXPECT_EQ(0, memcmp(buf, self->src + 4 * PS, PS));
+	EXPECT_EQ(self->src[4 * SM_PS + 7], t.got);
+	ASSERT_EQ(SM_PS, pread(self->fd, buf, SM_PS, 4 * SM_PS));
+	EXPECT_EQ(0, memcmp(buf, self->src + 4 * SM_PS, SM_PS));
 	EXPECT_EQ(1, sm_fdinfo_num(self->hfd, "total"));
-	munmap(bad, 3 * PS);
+	munmap(bad, 3 * SM_PS);
 }
 
 /*
@@ -1376,7 +1377,7 @@ TEST_F(lazy, fills_and_waits_counters_count_exactly)
 {
 	enum { N = 4 };
 	char *p = mmap(NULL, self->size, PROT_READ, MAP_SHARED, self->fd, 0);
-	long long fills0 = sealmem_counter("fills"), waits0 = sealmem_counter("waits");
+	long long fills0 = sm_counter("fills"), waits0 = sm_counter("waits");
 	struct toucher t[N];
 	pthread_t th[N];
 	__s64 done;
@@ -1386,7 +1387,7 @@ TEST_F(lazy, fills_and_waits_counters_count_exactly)
 	ASSERT_GE(fills0, 0);
 	ASSERT_GE(waits0, 0);
 	for (i = 0; i < N; i++) {
-		t[i] = (struct toucher){ .p = p, .fd = self->fd, .off = i < 3 ? 2 * PS + i : 5 * PS, .use_read = i == 3 };
+		t[i] = (struct toucher){ .p = p, .fd = self->fd, .off = i < 3 ? 2 * SM_PS + i : 5 * SM_PS, .use_read = i == 3 };
 		ASSERT_EQ(0, pthread_create(&th[i], NULL, touch_thread, &t[i]));
 	}
 	for (i = 0; i < N; i++) {
@@ -1394,26 +1395,26 @@ TEST_F(lazy, fills_and_waits_counters_count_exactly)
 			sm_msleep(2);
 		ASSERT_EQ(0, wait_sleeping(atomic_load(&t[i].tid))) TH_LOG("waiter %d never slept", i);
 	}
-	EXPECT_EQ(N, sealmem_counter("waits") - waits0);
-	EXPECT_EQ(0, sealmem_counter("fills") - fills0);
+	EXPECT_EQ(N, sm_counter("waits") - waits0);
+	EXPECT_EQ(0, sm_counter("fills") - fills0);
 	EXPECT_EQ(2, sm_fdinfo_num(self->hfd, "queued")) TH_LOG("one request per page");
-	ASSERT_EQ(0, copy_page(self->hfd, 2 * PS, self->src + 2 * PS, 4 * PS, 0, &done));
+	ASSERT_EQ(0, copy_page(self->hfd, 2 * SM_PS, self->src + 2 * SM_PS, 4 * SM_PS, 0, &done));
 	for (i = 0; i < N; i++) {
 		pthread_join(th[i], NULL);
 		EXPECT_EQ(self->src[t[i].off], t[i].got) TH_LOG("waiter %d", i);
 	}
-	EXPECT_EQ(4, sealmem_counter("fills") - fills0);
-	ASSERT_EQ(0, fill_op(self->hfd, SEALMEM_IOC_ZEROPAGE, 8 * PS, 2 * PS, 0, &done));
-	EXPECT_EQ(6, sealmem_counter("fills") - fills0);
+	EXPECT_EQ(4, sm_counter("fills") - fills0);
+	ASSERT_EQ(0, fill_op(self->hfd, SEALMEM_IOC_ZEROPAGE, 8 * SM_PS, 2 * SM_PS, 0, &done));
+	EXPECT_EQ(6, sm_counter("fills") - fills0);
 	errno = 0;
-	EXPECT_EQ(-1, copy_page(self->hfd, 0, self->src, 4 * PS, 0, &done));
+	EXPECT_EQ(-1, copy_page(self->hfd, 0, self->src, 4 * SM_PS, 0, &done));
 	EXPECT_EQ(EEXIST, errno);
-	EXPECT_EQ(2 * PS, done);
-	EXPECT_EQ(8, sealmem_counter("fills") - fills0);
-	ASSERT_EQ(0, copy_page(self->hfd, 0, self->src, 8 * PS, SEALMEM_FILL_SKIP_EXISTING, &done));
-	EXPECT_EQ(8 * PS, done);
-	EXPECT_EQ(10, sealmem_counter("fills") - fills0) TH_LOG("pages 6 and 7 filled, 0-5 skipped");
-	EXPECT_EQ(N, sealmem_counter("waits") - waits0) TH_LOG("a filled page costs no wait");
+	EXPECT_EQ(2 * SM_PS, done);
+	EXPECT_EQ(8, sm_counter("fills") - fills0);
+	ASSERT_EQ(0, copy_page(self->hfd, 0, self->src, 8 * SM_PS, SEALMEM_FILL_SKIP_EXISTING, &done));
+	EXPECT_EQ(8 * SM_PS, done);
+	EXPECT_EQ(10, sm_counter("fills") - fills0) TH_LOG("pages 6 and 7 filled, 0-5 skipped");
+	EXPECT_EQ(N, sm_counter("waits") - waits0) TH_LOG("a filled page costs no wait");
 	EXPECT_EQ(10, sm_fdinfo_num(self->fd, "pages"));
 	munmap(p, self->size);
 }
@@ -1426,7 +1427,7 @@ TEST_F(lazy, fills_and_waits_counters_count_exactly)
 TEST(lazy_sealed_image_end_to_end)
 {
 	enum { PAGES = 64, CONSUMERS = 3 };
-	size_t size = PAGES * PS;
+	size_t size = PAGES * SM_PS;
 	char *src = make_src(size, 42);
 	int fd = sm_new(), hfd, view, i, status;
 	pid_t pid[CONSUMERS];
@@ -1456,7 +1457,7 @@ TEST(lazy_sealed_image_end_to_end)
 			for (k = 0; k < PAGES; k++) {
 				/* 0: forward, 1: backward, 2: strided */
 				j = i == 0 ? k : i == 1 ? PAGES - 1 - k : (k * 7) % PAGES;
-				bad |= memcmp(p + j * PS, src + j * PS, PS) != 0;
+				bad |= memcmp(p + j * SM_PS, src + j * SM_PS, SM_PS) != 0;
 			}
 			_exit(bad);
 		}
@@ -1470,7 +1471,7 @@ TEST(lazy_sealed_image_end_to_end)
 		EXPECT_GE(1, atomic_load(&s.count[i])) TH_LOG("page %d requested %d times", i, atomic_load(&s.count[i]));
 	EXPECT_EQ(PAGES, sm_fdinfo_num(view, "pages"));
 	/* Nobody can change a byte now. */
-	EXPECT_EQ(-1, copy_page(hfd, 0, src + PS, PS, 0, NULL));
+	EXPECT_EQ(-1, copy_page(hfd, 0, src + SM_PS, SM_PS, 0, NULL));
 	EXPECT_EQ(EEXIST, errno);
 	close(view);
 	close(hfd);

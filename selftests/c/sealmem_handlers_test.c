@@ -115,8 +115,8 @@ static void *reader_run(void *arg)
 			atomic_fetch_add(&r->failed, 1);
 			break;
 		}
-		page = m.offset / PS;
-		if (n != sizeof(m) || m.offset % PS || page >= SIZE_PAGES) {
+		page = m.offset / SM_PS;
+		if (n != sizeof(m) || m.offset % SM_PS || page >= SIZE_PAGES) {
 			atomic_store(&r->err, EPROTO);
 			atomic_fetch_add(&r->failed, 1);
 			break;
@@ -138,7 +138,7 @@ static void *reader_run(void *arg)
 				sm_msleep(1);
 			}
 		}
-		if (sm_copy(r->hfd, m.offset, r->src + m.offset, PS, NULL)) {
+		if (sm_copy(r->hfd, m.offset, r->src + m.offset, SM_PS, NULL)) {
 			/* EEXIST here: a page requested, and filled, twice. */
 			atomic_store(&r->err, errno);
 			atomic_fetch_add(&r->failed, 1);
@@ -160,10 +160,10 @@ struct faulter {
 /* Reads a whole page of the mapping; counts it if its bytes are not the source's. */
 static void fault_page(struct run *r, int page)
 {
-	const volatile char *p = r->map + (size_t)page * PS;
+	const volatile char *p = r->map + (size_t)page * SM_PS;
 
-	(void)p[PS / 2];
-	if (memcmp(r->map + (size_t)page * PS, r->src + (size_t)page * PS, PS))
+	(void)p[SM_PS / 2];
+	if (memcmp(r->map + (size_t)page * SM_PS, r->src + (size_t)page * SM_PS, SM_PS))
 		atomic_fetch_add(&r->bad_bytes, 1);
 }
 
@@ -246,13 +246,13 @@ FIXTURE_SETUP(handlers)
 {
 	self->r = calloc(1, sizeof(*self->r));
 	ASSERT_NE(NULL, self->r);
-	self->src = sm_make_src(SIZE_PAGES * PS, 17);
+	self->src = sm_make_src(SIZE_PAGES * SM_PS, 17);
 	ASSERT_NE(MAP_FAILED, self->src);
 }
 
 FIXTURE_TEARDOWN(handlers)
 {
-	munmap(self->src, SIZE_PAGES * PS);
+	munmap(self->src, SIZE_PAGES * SM_PS);
 	free(self->r);
 }
 
@@ -269,10 +269,10 @@ TEST_F_TIMEOUT(handlers, many_readers_each_request_once, 300)
 	r->nonblock = variant->nonblock;
 	r->fd = sm_new();
 	ASSERT_GE(r->fd, 0);
-	ASSERT_EQ(0, sm_set_size(r->fd, SIZE_PAGES * PS));
+	ASSERT_EQ(0, sm_set_size(r->fd, SIZE_PAGES * SM_PS));
 	r->hfd = sm_fill_enable(r->fd, SEALMEM_FD_CLOEXEC | (r->nonblock ? SEALMEM_FD_NONBLOCK : 0));
 	ASSERT_GE(r->hfd, 0) TH_LOG("FILL_ENABLE: %s", strerror(errno));
-	r->map = mmap(NULL, SIZE_PAGES * PS, PROT_READ, MAP_SHARED, r->fd, 0);
+	r->map = mmap(NULL, SIZE_PAGES * SM_PS, PROT_READ, MAP_SHARED, r->fd, 0);
 	ASSERT_NE(MAP_FAILED, r->map);
 	sigemptyset(&sa.sa_mask);
 	ASSERT_EQ(0, sigaction(SIGUSR1, &sa, NULL));
@@ -342,7 +342,7 @@ TEST_F_TIMEOUT(handlers, many_readers_each_request_once, 300)
 		EXPECT_EQ(1, atomic_load(&r->eintr[0]));
 	EXPECT_EQ(SIZE_PAGES, sm_fdinfo_num(r->fd, "pages")) TH_LOG("every page filled once");
 	signal(SIGUSR1, SIG_DFL);
-	munmap(r->map, SIZE_PAGES * PS);
+	munmap(r->map, SIZE_PAGES * SM_PS);
 	close(r->hfd);
 	close(r->fd);
 }
@@ -378,7 +378,7 @@ TEST(requester_tid_from_a_child_pid_namespace)
 {
 	struct sealmem_msg m = { 0 };
 	struct { pid_t outer, inner; } ids = { 0 };
-	char *src = sm_make_src(4 * PS, 5);
+	char *src = sm_make_src(4 * SM_PS, 5);
 	int fd, hfd, pp[2], ended;
 	pid_t pid;
 
@@ -387,7 +387,7 @@ TEST(requester_tid_from_a_child_pid_namespace)
 	ASSERT_NE(MAP_FAILED, src);
 	fd = sm_new();
 	ASSERT_GE(fd, 0);
-	ASSERT_EQ(0, sm_set_size(fd, 4 * PS));
+	ASSERT_EQ(0, sm_set_size(fd, 4 * SM_PS));
 	hfd = sm_fill_enable(fd, SEALMEM_FD_CLOEXEC);
 	ASSERT_GE(hfd, 0);
 	ASSERT_EQ(0, pipe(pp));
@@ -407,14 +407,14 @@ TEST(requester_tid_from_a_child_pid_namespace)
 		if (g < 0)
 			_exit(21);
 		if (g == 0) {
-			char buf[PS];
+			char buf[SM_PS];
 
 			ids.inner = getpid();
 			if (write(pp[1], &ids, sizeof(ids)) != sizeof(ids))
 				_exit(22);
-			if (pread(fd, buf, PS, 2 * PS) != PS)
+			if (pread(fd, buf, SM_PS, 2 * SM_PS) != SM_PS)
 				_exit(23);
-			_exit(memcmp(buf, src + 2 * PS, PS) ? 24 : 0);
+			_exit(memcmp(buf, src + 2 * SM_PS, SM_PS) ? 24 : 0);
 		}
 		ids.outer = g;
 		if (write(pp[1], &ids, sizeof(ids)) != sizeof(ids))
@@ -425,7 +425,7 @@ TEST(requester_tid_from_a_child_pid_namespace)
 	}
 	close(pp[1]);
 	EXPECT_EQ(0, sm_read_msg(hfd, &m, 20000)) TH_LOG("no request from the child namespace");
-	EXPECT_EQ(2 * PS, m.offset);
+	EXPECT_EQ(2 * SM_PS, m.offset);
 	EXPECT_EQ(0, m.flags);
 	for (int i = 0; i < 2; i++) {
 		typeof(ids) one;
@@ -439,13 +439,13 @@ TEST(requester_tid_from_a_child_pid_namespace)
 	EXPECT_EQ(1, ids.inner) TH_LOG("the requester was not pid 1 of a new namespace");
 	EXPECT_NE(0, ids.outer);
 	EXPECT_EQ(ids.outer, (pid_t)m.tid) TH_LOG("tid %u, the requester is %d in the handler's namespace", m.tid, ids.outer);
-	EXPECT_EQ(0, sm_copy(hfd, 2 * PS, src + 2 * PS, PS, NULL));
+	EXPECT_EQ(0, sm_copy(hfd, 2 * SM_PS, src + 2 * SM_PS, SM_PS, NULL));
 	ended = reap(pid, 20);
 	EXPECT_EQ(SM_EXITED(0), ended);
 	close(pp[0]);
 	close(hfd);
 	close(fd);
-	munmap(src, 4 * PS);
+	munmap(src, 4 * SM_PS);
 }
 
 /*
@@ -456,7 +456,7 @@ TEST(requester_tid_from_a_child_pid_namespace)
 TEST(handler_in_a_child_pid_namespace)
 {
 	struct report { __u64 offset; __u32 tid; __s32 pid_in_ns; } rep[2] = { 0 };
-	char *src = sm_make_src(4 * PS, 6), buf[PS];
+	char *src = sm_make_src(4 * SM_PS, 6), buf[SM_PS];
 	int fd, pp[2], ready[2], ended;
 	pid_t pid;
 	char c;
@@ -466,7 +466,7 @@ TEST(handler_in_a_child_pid_namespace)
 	ASSERT_NE(MAP_FAILED, src);
 	fd = sm_new();
 	ASSERT_GE(fd, 0);
-	ASSERT_EQ(0, sm_set_size(fd, 4 * PS));
+	ASSERT_EQ(0, sm_set_size(fd, 4 * SM_PS));
 	ASSERT_EQ(0, pipe(pp));
 	ASSERT_EQ(0, pipe(ready));
 	pid = fork();
@@ -498,21 +498,21 @@ TEST(handler_in_a_child_pid_namespace)
 			if (sm_read_msg(hfd, &m, 20000))
 				_exit(32);
 			r = (struct report){ m.offset, m.tid, 0 };
-			if (write(pp[1], &r, sizeof(r)) != sizeof(r) || sm_copy(hfd, m.offset, src + m.offset, PS, NULL))
+			if (write(pp[1], &r, sizeof(r)) != sizeof(r) || sm_copy(hfd, m.offset, src + m.offset, SM_PS, NULL))
 				_exit(33);
 			/* 2: a process of this namespace reads page 3. */
 			inner = fork();
 			if (inner < 0)
 				_exit(34);
 			if (inner == 0) {
-				char b[PS];
+				char b[SM_PS];
 
-				_exit(pread(fd, b, PS, 3 * PS) == PS && !memcmp(b, src + 3 * PS, PS) ? 0 : 1);
+				_exit(pread(fd, b, SM_PS, 3 * SM_PS) == SM_PS && !memcmp(b, src + 3 * SM_PS, SM_PS) ? 0 : 1);
 			}
 			if (sm_read_msg(hfd, &m, 20000))
 				_exit(35);
 			r = (struct report){ m.offset, m.tid, inner };
-			if (write(pp[1], &r, sizeof(r)) != sizeof(r) || sm_copy(hfd, m.offset, src + m.offset, PS, NULL))
+			if (write(pp[1], &r, sizeof(r)) != sizeof(r) || sm_copy(hfd, m.offset, src + m.offset, SM_PS, NULL))
 				_exit(36);
 			if (waitpid(inner, &st2, 0) != inner || sm_ended(st2) != SM_EXITED(0))
 				_exit(37);
@@ -526,13 +526,13 @@ TEST(handler_in_a_child_pid_namespace)
 	close(ready[1]);
 	/* Once the handler is attached (no handler before: a read would not wait), read page 1. */
 	ASSERT_EQ(1, read(ready[0], &c, 1)) TH_LOG("the handler in the child namespace never attached");
-	ASSERT_EQ(PS, pread(fd, buf, PS, PS)) TH_LOG("pread: %s", strerror(errno));
-	EXPECT_EQ(0, memcmp(buf, src + PS, PS));
+	ASSERT_EQ(SM_PS, pread(fd, buf, SM_PS, SM_PS)) TH_LOG("pread: %s", strerror(errno));
+	EXPECT_EQ(0, memcmp(buf, src + SM_PS, SM_PS));
 	ASSERT_EQ(sizeof(rep[0]), read(pp[0], &rep[0], sizeof(rep[0])));
 	ASSERT_EQ(sizeof(rep[1]), read(pp[0], &rep[1], sizeof(rep[1])));
-	EXPECT_EQ(PS, rep[0].offset);
+	EXPECT_EQ(SM_PS, rep[0].offset);
 	EXPECT_EQ(0, rep[0].tid) TH_LOG("a requester outside the handler's namespace must read as tid 0, got %u", rep[0].tid);
-	EXPECT_EQ(3 * PS, rep[1].offset);
+	EXPECT_EQ(3 * SM_PS, rep[1].offset);
 	EXPECT_NE(0, rep[1].pid_in_ns);
 	EXPECT_EQ(rep[1].pid_in_ns, (pid_t)rep[1].tid) TH_LOG("tid %u, the requester is %d in the handler's namespace",
 							      rep[1].tid, rep[1].pid_in_ns);
@@ -541,7 +541,7 @@ TEST(handler_in_a_child_pid_namespace)
 	close(pp[0]);
 	close(ready[0]);
 	close(fd);
-	munmap(src, 4 * PS);
+	munmap(src, 4 * SM_PS);
 }
 
 TEST_HARNESS_MAIN

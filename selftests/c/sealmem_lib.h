@@ -1,351 +1,116 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Small helpers shared by sealmem's C selftests. */
-#ifndef SEALMEM_SELFTEST_LIB_H
-#define SEALMEM_SELFTEST_LIB_H
+/*
+ * sealmem_lib: the helpers sealmem's C selftests share, and the fuzzer with them
+ * (tools/fuzz). Every name has the prefix sm_ (SM_ for macros). Definitions: sealmem_lib.c.
+ */
+#ifndef SEALMEM_LIB_H
+#define SEALMEM_LIB_H
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/sealmem.h>
 
-#define SEALMEM_DEV "/dev/sealmem"
-#define SEALMEM_COUNTERS "/sys/kernel/debug/sealmem/counters/"
-
-/* Reads one of the module's debugfs counters; -1 on error. */
-static inline long long sealmem_counter(const char *name)
-{
-	char path[256], buf[64];
-	long long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), SEALMEM_COUNTERS "%s", name);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	if (fgets(buf, sizeof(buf), f))
-		v = strtoll(buf, NULL, 10);
-	fclose(f);
-	return v;
-}
-
-/* Reads /proc/self/fdinfo/FD into buf; returns its length or -1. */
-static inline ssize_t sealmem_fdinfo(int fd, char *buf, size_t len)
-{
-	char path[64];
-	ssize_t n;
-	int f;
-
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	f = open(path, O_RDONLY);
-	if (f < 0)
-		return -1;
-	n = read(f, buf, len - 1);
-	close(f);
-	if (n >= 0)
-		buf[n] = '\0';
-	return n;
-}
-
-/* The value of "key:\t<value>\n" in an fdinfo text, copied to out; 0 if found. */
-static inline int sealmem_fdinfo_field(const char *info, const char *key, char *out, size_t len)
-{
-	char pat[64];
-	const char *p, *e;
-
-	snprintf(pat, sizeof(pat), "\n%s:\t", key);
-	p = strstr(info, pat);
-	if (!p)
-		return -1;
-	p += strlen(pat);
-	e = strchr(p, '\n');
-	if (!e || (size_t)(e - p) >= len)
-		return -1;
-	memcpy(out, p, e - p);
-	out[e - p] = '\0';
-	return 0;
-}
-
-/* Sends `fd` over the unix socket `sock` (SCM_RIGHTS, one byte of data); 0 or -1. */
-static inline int sm_send_fd(int sock, int fd)
-{
-	char cbuf[CMSG_SPACE(sizeof(int))] = { 0 }, x = 'f';
-	struct iovec io = { &x, 1 };
-	struct msghdr mh = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	return sendmsg(sock, &mh, MSG_NOSIGNAL) == 1 ? 0 : -1;
-}
-
-/* Receives an fd sent with sm_send_fd; the new fd, or -1. */
-static inline int sm_recv_fd(int sock)
-{
-	char cbuf[CMSG_SPACE(sizeof(int))], x;
-	struct iovec io = { &x, 1 };
-	struct msghdr mh = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
-	struct cmsghdr *c;
-	int fd;
-
-	if (recvmsg(sock, &mh, 0) != 1 || !(c = CMSG_FIRSTHDR(&mh)) || c->cmsg_type != SCM_RIGHTS)
-		return -1;
-	memcpy(&fd, CMSG_DATA(c), sizeof(int));
-	return fd;
-}
+#define SM_DEV "/dev/sealmem"
+#define SM_COUNTERS "/sys/kernel/debug/sealmem/counters/"
+/* The page size (the module's unit of pages, holes, fills and requests). */
+#define SM_PS ((unsigned long)getpagesize())
+/* An upper bound of SM_PS for buffers whose size must be a constant (struct members). */
+#define SM_PS_MAX 65536UL
 
 /* Expects `call` to fail with -1 and errno `err` (kselftest harness tests). */
-#define EXPECT_ERRNO(err, call) do { errno = 0; EXPECT_EQ(-1, (long)(call)); EXPECT_EQ(err, errno); } while (0)
+#define SM_EXPECT_ERRNO(err, call) do { errno = 0; EXPECT_EQ(-1, (long)(call)); EXPECT_EQ(err, errno); } while (0)
+
+/* What sm_ended() returns for a child that exited with `code` / was killed by `sig`. */
+#define SM_EXITED(code) (code)
+#define SM_KILLED(sig) (1000 + (sig))
+
+/* Reads one of the module's debugfs counters; -1 on error. */
+long long sm_counter(const char *name);
+
+/* Reads /proc/self/fdinfo/FD into buf; returns its length or -1. */
+ssize_t sm_fdinfo(int fd, char *buf, size_t len);
+
+/* The value of "key:\t<value>\n" in an fdinfo text, copied to out; 0 if found. */
+int sm_fdinfo_field(const char *info, const char *key, char *out, size_t len);
+
+/* Sends `fd` over the unix socket `sock` (SCM_RIGHTS, one byte of data); 0 or -1. */
+int sm_send_fd(int sock, int fd);
+
+/* Receives an fd sent with sm_send_fd; the new fd, or -1. */
+int sm_recv_fd(int sock);
 
 /* Sleeps `ms` milliseconds (a bounded poll interval, never a stand-in for "X happened"). */
-#include <time.h>
-static inline void sm_msleep(int ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
+void sm_msleep(int ms);
 
 /* CLOCK_MONOTONIC in seconds (deadlines). */
-static inline double sm_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
+double sm_now(void);
 
 /* A numeric field of `fd`'s fdinfo ("pending", "queued", "total", "pages"...); -1 on error. */
-static inline long long sm_fdinfo_num(int fd, const char *key)
-{
-	char info[4096], v[64];
-
-	if (sealmem_fdinfo(fd, info, sizeof(info)) <= 0 || sealmem_fdinfo_field(info, key, v, sizeof(v)))
-		return -1;
-	return strtoll(v, NULL, 10);
-}
+long long sm_fdinfo_num(int fd, const char *key);
 
 /*
  * How a child ended, as one number to compare with SM_EXITED(code) or SM_KILLED(signal):
  * its exit code if it exited, 1000 + the signal if one killed it (-1 otherwise). The only
  * place the tests read a wait status: a child killed by SIGBUS must never pass for "exit 0".
  */
-#include <sys/wait.h>
-#define SM_EXITED(code) (code)
-#define SM_KILLED(sig) (1000 + (sig))
-static inline int sm_ended(int status)
-{
-	if (WIFEXITED(status))
-		return WEXITSTATUS(status);
-	if (WIFSIGNALED(status))
-		return SM_KILLED(WTERMSIG(status));
-	return -1;
-}
+int sm_ended(int status);
 
-#endif
+/* A new sealmem file (open("/dev/sealmem", O_RDWR | O_CLOEXEC)); -1 on error. */
+int sm_new(void);
 
-#include <setjmp.h>
-#include <signal.h>
-#include <sys/mman.h>
-
-#define PS 4096UL
-
-static inline int sm_new(void)
-{
-	return open(SEALMEM_DEV, O_RDWR | O_CLOEXEC);
-}
-
-static inline int sm_set_size(int fd, __u64 size)
-{
-	return ioctl(fd, SEALMEM_IOC_SET_SIZE, &size);
-}
-
-static inline long long sm_get_size(int fd)
-{
-	__u64 size;
-
-	if (ioctl(fd, SEALMEM_IOC_GET_SIZE, &size))
-		return -1;
-	return (long long)size;
-}
-
-static inline int sm_add_seals(int fd, __u32 seals)
-{
-	return ioctl(fd, SEALMEM_IOC_ADD_SEALS, &seals);
-}
-
-static inline int sm_get_seals(int fd)
-{
-	__u32 seals;
-
-	if (ioctl(fd, SEALMEM_IOC_GET_SEALS, &seals))
-		return -1;
-	return (int)seals;
-}
-
-static inline int sm_punch(int fd, __u64 offset, __u64 len)
-{
-	struct sealmem_range r = { .offset = offset, .len = len };
-
-	return ioctl(fd, SEALMEM_IOC_PUNCH_HOLE, &r);
-}
-
-static inline int sm_view(int fd, unsigned long flags)
-{
-	return ioctl(fd, SEALMEM_IOC_VIEW, flags);
-}
+/* The file ioctls, returning what ioctl() returns (GET_* return the value or -1). */
+int sm_set_size(int fd, __u64 size);
+long long sm_get_size(int fd);
+int sm_add_seals(int fd, __u32 seals);
+int sm_get_seals(int fd);
+int sm_punch(int fd, __u64 offset, __u64 len);
+int sm_view(int fd, unsigned long flags);
 
 /* The "pages" line of a file's fdinfo; -1 on error. */
-static inline long long sm_pages(int fd)
-{
-	char info[1024], v[32];
-
-	if (sealmem_fdinfo(fd, info, sizeof(info)) <= 0 ||
-	    sealmem_fdinfo_field(info, "pages", v, sizeof(v)))
-		return -1;
-	return strtoll(v, NULL, 10);
-}
-
-/* Touching memory that may raise SIGBUS. */
-static sigjmp_buf sm_jmp __attribute__((unused));
-static volatile sig_atomic_t sm_signo __attribute__((unused));
-
-static void sm_sig(int sig)
-{
-	sm_signo = sig;
-	siglongjmp(sm_jmp, 1);
-}
+long long sm_pages(int fd);
 
 /* Reads (or writes, if write) one byte at p; returns the signal raised, 0 if none. */
-static inline int sm_touch(volatile char *p, int write, char *out)
-{
-	struct sigaction sa = { .sa_handler = sm_sig }, obus, osegv;
-	int sig = 0;
-
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, &obus);
-	sigaction(SIGSEGV, &sa, &osegv);
-	sm_signo = 0;
-	if (sigsetjmp(sm_jmp, 1) == 0) {
-		if (write)
-			*p = out ? *out : 'w';
-		else if (out)
-			*out = *p;
-		else
-			(void)*p;
-	} else {
-		sig = sm_signo;
-	}
-	sigaction(SIGBUS, &obus, NULL);
-	sigaction(SIGSEGV, &osegv, NULL);
-	return sig;
-}
+int sm_touch(volatile char *p, int write, char *out);
 
 /* Fills buf with a pattern that identifies (seed, offset). */
-static inline void sm_pattern(char *buf, size_t len, unsigned int seed, size_t off)
-{
-	size_t i;
+void sm_pattern(char *buf, size_t len, unsigned int seed, size_t off);
 
-	for (i = 0; i < len; i++)
-		buf[i] = (char)(((off + i) * 131 + seed * 7 + ((off + i) >> 12)) & 0xff);
-}
-
-/* ---- lazy-fill and task-state helpers shared by the tests --------------------------- */
-#include <poll.h>
-#include <stdint.h>
-
-static inline int sm_fill_enable(int fd, unsigned long flags)
-{
-	return ioctl(fd, SEALMEM_IOC_FILL_ENABLE, flags);
-}
+/* FILL_ENABLE: the new handler fd, or -1. */
+int sm_fill_enable(int fd, unsigned long flags);
 
 /* COPY `len` bytes from `src` to `off`; `*done` (if given) gets the `copy` field. */
-static inline int sm_copy(int hfd, __u64 off, const void *src, __u64 len, __s64 *done)
-{
-	struct sealmem_copy c = { .offset = off, .src = (__u64)(uintptr_t)src, .len = len };
-	int ret = ioctl(hfd, SEALMEM_IOC_COPY, &c);
-
-	if (done)
-		*done = c.copy;
-	return ret;
-}
+int sm_copy(int hfd, __u64 off, const void *src, __u64 len, __s64 *done);
 
 /* A private anonymous buffer of `len` bytes holding sm_pattern(seed); MAP_FAILED on error. */
-static inline char *sm_make_src(size_t len, unsigned int seed)
-{
-	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (p != MAP_FAILED)
-		sm_pattern(p, len, seed, 0);
-	return p;
-}
+char *sm_make_src(size_t len, unsigned int seed);
 
 /* Reads one request from a handler fd, waiting at most timeout_ms; 0 on success. */
-static inline int sm_read_msg(int hfd, struct sealmem_msg *m, int timeout_ms)
-{
-	struct pollfd p = { .fd = hfd, .events = POLLIN };
-
-	if (poll(&p, 1, timeout_ms) != 1 || !(p.revents & POLLIN))
-		return -1;
-	return read(hfd, m, sizeof(*m)) == (ssize_t)sizeof(*m) ? 0 : -1;
-}
+int sm_read_msg(int hfd, struct sealmem_msg *m, int timeout_ms);
 
 /* The state letter of task `tid` of process `pid` (/proc/PID/task/TID/stat); 0 if gone. */
-static inline char sm_task_state(pid_t pid, pid_t tid)
-{
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : 0;
-}
+char sm_task_state(pid_t pid, pid_t tid);
 
 /* Waits up to timeout_s until the task's state is one of `states`; returns it, or 0. */
-static inline char sm_wait_state(pid_t pid, pid_t tid, const char *states, double timeout_s)
-{
-	double t0 = sm_now();
-
-	do {
-		char s = sm_task_state(pid, tid);
-
-		if (s && strchr(states, s))
-			return s;
-		sm_msleep(5);
-	} while (sm_now() - t0 < timeout_s);
-	return 0;
-}
-
-/* ---- unloading the module: what it leaves behind must be seen first ---------------------- */
-#include <sys/syscall.h>
+char sm_wait_state(pid_t pid, pid_t tid, const char *states, double timeout_s);
 
 /* A gauge ("files", "pages") once it is 0, or its value after 2 s (a last fput may be
  * deferred briefly, as the runner's settled_counter allows). */
-static inline long long sm_settled_gauge(const char *name)
-{
-	long long v = sealmem_counter(name);
-
-	for (int i = 0; v != 0 && i < 200; i++) {
-		sm_msleep(10);
-		v = sealmem_counter(name);
-	}
-	return v;
-}
+long long sm_settled_gauge(const char *name);
 
 /*
  * The module's gauges must be 0 before it is unloaded: unloading resets them, and what was
@@ -354,40 +119,13 @@ static inline long long sm_settled_gauge(const char *name)
  *   # SEALMEM-GAUGES before unload: files=N pages=N
  * and returns 0 if both are 0, -1 otherwise. Every unload of a test goes through here.
  */
-static inline int sm_gauges_before_unload(void)
-{
-	long long files = sm_settled_gauge("files"), pages = sm_settled_gauge("pages");
-
-	printf("# SEALMEM-GAUGES before unload: files=%lld pages=%lld\n", files, pages);
-	fflush(stdout);
-	return files == 0 && pages == 0 ? 0 : -1;
-}
+int sm_gauges_before_unload(void);
 
 /*
  * Unloads sealmem and loads $SEALMEM_KO again with module parameters `params`. Returns 0 on
  * success; 1 if it reloaded but the gauges were not 0 before (a leak: the test must fail,
  * the runner sees it too); -1 with errno if unloading or loading failed.
  */
-static inline int sm_reload(const char *params)
-{
-	const char *ko = getenv("SEALMEM_KO");
-	int leaked, kfd, ret, e;
+int sm_reload(const char *params);
 
-	if (!ko) {
-		errno = ENOENT;
-		return -1;
-	}
-	leaked = sm_gauges_before_unload() != 0;
-	if (syscall(SYS_delete_module, "sealmem", O_NONBLOCK))
-		return -1;
-	kfd = open(ko, O_RDONLY | O_CLOEXEC);
-	if (kfd < 0)
-		return -1;
-	ret = syscall(SYS_finit_module, kfd, params, 0);
-	e = errno;
-	close(kfd);
-	errno = e;
-	if (ret)
-		return -1;
-	return leaked;
-}
+#endif /* SEALMEM_LIB_H */

@@ -55,7 +55,7 @@
 
 /* Pages each measured step makes: 4 MiB. */
 #define N 1024UL
-#define NB (N * PS)
+#define NB (N * SM_PS)
 #define KIB 1024LL
 
 /* A step making N pages may grow its group by N pages less this (nothing else shrinks it)... */
@@ -211,7 +211,7 @@ static long long gauge_wait(const char *name, long long want, double timeout_s)
 	double t0 = sm_now();
 	long long v;
 
-	while ((v = sealmem_counter(name)) != want && sm_now() - t0 < timeout_s)
+	while ((v = sm_counter(name)) != want && sm_now() - t0 < timeout_s)
 		sm_msleep(50);
 	return v;
 }
@@ -427,7 +427,7 @@ static int maker(int in, int out, int sock)
 				break;
 			}
 			for (unsigned long i = 0; i < N; i++)
-				p[i * PS + (i % 64)] = (char)(i | 1);
+				p[i * SM_PS + (i % 64)] = (char)(i | 1);
 			report(out, 0, sm_pages(fd), 0, 0);
 			break;
 		case 'w': {
@@ -560,11 +560,11 @@ static int handler(int in, int out, int sock)
 					break;
 				}
 				for (size_t i = 0; i < n / sizeof(m[0]); i++) {
-					struct sealmem_copy cp = { .offset = m[i].offset, .len = PS,
+					struct sealmem_copy cp = { .offset = m[i].offset, .len = SM_PS,
 								   .src = (__u64)(uintptr_t)(src + m[i].offset) };
 
 					errno = 0;
-					if (m[i].offset >= NB || ioctl(hfd, SEALMEM_IOC_COPY, &cp) || cp.copy != (__s64)PS) {
+					if (m[i].offset >= NB || ioctl(hfd, SEALMEM_IOC_COPY, &cp) || cp.copy != (__s64)SM_PS) {
 						err = errno ? -errno : -EPROTO;
 						break;
 					}
@@ -629,13 +629,13 @@ static int handler(int in, int out, int sock)
  */
 static int consumer(int in, int out, int sock)
 {
-	char *want = malloc(PS), *p = MAP_FAILED;
+	char *want = malloc(SM_PS), *p = MAP_FAILED;
 	int view = -1;
 	char c;
 
 	if (!want)
 		return 70;
-	memset(want, 0, PS);
+	memset(want, 0, SM_PS);
 	report(out, 0, 0, 0, 0);
 	while ((c = next_cmd(in))) {
 		switch (c) {
@@ -653,8 +653,8 @@ static int consumer(int in, int out, int sock)
 				break;
 			}
 			for (unsigned long i = 0; i < N; i++) {
-				sm_pattern(want, PS, 2, i * PS);
-				if (memcmp(p + i * PS, want, PS))
+				sm_pattern(want, SM_PS, 2, i * SM_PS);
+				if (memcmp(p + i * SM_PS, want, SM_PS))
 					bad++;
 			}
 			report(out, 0, bad, sm_pages(view), 0);
@@ -749,7 +749,7 @@ static int faulter(int in, int out, int sock)
 	if (p == MAP_FAILED)
 		return 72;
 	for (unsigned long i = 0; i < N; i++)
-		p[i * PS] = 1;
+		p[i * SM_PS] = 1;
 	report(out, 0, N, 0, 0);
 	munmap(p, NB);
 	close(fd);
@@ -774,8 +774,8 @@ FIXTURE(memcg)
 
 FIXTURE_SETUP(memcg)
 {
-	self->files0 = sealmem_counter("files");
-	self->pages0 = sealmem_counter("pages");
+	self->files0 = sm_counter("files");
+	self->pages0 = sm_counter("pages");
 	if (geteuid() != 0)
 		SKIP(return, "needs root (mounts cgroup2, makes groups)");
 	/* A command to a child that died fails with EPIPE rather than killing the test. */
@@ -1114,14 +1114,14 @@ static void cg_stat_summary(const char *cg, char *out, size_t len)
 static void expect_back(struct __test_metadata *_metadata, const char *cg, long long base, const char *what)
 {
 	double took;
-	long long v = cg_wait_back(cg, base + 2 * (long long)PS, SETTLE_SECS, &took);
+	long long v = cg_wait_back(cg, base + 2 * (long long)SM_PS, SETTLE_SECS, &took);
 	char stat[512];
 
 	TH_LOG("%s: group back to %lld KiB (empty baseline %lld KiB) in %.2f s", what, v / KIB, base / KIB, took);
 	cg_stat_summary(cg, stat, sizeof(stat));
 	EXPECT_GE(base + BACK_TOL, v)
 		TH_LOG("%s: the group still holds %lld KiB above its baseline %.0f s after everything was closed (%lld pages); memory.stat (its counters may lag):%s",
-		       what, (v - base) / KIB, took, (v - base) / (long long)PS, stat[0] ? stat : " nothing");
+		       what, (v - base) / KIB, took, (v - base) / (long long)SM_PS, stat[0] ? stat : " nothing");
 }
 
 /* ---- the tests ------------------------------------------------------------------------ */
@@ -1227,7 +1227,7 @@ TEST_F_TIMEOUT(memcg, a_low_memory_max_fails_cleanly, 600)
 		TH_LOG("write() of 4 MiB past memory.max returned %lld (%s): wanted ENOMEM or a short count",
 		       r.v[0], r.v[0] < 0 ? strerror((int)r.v[1]) : "bytes");
 	EXPECT_EQ(0, rv.v[2]) TH_LOG("%lld bytes of the short write read back wrong", rv.v[2]);
-	EXPECT_EQ(r.v[0] > 0 ? (r.v[0] + (long long)PS - 1) / (long long)PS : 0, rv.v[1])
+	EXPECT_EQ(r.v[0] > 0 ? (r.v[0] + (long long)SM_PS - 1) / (long long)SM_PS : 0, rv.v[1])
 		TH_LOG("fdinfo pages after a write that returned %lld", r.v[0]);
 	ended = kid_end(&k, 0, EXIT_SECS, &to);
 	EXPECT_EQ(SM_EXITED(0), ended) TH_LOG("the writer ended %d (timed out: %d)", ended, to);

@@ -84,7 +84,7 @@ static const char *status_str(int status, char *buf, size_t len)
 /* A thread that reads one page of a mapping (the first byte with sm_touch, then the page). */
 struct toucher {
 	char *addr;
-	char got[PS];
+	char got[SM_PS_MAX];
 	int sig;
 	atomic_int tid;
 	atomic_int done;
@@ -100,7 +100,7 @@ static void *touch_run(void *arg)
 	atomic_store(&t->tid, (int)syscall(SYS_gettid));
 	t->sig = sm_touch(t->addr, 0, &c);
 	if (!t->sig)
-		memcpy(t->got, t->addr, PS);
+		memcpy(t->got, t->addr, SM_PS);
 	atomic_store(&t->done, 1);
 	return NULL;
 }
@@ -148,7 +148,7 @@ static int touch_release(struct toucher *t, int hfd, __u64 off, const char *page
 {
 	if (atomic_load(&t->done))
 		return touch_wait(t, 0);
-	sm_copy(hfd, off, page, PS, NULL);
+	sm_copy(hfd, off, page, SM_PS, NULL);
 	if (touch_wait(t, 5))
 		return 1;
 	ioctl(hfd, SEALMEM_IOC_FILL_END);
@@ -296,17 +296,17 @@ static void mappings_child(int fd, int evw, int gor, const char *want)
 	int ok, status;
 	pid_t pid;
 
-	p = mmap(NULL, 4 * PS, PROT_READ, MAP_SHARED, fd, 0);
-	r1 = mmap(NULL, 4 * PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	p = mmap(NULL, 4 * SM_PS, PROT_READ, MAP_SHARED, fd, 0);
+	r1 = mmap(NULL, 4 * SM_PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	/* r2: 4 pages, then 4 PROT_NONE pages, so that growing it must move it. */
-	r2 = mmap(NULL, 8 * PS, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	r2 = mmap(NULL, 8 * SM_PS, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED || r1 == MAP_FAILED || r2 == MAP_FAILED ||
-	    mmap(r2, 4 * PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != r2) {
+	    mmap(r2, 4 * SM_PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != r2) {
 		ev_send(evw, EV_READY, -1, errno, 0, sm_now(), "setting up the mappings");
 		_exit(2);
 	}
-	memset(r1, 'x', 4 * PS);
-	sm_pattern(r2, 4 * PS, 7, 0);
+	memset(r1, 'x', 4 * SM_PS);
+	sm_pattern(r2, 4 * SM_PS, 7, 0);
 
 	t0 = sm_now();
 	if (touch_start(&a, p)) {
@@ -325,39 +325,39 @@ static void mappings_child(int fd, int evw, int gor, const char *want)
 		_exit(3);
 
 	t0 = sm_now();
-	n = mmap(NULL, 16 * PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	n = mmap(NULL, 16 * SM_PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (n == MAP_FAILED) {
 		ev_send(evw, EV_MMAP, -1, errno, 0, t0, NULL);
 	} else {
-		memset(n, 'n', 16 * PS);
-		ok = n[0] == 'n' && n[16 * PS - 1] == 'n';
+		memset(n, 'n', 16 * SM_PS);
+		ok = n[0] == 'n' && n[16 * SM_PS - 1] == 'n';
 		ev_send(evw, EV_MMAP, ok ? 0 : 1, 0, 0, t0, "written and read back");
 
 		t0 = sm_now();
-		ok = munmap(n, 16 * PS);
+		ok = munmap(n, 16 * SM_PS);
 		ev_send(evw, EV_MUNMAP, ok ? -1 : 0, errno, 0, t0, NULL);
 	}
 
 	t0 = sm_now();
-	if (mprotect(r1, 4 * PS, PROT_READ)) {
+	if (mprotect(r1, 4 * SM_PS, PROT_READ)) {
 		ev_send(evw, EV_MPROTECT, -1, errno, 0, t0, NULL);
 	} else {
 		ok = 1;
-		for (i = 0; i < 4 * PS; i++)
+		for (i = 0; i < 4 * SM_PS; i++)
 			ok &= r1[i] == 'x';
 		ev_send(evw, EV_MPROTECT, ok ? 0 : 1, 0, 0, t0, "PROT_READ; bytes read back");
 	}
 
 	t0 = sm_now();
-	nr = mremap(r2, 4 * PS, 16 * PS, MREMAP_MAYMOVE);
+	nr = mremap(r2, 4 * SM_PS, 16 * SM_PS, MREMAP_MAYMOVE);
 	if (nr == MAP_FAILED) {
 		ev_send(evw, EV_MREMAP, -1, errno, 0, t0, NULL);
 	} else {
-		char pat[4 * PS];
+		char pat[4 * SM_PS];
 
 		sm_pattern(pat, sizeof(pat), 7, 0);
 		ok = nr != r2 && !memcmp(nr, pat, sizeof(pat));
-		for (i = 4 * PS; i < 16 * PS; i++)
+		for (i = 4 * SM_PS; i < 16 * SM_PS; i++)
 			ok &= nr[i] == 0;
 		snprintf(what, sizeof(what), "4 -> 16 pages, %s, bytes %s", nr != r2 ? "moved" : "NOT moved",
 			 ok ? "kept" : "wrong");
@@ -393,7 +393,7 @@ static void mappings_child(int fd, int evw, int gor, const char *want)
 		snprintf(what, sizeof(what), "signal %d", a.sig);
 		ev_send(evw, EV_A_DONE, 1, 0, 0, t0, what);
 	} else {
-		long d = first_diff(a.got, want, PS);
+		long d = first_diff(a.got, want, SM_PS);
 
 		if (d < 0)
 			snprintf(what, sizeof(what), "read the handler's bytes");
@@ -415,7 +415,7 @@ static void mappings_child(int fd, int evw, int gor, const char *want)
  */
 TEST_F_TIMEOUT(mm, a_waiting_fault_lets_the_process_change_its_mappings, 180)
 {
-	char *src = sm_make_src(4 * PS, 5), sbuf[64];
+	char *src = sm_make_src(4 * SM_PS, 5), sbuf[64];
 	int fd, hfd, evp[2], gop[2], status, step, tid = 0, released = 0;
 	struct sealmem_msg m;
 	struct pollfd hp;
@@ -426,7 +426,7 @@ TEST_F_TIMEOUT(mm, a_waiting_fault_lets_the_process_change_its_mappings, 180)
 	ASSERT_NE(MAP_FAILED, src);
 	fd = sm_new();
 	ASSERT_GE(fd, 0);
-	ASSERT_EQ(0, sm_set_size(fd, 4 * PS));
+	ASSERT_EQ(0, sm_set_size(fd, 4 * SM_PS));
 	hfd = sm_fill_enable(fd, SEALMEM_FD_CLOEXEC);
 	ASSERT_GE(hfd, 0) TH_LOG("FILL_ENABLE: %s", strerror(errno));
 	ASSERT_EQ(0, pipe(evp));
@@ -456,8 +456,8 @@ TEST_F_TIMEOUT(mm, a_waiting_fault_lets_the_process_change_its_mappings, 180)
 		}
 		if (step == EV_A_DONE) {
 			/* Only now is page 0 filled. */
-			EXPECT_EQ(0, sm_copy(hfd, 0, src, PS, &done)) TH_LOG("COPY page 0: %s", strerror(errno));
-			EXPECT_EQ(PS, done);
+			EXPECT_EQ(0, sm_copy(hfd, 0, src, SM_PS, &done)) TH_LOG("COPY page 0: %s", strerror(errno));
+			EXPECT_EQ(SM_PS, done);
 			released = 1;
 		}
 		if (ev_recv(evp[0], &e, DEADLINE_S)) {
@@ -488,7 +488,7 @@ TEST_F_TIMEOUT(mm, a_waiting_fault_lets_the_process_change_its_mappings, 180)
 
 	if (!released) {
 		/* A deadline failed: release the waiter (COPY, then FILL_END) and the child. */
-		sm_copy(hfd, 0, src, PS, NULL);
+		sm_copy(hfd, 0, src, SM_PS, NULL);
 		ioctl(hfd, SEALMEM_IOC_FILL_END);
 	}
 	status = reap(pid, 5);
@@ -502,7 +502,7 @@ TEST_F_TIMEOUT(mm, a_waiting_fault_lets_the_process_change_its_mappings, 180)
 	close(gop[1]);
 	close(hfd);
 	close(fd);
-	munmap(src, 4 * PS);
+	munmap(src, 4 * SM_PS);
 }
 
 /* ---- 2. a fill never lands in a replaced mapping ------------------------------------ */
@@ -537,8 +537,8 @@ static void fill_never_lands_in_a_replaced_mapping(struct __test_metadata *_meta
 		"munmap + MAP_FIXED anonymous", "MAP_FIXED of another sealmem file",
 		"mremap of another sealmem file's mapping", "mremap of this file's pages 4-7",
 	};
-	char *src = sm_make_src(8 * PS, 21), *other = sm_make_src(4 * PS, 22), *p, *q = NULL, *want, buf[PS];
-	char zero[PS] = { 0 };
+	char *src = sm_make_src(8 * SM_PS, 21), *other = sm_make_src(4 * SM_PS, 22), *p, *q = NULL, *want, buf[SM_PS];
+	char zero[SM_PS];
 	int fd, hfd, fd2 = -1, extra = 0;
 	struct sealmem_msg m;
 	struct toucher a;
@@ -548,31 +548,32 @@ static void fill_never_lands_in_a_replaced_mapping(struct __test_metadata *_meta
 	char st;
 	double t0;
 
+	memset(zero, 0, sizeof(zero));
 	ASSERT_NE(MAP_FAILED, src);
 	ASSERT_NE(MAP_FAILED, other);
 	fd = sm_new();
 	ASSERT_GE(fd, 0);
-	ASSERT_EQ(0, sm_set_size(fd, 8 * PS));
+	ASSERT_EQ(0, sm_set_size(fd, 8 * SM_PS));
 	hfd = sm_fill_enable(fd, SEALMEM_FD_CLOEXEC);
 	ASSERT_GE(hfd, 0) TH_LOG("FILL_ENABLE: %s", strerror(errno));
 	fd2 = sm_new();
 	ASSERT_GE(fd2, 0);
-	ASSERT_EQ(4 * PS, pwrite(fd2, other, 4 * PS, 0));
+	ASSERT_EQ(4 * SM_PS, pwrite(fd2, other, 4 * SM_PS, 0));
 
-	p = mmap(NULL, 4 * PS, PROT_READ, MAP_SHARED, fd, 0);
+	p = mmap(NULL, 4 * SM_PS, PROT_READ, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, p);
 	/* The mapping mremap moves onto p is made now and never touched: no PTE is present,
 	 * so a fill that wrongly mapped page 0 there would succeed and show. */
 	if (kind == REPLACE_MREMAP)
-		q = mmap(NULL, 4 * PS, PROT_READ, MAP_SHARED, fd2, 0);
+		q = mmap(NULL, 4 * SM_PS, PROT_READ, MAP_SHARED, fd2, 0);
 	else if (kind == REPLACE_SAME_FILE)
-		q = mmap(NULL, 4 * PS, PROT_READ, MAP_SHARED, fd, 4 * PS);
+		q = mmap(NULL, 4 * SM_PS, PROT_READ, MAP_SHARED, fd, 4 * SM_PS);
 	ASSERT_NE(MAP_FAILED, q);
-	want = kind == REPLACE_ANON ? zero : kind == REPLACE_SAME_FILE ? src + 4 * PS : other;
+	want = kind == REPLACE_ANON ? zero : kind == REPLACE_SAME_FILE ? src + 4 * SM_PS : other;
 
 	j.a = p;
 	j.b = q;
-	j.len = 4 * PS;
+	j.len = 4 * SM_PS;
 	j.fd = fd2;
 	j.fn = kind == REPLACE_ANON ? replace_anon : kind == REPLACE_OTHER ? replace_other : replace_mremap;
 	ASSERT_EQ(0, job_start(&j));
@@ -605,17 +606,17 @@ static void fill_never_lands_in_a_replaced_mapping(struct __test_metadata *_meta
 		       atomic_load(&a.done) ? "returned" : "pending");
 
 	/* Fill page 0 of the first file: the waiter wakes; nothing lands at p. */
-	EXPECT_EQ(0, sm_copy(hfd, 0, src, PS, &done)) TH_LOG("COPY page 0: %s", strerror(errno));
-	EXPECT_EQ(PS, done);
+	EXPECT_EQ(0, sm_copy(hfd, 0, src, SM_PS, &done)) TH_LOG("COPY page 0: %s", strerror(errno));
+	EXPECT_EQ(SM_PS, done);
 	/* A's access now faults afresh on what is at p; serve what that asks for. */
 	for (t0 = sm_now(); !atomic_load(&a.done) && sm_now() - t0 < DEADLINE_S;) {
 		if (sm_read_msg(hfd, &m, 50))
 			continue;
 		extra++;
-		EXPECT_TRUE(kind == REPLACE_SAME_FILE && m.offset == 4 * PS)
+		EXPECT_TRUE(kind == REPLACE_SAME_FILE && m.offset == 4 * SM_PS)
 			TH_LOG("unexpected request for offset %llu", (unsigned long long)m.offset);
-		if (m.offset < 8 * PS)
-			sm_copy(hfd, m.offset, src + m.offset, PS, NULL);
+		if (m.offset < 8 * SM_PS)
+			sm_copy(hfd, m.offset, src + m.offset, SM_PS, NULL);
 	}
 	if (!touch_wait(&a, 0)) {
 		TH_LOG("thread A's access did not end within %d s of the fill", DEADLINE_S);
@@ -625,21 +626,21 @@ static void fill_never_lands_in_a_replaced_mapping(struct __test_metadata *_meta
 	EXPECT_EQ(kind == REPLACE_SAME_FILE ? 1 : 0, extra);
 	EXPECT_EQ(0, a.sig) TH_LOG("thread A got signal %d", a.sig);
 	if (!a.sig) {
-		d = first_diff(a.got, want, PS);
+		d = first_diff(a.got, want, SM_PS);
 		EXPECT_EQ(-1, d) TH_LOG("thread A read byte %ld as %#x, the replacement holds %#x%s", d,
 					(unsigned char)a.got[d], (unsigned char)want[d],
-					memcmp(a.got, src, PS) ? "" : " (it read the handler's page 0)");
+					memcmp(a.got, src, SM_PS) ? "" : " (it read the handler's page 0)");
 	}
 	/* The replacement at p shows its own content, not the handler's page 0. */
-	memcpy(buf, p, PS);
-	EXPECT_NE(0, memcmp(buf, src, PS)) TH_LOG("the fill of page 0 landed in the replacement mapping (%s)",
+	memcpy(buf, p, SM_PS);
+	EXPECT_NE(0, memcmp(buf, src, SM_PS)) TH_LOG("the fill of page 0 landed in the replacement mapping (%s)",
 						  kind_name[kind]);
-	d = first_diff(buf, want, PS);
+	d = first_diff(buf, want, SM_PS);
 	EXPECT_EQ(-1, d) TH_LOG("byte %ld at the address reads %#x, the replacement holds %#x", d,
 				(unsigned char)buf[d], (unsigned char)want[d]);
 	/* The first file's page 0 holds the handler's bytes. */
-	EXPECT_EQ(PS, pread(fd, buf, PS, 0));
-	EXPECT_EQ(0, memcmp(buf, src, PS)) TH_LOG("page 0 of the lazy file does not hold the handler's bytes");
+	EXPECT_EQ(SM_PS, pread(fd, buf, SM_PS, 0));
+	EXPECT_EQ(0, memcmp(buf, src, SM_PS)) TH_LOG("page 0 of the lazy file does not hold the handler's bytes");
 	goto out;
 
 release:
@@ -649,12 +650,12 @@ release:
 	if (!job_wait(&j, 5))
 		TH_LOG("the thread replacing the mapping is still stuck");
 out:
-	munmap(p, 4 * PS);
+	munmap(p, 4 * SM_PS);
 	close(hfd);
 	close(fd);
 	close(fd2);
-	munmap(src, 8 * PS);
-	munmap(other, 4 * PS);
+	munmap(src, 8 * SM_PS);
+	munmap(other, 4 * SM_PS);
 }
 
 /*
@@ -696,22 +697,22 @@ TEST_F_TIMEOUT(mm, a_fill_never_lands_in_a_replaced_mapping_moved_by_mremap_from
 static int check_bytes(struct __test_metadata *_metadata, const char *stage, const char *map, size_t pages,
 		       int fd, const char *mapwant, const char *filewant, size_t file_pages)
 {
-	char *buf = malloc(file_pages * PS);
+	char *buf = malloc(file_pages * SM_PS);
 	long d;
 	int bad = 0;
 
 	if (!buf)
 		return -1;
-	d = first_diff(map, mapwant, pages * PS);
+	d = first_diff(map, mapwant, pages * SM_PS);
 	if (d >= 0) {
-		TH_LOG("%s: mapping byte %ld (page %ld) is %#x, want %#x", stage, d, d / (long)PS,
+		TH_LOG("%s: mapping byte %ld (page %ld) is %#x, want %#x", stage, d, d / (long)SM_PS,
 		       (unsigned char)map[d], (unsigned char)mapwant[d]);
 		bad = 1;
 	}
-	if (pread(fd, buf, file_pages * PS, 0) != (ssize_t)(file_pages * PS)) {
+	if (pread(fd, buf, file_pages * SM_PS, 0) != (ssize_t)(file_pages * SM_PS)) {
 		TH_LOG("%s: pread: %s", stage, strerror(errno));
 		bad = 1;
-	} else if ((d = first_diff(buf, filewant, file_pages * PS)) >= 0) {
+	} else if ((d = first_diff(buf, filewant, file_pages * SM_PS)) >= 0) {
 		TH_LOG("%s: file byte %ld is %#x, want %#x", stage, d, (unsigned char)buf[d],
 		       (unsigned char)filewant[d]);
 		bad = 1;
@@ -751,7 +752,7 @@ static int write_through(struct __test_metadata *_metadata, const char *stage, c
 static void mremap_keeps_bytes(struct __test_metadata *_metadata, int shared)
 {
 	const int mflags = shared ? MAP_SHARED : MAP_PRIVATE;
-	char *pat = sm_make_src(8 * PS, 31), *mapwant = malloc(10 * PS), *filewant = malloc(8 * PS);
+	char *pat = sm_make_src(8 * SM_PS, 31), *mapwant = malloc(10 * SM_PS), *filewant = malloc(8 * SM_PS);
 	char *r, *m, *nm, *t, *blk;
 	size_t len;
 	int fd;
@@ -759,24 +760,24 @@ static void mremap_keeps_bytes(struct __test_metadata *_metadata, int shared)
 	ASSERT_NE(MAP_FAILED, pat);
 	ASSERT_NE(NULL, mapwant);
 	ASSERT_NE(NULL, filewant);
-	memcpy(mapwant, pat, 8 * PS);
-	memcpy(filewant, pat, 8 * PS);
+	memcpy(mapwant, pat, 8 * SM_PS);
+	memcpy(filewant, pat, 8 * SM_PS);
 	fd = sm_new();
 	ASSERT_GE(fd, 0);
-	ASSERT_EQ(4 * PS, pwrite(fd, pat, 4 * PS, 0));
+	ASSERT_EQ(4 * SM_PS, pwrite(fd, pat, 4 * SM_PS, 0));
 
 	/* A 4-page mapping with free address space after it (single-threaded: nothing takes it). */
-	r = mmap(NULL, 16 * PS, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	r = mmap(NULL, 16 * SM_PS, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, r);
-	ASSERT_EQ(0, munmap(r, 16 * PS));
-	m = mmap(r, 4 * PS, PROT_READ | PROT_WRITE, mflags | MAP_FIXED_NOREPLACE, fd, 0);
+	ASSERT_EQ(0, munmap(r, 16 * SM_PS));
+	m = mmap(r, 4 * SM_PS, PROT_READ | PROT_WRITE, mflags | MAP_FIXED_NOREPLACE, fd, 0);
 	ASSERT_EQ(r, m) TH_LOG("mmap: %s", strerror(errno));
 	EXPECT_EQ(0, check_bytes(_metadata, "mapped", m, 4, fd, mapwant, filewant, 4));
-	EXPECT_EQ(0, write_through(_metadata, "mapped", m, PS + 17, shared, fd, mapwant, filewant));
+	EXPECT_EQ(0, write_through(_metadata, "mapped", m, SM_PS + 17, shared, fd, mapwant, filewant));
 
 	/* Grow the file first: SET_SIZE, then pwrite the pattern into pages 4-7. */
-	ASSERT_EQ(0, sm_set_size(fd, 8 * PS));
-	ASSERT_EQ(4 * PS, pwrite(fd, pat + 4 * PS, 4 * PS, 4 * PS));
+	ASSERT_EQ(0, sm_set_size(fd, 8 * SM_PS));
+	ASSERT_EQ(4 * SM_PS, pwrite(fd, pat + 4 * SM_PS, 4 * SM_PS, 4 * SM_PS));
 
 	/*
 	 * Grow in place if possible, else with MREMAP_MAYMOVE: 4 -> 6 pages, the space after the
@@ -785,11 +786,11 @@ static void mremap_keeps_bytes(struct __test_metadata *_metadata, int shared)
 	 * mm try in place, ENOMEM with MAYMOVE too. Either way the mapping must be left as it
 	 * was: the same 4 pages, the same bytes, nothing mapped after it.
 	 */
-	nm = mremap(m, 4 * PS, 6 * PS, 0);
+	nm = mremap(m, 4 * SM_PS, 6 * SM_PS, 0);
 	if (nm == MAP_FAILED) {
 		EXPECT_EQ(ENOMEM, errno);
 		TH_LOG("growing in place failed (%s); trying MREMAP_MAYMOVE", strerror(errno));
-		nm = mremap(m, 4 * PS, 6 * PS, MREMAP_MAYMOVE);
+		nm = mremap(m, 4 * SM_PS, 6 * SM_PS, MREMAP_MAYMOVE);
 		if (nm == MAP_FAILED) {
 			EXPECT_EQ(ENOMEM, errno);
 			TH_LOG("growing with MREMAP_MAYMOVE while the space after it is free failed too (%s)",
@@ -800,54 +801,54 @@ static void mremap_keeps_bytes(struct __test_metadata *_metadata, int shared)
 	}
 	if (nm == MAP_FAILED) {
 		EXPECT_EQ(0, check_bytes(_metadata, "after the failed grow", m, 4, fd, mapwant, filewant, 8));
-		EXPECT_EQ(SIGSEGV, sm_touch(m + 4 * PS, 0, NULL)) TH_LOG("the failed grow mapped something");
+		EXPECT_EQ(SIGSEGV, sm_touch(m + 4 * SM_PS, 0, NULL)) TH_LOG("the failed grow mapped something");
 		len = 4;
 	} else {
 		m = nm;
 		len = 6;
 		EXPECT_EQ(0, check_bytes(_metadata, "grown", m, 6, fd, mapwant, filewant, 8));
-		EXPECT_EQ(0, write_through(_metadata, "grown", m, 5 * PS + 3, shared, fd, mapwant, filewant));
+		EXPECT_EQ(0, write_through(_metadata, "grown", m, 5 * SM_PS + 3, shared, fd, mapwant, filewant));
 	}
-	EXPECT_EQ(0, write_through(_metadata, "after the grow attempt", m, 3 * PS + 3, shared, fd, mapwant, filewant));
+	EXPECT_EQ(0, write_through(_metadata, "after the grow attempt", m, 3 * SM_PS + 3, shared, fd, mapwant, filewant));
 
 	/* Grow with a move, past EOF: to 10 pages, a mapping right after it forcing the move. */
-	blk = mmap(m + len * PS, PS, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-	ASSERT_EQ(m + len * PS, blk) TH_LOG("blocker: %s", strerror(errno));
-	nm = mremap(m, len * PS, 10 * PS, MREMAP_MAYMOVE);
+	blk = mmap(m + len * SM_PS, SM_PS, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	ASSERT_EQ(m + len * SM_PS, blk) TH_LOG("blocker: %s", strerror(errno));
+	nm = mremap(m, len * SM_PS, 10 * SM_PS, MREMAP_MAYMOVE);
 	ASSERT_NE(MAP_FAILED, nm) TH_LOG("mremap grow with move: %s", strerror(errno));
 	EXPECT_NE(m, nm) TH_LOG("the grown mapping did not move");
 	m = nm;
-	munmap(blk, PS);
+	munmap(blk, SM_PS);
 	EXPECT_EQ(0, check_bytes(_metadata, "grown and moved", m, 8, fd, mapwant, filewant, 8));
-	EXPECT_EQ(0, write_through(_metadata, "grown and moved", m, 7 * PS + 4095, shared, fd, mapwant, filewant));
+	EXPECT_EQ(0, write_through(_metadata, "grown and moved", m, 7 * SM_PS + 4095, shared, fd, mapwant, filewant));
 	EXPECT_EQ(0, write_through(_metadata, "grown and moved", m, 17, shared, fd, mapwant, filewant));
 	/* Past EOF in the grown part: SIGBUS, reading or writing. */
-	EXPECT_EQ(SIGBUS, sm_touch(m + 8 * PS, 0, NULL));
-	EXPECT_EQ(SIGBUS, sm_touch(m + 9 * PS + 100, 0, NULL));
-	EXPECT_EQ(SIGBUS, sm_touch(m + 8 * PS + 1, 1, NULL));
+	EXPECT_EQ(SIGBUS, sm_touch(m + 8 * SM_PS, 0, NULL));
+	EXPECT_EQ(SIGBUS, sm_touch(m + 9 * SM_PS + 100, 0, NULL));
+	EXPECT_EQ(SIGBUS, sm_touch(m + 8 * SM_PS + 1, 1, NULL));
 
 	/* Shrink in place: 10 -> 5 pages; the rest is gone. */
-	nm = mremap(m, 10 * PS, 5 * PS, 0);
+	nm = mremap(m, 10 * SM_PS, 5 * SM_PS, 0);
 	ASSERT_EQ(m, nm) TH_LOG("mremap shrink: %s", strerror(errno));
 	EXPECT_EQ(0, check_bytes(_metadata, "shrunk", m, 5, fd, mapwant, filewant, 8));
-	EXPECT_EQ(0, write_through(_metadata, "shrunk", m, 4 * PS + 99, shared, fd, mapwant, filewant));
-	EXPECT_EQ(SIGSEGV, sm_touch(m + 5 * PS, 0, NULL));
+	EXPECT_EQ(0, write_through(_metadata, "shrunk", m, 4 * SM_PS + 99, shared, fd, mapwant, filewant));
+	EXPECT_EQ(SIGSEGV, sm_touch(m + 5 * SM_PS, 0, NULL));
 
 	/* Move with MREMAP_FIXED onto a reserved range. */
-	t = mmap(NULL, 5 * PS, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	t = mmap(NULL, 5 * SM_PS, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, t);
-	nm = mremap(m, 5 * PS, 5 * PS, MREMAP_MAYMOVE | MREMAP_FIXED, t);
+	nm = mremap(m, 5 * SM_PS, 5 * SM_PS, MREMAP_MAYMOVE | MREMAP_FIXED, t);
 	ASSERT_EQ(t, nm) TH_LOG("mremap MREMAP_FIXED: %s", strerror(errno));
 	EXPECT_EQ(SIGSEGV, sm_touch(m, 0, NULL)) TH_LOG("the old address is still mapped");
 	m = nm;
 	EXPECT_EQ(0, check_bytes(_metadata, "moved (MREMAP_FIXED)", m, 5, fd, mapwant, filewant, 8));
-	EXPECT_EQ(0, write_through(_metadata, "moved (MREMAP_FIXED)", m, 2 * PS + 1, shared, fd, mapwant, filewant));
-	EXPECT_EQ(0, write_through(_metadata, "moved (MREMAP_FIXED)", m, 3 * PS + 7, shared, fd, mapwant, filewant));
+	EXPECT_EQ(0, write_through(_metadata, "moved (MREMAP_FIXED)", m, 2 * SM_PS + 1, shared, fd, mapwant, filewant));
+	EXPECT_EQ(0, write_through(_metadata, "moved (MREMAP_FIXED)", m, 3 * SM_PS + 7, shared, fd, mapwant, filewant));
 	EXPECT_EQ(0, check_bytes(_metadata, "moved, after writes", m, 5, fd, mapwant, filewant, 8));
 
-	munmap(m, 5 * PS);
+	munmap(m, 5 * SM_PS);
 	close(fd);
-	munmap(pat, 8 * PS);
+	munmap(pat, 8 * SM_PS);
 	free(mapwant);
 	free(filewant);
 }
@@ -876,57 +877,57 @@ TEST_F(mm, mremap_of_sealmem_mappings_keeps_bytes_private)
 
 static void lazy_mremap(struct __test_metadata *_metadata, int shared)
 {
-	char *src = sm_make_src(4 * PS, 41), *m, *t, *nm;
+	char *src = sm_make_src(4 * SM_PS, 41), *m, *t, *nm;
 	struct sealmem_msg m0;
 	struct toucher a;
 	__s64 done = 0;
-	char buf[PS], st;
+	char buf[SM_PS], st;
 	int fd, hfd;
 	long d;
 
 	ASSERT_NE(MAP_FAILED, src);
 	fd = sm_new();
 	ASSERT_GE(fd, 0);
-	ASSERT_EQ(0, sm_set_size(fd, 4 * PS));
+	ASSERT_EQ(0, sm_set_size(fd, 4 * SM_PS));
 	hfd = sm_fill_enable(fd, SEALMEM_FD_CLOEXEC);
 	ASSERT_GE(hfd, 0) TH_LOG("FILL_ENABLE: %s", strerror(errno));
-	m = mmap(NULL, 4 * PS, PROT_READ, shared ? MAP_SHARED : MAP_PRIVATE, fd, 0);
+	m = mmap(NULL, 4 * SM_PS, PROT_READ, shared ? MAP_SHARED : MAP_PRIVATE, fd, 0);
 	ASSERT_NE(MAP_FAILED, m);
-	t = mmap(NULL, 4 * PS, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	t = mmap(NULL, 4 * SM_PS, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, t);
 	/* Moved before the first touch. */
-	nm = mremap(m, 4 * PS, 4 * PS, MREMAP_MAYMOVE | MREMAP_FIXED, t);
+	nm = mremap(m, 4 * SM_PS, 4 * SM_PS, MREMAP_MAYMOVE | MREMAP_FIXED, t);
 	ASSERT_EQ(t, nm) TH_LOG("mremap: %s", strerror(errno));
 
-	ASSERT_EQ(0, touch_start(&a, t + 2 * PS));
+	ASSERT_EQ(0, touch_start(&a, t + 2 * SM_PS));
 	ASSERT_EQ(0, sm_read_msg(hfd, &m0, DEADLINE_S * 1000)) TH_LOG("no request for the access at the new address");
-	EXPECT_EQ(2 * PS, m0.offset);
+	EXPECT_EQ(2 * SM_PS, m0.offset);
 	EXPECT_EQ(SEALMEM_MSG_FAULT, m0.flags);
 	EXPECT_EQ(atomic_load(&a.tid), (int)m0.tid);
 	st = sm_wait_state(getpid(), atomic_load(&a.tid), "S", DEADLINE_S);
 	EXPECT_EQ('S', st) TH_LOG("the access at the new address is not waiting (state '%c', %s)", st ? st : '?',
 				  atomic_load(&a.done) ? "returned" : "pending");
-	EXPECT_EQ(0, sm_copy(hfd, m0.offset, src + m0.offset, PS, &done)) TH_LOG("COPY: %s", strerror(errno));
-	EXPECT_EQ(PS, done);
+	EXPECT_EQ(0, sm_copy(hfd, m0.offset, src + m0.offset, SM_PS, &done)) TH_LOG("COPY: %s", strerror(errno));
+	EXPECT_EQ(SM_PS, done);
 	if (!touch_wait(&a, DEADLINE_S)) {
 		TH_LOG("the access at the new address did not complete within %d s of the fill", DEADLINE_S);
 		EXPECT_TRUE(0);
-		EXPECT_EQ(1, touch_release(&a, hfd, 2 * PS, src + 2 * PS));
+		EXPECT_EQ(1, touch_release(&a, hfd, 2 * SM_PS, src + 2 * SM_PS));
 	} else {
 		EXPECT_EQ(0, a.sig) TH_LOG("signal %d", a.sig);
-		d = first_diff(a.got, src + 2 * PS, PS);
+		d = first_diff(a.got, src + 2 * SM_PS, SM_PS);
 		EXPECT_EQ(-1, d) TH_LOG("byte %ld of the access reads %#x, the handler wrote %#x", d,
-					(unsigned char)a.got[d], (unsigned char)src[2 * PS + d]);
+					(unsigned char)a.got[d], (unsigned char)src[2 * SM_PS + d]);
 	}
-	EXPECT_EQ(0, memcmp(t + 2 * PS, src + 2 * PS, PS));
-	EXPECT_EQ(PS, pread(fd, buf, PS, 2 * PS));
-	EXPECT_EQ(0, memcmp(buf, src + 2 * PS, PS));
-	EXPECT_EQ(SIGSEGV, sm_touch(m + 2 * PS, 0, NULL)) TH_LOG("the old address is still mapped");
+	EXPECT_EQ(0, memcmp(t + 2 * SM_PS, src + 2 * SM_PS, SM_PS));
+	EXPECT_EQ(SM_PS, pread(fd, buf, SM_PS, 2 * SM_PS));
+	EXPECT_EQ(0, memcmp(buf, src + 2 * SM_PS, SM_PS));
+	EXPECT_EQ(SIGSEGV, sm_touch(m + 2 * SM_PS, 0, NULL)) TH_LOG("the old address is still mapped");
 
-	munmap(t, 4 * PS);
+	munmap(t, 4 * SM_PS);
 	close(hfd);
 	close(fd);
-	munmap(src, 4 * PS);
+	munmap(src, 4 * SM_PS);
 }
 
 /*

@@ -313,7 +313,7 @@ static void run_op(int op, int fd, struct op_result *r)
 		size = 0;
 		r->ret = ioctl(fd, SEALMEM_IOC_GET_SIZE, &size);
 		r->err = errno;
-		if (!r->ret && size != 2 * PS)
+		if (!r->ret && size != 2 * SM_PS)
 			r->ret = 1;
 		snprintf(r->what, sizeof(r->what), "size %llu", (unsigned long long)size);
 		break;
@@ -332,7 +332,7 @@ static void run_op(int op, int fd, struct op_result *r)
  */
 TEST_F_TIMEOUT(review, write_from_a_lazy_source_never_blocks_other_file_users, 120)
 {
-	char *pg0 = sm_make_src(PS, 1), *pg1 = sm_make_src(PS, 2), *map, buf[PS], c;
+	char *pg0 = sm_make_src(SM_PS, 1), *pg1 = sm_make_src(SM_PS, 2), *map, buf[SM_PS], c;
 	struct op_result res[OPS];
 	int got[OPS] = { 0 }, late[OPS] = { 0 };
 	int fd, hfd, go[2], rp[OPS][2], i, pending, status, a_done;
@@ -348,13 +348,13 @@ TEST_F_TIMEOUT(review, write_from_a_lazy_source_never_blocks_other_file_users, 1
 	ASSERT_NE(MAP_FAILED, pg1);
 	fd = sm_new();
 	ASSERT_GE(fd, 0);
-	ASSERT_EQ(0, sm_set_size(fd, 2 * PS));
+	ASSERT_EQ(0, sm_set_size(fd, 2 * SM_PS));
 	ASSERT_EQ(0, ioctl(fd, SEALMEM_IOC_SET_NAME, &nm));
 	hfd = sm_fill_enable(fd, SEALMEM_FD_CLOEXEC);
 	ASSERT_GE(hfd, 0) TH_LOG("FILL_ENABLE: %s", strerror(errno));
-	ASSERT_EQ(0, sm_copy(hfd, 0, pg0, PS, &done));
-	ASSERT_EQ(PS, done);
-	map = mmap(NULL, 2 * PS, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_EQ(0, sm_copy(hfd, 0, pg0, SM_PS, &done));
+	ASSERT_EQ(SM_PS, done);
+	map = mmap(NULL, 2 * SM_PS, PROT_READ, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, map);
 
 	/* The other users: one process per operation, started before the write, on "go". */
@@ -377,9 +377,9 @@ TEST_F_TIMEOUT(review, write_from_a_lazy_source_never_blocks_other_file_users, 1
 	}
 	close(go[0]);
 
-	ASSERT_EQ(0, io_start(&a, IO_PWRITE, fd, map + PS, PS, 0));
+	ASSERT_EQ(0, io_start(&a, IO_PWRITE, fd, map + SM_PS, SM_PS, 0));
 	ASSERT_EQ(0, sm_read_msg(hfd, &m, 10000)) TH_LOG("no request for the write's source page");
-	EXPECT_EQ(PS, m.offset);
+	EXPECT_EQ(SM_PS, m.offset);
 	EXPECT_EQ(SEALMEM_MSG_FAULT, m.flags);
 	state = sm_wait_state(getpid(), atomic_load(&a.tid), "SD", 10);
 	EXPECT_NE(0, state) TH_LOG("the writer never went to sleep waiting for page 1");
@@ -409,8 +409,8 @@ TEST_F_TIMEOUT(review, write_from_a_lazy_source_never_blocks_other_file_users, 1
 	EXPECT_EQ(0, a_done) TH_LOG("the write returned %zd (%s) before page 1 was filled", a.ret, strerror(a.err));
 
 	/* Fill page 1: the write (and anything stuck behind it) continues. */
-	EXPECT_EQ(0, sm_copy(hfd, PS, pg1, PS, &done)) TH_LOG("COPY page 1: %s", strerror(errno));
-	EXPECT_EQ(PS, done);
+	EXPECT_EQ(0, sm_copy(hfd, SM_PS, pg1, SM_PS, &done)) TH_LOG("COPY page 1: %s", strerror(errno));
+	EXPECT_EQ(SM_PS, done);
 	for (t0 = sm_now(); sm_now() - t0 < 10;) {
 		int left = 0;
 
@@ -437,7 +437,7 @@ TEST_F_TIMEOUT(review, write_from_a_lazy_source_never_blocks_other_file_users, 1
 	if (!io_wait(&a, 10))
 		io_release(&a, hfd);
 	EXPECT_TRUE(atomic_load(&a.done)) TH_LOG("the write never returned");
-	EXPECT_EQ(PS, a.ret) TH_LOG("the write returned %zd (%s)", a.ret, strerror(a.err));
+	EXPECT_EQ(SM_PS, a.ret) TH_LOG("the write returned %zd (%s)", a.ret, strerror(a.err));
 	io_join(&a);
 
 	for (i = 0; i < OPS; i++) {
@@ -450,14 +450,14 @@ TEST_F_TIMEOUT(review, write_from_a_lazy_source_never_blocks_other_file_users, 1
 		}
 	}
 	EXPECT_EQ(SEALMEM_SEAL_GROW, sm_get_seals(fd));
-	ASSERT_EQ(PS, pread(fd, buf, PS, 0));
-	EXPECT_EQ(0, memcmp(buf, pg1, PS)) TH_LOG("page 0 does not hold page 1's bytes");
+	ASSERT_EQ(SM_PS, pread(fd, buf, SM_PS, 0));
+	EXPECT_EQ(0, memcmp(buf, pg1, SM_PS)) TH_LOG("page 0 does not hold page 1's bytes");
 	close(go[1]);
-	munmap(map, 2 * PS);
+	munmap(map, 2 * SM_PS);
 	close(hfd);
 	close(fd);
-	munmap(pg0, PS);
-	munmap(pg1, PS);
+	munmap(pg0, SM_PS);
+	munmap(pg1, SM_PS);
 }
 
 /* ---- 2. a write into the lazy partial last page ------------------------------------- */
@@ -469,7 +469,7 @@ TEST_F_TIMEOUT(review, write_from_a_lazy_source_never_blocks_other_file_users, 1
  */
 static void partial_last_page(struct __test_metadata *_metadata, int append)
 {
-	char *src = sm_make_src(PS, 5), buf[128], c;
+	char *src = sm_make_src(SM_PS, 5), buf[128], c;
 	struct io_thread rd, wr;
 	struct sealmem_msg m;
 	off_t xoff = append ? 100 : 200;
@@ -505,10 +505,10 @@ static void partial_last_page(struct __test_metadata *_metadata, int append)
 		TH_LOG("the write returned %zd (%s) before page 0 was filled", wr.ret, strerror(wr.err));
 
 	errno = 0;
-	cret = sm_copy(hfd, 0, src, PS, &done);
+	cret = sm_copy(hfd, 0, src, SM_PS, &done);
 	EXPECT_EQ(0, cret) TH_LOG("COPY of page 0 failed: %s (copy %lld): the write made the page",
 				  strerror(errno), (long long)done);
-	EXPECT_EQ(PS, done);
+	EXPECT_EQ(SM_PS, done);
 
 	if (!io_wait(&rd, 5)) {
 		stranded = 1;
@@ -537,7 +537,7 @@ static void partial_last_page(struct __test_metadata *_metadata, int append)
 	io_join(&wr);
 	close(hfd);
 	close(fd);
-	munmap(src, PS);
+	munmap(src, SM_PS);
 }
 
 TEST_F_TIMEOUT(review, a_lazy_partial_last_page_is_content_only_from_the_handler, 120)
@@ -559,7 +559,7 @@ TEST_F_TIMEOUT(review, a_lazy_partial_last_page_is_content_only_from_the_handler
  */
 static void read_races_fill(struct __test_metadata *_metadata, int sealed)
 {
-	char *src = sm_make_src(PS, 9), *buf = malloc(PS), *again = malloc(PS);
+	char *src = sm_make_src(SM_PS, 9), *buf = malloc(SM_PS), *again = malloc(SM_PS);
 	struct io_thread rd;
 	__s64 done = 0;
 	int fd, hfd, zeros;
@@ -571,7 +571,7 @@ static void read_races_fill(struct __test_metadata *_metadata, int sealed)
 		SKIP(return, "no debug knobs (" KNOBS "): not a debug build with SEALMEM_DEBUG_KNOBS");
 	fd = sm_new();
 	ASSERT_GE(fd, 0);
-	ASSERT_EQ(0, sm_set_size(fd, PS));
+	ASSERT_EQ(0, sm_set_size(fd, SM_PS));
 	hfd = sm_fill_enable(fd, SEALMEM_FD_CLOEXEC);
 	ASSERT_GE(hfd, 0) TH_LOG("FILL_ENABLE: %s", strerror(errno));
 	if (sealed) {
@@ -581,30 +581,30 @@ static void read_races_fill(struct __test_metadata *_metadata, int sealed)
 	ASSERT_EQ(0, knob_set("delay_ms", 2000));
 	ASSERT_EQ(0, knob_set("delay_at", 2));
 
-	memset(buf, 0x77, PS);
-	ASSERT_EQ(0, io_start(&rd, IO_PREAD, fd, buf, PS, 0));
+	memset(buf, 0x77, SM_PS);
+	ASSERT_EQ(0, io_start(&rd, IO_PREAD, fd, buf, SM_PS, 0));
 	state = sm_wait_state(getpid(), atomic_load(&rd.tid), "D", 5);
 	EXPECT_EQ('D', state) TH_LOG("the reader never slept at knob point 2");
-	EXPECT_EQ(0, sm_copy(hfd, 0, src, PS, &done)) TH_LOG("COPY: %s", strerror(errno));
-	EXPECT_EQ(PS, done);
+	EXPECT_EQ(0, sm_copy(hfd, 0, src, SM_PS, &done)) TH_LOG("COPY: %s", strerror(errno));
+	EXPECT_EQ(SM_PS, done);
 	EXPECT_EQ(0, ioctl(hfd, SEALMEM_IOC_FILL_END)) TH_LOG("FILL_END: %s", strerror(errno));
 	if (!io_wait(&rd, 15))
 		io_release(&rd, -1);
 	EXPECT_TRUE(atomic_load(&rd.done)) TH_LOG("the read never returned");
 	knob_set("delay_at", 0);
-	EXPECT_EQ(PS, rd.ret) TH_LOG("the read returned %zd (%s)", rd.ret, strerror(rd.err));
+	EXPECT_EQ(SM_PS, rd.ret) TH_LOG("the read returned %zd (%s)", rd.ret, strerror(rd.err));
 	zeros = 0;
-	for (size_t i = 0; i < PS; i++)
+	for (size_t i = 0; i < SM_PS; i++)
 		zeros += buf[i] == 0;
-	EXPECT_EQ(0, memcmp(buf, src, PS)) TH_LOG("the read returned bytes the page never held (%d of 4096 zero)", zeros);
-	ASSERT_EQ(PS, pread(fd, again, PS, 0));
-	EXPECT_EQ(0, memcmp(again, src, PS)) TH_LOG("a later read differs from the filled page");
+	EXPECT_EQ(0, memcmp(buf, src, SM_PS)) TH_LOG("the read returned bytes the page never held (%d of 4096 zero)", zeros);
+	ASSERT_EQ(SM_PS, pread(fd, again, SM_PS, 0));
+	EXPECT_EQ(0, memcmp(again, src, SM_PS)) TH_LOG("a later read differs from the filled page");
 	io_join(&rd);
 	close(hfd);
 	close(fd);
 	free(buf);
 	free(again);
-	munmap(src, PS);
+	munmap(src, SM_PS);
 }
 
 TEST_F_TIMEOUT(review, read_never_returns_zeros_for_a_filled_page, 120)
@@ -681,7 +681,7 @@ static void *go_read_run(void *arg)
 	atomic_store(&r->tid, (int)syscall(SYS_gettid));
 	if (read(r->go[0], &c, 1) != 1)
 		return NULL;
-	r->ret = pread(r->fd, r->buf, PS, 0);
+	r->ret = pread(r->fd, r->buf, SM_PS, 0);
 	atomic_store(&r->done, 1);
 	return NULL;
 }
@@ -700,7 +700,7 @@ static int wait_flag(atomic_int *flag, double timeout_s)
 
 TEST_F_TIMEOUT(review, fill_enable_never_strands_a_request_behind_a_zero_page, 120)
 {
-	char *src = sm_make_src(PS, 21), *buf = malloc(PS), info[1024], val[64], st;
+	char *src = sm_make_src(SM_PS, 21), *buf = malloc(SM_PS), info[1024], val[64], st;
 	struct toucher t = { 0 };
 	struct enabler e = { 0 };
 	struct go_reader rd = { 0 };
@@ -714,14 +714,14 @@ TEST_F_TIMEOUT(review, fill_enable_never_strands_a_request_behind_a_zero_page, 1
 		SKIP(return, "no debug knobs (" KNOBS "): not a debug build with SEALMEM_DEBUG_KNOBS");
 	fd = sm_new();
 	ASSERT_GE(fd, 0);
-	ASSERT_EQ(0, sm_set_size(fd, PS));
-	t.p = mmap(NULL, PS, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_EQ(0, sm_set_size(fd, SM_PS));
+	t.p = mmap(NULL, SM_PS, PROT_READ, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, (void *)t.p);
 	/* Every thread exists before the fault starts. */
 	e.fd = fd;
 	rd.fd = fd;
 	rd.buf = buf;
-	memset(buf, 0x77, PS);
+	memset(buf, 0x77, SM_PS);
 	ASSERT_EQ(0, pipe(e.go));
 	ASSERT_EQ(0, pipe(rd.go));
 	ASSERT_EQ(0, pthread_create(&e.th, NULL, enable_run, &e));
@@ -762,19 +762,19 @@ TEST_F_TIMEOUT(review, fill_enable_never_strands_a_request_behind_a_zero_page, 1
 		/* The reader waits: its request must be fillable, and the fill must reach it. */
 		ASSERT_EQ(0, sm_read_msg(e.hfd, &m, 5000)) TH_LOG("the waiting reader's request never came");
 		EXPECT_EQ(0, m.offset);
-		EXPECT_EQ(0, sm_copy(e.hfd, 0, src, PS, &done)) TH_LOG("COPY of the requested page: %s (a zero page appeared behind the request)", strerror(errno));
-		EXPECT_EQ(PS, done);
+		EXPECT_EQ(0, sm_copy(e.hfd, 0, src, SM_PS, &done)) TH_LOG("COPY of the requested page: %s (a zero page appeared behind the request)", strerror(errno));
+		EXPECT_EQ(SM_PS, done);
 		EXPECT_TRUE(wait_flag(&rd.done, 5)) TH_LOG("the reader is stranded");
 		if (!atomic_load(&rd.done)) {
 			ioctl(e.hfd, SEALMEM_IOC_FILL_END);
 			wait_flag(&rd.done, 5);
 		}
-		EXPECT_EQ(PS, rd.ret);
-		EXPECT_EQ(0, memcmp(buf, src, PS)) TH_LOG("the reader did not get the handler's bytes");
+		EXPECT_EQ(SM_PS, rd.ret);
+		EXPECT_EQ(0, memcmp(buf, src, SM_PS)) TH_LOG("the reader did not get the handler's bytes");
 	} else {
 		/* It read before lazy mode began (FILL_ENABLE waited for the fault): zeros. */
-		EXPECT_EQ(PS, rd.ret);
-		for (size_t i = 0; i < PS; i++)
+		EXPECT_EQ(SM_PS, rd.ret);
+		for (size_t i = 0; i < SM_PS; i++)
 			if (buf[i]) {
 				EXPECT_EQ(0, buf[i]) TH_LOG("byte %zu", i);
 				break;
@@ -783,50 +783,50 @@ TEST_F_TIMEOUT(review, fill_enable_never_strands_a_request_behind_a_zero_page, 1
 	if (atomic_load(&rd.done))
 		pthread_join(rd.th, NULL);
 	/* Nothing is left pending: no request was stranded. */
-	ASSERT_GT(sealmem_fdinfo(fd, info, sizeof(info)), 0);
-	ASSERT_EQ(0, sealmem_fdinfo_field(info, "pending", val, sizeof(val)));
+	ASSERT_GT(sm_fdinfo(fd, info, sizeof(info)), 0);
+	ASSERT_EQ(0, sm_fdinfo_field(info, "pending", val, sizeof(val)));
 	EXPECT_STREQ("0", val);
-	munmap((void *)t.p, PS);
+	munmap((void *)t.p, SM_PS);
 	close(e.hfd);
 	close(fd);
 	free(buf);
-	munmap(src, PS);
+	munmap(src, SM_PS);
 }
 
 TEST_F(review, a_faulting_source_leaves_nothing_past_eof)
 {
-	char *data = sm_make_src(PS, 13), *bad, c = 0x5a;
+	char *data = sm_make_src(SM_PS, 13), *bad, c = 0x5a;
 	long long pages;
 	int fd = sm_new();
 
 	ASSERT_NE(MAP_FAILED, data);
 	ASSERT_GE(fd, 0);
-	ASSERT_EQ(PS, pwrite(fd, data, PS, 0));
+	ASSERT_EQ(SM_PS, pwrite(fd, data, SM_PS, 0));
 	pages = sm_pages(fd);
 	ASSERT_EQ(1, pages);
-	bad = mmap(NULL, PS, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	bad = mmap(NULL, SM_PS, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, bad);
 
 	errno = 0;
-	EXPECT_EQ(-1, pwrite(fd, bad, PS, 2 * PS));
+	EXPECT_EQ(-1, pwrite(fd, bad, SM_PS, 2 * SM_PS));
 	EXPECT_EQ(EFAULT, errno);
-	EXPECT_EQ(PS, sm_get_size(fd)) TH_LOG("the failed write moved EOF");
+	EXPECT_EQ(SM_PS, sm_get_size(fd)) TH_LOG("the failed write moved EOF");
 	EXPECT_EQ(pages, sm_pages(fd)) TH_LOG("the failed write left a page behind");
 	errno = 0;
-	EXPECT_EQ(-1, lseek(fd, PS, SEEK_DATA));
+	EXPECT_EQ(-1, lseek(fd, SM_PS, SEEK_DATA));
 	EXPECT_EQ(ENXIO, errno);
-	EXPECT_EQ(PS, lseek(fd, 0, SEEK_END));
-	EXPECT_EQ(0, pread(fd, &c, 1, 2 * PS)) TH_LOG("byte 8192 is readable: %#x", (unsigned char)c);
+	EXPECT_EQ(SM_PS, lseek(fd, 0, SEEK_END));
+	EXPECT_EQ(0, pread(fd, &c, 1, 2 * SM_PS)) TH_LOG("byte 8192 is readable: %#x", (unsigned char)c);
 
 	/* The same through write() at the file position. */
-	ASSERT_EQ(2 * PS, lseek(fd, 2 * PS, SEEK_SET));
+	ASSERT_EQ(2 * SM_PS, lseek(fd, 2 * SM_PS, SEEK_SET));
 	errno = 0;
-	EXPECT_EQ(-1, write(fd, bad, PS));
+	EXPECT_EQ(-1, write(fd, bad, SM_PS));
 	EXPECT_EQ(EFAULT, errno);
-	EXPECT_EQ(PS, sm_get_size(fd));
+	EXPECT_EQ(SM_PS, sm_get_size(fd));
 	EXPECT_EQ(pages, sm_pages(fd));
-	munmap(bad, PS);
-	munmap(data, PS);
+	munmap(bad, SM_PS);
+	munmap(data, SM_PS);
 	close(fd);
 }
 
@@ -860,29 +860,29 @@ TEST_F(review, zero_length_write_on_a_sealed_file_returns_0)
  */
 TEST_F(review, a_write_crossing_eof_under_grow_is_short)
 {
-	char *a = malloc(2 * PS), *b = malloc(2 * PS), *got = malloc(2 * PS);
+	char *a = malloc(2 * SM_PS), *b = malloc(2 * SM_PS), *got = malloc(2 * SM_PS);
 	int fd = sm_new();
 	ssize_t n;
 
 	ASSERT_TRUE(a && b && got);
 	ASSERT_GE(fd, 0);
-	memset(a, 'a', 2 * PS);
-	memset(b, 'b', 2 * PS);
-	ASSERT_EQ(2 * PS, pwrite(fd, a, 2 * PS, 0));
+	memset(a, 'a', 2 * SM_PS);
+	memset(b, 'b', 2 * SM_PS);
+	ASSERT_EQ(2 * SM_PS, pwrite(fd, a, 2 * SM_PS, 0));
 	ASSERT_EQ(0, sm_add_seals(fd, SEALMEM_SEAL_GROW));
 
 	errno = 0;
-	n = pwrite(fd, b, 2 * PS, PS);
-	EXPECT_EQ(PS, n) TH_LOG("pwrite of 8192 bytes at 4096 of an 8192-byte GROW-sealed file: %zd (%s)",
+	n = pwrite(fd, b, 2 * SM_PS, SM_PS);
+	EXPECT_EQ(SM_PS, n) TH_LOG("pwrite of 8192 bytes at 4096 of an 8192-byte GROW-sealed file: %zd (%s)",
 				n, n < 0 ? strerror(errno) : "");
-	EXPECT_EQ(2 * PS, sm_get_size(fd));
-	ASSERT_EQ(2 * PS, pread(fd, got, 2 * PS, 0));
-	EXPECT_EQ(0, memcmp(got, a, PS)) TH_LOG("page 0 changed");
-	EXPECT_EQ(0, memcmp(got + PS, b, PS)) TH_LOG("page 1 does not hold the written bytes");
+	EXPECT_EQ(2 * SM_PS, sm_get_size(fd));
+	ASSERT_EQ(2 * SM_PS, pread(fd, got, 2 * SM_PS, 0));
+	EXPECT_EQ(0, memcmp(got, a, SM_PS)) TH_LOG("page 0 changed");
+	EXPECT_EQ(0, memcmp(got + SM_PS, b, SM_PS)) TH_LOG("page 1 does not hold the written bytes");
 	errno = 0;
-	EXPECT_EQ(-1, pwrite(fd, b, 10, 2 * PS));
+	EXPECT_EQ(-1, pwrite(fd, b, 10, 2 * SM_PS));
 	EXPECT_EQ(EPERM, errno) TH_LOG("a write entirely past EOF");
-	EXPECT_EQ(2 * PS, sm_get_size(fd));
+	EXPECT_EQ(2 * SM_PS, sm_get_size(fd));
 	close(fd);
 	free(a);
 	free(b);
@@ -902,7 +902,7 @@ static void *seal_watch_run(void *arg)
 	struct seal_watch *w = arg;
 
 	while (!atomic_load(&w->stop)) {
-		char *p = mmap(NULL, PS, PROT_READ, MAP_SHARED, w->fd, 0);
+		char *p = mmap(NULL, SM_PS, PROT_READ, MAP_SHARED, w->fd, 0);
 
 		for (int k = 0; k < 8; k++)
 			if (sm_get_seals(w->fd) & SEALMEM_SEAL_WRITE)
@@ -911,9 +911,9 @@ static void *seal_watch_run(void *arg)
 			atomic_fetch_add(&w->mmap_fail, 1);
 		} else {
 			/* A mapping made while WRITE looked set lost VM_MAYWRITE: mprotect says so. */
-			if (mprotect(p, PS, PROT_READ | PROT_WRITE) && errno == EACCES)
+			if (mprotect(p, SM_PS, PROT_READ | PROT_WRITE) && errno == EACCES)
 				atomic_fetch_add(&w->seen_mmap, 1);
-			munmap(p, PS);
+			munmap(p, SM_PS);
 		}
 		atomic_fetch_add(&w->loops, 1);
 	}
@@ -930,8 +930,8 @@ TEST_F_TIMEOUT(review, a_failed_write_seal_publishes_no_seal, 120)
 	double t0;
 
 	ASSERT_GE(fd, 0);
-	ASSERT_EQ(0, sm_set_size(fd, PS));
-	wmap = mmap(NULL, PS, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_EQ(0, sm_set_size(fd, SM_PS));
+	wmap = mmap(NULL, SM_PS, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, wmap);
 	wmap[0] = 'w';
 	w.fd = fd;
@@ -954,7 +954,7 @@ TEST_F_TIMEOUT(review, a_failed_write_seal_publishes_no_seal, 120)
 	EXPECT_EQ(0, atomic_load(&w.mmap_fail));
 	EXPECT_EQ(0, sm_get_seals(fd));
 	EXPECT_EQ('w', wmap[0]);
-	munmap(wmap, PS);
+	munmap(wmap, SM_PS);
 	close(fd);
 }
 
@@ -978,7 +978,7 @@ static long long counter_signed(const char *name)
 	long long v = LLONG_MIN;
 	FILE *f;
 
-	snprintf(path, sizeof(path), SEALMEM_COUNTERS "%s", name);
+	snprintf(path, sizeof(path), SM_COUNTERS "%s", name);
 	f = fopen(path, "r");
 	if (!f)
 		return v;
@@ -1029,7 +1029,7 @@ TEST_F_TIMEOUT(review, a_fault_waiting_for_a_lazy_page_pins_the_module, 120)
 		SKIP(return, "SEALMEM_KO does not name the module file (needed to reload it)");
 	fd = sm_new();
 	ASSERT_GE(fd, 0);
-	ASSERT_EQ(0, sm_set_size(fd, 4 * PS));
+	ASSERT_EQ(0, sm_set_size(fd, 4 * SM_PS));
 	hfd = sm_fill_enable(fd, SEALMEM_FD_CLOEXEC);
 	ASSERT_GE(hfd, 0) TH_LOG("FILL_ENABLE: %s", strerror(errno));
 	ASSERT_EQ(0, pipe(pp));
@@ -1042,7 +1042,7 @@ TEST_F_TIMEOUT(review, a_fault_waiting_for_a_lazy_page_pins_the_module, 120)
 		alarm(60); /* never outlive the test */
 		close(hfd);
 		close(pp[0]);
-		map = mmap(NULL, 4 * PS, PROT_READ, MAP_SHARED, fd, 0);
+		map = mmap(NULL, 4 * SM_PS, PROT_READ, MAP_SHARED, fd, 0);
 		if (map == MAP_FAILED || pthread_create(&a, NULL, toucher_run, map))
 			_exit(10);
 		while (!atomic_load(&toucher_tid))
@@ -1050,7 +1050,7 @@ TEST_F_TIMEOUT(review, a_fault_waiting_for_a_lazy_page_pins_the_module, 120)
 		rep.tid = atomic_load(&toucher_tid);
 		rep.what = sm_wait_state(getpid(), rep.tid, "SD", 10) ? 'R' : 'F';
 		/* A is asleep in the fault: nothing of this process refers to the file any more. */
-		munmap(map, 4 * PS);
+		munmap(map, 4 * SM_PS);
 		close(fd);
 		if (write(pp[1], &rep, sizeof(rep)) != sizeof(rep))
 			_exit(11);

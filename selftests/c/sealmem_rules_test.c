@@ -266,14 +266,14 @@ TEST_F_TIMEOUT(rules, view_fd_outlives_the_device_node_filesystem, 120)
 	EXPECT_EQ(0, rmdir(self->mnt));
 
 	EXPECT_EQ(0, posix_fadvise(view, 0, 0, POSIX_FADV_WILLNEED));
-	m = mmap(NULL, PS, PROT_READ, MAP_SHARED, view, 0);
+	m = mmap(NULL, SM_PS, PROT_READ, MAP_SHARED, view, 0);
 	ASSERT_NE(MAP_FAILED, m) TH_LOG("mmap of the VIEW: %s", strerror(errno));
-	EXPECT_EQ(0, madvise(m, PS, MADV_WILLNEED)) TH_LOG("madvise(WILLNEED): %s", strerror(errno));
+	EXPECT_EQ(0, madvise(m, SM_PS, MADV_WILLNEED)) TH_LOG("madvise(WILLNEED): %s", strerror(errno));
 	memset(buf, 0, sizeof(buf));
 	EXPECT_EQ(sizeof(bytes), pread(view, buf, sizeof(buf), 0));
 	EXPECT_EQ(0, memcmp(buf, bytes, sizeof(bytes)));
 	EXPECT_EQ(0, memcmp(m, bytes, sizeof(bytes)));
-	EXPECT_EQ(0, munmap(m, PS));
+	EXPECT_EQ(0, munmap(m, SM_PS));
 	EXPECT_EQ(0, close(view));
 }
 
@@ -294,20 +294,20 @@ TEST_F_TIMEOUT(rules, willneed_on_a_device_node_fd_is_harmless, 120)
 	fd = open(node, O_RDWR | O_CLOEXEC);
 	ASSERT_GE(fd, 0) TH_LOG("open %s: %s", node, strerror(errno));
 	ASSERT_EQ(sizeof(bytes), pwrite(fd, bytes, sizeof(bytes), 0));
-	ASSERT_EQ(0, sm_set_size(fd, 4 * PS));
+	ASSERT_EQ(0, sm_set_size(fd, 4 * SM_PS));
 	view = sm_view(fd, SEALMEM_FD_CLOEXEC);
 	ASSERT_GE(view, 0) TH_LOG("VIEW: %s", strerror(errno));
 	for (i = 0; i < 2; i++) {
 		int f = i ? view : fd;
 
 		EXPECT_EQ(0, posix_fadvise(f, 0, 0, POSIX_FADV_WILLNEED)) TH_LOG("fd %d", i);
-		EXPECT_EQ(0, posix_fadvise(f, PS, 2 * PS, POSIX_FADV_WILLNEED)) TH_LOG("fd %d", i);
-		m = mmap(NULL, 4 * PS, PROT_READ, MAP_SHARED, f, 0);
+		EXPECT_EQ(0, posix_fadvise(f, SM_PS, 2 * SM_PS, POSIX_FADV_WILLNEED)) TH_LOG("fd %d", i);
+		m = mmap(NULL, 4 * SM_PS, PROT_READ, MAP_SHARED, f, 0);
 		ASSERT_NE(MAP_FAILED, m);
-		EXPECT_EQ(0, madvise(m, 4 * PS, MADV_WILLNEED)) TH_LOG("fd %d: %s", i, strerror(errno));
+		EXPECT_EQ(0, madvise(m, 4 * SM_PS, MADV_WILLNEED)) TH_LOG("fd %d: %s", i, strerror(errno));
 		EXPECT_EQ(0, memcmp(m, bytes, sizeof(bytes)));
-		EXPECT_EQ(0, m[3 * PS]);
-		EXPECT_EQ(0, munmap(m, 4 * PS));
+		EXPECT_EQ(0, m[3 * SM_PS]);
+		EXPECT_EQ(0, munmap(m, 4 * SM_PS));
 		memset(buf, 0, sizeof(buf));
 		EXPECT_EQ(sizeof(bytes), pread(f, buf, sizeof(buf), 0));
 		EXPECT_EQ(0, memcmp(buf, bytes, sizeof(bytes)));
@@ -342,14 +342,14 @@ TEST_F_TIMEOUT(rules, exiting_task_never_waits_for_a_lazy_page, 120)
 
 	fd = sm_new();
 	ASSERT_GE(fd, 0);
-	ASSERT_EQ(0, sm_set_size(fd, PS));
+	ASSERT_EQ(0, sm_set_size(fd, SM_PS));
 	hfd = fill_enable(fd, SEALMEM_FD_CLOEXEC | SEALMEM_FD_NONBLOCK);
 	ASSERT_GE(hfd, 0) TH_LOG("FILL_ENABLE: %s", strerror(errno));
-	p = mmap(NULL, PS, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	p = mmap(NULL, SM_PS, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, p);
-	src = malloc(PS);
+	src = malloc(SM_PS);
 	ASSERT_NE(NULL, src);
-	memset(src, 'F', PS);
+	memset(src, 'F', SM_PS);
 	stack = mmap(NULL, stack_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, stack);
 
@@ -371,12 +371,12 @@ TEST_F_TIMEOUT(rules, exiting_task_never_waits_for_a_lazy_page, 120)
 			reaped = 1;
 		} else {
 			TH_LOG("SIGKILL did not release it within 2 s; filling the page");
-			EXPECT_EQ(0, copy_pages(hfd, 0, src, PS)) TH_LOG("COPY: %s", strerror(errno));
+			EXPECT_EQ(0, copy_pages(hfd, 0, src, SM_PS)) TH_LOG("COPY: %s", strerror(errno));
 			reaped = !reap_within(pid, &status, DEADLINE);
 			EXPECT_TRUE(reaped) TH_LOG("still not reaped after the fill");
 		}
 	}
-	munmap(p, PS);
+	munmap(p, SM_PS);
 	close(hfd);
 	close(fd);
 	free(src);
@@ -464,7 +464,7 @@ static int check_dump(struct __test_metadata *_metadata, pid_t pid, const char *
  */
 TEST_F_TIMEOUT(rules, dumping_task_never_waits_for_a_lazy_page, 120)
 {
-	size_t len = 4 * PS;
+	size_t len = 4 * SM_PS;
 	int fd, hfd, status = 0, i;
 	char *src;
 	pid_t pid;
@@ -533,7 +533,7 @@ static void *read_requests(void *arg)
  */
 TEST_F_TIMEOUT(rules, dumping_task_never_waits_for_its_own_handler_thread, 120)
 {
-	size_t len = 4 * PS;
+	size_t len = 4 * SM_PS;
 	int fd, status = 0, i;
 	pid_t pid;
 
@@ -587,7 +587,7 @@ static int new_file(void)
 {
 	int fd = sm_new();
 
-	if (fd >= 0 && (sm_set_size(fd, PS) || pwrite(fd, "exec", 4, 0) != 4)) {
+	if (fd >= 0 && (sm_set_size(fd, SM_PS) || pwrite(fd, "exec", 4, 0) != 4)) {
 		close(fd);
 		return -1;
 	}
@@ -620,7 +620,7 @@ TEST_F_TIMEOUT(rules, exec_seal_covers_existing_mappings, 120)
 	for (i = 0; i < 2; i++) {
 		fd = new_file();
 		ASSERT_GE(fd, 0);
-		p = mmap(NULL, PS, PROT_READ, map_type[i], fd, 0);
+		p = mmap(NULL, SM_PS, PROT_READ, map_type[i], fd, 0);
 		ASSERT_NE(MAP_FAILED, p);
 		errno = 0;
 		ret = sm_add_seals(fd, SEALMEM_SEAL_EXEC);
@@ -631,18 +631,18 @@ TEST_F_TIMEOUT(rules, exec_seal_covers_existing_mappings, 120)
 			EXPECT_EQ(0, sm_get_seals(fd)) TH_LOG("a refused seal was set");
 		} else {
 			/* Granted: then it must at least hold for the old mapping. */
-			EXPECT_ERRNO(EACCES, mprotect(p, PS, PROT_READ | PROT_EXEC));
+			SM_EXPECT_ERRNO(EACCES, mprotect(p, SM_PS, PROT_READ | PROT_EXEC));
 		}
-		EXPECT_EQ(0, munmap(p, PS));
+		EXPECT_EQ(0, munmap(p, SM_PS));
 		EXPECT_EQ(0, sm_add_seals(fd, SEALMEM_SEAL_EXEC)) TH_LOG("after munmap: %s", strerror(errno));
 		EXPECT_EQ(SEALMEM_SEAL_EXEC, sm_get_seals(fd));
 		/* After the seal: PROT_READ maps, but never becomes executable. */
-		p = mmap(NULL, PS, PROT_READ, map_type[i], fd, 0);
+		p = mmap(NULL, SM_PS, PROT_READ, map_type[i], fd, 0);
 		ASSERT_NE(MAP_FAILED, p);
-		EXPECT_ERRNO(EACCES, mprotect(p, PS, PROT_READ | PROT_EXEC));
+		SM_EXPECT_ERRNO(EACCES, mprotect(p, SM_PS, PROT_READ | PROT_EXEC));
 		EXPECT_EQ(0, memcmp(p, "exec", 4));
-		EXPECT_EQ(0, munmap(p, PS));
-		EXPECT_ERRNO(EPERM, (long)mmap(NULL, PS, PROT_READ | PROT_EXEC, map_type[i], fd, 0));
+		EXPECT_EQ(0, munmap(p, SM_PS));
+		SM_EXPECT_ERRNO(EPERM, (long)mmap(NULL, SM_PS, PROT_READ | PROT_EXEC, map_type[i], fd, 0));
 		close(fd);
 	}
 
@@ -654,7 +654,7 @@ TEST_F_TIMEOUT(rules, exec_seal_covers_existing_mappings, 120)
 		ASSERT_GE(fd, 0);
 		ASSERT_EQ(0, pipe(to_child));
 		ASSERT_EQ(0, pipe(to_parent));
-		p = mmap(NULL, PS, PROT_READ, MAP_SHARED, fd, 0);
+		p = mmap(NULL, SM_PS, PROT_READ, MAP_SHARED, fd, 0);
 		ASSERT_NE(MAP_FAILED, p);
 		pid = fork();
 		ASSERT_GE(pid, 0);
@@ -664,7 +664,7 @@ TEST_F_TIMEOUT(rules, exec_seal_covers_existing_mappings, 120)
 			if (read(to_child[0], &c, 1) != 1)
 				_exit(1);
 			if (c == 'u') {
-				munmap(p, PS);
+				munmap(p, SM_PS);
 				if (write(to_parent[1], "u", 1) != 1)
 					_exit(2);
 				if (read(to_child[0], &c, 1) < 0)
@@ -674,7 +674,7 @@ TEST_F_TIMEOUT(rules, exec_seal_covers_existing_mappings, 120)
 		}
 		close(to_child[0]);
 		close(to_parent[1]);
-		EXPECT_EQ(0, munmap(p, PS));
+		EXPECT_EQ(0, munmap(p, SM_PS));
 		errno = 0;
 		ret = sm_add_seals(fd, SEALMEM_SEAL_EXEC);
 		EXPECT_EQ(-1, ret) TH_LOG("mapping in a child: ADD_SEALS(EXEC) was granted");
@@ -712,13 +712,13 @@ TEST_F_TIMEOUT(rules, exec_seal_covers_existing_mappings, 120)
 	ASSERT_GE(fd, 0);
 	v = sm_view(fd, SEALMEM_FD_CLOEXEC);
 	ASSERT_GE(v, 0);
-	p = mmap(NULL, PS, PROT_READ, MAP_SHARED, v, 0);
+	p = mmap(NULL, SM_PS, PROT_READ, MAP_SHARED, v, 0);
 	ASSERT_NE(MAP_FAILED, p);
 	close(v);
-	EXPECT_ERRNO(EACCES, mprotect(p, PS, PROT_READ | PROT_EXEC));
+	SM_EXPECT_ERRNO(EACCES, mprotect(p, SM_PS, PROT_READ | PROT_EXEC));
 	EXPECT_EQ(0, sm_add_seals(fd, SEALMEM_SEAL_EXEC)) TH_LOG("mapping of a VIEW: %s", strerror(errno));
-	EXPECT_ERRNO(EACCES, mprotect(p, PS, PROT_READ | PROT_EXEC));
-	EXPECT_EQ(0, munmap(p, PS));
+	SM_EXPECT_ERRNO(EACCES, mprotect(p, SM_PS, PROT_READ | PROT_EXEC));
+	EXPECT_EQ(0, munmap(p, SM_PS));
 	EXPECT_EQ(SEALMEM_SEAL_EXEC, sm_get_seals(fd));
 	close(fd);
 }
@@ -808,16 +808,16 @@ TEST_F_TIMEOUT(rules, write_seal_refuses_pinned_pages, 120)
 
 	fd = sm_new();
 	ASSERT_GE(fd, 0);
-	ASSERT_EQ(0, sm_set_size(fd, PS));
+	ASSERT_EQ(0, sm_set_size(fd, SM_PS));
 	ASSERT_EQ(8, pwrite(fd, "sealed!!", 8, 0));
-	p = mmap(NULL, PS, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	p = mmap(NULL, SM_PS, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, p);
 	ret = ring_setup(&r);
 	ASSERT_EQ(0, ret) TH_LOG("io_uring_setup/mmap: %s (the test kernel must have CONFIG_IO_URING)", strerror(errno));
-	iov = (struct iovec){ .iov_base = p, .iov_len = PS };
+	iov = (struct iovec){ .iov_base = p, .iov_len = SM_PS };
 	ASSERT_EQ(0, syscall(__NR_io_uring_register, r.fd, IORING_REGISTER_BUFFERS, &iov, 1))
 		TH_LOG("IORING_REGISTER_BUFFERS of a sealmem page: %s", strerror(errno));
-	ASSERT_EQ(0, munmap(p, PS));
+	ASSERT_EQ(0, munmap(p, SM_PS));
 
 	errno = 0;
 	ret = sm_add_seals(fd, SEALMEM_SEAL_WRITE);

@@ -95,7 +95,7 @@ TEST(a_blocking_handler_read_ends_with_eintr_on_a_signal)
 	int fd = sm_new();
 
 	ASSERT_GE(fd, 0);
-	ASSERT_EQ(0, sm_set_size(fd, 4 * PS));
+	ASSERT_EQ(0, sm_set_size(fd, 4 * SM_PS));
 	b.hfd = ioctl(fd, SEALMEM_IOC_FILL_ENABLE, SEALMEM_FD_CLOEXEC);
 	ASSERT_GE(b.hfd, 0);
 	sigemptyset(&sa.sa_mask);
@@ -120,7 +120,7 @@ TEST(a_blocking_handler_read_ends_with_eintr_on_a_signal)
 TEST(zeropage_and_poison_reject_bad_ranges)
 {
 	const unsigned long cmds[] = { SEALMEM_IOC_ZEROPAGE, SEALMEM_IOC_POISON };
-	char buf[PS];
+	char buf[SM_PS];
 
 	for (int i = 0; i < 2; i++) {
 		unsigned long cmd = cmds[i];
@@ -128,30 +128,30 @@ TEST(zeropage_and_poison_reject_bad_ranges)
 		int fd = sm_new(), hfd;
 
 		ASSERT_GE(fd, 0);
-		ASSERT_EQ(0, sm_set_size(fd, 2 * PS));
+		ASSERT_EQ(0, sm_set_size(fd, 2 * SM_PS));
 		hfd = ioctl(fd, SEALMEM_IOC_FILL_ENABLE, SEALMEM_FD_CLOEXEC);
 		ASSERT_GE(hfd, 0);
 		/* Misaligned offset and length, zero length, at EOF: EINVAL, nothing done. */
-		EXPECT_ERRNO(EINVAL, fill_ioctl(hfd, cmd, 1, PS, &done));
+		SM_EXPECT_ERRNO(EINVAL, fill_ioctl(hfd, cmd, 1, SM_PS, &done));
 		EXPECT_EQ(-EINVAL, done);
-		EXPECT_ERRNO(EINVAL, fill_ioctl(hfd, cmd, 0, PS + 1, &done));
-		EXPECT_ERRNO(EINVAL, fill_ioctl(hfd, cmd, 0, 0, &done));
-		EXPECT_ERRNO(EINVAL, fill_ioctl(hfd, cmd, 2 * PS, PS, &done));
+		SM_EXPECT_ERRNO(EINVAL, fill_ioctl(hfd, cmd, 0, SM_PS + 1, &done));
+		SM_EXPECT_ERRNO(EINVAL, fill_ioctl(hfd, cmd, 0, 0, &done));
+		SM_EXPECT_ERRNO(EINVAL, fill_ioctl(hfd, cmd, 2 * SM_PS, SM_PS, &done));
 		EXPECT_EQ(-EINVAL, done);
 		/* Crossing EOF: the page within EOF is handled, then EINVAL with done = 1 page. */
-		EXPECT_ERRNO(EINVAL, fill_ioctl(hfd, cmd, PS, 2 * PS, &done));
-		EXPECT_EQ(PS, done);
+		SM_EXPECT_ERRNO(EINVAL, fill_ioctl(hfd, cmd, SM_PS, 2 * SM_PS, &done));
+		EXPECT_EQ(SM_PS, done);
 		errno = 0;
 		if (cmd == SEALMEM_IOC_ZEROPAGE) {
-			memset(buf, 0x55, PS);
-			EXPECT_EQ(PS, pread(fd, buf, PS, PS));
+			memset(buf, 0x55, SM_PS);
+			EXPECT_EQ(SM_PS, pread(fd, buf, SM_PS, SM_PS));
 			EXPECT_EQ(0, buf[0]);
-			EXPECT_EQ(0, buf[PS - 1]);
+			EXPECT_EQ(0, buf[SM_PS - 1]);
 		} else {
-			EXPECT_ERRNO(EIO, pread(fd, buf, PS, PS));
+			SM_EXPECT_ERRNO(EIO, pread(fd, buf, SM_PS, SM_PS));
 		}
 		/* Once handled, never again: EEXIST. */
-		EXPECT_ERRNO(EEXIST, fill_ioctl(hfd, cmd, PS, PS, &done));
+		SM_EXPECT_ERRNO(EEXIST, fill_ioctl(hfd, cmd, SM_PS, SM_PS, &done));
 		EXPECT_EQ(-EEXIST, done);
 		close(hfd);
 		close(fd);
@@ -160,26 +160,26 @@ TEST(zeropage_and_poison_reject_bad_ranges)
 
 TEST(seek_data_and_hole_on_a_lazy_file)
 {
-	char src[PS];
-	struct sealmem_copy c = { .offset = PS, .len = PS, .src = (__u64)(unsigned long)src };
+	char src[SM_PS];
+	struct sealmem_copy c = { .offset = SM_PS, .len = SM_PS, .src = (__u64)(unsigned long)src };
 	__s64 done;
 	int fd = sm_new(), hfd;
 
-	memset(src, 'L', PS);
+	memset(src, 'L', SM_PS);
 	ASSERT_GE(fd, 0);
-	ASSERT_EQ(0, sm_set_size(fd, 4 * PS));
+	ASSERT_EQ(0, sm_set_size(fd, 4 * SM_PS));
 	hfd = ioctl(fd, SEALMEM_IOC_FILL_ENABLE, SEALMEM_FD_CLOEXEC);
 	ASSERT_GE(hfd, 0);
 	/* Every page is a hole: no data; SEEK_HOLE finds the offset itself. SEEK never waits. */
-	EXPECT_ERRNO(ENXIO, lseek(fd, 0, SEEK_DATA));
+	SM_EXPECT_ERRNO(ENXIO, lseek(fd, 0, SEEK_DATA));
 	EXPECT_EQ(0, lseek(fd, 0, SEEK_HOLE));
 	ASSERT_EQ(0, ioctl(hfd, SEALMEM_IOC_COPY, &c));
-	EXPECT_EQ(PS, lseek(fd, 0, SEEK_DATA));
-	EXPECT_EQ(2 * PS, lseek(fd, PS, SEEK_HOLE));
+	EXPECT_EQ(SM_PS, lseek(fd, 0, SEEK_DATA));
+	EXPECT_EQ(2 * SM_PS, lseek(fd, SM_PS, SEEK_HOLE));
 	/* A poisoned page is data (resolved, never requested again). */
-	ASSERT_EQ(0, fill_ioctl(hfd, SEALMEM_IOC_POISON, 3 * PS, PS, &done));
-	EXPECT_EQ(3 * PS, lseek(fd, 2 * PS, SEEK_DATA));
-	EXPECT_EQ(2 * PS, lseek(fd, 2 * PS, SEEK_HOLE));
+	ASSERT_EQ(0, fill_ioctl(hfd, SEALMEM_IOC_POISON, 3 * SM_PS, SM_PS, &done));
+	EXPECT_EQ(3 * SM_PS, lseek(fd, 2 * SM_PS, SEEK_DATA));
+	EXPECT_EQ(2 * SM_PS, lseek(fd, 2 * SM_PS, SEEK_HOLE));
 	/* No request was raised by seeking. */
 	EXPECT_EQ(0, sm_fdinfo_num(hfd, "total"));
 	close(hfd);
@@ -217,8 +217,8 @@ TEST(rmmod_is_refused_while_only_a_mapping_or_a_handler_lives)
 	/* Only a mapping: every fd closed. */
 	fd = sm_new();
 	ASSERT_GE(fd, 0);
-	ASSERT_EQ(0, sm_set_size(fd, PS));
-	p = mmap(NULL, PS, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_EQ(0, sm_set_size(fd, SM_PS));
+	p = mmap(NULL, SM_PS, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, p);
 	close(fd);
 	p[0] = 'm';
@@ -227,7 +227,7 @@ TEST(rmmod_is_refused_while_only_a_mapping_or_a_handler_lives)
 	EXPECT_EQ(EWOULDBLOCK, errno);
 	if (errno != EWOULDBLOCK && errno != EBUSY)
 		ASSERT_EQ(0, reload());
-	munmap(p, PS);
+	munmap(p, SM_PS);
 	/* Only a handler fd: the file's own fds closed. */
 	fd = sm_new();
 	ASSERT_GE(fd, 0);

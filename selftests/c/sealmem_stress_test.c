@@ -120,7 +120,7 @@ static void *shared_alloc(size_t len)
 /* Whether page `p` is present (SEEK_DATA raises no request, unlike a read). */
 static int page_present(int fd, long p)
 {
-	return lseek(fd, (off_t)p * PS, SEEK_DATA) == (off_t)p * PS;
+	return lseek(fd, (off_t)p * SM_PS, SEEK_DATA) == (off_t)p * SM_PS;
 }
 
 static const char *flags_str(__u32 f)
@@ -214,7 +214,7 @@ static void gen_page(void *dst, int serial, long p, int write)
 	uint64_t *w = dst, base = mix64(cfg.seed ^ ((uint64_t)serial << 40) ^ ((uint64_t)p << 8) ^ (write ? 0xa5 : 0x5a));
 
 	w[0] = ((uint64_t)(write ? 'W' : 'F') << 56) | ((uint64_t)(serial & 0xffffff) << 32) | (uint32_t)p;
-	for (int i = 1; i < (int)(PS / 8); i++)
+	for (int i = 1; i < (int)(SM_PS / 8); i++)
 		w[i] = mix64(base + i);
 }
 
@@ -240,12 +240,12 @@ static void content_error(struct round *R, long p, const void *seen, enum op op)
 /* A read of page p saw `buf`: the fill pattern, or on a write page any mix of fill and write. */
 static void check_read(struct round *R, long p, const char *buf, enum op op)
 {
-	const char *f = R->src + p * PS, *w = R->wsrc + p * PS;
+	const char *f = R->src + p * SM_PS, *w = R->wsrc + p * SM_PS;
 
-	if (!memcmp(buf, f, PS))
+	if (!memcmp(buf, f, SM_PS))
 		return;
 	if (R->wpage[p]) {
-		for (size_t i = 0; i < PS; i++)
+		for (size_t i = 0; i < SM_PS; i++)
 			if (buf[i] != f[i] && buf[i] != w[i])
 				goto bad;
 		return;
@@ -262,7 +262,7 @@ static void *faulter_main(void *arg)
 	struct finfo *fi = &S->fi[c->idx];
 	long n = R->n, *order = malloc(n * sizeof(long));
 	uint64_t rs = mix64(cfg.seed ^ ((uint64_t)R->serial << 24) ^ c->idx);
-	char *buf = aligned_alloc(PS, PS);
+	char *buf = aligned_alloc(SM_PS, SM_PS);
 
 	atomic_store(&fi->tid, (int)syscall(SYS_gettid));
 	if (!order || !buf) {
@@ -282,7 +282,7 @@ static void *faulter_main(void *arg)
 		futex_wait(&S->go, 0, 100);
 	for (long k = 0; k < n; k++) {
 		long p = order[k];
-		off_t off = (off_t)p * PS;
+		off_t off = (off_t)p * SM_PS;
 		uint64_t h = mix64(cfg.seed ^ ((uint64_t)R->serial << 20) ^ ((uint64_t)c->idx << 44) ^ p ^ 0x1234);
 		enum op op = R->wpage[p] ? (enum op)(h % 4) : (h & 1) ? OP_MREAD : OP_PREAD;
 
@@ -293,17 +293,17 @@ static void *faulter_main(void *arg)
 			check_read(R, p, R->map + off, op);
 			break;
 		case OP_PREAD:
-			if (pread(R->fd, buf, PS, off) != (ssize_t)PS)
+			if (pread(R->fd, buf, SM_PS, off) != (ssize_t)SM_PS)
 				atomic_fetch_add(&S->io_err, 1);
 			else
 				check_read(R, p, buf, op);
 			break;
 		case OP_MWRITE:
-			memcpy(R->map + off, R->wsrc + off, PS);
+			memcpy(R->map + off, R->wsrc + off, SM_PS);
 			atomic_store(&R->P[p].written, 1);
 			break;
 		case OP_PWRITE:
-			if (pwrite(R->fd, R->wsrc + off, PS, off) != (ssize_t)PS)
+			if (pwrite(R->fd, R->wsrc + off, SM_PS, off) != (ssize_t)SM_PS)
 				atomic_fetch_add(&S->io_err, 1);
 			else
 				atomic_store(&R->P[p].written, 1);
@@ -340,13 +340,13 @@ static long copy_call(struct round *R, long first, long n, __u64 flags, int who,
 
 	*s0 = atomic_fetch_add(&R->S->ev, 1) + 1;
 	do {
-		c = (struct sealmem_copy){ .offset = (__u64)first * PS, .src = (__u64)(uintptr_t)(R->src + first * PS),
-					   .len = (__u64)n * PS, .flags = flags };
+		c = (struct sealmem_copy){ .offset = (__u64)first * SM_PS, .src = (__u64)(uintptr_t)(R->src + first * SM_PS),
+					   .len = (__u64)n * SM_PS, .flags = flags };
 		ret = ioctl(R->hfd, SEALMEM_IOC_COPY, &c);
 	} while (ret && errno == ENOMEM && c.copy <= 0 && ++tries < 100);
 	*err = ret ? errno : 0;
 	*s1 = atomic_fetch_add(&R->S->ev, 1) + 1;
-	done = ret == 0 ? n : c.copy > 0 ? c.copy / (long)PS : 0;
+	done = ret == 0 ? n : c.copy > 0 ? c.copy / (long)SM_PS : 0;
 	if (done > 0)
 		log_fill(R, *s0, *s1, first, done, who, flags);
 	return done;
@@ -354,7 +354,7 @@ static long copy_call(struct round *R, long first, long n, __u64 flags, int who,
 
 static void wake_range(struct round *R, long first, long n)
 {
-	struct sealmem_range r = { .offset = (__u64)first * PS, .len = (__u64)n * PS };
+	struct sealmem_range r = { .offset = (__u64)first * SM_PS, .len = (__u64)n * SM_PS };
 
 	if (ioctl(R->hfd, SEALMEM_IOC_WAKE, &r))
 		atomic_fetch_add(&R->S->copy_errs, 1);
@@ -390,11 +390,11 @@ static void handler_fill(struct round *R, long first, long n, __u64 flags, int w
 
 static void record_msg(struct round *R, int who, const struct sealmem_msg *m)
 {
-	long p = (long)(m->offset / PS);
+	long p = (long)(m->offset / SM_PS);
 	struct msginfo mi;
 	int c;
 
-	if (m->offset % PS || p >= R->n) {
+	if (m->offset % SM_PS || p >= R->n) {
 		atomic_fetch_add(&R->S->bad_msgs, 1);
 		return;
 	}
@@ -473,12 +473,12 @@ static void *handler_main(void *arg)
 		if (v <= 1) {
 			/* One COPY per message. */
 			for (int i = 0; i < n; i++)
-				if (m[i].offset / PS < (__u64)R->n)
-					handler_fill(R, m[i].offset / PS, 1, 0, h->idx);
+				if (m[i].offset / SM_PS < (__u64)R->n)
+					handler_fill(R, m[i].offset / SM_PS, 1, 0, h->idx);
 		} else if (v == 2) {
 			/* DONTWAKE, then an explicit WAKE of the page. */
 			for (int i = 0; i < n; i++) {
-				long p = m[i].offset / PS;
+				long p = m[i].offset / SM_PS;
 
 				if (p >= R->n)
 					continue;
@@ -491,13 +491,13 @@ static void *handler_main(void *arg)
 			long lo = R->n, hi = -1;
 
 			for (int i = 0; i < n;) {
-				long p = m[i].offset / PS, len = 1;
+				long p = m[i].offset / SM_PS, len = 1;
 
 				if (p >= R->n) {
 					i++;
 					continue;
 				}
-				while (i + len < n && (long)(m[i + len].offset / PS) == p + len)
+				while (i + len < n && (long)(m[i + len].offset / SM_PS) == p + len)
 					len++;
 				handler_fill(R, p, len, SEALMEM_FILL_DONTWAKE, h->idx);
 				lo = p < lo ? p : lo;
@@ -696,7 +696,7 @@ static void report_stuck(struct round *R, double waited)
 			fprintf(stderr, "#   faulter %d (proc %d, tid %d) at page %ld doing %s\n", i, f->proc,
 				atomic_load(&f->tid), atomic_load(&f->page), op_name[atomic_load(&f->op)]);
 	}
-	if (sealmem_fdinfo(R->hfd, info, sizeof(info)) > 0)
+	if (sm_fdinfo(R->hfd, info, sizeof(info)) > 0)
 		fprintf(stderr, "#   handler fdinfo: %s\n", info);
 }
 
@@ -735,7 +735,7 @@ static int run_round(enum mode mode, struct result *res)
 	struct hctx *hc = NULL;
 	pthread_t pf;
 	pid_t child = -1;
-	size_t size = (size_t)R.n * PS;
+	size_t size = (size_t)R.n * SM_PS;
 	double t0, deadline;
 	int started_h = 0, pf_started = 0, nf_started = 0, ret = -1, joined_all = 1;
 	char *buf = NULL;
@@ -754,7 +754,7 @@ static int run_round(enum mode mode, struct result *res)
 	R.wpage = calloc(R.n, 1);
 	fc = calloc(R.nthreads, sizeof(*fc));
 	hc = calloc(cfg.handlers, sizeof(*hc));
-	buf = malloc(PS);
+	buf = malloc(SM_PS);
 	if (!R.S || !R.P || !R.L || R.src == MAP_FAILED || R.wsrc == MAP_FAILED || !R.wpage || !fc || !hc || !buf) {
 		fprintf(stderr, "# setup: out of memory\n");
 		goto out;
@@ -764,9 +764,9 @@ static int run_round(enum mode mode, struct result *res)
 		R.S->fi[i].proc = i < R.nparent ? 0 : 1;
 	for (long p = 0; p < R.n; p++) {
 		R.wpage[p] = (mix64(cfg.seed ^ ((uint64_t)R.serial << 32) ^ p ^ 0x77) & 7) == 0;
-		gen_page(R.src + p * PS, R.serial, p, 0);
+		gen_page(R.src + p * SM_PS, R.serial, p, 0);
 		if (R.wpage[p])
-			gen_page(R.wsrc + p * PS, R.serial, p, 1);
+			gen_page(R.wsrc + p * SM_PS, R.serial, p, 1);
 	}
 	R.fd = sm_new();
 	if (R.fd < 0 || sm_set_size(R.fd, size)) {
@@ -904,13 +904,13 @@ static int run_round(enum mode mode, struct result *res)
 			fprintf(stderr, "#   (%d more duplicated pages not shown)\n", printed - 8);
 	}
 	for (long p = 0; p < R.n; p++) {
-		const char *want = (R.P[p].written ? R.wsrc : R.src) + p * PS;
+		const char *want = (R.P[p].written ? R.wsrc : R.src) + p * SM_PS;
 
-		if (pread(R.fd, buf, PS, (off_t)p * PS) != (ssize_t)PS) {
+		if (pread(R.fd, buf, SM_PS, (off_t)p * SM_PS) != (ssize_t)SM_PS) {
 			res->io_err++;
 			continue;
 		}
-		if (memcmp(buf, want, PS)) {
+		if (memcmp(buf, want, SM_PS)) {
 			if (!res->content_err)
 				fprintf(stderr, "# round %d: page %ld holds %#llx..., want %#llx... (%s)\n", R.serial, p,
 					(unsigned long long)*(uint64_t *)buf, (unsigned long long)*(const uint64_t *)want,
@@ -1053,7 +1053,7 @@ static void *reader_main(void *arg)
 {
 	struct reader *r = arg;
 
-	r->got = pread(r->fd, r->buf, PS, r->page * PS);
+	r->got = pread(r->fd, r->buf, SM_PS, r->page * SM_PS);
 	return NULL;
 }
 
@@ -1067,16 +1067,16 @@ struct small {
 static int small_setup(struct small *s)
 {
 	s->fd = sm_new();
-	if (s->fd < 0 || sm_set_size(s->fd, 8 * PS))
+	if (s->fd < 0 || sm_set_size(s->fd, 8 * SM_PS))
 		return -1;
 	s->hfd = ioctl(s->fd, SEALMEM_IOC_FILL_ENABLE, SEALMEM_FD_CLOEXEC);
-	s->src = mmap(NULL, 8 * PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	s->src = mmap(NULL, 8 * SM_PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (s->hfd < 0 || s->src == MAP_FAILED)
 		return -1;
 	for (int p = 0; p < 8; p++)
-		gen_page(s->src + p * PS, 0, p, 0);
+		gen_page(s->src + p * SM_PS, 0, p, 0);
 	for (int i = 0; i < 3; i++) {
-		s->rd[i] = (struct reader){ .fd = s->fd, .page = i + 1, .buf = malloc(PS), .got = -2 };
+		s->rd[i] = (struct reader){ .fd = s->fd, .page = i + 1, .buf = malloc(SM_PS), .got = -2 };
 		if (!s->rd[i].buf || pthread_create(&s->rd[i].th, NULL, reader_main, &s->rd[i]))
 			return -1;
 	}
@@ -1085,7 +1085,7 @@ static int small_setup(struct small *s)
 
 static int small_copy(struct small *s, long p, __u64 flags)
 {
-	struct sealmem_copy c = { .offset = p * PS, .src = (__u64)(uintptr_t)(s->src + p * PS), .len = PS, .flags = flags };
+	struct sealmem_copy c = { .offset = p * SM_PS, .src = (__u64)(uintptr_t)(s->src + p * SM_PS), .len = SM_PS, .flags = flags };
 
 	return ioctl(s->hfd, SEALMEM_IOC_COPY, &c) ? errno : 0;
 }
@@ -1106,13 +1106,13 @@ static void small_finish(struct __test_metadata *_metadata, struct small *s)
 			pthread_join(s->rd[i].th, NULL);
 			EXPECT_TRUE(0) TH_LOG("reader of page %ld still waiting after its fill", s->rd[i].page);
 		}
-		EXPECT_EQ((ssize_t)PS, s->rd[i].got);
-		EXPECT_EQ(0, memcmp(s->rd[i].buf, s->src + s->rd[i].page * PS, PS));
+		EXPECT_EQ((ssize_t)SM_PS, s->rd[i].got);
+		EXPECT_EQ(0, memcmp(s->rd[i].buf, s->src + s->rd[i].page * SM_PS, SM_PS));
 		free(s->rd[i].buf);
 	}
 	close(s->hfd);
 	close(s->fd);
-	munmap(s->src, 8 * PS);
+	munmap(s->src, 8 * SM_PS);
 }
 
 /*
@@ -1140,7 +1140,7 @@ TEST(fill_keeps_lower_delivered_requests)
 		r = read(s.hfd, m, sizeof(m));
 		ASSERT_LT(0, r);
 		for (int i = 0; i < (int)(r / sizeof(m[0])); i++)
-			seen |= 1 << (m[i].offset / PS);
+			seen |= 1 << (m[i].offset / SM_PS);
 		got += r / sizeof(m[0]);
 	}
 	ASSERT_EQ(3, got);
@@ -1158,7 +1158,7 @@ TEST(fill_keeps_lower_delivered_requests)
 				     "(pending %lld, queued %lld)", pending, queued);
 	EXPECT_EQ(0, queued) TH_LOG("a request raised again for page 1");
 	EXPECT_EQ(3, sm_fdinfo_num(s.hfd, "total")) TH_LOG("requests raised in all");
-	ASSERT_EQ(0, ioctl(s.hfd, SEALMEM_IOC_WAKE, &(struct sealmem_range){ 0, 8 * PS }));
+	ASSERT_EQ(0, ioctl(s.hfd, SEALMEM_IOC_WAKE, &(struct sealmem_range){ 0, 8 * SM_PS }));
 	small_finish(_metadata, &s);
 }
 
@@ -1186,7 +1186,7 @@ TEST(fill_keeps_lower_queued_requests)
 	ASSERT_EQ(0, fcntl(s.hfd, F_SETFL, O_NONBLOCK));
 	r = read(s.hfd, m, sizeof(m));
 	EXPECT_EQ((ssize_t)(2 * sizeof(m[0])), r) TH_LOG("the handler reads the requests of pages 1 and 2");
-	ASSERT_EQ(0, ioctl(s.hfd, SEALMEM_IOC_WAKE, &(struct sealmem_range){ 0, 8 * PS }));
+	ASSERT_EQ(0, ioctl(s.hfd, SEALMEM_IOC_WAKE, &(struct sealmem_range){ 0, 8 * SM_PS }));
 	small_finish(_metadata, &s);
 }
 

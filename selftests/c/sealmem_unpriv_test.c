@@ -40,27 +40,27 @@ static int use_everything(void *arg)
 	struct sealmem_copy c;
 
 	(void)arg;
-	if (fd < 0 || sm_set_size(fd, 4 * PS) || pwrite(fd, "nobody", 6, 0) != 6)
+	if (fd < 0 || sm_set_size(fd, 4 * SM_PS) || pwrite(fd, "nobody", 6, 0) != 6)
 		return 1;
-	p = mmap(NULL, 4 * PS, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	p = mmap(NULL, 4 * SM_PS, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED || memcmp(p, "nobody", 6))
 		return 2;
-	p[PS] = 'x';
-	munmap(p, 4 * PS);
+	p[SM_PS] = 'x';
+	munmap(p, 4 * SM_PS);
 	hfd = ioctl(fd, SEALMEM_IOC_FILL_ENABLE, 0);
 	if (hfd < 0)
 		return 3;
 	{
-		static char page[PS] = "filled";
+		static char page[SM_PS_MAX] = "filled";
 
-		c = (struct sealmem_copy){ .offset = 2 * PS, .src = (__u64)(uintptr_t)page, .len = PS };
+		c = (struct sealmem_copy){ .offset = 2 * SM_PS, .src = (__u64)(uintptr_t)page, .len = SM_PS };
 		if (ioctl(hfd, SEALMEM_IOC_COPY, &c))
 			return 4;
 	}
 	if (sm_add_seals(fd, SEALMEM_SEAL_WRITE | SEALMEM_SEAL_SEAL))
 		return 5;
 	view = sm_view(fd, 0);
-	if (view < 0 || pread(view, buf, 6, 2 * PS) != 6 || memcmp(buf, "filled", 6))
+	if (view < 0 || pread(view, buf, 6, 2 * SM_PS) != 6 || memcmp(buf, "filled", 6))
 		return 6;
 	/* Seals cannot be removed or added to once SEAL is set. */
 	if (sm_add_seals(fd, 0) != -1 || errno != EPERM)
@@ -118,27 +118,27 @@ static int pages_are_zero(void *arg)
 {
 	size_t pages = (size_t)(uintptr_t)arg, i, j;
 	int fd = sm_new();
-	char *p, buf[PS];
+	char *p, buf[SM_PS];
 
-	if (fd < 0 || sm_set_size(fd, pages * PS))
+	if (fd < 0 || sm_set_size(fd, pages * SM_PS))
 		return 1;
-	p = mmap(NULL, pages * PS, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	p = mmap(NULL, pages * SM_PS, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED)
 		return 2;
 	for (i = 0; i < pages / 2; i++)
-		for (j = 0; j < PS; j += 64)
-			if (p[i * PS + j])
+		for (j = 0; j < SM_PS; j += 64)
+			if (p[i * SM_PS + j])
 				return 3;
 	for (i = pages / 2; i < pages; i++) {
 		/* write a byte (allocating the page), then read the whole page back */
-		p[i * PS + 1] = 0;
-		if (pread(fd, buf, PS, i * PS) != PS)
+		p[i * SM_PS + 1] = 0;
+		if (pread(fd, buf, SM_PS, i * SM_PS) != SM_PS)
 			return 4;
-		for (j = 0; j < PS; j++)
+		for (j = 0; j < SM_PS; j++)
 			if (buf[j])
 				return 5;
 	}
-	munmap(p, pages * PS);
+	munmap(p, pages * SM_PS);
 	close(fd);
 	return 0;
 }
@@ -146,13 +146,13 @@ static int pages_are_zero(void *arg)
 TEST(fresh_pages_never_show_another_users_old_data)
 {
 	enum { PAGES = 2048 };
-	char *data = malloc(PAGES * PS);
+	char *data = malloc(PAGES * SM_PS);
 	int fd = sm_new();
 
 	ASSERT_NE(NULL, data);
 	ASSERT_GE(fd, 0);
-	memset(data, 0xAA, PAGES * PS);
-	ASSERT_EQ(PAGES * PS, pwrite(fd, data, PAGES * PS, 0));
+	memset(data, 0xAA, PAGES * SM_PS);
+	ASSERT_EQ(PAGES * SM_PS, pwrite(fd, data, PAGES * SM_PS, 0));
 	close(fd); /* root's pages go back to the allocator */
 	free(data);
 	EXPECT_EQ(0, as_nobody(pages_are_zero, (void *)(uintptr_t)PAGES));
@@ -165,9 +165,9 @@ struct lazyview {
 static int view_holder(void *arg)
 {
 	struct lazyview *l = arg;
-	struct sealmem_copy c = { .offset = 0, .len = PS };
+	struct sealmem_copy c = { .offset = 0, .len = SM_PS };
 	char buf[8];
-	static char page[PS];
+	static char page[SM_PS_MAX];
 
 	c.src = (__u64)(uintptr_t)page;
 	if (ioctl(l->view, SEALMEM_IOC_FILL_ENABLE, 0) != -1 || errno != EPERM)
@@ -188,14 +188,14 @@ static int view_holder(void *arg)
 
 TEST(view_holder_cannot_fill_write_resize_or_seal)
 {
-	static char page[PS] = "owner";
+	static char page[SM_PS_MAX] = "owner";
 	int fd = sm_new(), hfd, status;
 	struct lazyview l;
 	struct sealmem_msg m;
 	pid_t pid;
 
 	ASSERT_GE(fd, 0);
-	ASSERT_EQ(0, sm_set_size(fd, PS));
+	ASSERT_EQ(0, sm_set_size(fd, SM_PS));
 	hfd = ioctl(fd, SEALMEM_IOC_FILL_ENABLE, SEALMEM_FD_CLOEXEC);
 	ASSERT_GE(hfd, 0);
 	ASSERT_EQ(0, sm_add_seals(fd, SEALMEM_SEAL_WRITE | SEALMEM_SEAL_SHRINK | SEALMEM_SEAL_GROW));
@@ -210,7 +210,7 @@ TEST(view_holder_cannot_fill_write_resize_or_seal)
 		_exit(view_holder(&l));
 	}
 	ASSERT_EQ(sizeof(m), read(hfd, &m, sizeof(m)));
-	ASSERT_EQ(0, ioctl(hfd, SEALMEM_IOC_COPY, &(struct sealmem_copy){ .offset = 0, .src = (__u64)(uintptr_t)page, .len = PS }));
+	ASSERT_EQ(0, ioctl(hfd, SEALMEM_IOC_COPY, &(struct sealmem_copy){ .offset = 0, .src = (__u64)(uintptr_t)page, .len = SM_PS }));
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_EQ(SM_EXITED(0), sm_ended(status));
 	close(l.view);

@@ -222,21 +222,21 @@ static void page_content(uint32_t tag, uint64_t page, char *out)
 	uint64_t *o = (uint64_t *)out;
 
 	if (page_kind(tag, page) != K_COPY) {
-		memset(out, 0, PS);
+		memset(out, 0, SM_PS);
 		return;
 	}
-	for (uint64_t w = 0; w < PS / 8; w++)
+	for (uint64_t w = 0; w < SM_PS / 8; w++)
 		o[w] = content_word(tag, page, w);
 }
 
 /* The byte at file offset `off` of a lazy file tagged `tag` once its page is filled. */
 static unsigned char content_byte(uint32_t tag, uint64_t off)
 {
-	uint64_t page = off / PS;
+	uint64_t page = off / SM_PS;
 
 	if (page_kind(tag, page) != K_COPY)
 		return 0;
-	return (unsigned char)(content_word(tag, page, (off % PS) / 8) >> (8 * (off % 8)));
+	return (unsigned char)(content_word(tag, page, (off % SM_PS) / 8) >> (8 * (off % 8)));
 }
 
 static int zero_bytes(const char *p, size_t n)
@@ -257,8 +257,8 @@ static void check_lazy_bytes(const char *what, uint32_t tag, uint64_t off, const
 	static __thread char want[4096];
 
 	while (n) {
-		uint64_t page = off / PS, in = off % PS;
-		size_t k = PS - in < n ? PS - in : n;
+		uint64_t page = off / SM_PS, in = off % SM_PS;
+		size_t k = SM_PS - in < n ? SM_PS - in : n;
 		int kind = page_kind(tag, page);
 
 		if (kind == K_POISON && !(ended && zero_bytes(buf, k))) {
@@ -320,10 +320,10 @@ static unsigned long rand_len(void)
 	switch (pick(6)) {
 	case 0: return 0;
 	case 1: return pick(64);
-	case 2: return PS * (1 + pick(16));
-	case 3: return pick(4 * PS);
-	case 4: return ~0UL - pick(PS);
-	default: return PS;
+	case 2: return SM_PS * (1 + pick(16));
+	case 3: return pick(4 * SM_PS);
+	case 4: return ~0UL - pick(SM_PS);
+	default: return SM_PS;
 	}
 }
 
@@ -331,11 +331,11 @@ static unsigned long rand_off(void)
 {
 	switch (pick(6)) {
 	case 0: return 0;
-	case 1: return PS * pick(64);
-	case 2: return pick(64 * PS);
-	case 3: return ~0UL & ~(PS - 1);
+	case 1: return SM_PS * pick(64);
+	case 2: return pick(64 * SM_PS);
+	case 3: return ~0UL & ~(SM_PS - 1);
 	case 4: return 1UL << 62;
-	default: return PS * pick(8);
+	default: return SM_PS * pick(8);
 	}
 }
 
@@ -345,7 +345,7 @@ static void *rand_ptr(void)
 	case 0: return NULL;
 	case 1: return (void *)8;
 	case 2: return (void *)(uintptr_t)rnd();
-	default: return GOOD + pick(PS);
+	default: return GOOD + pick(SM_PS);
 	}
 }
 
@@ -378,13 +378,13 @@ static void fuzz_mmap(void)
 	int fd = any_fd(), kind = fd_kind, file = kind_file(kind);
 	int prot = (int[]){ PROT_READ, PROT_READ | PROT_WRITE, PROT_READ | PROT_EXEC, PROT_NONE }[pick(4)];
 	int shared = pick(3) != 0, flags = shared ? MAP_SHARED : MAP_PRIVATE, reached, ef = 0;
-	size_t len = PS * (1 + pick(32)), pgoff = pick(4);
+	size_t len = SM_PS * (1 + pick(32)), pgoff = pick(4);
 	char *p;
 	long flt, sigbus = 0;
 
 	/* The VFS refuses a shared writable map of a read-only fd before the module sees it. */
 	reached = is_sealmem(kind) && !(kind_view(kind) && shared && prot & PROT_WRITE);
-	p = mmap(NULL, len, prot, flags, fd, PS * pgoff);
+	p = mmap(NULL, len, prot, flags, fd, SM_PS * pgoff);
 	/* After the call (seals are recorded before ADD_SEALS): a seal, or an ADD_SEALS(WRITE)
 	 * racing a shared map. */
 	if (is_sealmem(kind) && ((shared && prot & PROT_WRITE && write_sealed(file)) ||
@@ -400,7 +400,7 @@ static void fuzz_mmap(void)
 	for (int i = 0; i < 8; i++) {
 		size_t at = pick(len);
 		volatile char *q = p + at;
-		uint64_t off = pgoff * PS + at, page = off / PS;
+		uint64_t off = pgoff * SM_PS + at, page = off / SM_PS;
 		int write = prot & PROT_WRITE && pick(2) && file != F_LAZY, sig;
 		char got = 0;
 
@@ -413,7 +413,7 @@ static void fuzz_mmap(void)
 			in_touch = 0;
 			if (write || !(prot & PROT_READ))
 				continue;
-			if (file == F_SEALED && off < SEALED_PAGES * PS && got != SEALED_CONTENT[off])
+			if (file == F_SEALED && off < SEALED_PAGES * SM_PS && got != SEALED_CONTENT[off])
 				fail("sealed map", (long)off, 0, "a mapped byte of the sealed file changed");
 			if (file == F_LAZY && (unsigned char)got != content_byte(LAZY_TAG, off) &&
 			    !(got == 0 && atomic_load(&SH->lazy_ended)))
@@ -426,7 +426,7 @@ static void fuzz_mmap(void)
 		if (sig == SIGBUS) {
 			sigbus++;
 			/* Past EOF (sizes change under us) or a lazy hole that cannot be filled. */
-			if (file == F_SEALED && off < SEALED_PAGES * PS)
+			if (file == F_SEALED && off < SEALED_PAGES * SM_PS)
 				fail("sealed map", (long)off, 0, "SIGBUS in the sealed file");
 			if (file == F_LAZY && page < LAZY_MIN_PAGES && page_kind(LAZY_TAG, page) != K_POISON &&
 			    !atomic_load(&SH->lazy_ended))
@@ -448,7 +448,7 @@ static void fuzz_mmap(void)
 			ALLOW(EINVAL, EOPNOTSUPP, EACCES, EPERM, ENODEV), 0);
 	if (pick(4) == 0) {
 		/* Grow, shrink or move the mapping, then touch its new end. */
-		size_t nlen = PS * (1 + pick(48));
+		size_t nlen = SM_PS * (1 + pick(48));
 		char *q = mremap(p, len, nlen, MREMAP_MAYMOVE);
 
 		/* ENOMEM: growing a VM_MIXEDMAP mapping with free space after it (docs/api.md). */
@@ -492,9 +492,9 @@ static void fuzz_ioctl(void)
 	case 1:
 		/* The lazy file keeps a page-aligned size of at least LAZY_MIN_PAGES. */
 		if (file == F_LAZY)
-			v = PS * (LAZY_MIN_PAGES + pick(LAZY_MAX_PAGES - LAZY_MIN_PAGES + 1));
+			v = SM_PS * (LAZY_MIN_PAGES + pick(LAZY_MAX_PAGES - LAZY_MIN_PAGES + 1));
 		else
-			v = pick(4) ? PS * pick(64) + pick(2) * pick(PS) : v;
+			v = pick(4) ? SM_PS * pick(64) + pick(2) * pick(SM_PS) : v;
 		arg = pick(8) || file == F_LAZY ? (void *)&v : rand_ptr();
 		ret = ioctl(fd, SEALMEM_IOC_SET_SIZE, arg);
 		/* EPERM: the sealed file's SHRINK/GROW, or F_RESIZE's if it got them (the state is
@@ -577,7 +577,7 @@ static __thread char rbuf[9 * 4096]; /* where reads land (this thread's own, so 
 static void fuzz_io(void)
 {
 	int fd = any_fd(), kind, file, view, mod;
-	size_t len = pick(4) ? rand_len() % (PS + 1) : rand_len() % (8 * PS + 1);
+	size_t len = pick(4) ? rand_len() % (SM_PS + 1) : rand_len() % (8 * SM_PS + 1);
 	off_t off = (off_t)(rand_off() & 0xffffff);
 	char *buf = pick(8) ? rbuf : rand_ptr();
 	struct iovec iov[2] = { { buf, len / 2 }, { buf == rbuf ? rbuf + len / 2 : GOOD, len - len / 2 } };
@@ -619,7 +619,7 @@ static void fuzz_io(void)
 	case 2:
 		n = sub ? preadv(fd, iov, 2, off) : pread(fd, buf, len, off);
 		check_x(sub ? "preadv" : "pread", n, is_sealmem(kind) ? ALLOW(EFAULT) : ALLOW(EBADF),
-			RFLAGS() & ~(file == F_LAZY && page_kind(LAZY_TAG, off / PS) != K_POISON &&
+			RFLAGS() & ~(file == F_LAZY && page_kind(LAZY_TAG, off / SM_PS) != K_POISON &&
 				     !atomic_load(&SH->lazy_ended) ? A_EIO : 0));
 		if (n > 0 && file == F_LAZY && buf == rbuf)
 			check_lazy_bytes("lazy pread", LAZY_TAG, off, rbuf, n, atomic_load(&SH->lazy_ended));
@@ -726,7 +726,7 @@ static void fuzz_fork(void)
 static void fuzz_kill_handler(void)
 {
 	int fd = open("/dev/sealmem", O_RDWR | O_CLOEXEC), hfd, status;
-	__u64 size = 4 * PS;
+	__u64 size = 4 * SM_PS;
 	pid_t holder, waiter;
 	struct timespec ts = { 0, 20 * 1000 * 1000 };
 
@@ -752,7 +752,7 @@ static void fuzz_kill_handler(void)
 	waiter = fork();
 	if (waiter == 0) {
 		char c;
-		ssize_t n = pread(fd, &c, 1, PS * (rnd() % 4));
+		ssize_t n = pread(fd, &c, 1, SM_PS * (rnd() % 4));
 
 		/* Under injection, raising the request itself may fail: ENOMEM. */
 		_exit(n == -1 && (errno == EIO || (INJECT && errno == ENOMEM)) ? 0 : 1);
@@ -785,7 +785,7 @@ static void fuzz_kill_handler(void)
 /* The sealed file's bytes never change, through read() and through a mapping. */
 static void check_sealed(void)
 {
-	char buf[SEALED_PAGES * PS], *p;
+	char buf[SEALED_PAGES * SM_PS], *p;
 	ssize_t n = pread(VIEWFD[F_SEALED], buf, sizeof(buf), 0);
 
 	if (n < 0)
@@ -822,8 +822,8 @@ struct image {
 /* Serves one request of an image or of the lazy file: the page's kind decides the fill. */
 static void serve_page(int hfd, uint32_t tag, uint64_t page, int skip, char *content)
 {
-	struct sealmem_fill f = { .offset = page * PS, .len = PS, .flags = skip ? SEALMEM_FILL_SKIP_EXISTING : 0 };
-	struct sealmem_copy c = { .offset = page * PS, .src = (uintptr_t)content, .len = PS,
+	struct sealmem_fill f = { .offset = page * SM_PS, .len = SM_PS, .flags = skip ? SEALMEM_FILL_SKIP_EXISTING : 0 };
+	struct sealmem_copy c = { .offset = page * SM_PS, .src = (uintptr_t)content, .len = SM_PS,
 				  .flags = skip ? SEALMEM_FILL_SKIP_EXISTING : 0 };
 	int kind = page_kind(tag, page), ret = 0;
 
@@ -866,14 +866,14 @@ static int serve_requests(int hfd, uint32_t tag, char *content, int timeout_ms)
 	/* EAGAIN: the other handler thread took the requests first. */
 	check_x("handler read", n, NONE, R_MOD | A_EAGAIN | R_OUT);
 	for (ssize_t i = 0; i < n / (ssize_t)sizeof(m[0]); i++)
-		serve_page(hfd, tag, m[i].offset / PS, (int)(rnd() & 1), content);
+		serve_page(hfd, tag, m[i].offset / SM_PS, (int)(rnd() & 1), content);
 	return 1;
 }
 
 static void *image_handler(void *arg)
 {
 	struct image *im = arg;
-	char *content = malloc(PS);
+	char *content = malloc(SM_PS);
 	int next = 0;
 
 	rng = im->rng;
@@ -900,7 +900,7 @@ static void check_lazy_image(void)
 {
 	static __thread char first[IMAGE_PAGES * 4096], again[IMAGE_PAGES * 4096];
 	__u32 seals = SEALMEM_SEAL_WRITE | SEALMEM_SEAL_SHRINK | SEALMEM_SEAL_GROW;
-	__u64 size = IMAGE_PAGES * PS;
+	__u64 size = IMAGE_PAGES * SM_PS;
 	struct image im[2];
 	pthread_t th[2];
 	int fd = open("/dev/sealmem", O_RDWR | O_CLOEXEC), seen[IMAGE_PAGES] = { 0 }, bad[IMAGE_PAGES] = { 0 };
@@ -953,7 +953,7 @@ static void check_lazy_image(void)
 	}
 	for (int k = 0; k <= IMAGE_PAGES; k++) {
 		int i, sig;
-		ssize_t n = PS;
+		ssize_t n = SM_PS;
 
 		if (k == end_at) {
 			check("image FILL_END", ioctl(hfd, SEALMEM_IOC_FILL_END), NONE);
@@ -966,7 +966,7 @@ static void check_lazy_image(void)
 			/* A fault: it waits for the handlers (or FILL_END), then maps the page. */
 			in_touch = 1;
 			if ((sig = sigsetjmp(jmp, 1)) == 0)
-				memcpy(first + (size_t)i * PS, p + (size_t)i * PS, PS);
+				memcpy(first + (size_t)i * SM_PS, p + (size_t)i * SM_PS, SM_PS);
 			in_touch = 0;
 			count(1, 1);
 			if (sig) {
@@ -976,7 +976,7 @@ static void check_lazy_image(void)
 				continue;
 			}
 		} else {
-			n = pread(fd, first + (size_t)i * PS, PS, (off_t)i * PS);
+			n = pread(fd, first + (size_t)i * SM_PS, SM_PS, (off_t)i * SM_PS);
 			/*
 			 * Under -i the copy-out itself may fail to allocate: the buffer is touched, but
 			 * a fork by another thread makes it copy-on-write again (EFAULT or a short read).
@@ -991,21 +991,21 @@ static void check_lazy_image(void)
 				continue;
 			}
 			count(1, 1);
-			if (n != (ssize_t)PS) {
+			if (n != (ssize_t)SM_PS) {
 				if (!INJECT)
 					fail("image pread", n, 0, "short read of a lazy image page");
 				continue;
 			}
 		}
 		seen[i] = 1;
-		check_lazy_bytes("lazy image", tag, (uint64_t)i * PS, first + (size_t)i * PS, PS, ended);
+		check_lazy_bytes("lazy image", tag, (uint64_t)i * SM_PS, first + (size_t)i * SM_PS, SM_PS, ended);
 	}
 join:
 	for (int t = 0; t < nth; t++)
 		pthread_join(th[t], NULL);
 	if (pread(fd, again, sizeof(again), 0) == (ssize_t)sizeof(again)) {
 		for (int i = 0; i < IMAGE_PAGES; i++)
-			if (seen[i] && memcmp(first + (size_t)i * PS, again + (size_t)i * PS, PS))
+			if (seen[i] && memcmp(first + (size_t)i * SM_PS, again + (size_t)i * SM_PS, SM_PS))
 				fail("lazy image", i, 0, "a page of the sealed image changed after it was read");
 	}
 	in_touch = 1;
@@ -1015,9 +1015,9 @@ join:
 		if (!seen[i] && !bad[i])
 			continue;
 		if ((sig = sigsetjmp(jmp, 1)) == 0) {
-			if (bad[i] && (*(volatile char *)(p + (size_t)i * PS) || 1))
+			if (bad[i] && (*(volatile char *)(p + (size_t)i * SM_PS) || 1))
 				fail("lazy image", i, 0, "a poisoned page of the image can be loaded after FILL_END");
-			else if (memcmp(first + (size_t)i * PS, p + (size_t)i * PS, PS))
+			else if (memcmp(first + (size_t)i * SM_PS, p + (size_t)i * SM_PS, SM_PS))
 				fail("lazy image", i, 0, "a mapped page of the sealed image differs from what was read");
 		} else if (!bad[i]) {
 			fail("lazy image", i, sig, "a signal loading a page of the image already read");
@@ -1038,7 +1038,7 @@ out:
 static void check_fresh(void)
 {
 	int fd = open("/dev/sealmem", O_RDWR | O_CLOEXEC);
-	__u64 size = 4 * PS;
+	__u64 size = 4 * SM_PS;
 	char *p;
 
 	if (fd < 0 || ioctl(fd, SEALMEM_IOC_SET_SIZE, &size)) {
@@ -1126,18 +1126,18 @@ static void *worker(void *arg)
  */
 static void *server(void *arg)
 {
-	char *content = malloc(PS);
+	char *content = malloc(SM_PS);
 
 	rng = SEED ^ 0x5eed ^ (uintptr_t)arg * 977;
 	me = &SH->slot[SLOTS - 1 - (int)(uintptr_t)arg];
 	while (content && !atomic_load(&STOP)) {
 		if (pick(50) == 0) {
 			/* Bad arguments: a NULL or kernel source, a misaligned or zero length. */
-			struct sealmem_copy c = { .offset = PS * pick(LAZY_MIN_PAGES), .src = (uintptr_t)bad_ptr(), .len = PS };
+			struct sealmem_copy c = { .offset = SM_PS * pick(LAZY_MIN_PAGES), .src = (uintptr_t)bad_ptr(), .len = SM_PS };
 
 			if (pick(2)) {
 				c.src = (uintptr_t)content;
-				c.len = pick(2) ? 0 : PS + 1 + pick(PS - 2);
+				c.len = pick(2) ? 0 : SM_PS + 1 + pick(SM_PS - 2);
 			}
 			/* A bad source is found only when copying into a new page: ENOMEM first. */
 			check_x("COPY(bad)", ioctl(HFD, SEALMEM_IOC_COPY, &c), ALLOW(EINVAL, EFAULT, EEXIST), R_MOD | R_ALLOC);
@@ -1387,7 +1387,7 @@ static void timekeeper(int secs, long target)
 static int setup_files(__u64 size)
 {
 	__u32 seals = SEALMEM_SEAL_WRITE | SEALMEM_SEAL_SHRINK | SEALMEM_SEAL_GROW | SEALMEM_SEAL_SEAL;
-	__u64 lazy_size = LAZY_MIN_PAGES * PS;
+	__u64 lazy_size = LAZY_MIN_PAGES * SM_PS;
 	int ok = 1;
 
 	for (int i = 0; i < NFILES; i++) {
@@ -1449,7 +1449,7 @@ int main(int argc, char **argv)
 	long target = 0, reached, other;
 	pid_t kids[16], tk;
 	struct sigaction sa = { .sa_handler = on_fault };
-	__u64 size = SEALED_PAGES * PS;
+	__u64 size = SEALED_PAGES * SM_PS;
 	int status;
 	double t0;
 
@@ -1489,7 +1489,7 @@ int main(int argc, char **argv)
 	sigaction(SIGSEGV, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	/* Larger than any length fuzz_io uses from its first page, so a "good" buffer is good. */
-	GOOD = mmap(NULL, 16 * PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	GOOD = mmap(NULL, 16 * SM_PS, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	SEALED_CONTENT = malloc(size);
 	for (size_t i = 0; i < size; i++)
 		SEALED_CONTENT[i] = (char)(i * 7 + 3);
