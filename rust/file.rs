@@ -281,7 +281,7 @@ impl SealFile {
     }
 
     /// Called when a data `struct file` (the misc open or a VIEW) of this file is released.
-    pub(crate) fn release(self: Arc<Self>, _file: &File) {
+    pub(crate) fn release(self: Arc<Self>) {
         if self.data_files.fetch_sub(1u64, Relaxed) == 1 {
             // Nothing can fault any more: a handler waiting for requests sees HUP.
             self.lazy.hang_up();

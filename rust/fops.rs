@@ -168,9 +168,9 @@ unsafe extern "C" fn sealmem_release(
     // SAFETY: `release` owns the private data; it was set by `into_foreign` in `open` and is
     // converted back exactly once, here.
     let obj = unsafe { <Arc<SealFile> as ForeignOwnable>::from_foreign((*file).private_data) };
-    // SAFETY: The file is valid for the duration of this call.
-    let f = unsafe { File::from_raw_file(file) };
-    obj.release(f);
+    // No `&File` is made here: the file's refcount is already 0, and `File::from_raw_file`
+    // requires a positive one.
+    obj.release();
     0
 }
 

@@ -235,10 +235,10 @@ impl PageStore {
     }
 
     /// Removes the pages of `[first, last]` while `g` holds this store's invalidate lock
-    /// exclusive; returns how many there were (0, removing nothing, if `g` is another
-    /// store's guard).
+    /// exclusive; returns how many there were. Another store's guard is a bug: it warns
+    /// and removes nothing.
     pub(crate) fn remove_range(&self, g: &ExclusiveGuard<'_>, first: usize, last: usize) -> u64 {
-        if !g.locks(&self.mapping) {
+        if kernel::warn_on!(!g.locks(&self.mapping)) {
             return 0;
         }
         self.remove_pages(first, last)
@@ -258,14 +258,14 @@ impl PageStore {
 
     /// What `first..first + out.len()` holds, without taking page references (one walk,
     /// one lock hold): the pages are lent for as long as `g`, this store's invalidate lock
-    /// held shared, lives. All holes if `g` is another store's guard.
+    /// held shared, lives. Another store's guard is a bug: it warns and reports holes.
     pub(crate) fn peek_run<'a>(
         &'a self,
         g: &'a SharedGuard<'_>,
         first: usize,
         out: &mut [Peek<'a>],
     ) {
-        if !g.locks(&self.mapping) {
+        if kernel::warn_on!(!g.locks(&self.mapping)) {
             out.fill(Peek::Hole);
             return;
         }

@@ -687,8 +687,10 @@ static void fuzz_fork(void)
 		/* The fork copied whatever fds the other threads held, maybe the only handler
 		 * fd of F_RESIZE made lazy a moment ago: reading that file's hole would wait for
 		 * this very process. A fatal alarm bounds that self-deadlock (as it would
-		 * with userfaultfd); the wait is killable. */
-		alarm(2);
+		 * with userfaultfd); the wait is killable. The lazy file is served by this
+		 * process's parent's handler threads: a read of it has no such excuse, and its
+		 * alarm (8 s, before the timekeeper's 10 s) fails the run. */
+		alarm(file == F_LAZY ? 8 : 2);
 		fd = sm_recv_fd(sv[1]);
 		if (fd < 0)
 			_exit(0);
@@ -707,9 +709,11 @@ static void fuzz_fork(void)
 			fail("fork child", pid, errno, "waitpid");
 		} else if ((how = sm_ended(status)) == SM_EXITED(3)) {
 			fail("fork child", how, 0, "the child's pread failed with an undocumented errno");
-		} else if (how == SM_KILLED(SIGALRM) && (file == F_RESIZE || file == F_LAZY)) {
-			/* The self-deadlock above (F_RESIZE), or a lazy page not served in 2 s. */
+		} else if (how == SM_KILLED(SIGALRM) && file == F_RESIZE) {
+			/* The self-deadlock above. */
 			atomic_fetch_add(&SH->alarm_kills, 1);
+		} else if (how == SM_KILLED(SIGALRM) && file == F_LAZY) {
+			fail("fork child", how, 0, "a read of the lazy file was not served within 8 s (a stranded request?)");
 		} else if (how != SM_EXITED(0) && !(killed && how == SM_KILLED(SIGKILL))) {
 			fail("fork child", how, 0, "the child ended otherwise than by exit 0 or our SIGKILL");
 		}
@@ -730,6 +734,7 @@ static void fuzz_kill_handler(void)
 	pid_t holder, waiter;
 	struct timespec ts = { 0, 20 * 1000 * 1000 };
 
+	/* Polls below: a bounded interval while waiting for a state, never a stand-in for it. */
 	if (fd < 0 || ioctl(fd, SEALMEM_IOC_SET_SIZE, &size)) {
 		check_x("open+SET_SIZE(fresh)", -1, ALLOW(EMFILE), R_MOD | R_ALLOC);
 		if (fd >= 0)
@@ -757,7 +762,27 @@ static void fuzz_kill_handler(void)
 		/* Under injection, raising the request itself may fail: ENOMEM. */
 		_exit(n == -1 && (errno == EIO || (INJECT && errno == ENOMEM)) ? 0 : 1);
 	}
-	nanosleep(&ts, NULL);
+	/*
+	 * Kill the holder only once the waiter has raised its request and sleeps on it (or has
+	 * ended already: under injection raising the request may fail), so that the kill is
+	 * what must release it, not a missing handler found before it waited.
+	 */
+	if (waiter > 0) {
+		double t0 = sm_now();
+		int st;
+
+		while (sm_now() - t0 < 5) {
+			if (waitpid(waiter, &st, WNOHANG) == waiter) {
+				if (sm_ended(st) != SM_EXITED(0))
+					fail("killed handler", sm_ended(st), 0, "the waiter ended before the kill without EIO");
+				waiter = -1;
+				break;
+			}
+			if (sm_fdinfo_num(fd, "pending") >= 1 && sm_task_state(waiter, waiter) == 'S')
+				break;
+			nanosleep(&ts, NULL);
+		}
+	}
 	if (holder > 0)
 		kill(holder, SIGKILL);
 	if (holder > 0 && (waitpid(holder, &status, 0) != holder || sm_ended(status) != SM_KILLED(SIGKILL)))
