@@ -13,6 +13,25 @@ pub enum Outcome {
 }
 
 pub type TestResult = Result<(), Outcome>;
+
+/// How a child ended (from a `waitpid` status): the only place the Rust tests read a wait
+/// status, so that a child killed by a signal never passes for "exit 0".
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    Exited(i32),
+    Killed(i32),
+    Other(i32),
+}
+
+pub fn ended(status: i32) -> Ended {
+    if libc::WIFEXITED(status) {
+        Ended::Exited(libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        Ended::Killed(libc::WTERMSIG(status))
+    } else {
+        Ended::Other(status)
+    }
+}
 pub type Test = (&'static str, fn() -> TestResult);
 
 /// Fails the test with a message unless `cond` holds.

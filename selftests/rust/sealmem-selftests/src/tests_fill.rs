@@ -140,7 +140,7 @@ fn zeropage_poison() -> TestResult {
     let mut status = 0;
     // SAFETY: waiting for our child.
     unsafe { libc::waitpid(pid, &mut status, 0) };
-    ensure!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGBUS, "child status {status:#x}");
+    ensure_eq!(crate::harness::ended(status), crate::harness::Ended::Killed(libc::SIGBUS));
     Ok(())
 }
 
@@ -238,7 +238,7 @@ fn lazy_sealed_image() -> TestResult {
         let mut status = 0;
         // SAFETY: waiting for our child.
         unsafe { libc::waitpid(pid, &mut status, 0) };
-        ensure!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "consumer {pid} status {status:#x}");
+        ensure!(crate::harness::ended(status) == crate::harness::Ended::Exited(0), "consumer {pid} status {status:#x}");
     }
     stop.store(true, Ordering::Relaxed);
     t.join().map_err(|_| Outcome::Fail("server panicked".into()))?;
