@@ -70,4 +70,17 @@ unsafe extern "C" {
     );
     pub(crate) fn sealmem_xas_next(xas: *mut bindings::xa_state) -> *mut c_void;
     pub(crate) fn sealmem_xas_error(xas: *const bindings::xa_state) -> c_int;
+    pub(crate) fn sealmem_splice_nonblock(input: *const bindings::file, flags: c_uint) -> bool;
+    pub(crate) fn sealmem_pipe_is_full(pipe: *const bindings::pipe_inode_info) -> bool;
+    pub(crate) fn sealmem_pipe_push_page(
+        pipe: *mut bindings::pipe_inode_info,
+        page: *mut bindings::page,
+        offset: usize,
+        len: usize,
+    ) -> bool;
+    pub(crate) fn sealmem_pipe_push_zeros(
+        pipe: *mut bindings::pipe_inode_info,
+        offset: usize,
+        len: usize,
+    ) -> bool;
 }

@@ -20,6 +20,11 @@
 //!
 //! This is the module's one lock-order list; the other files refer to it.
 //!
+//! A pipe's lock, held by the splice code around `splice_read` ([`SealFile::splice_read`]),
+//! comes before all of these: that path takes only the two spinlocks of 5, briefly, and
+//! may wait for a lazy page while the pipe's lock is held (as shmem's splice may wait for
+//! swap-in); nothing of sealmem takes a pipe's lock.
+//!
 //! Nothing waits for a lazy page while holding any of these: the fault path drops the
 //! invalidate lock and the fault lock first, and a write drops `inner` (to wait for a hole
 //! of this file, or to fault its source in).
@@ -45,6 +50,7 @@ mod fault;
 
 use crate::{
     lazy::{Attach, Hole, HoleStatus, LazyQueue, Ticket, MSG_WRITE},
+    pipe::PipeSink,
     stats::{enomem_at, AllocSite, Stats, STATS},
     store::{NewPage, PageStore, Slot, SlotKind},
     uapi,
@@ -695,7 +701,7 @@ impl SealFile {
 
     // ---- read, write, seek -----------------------------------------------------------
 
-    /// read/pread/readv/splice: copies from `pos`. Holes read as zeros, except in a lazy
+    /// read/pread/readv: copies from `pos`. Holes read as zeros, except in a lazy
     /// file, where the read waits for the handler to fill them (`EAGAIN` if `nonblock`).
     pub(crate) fn read(
         &self,
@@ -745,6 +751,77 @@ impl SealFile {
                 stop = Some(EFAULT);
                 break;
             }
+        }
+        *pos = at as i64;
+        partial(done, stop)
+    }
+
+    /// splice/sendfile out of the file: lends up to `len` bytes from `pos` to `pipe`, page
+    /// by page, without copying: each buffer holds a reference to the store's page (taken
+    /// under the XArray lock, the lock every removal from the store holds, so a concurrent
+    /// punch or shrink cannot free the page first), which the pipe owns from then on. A
+    /// page removed later (punch, shrink) only loses the store's reference; the pipe keeps
+    /// showing its bytes as of now or of later writes, as with memfd. Holes of a non-lazy
+    /// file are lent as the zero page (as shmem does); in a lazy file a hole is waited for
+    /// exactly as [`Self::read`] waits (`EAGAIN` if `nonblock`, after raising the request;
+    /// `EIO` for a poisoned page or no handler), and an error after some bytes returns those.
+    ///
+    /// The caller holds the pipe's lock (the splice code takes it around every
+    /// `splice_read`): a wait for a lazy page here keeps it, so a reader or writer of that
+    /// pipe (the handler too, if it touched that pipe) blocks until the fill, a signal to
+    /// the splicer or the handler's end. None of this file's locks is held while waiting.
+    ///
+    /// Pages in a pipe count as references beyond the store's: ADD_SEALS(WRITE) waits for
+    /// them and fails with `EBUSY` while they stay (as `memfd_wait_for_pins` does with
+    /// spliced page-cache pages).
+    pub(crate) fn splice_read(
+        &self,
+        pos: &mut i64,
+        pipe: &mut PipeSink<'_>,
+        len: usize,
+        nonblock: bool,
+    ) -> Result<usize> {
+        let mut at = u64::try_from(*pos).map_err(|_| EINVAL)?;
+        let mut left = len;
+        let mut done = 0usize;
+        let mut stop: Option<Error> = None;
+        while left > 0 && !pipe.is_full() {
+            let size = self.size();
+            if at >= size {
+                break;
+            }
+            let index = (at / PAGE) as usize;
+            let off = (at % PAGE) as usize;
+            let n = (PAGE_SIZE - off)
+                .min(left)
+                .min((size - at).min(PAGE) as usize);
+            // Lazy mode first, then the slot: as in `read`.
+            let lazy = self.is_lazy();
+            let slot = self.store.slot(index);
+            crate::knobs::delay(crate::knobs::Point::ReadAfterSlot);
+            let pushed = match slot {
+                Slot::Page(page) => pipe.push_page(page, off, n).is_ok(),
+                Slot::Poison => {
+                    stop = Some(EIO);
+                    break;
+                }
+                Slot::Hole if !lazy => pipe.push_zeros(off, n),
+                Slot::Hole => match self.wait_for_hole(index, 0, nonblock) {
+                    Ok(()) => continue,
+                    Err(e) => {
+                        stop = Some(e);
+                        break;
+                    }
+                },
+            };
+            if !pushed {
+                // The pipe is full (checked above, so not expected) or the range is bad.
+                break;
+            }
+            at += n as u64;
+            done += n;
+            left -= n;
+            crate::wait::cond_resched();
         }
         *pos = at as i64;
         partial(done, stop)

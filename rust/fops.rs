@@ -27,6 +27,7 @@
 
 use crate::ffi::{
     anon_inode_getfile, sealmem_file_allow_pread, sealmem_iocb_append, sealmem_iocb_nonblock,
+    sealmem_splice_nonblock,
 };
 use kernel::ffi::{c_int, c_long, c_uint, c_ulong};
 
@@ -51,6 +52,7 @@ use kernel::{
 use crate::{
     file::SealFile,
     handler::Handler,
+    pipe::PipeSink,
     uapi,
     vm::{Fault, FaultOutcome},
 };
@@ -120,7 +122,7 @@ static SEALMEM_FOPS: AssertSync<bindings::file_operations> =
         write_iter: Some(sealmem_write_iter),
         llseek: Some(sealmem_llseek),
         mmap: Some(sealmem_mmap),
-        splice_read: Some(bindings::copy_splice_read),
+        splice_read: Some(sealmem_splice_read),
         fsync: Some(bindings::noop_fsync),
         ..pin_init::zeroed()
     });
@@ -234,6 +236,38 @@ unsafe extern "C" fn sealmem_read_iter(
     let nonblock = unsafe { sealmem_iocb_nonblock(iocb) };
     let obj = kiocb.file();
     match obj.read(kiocb.ki_pos_mut(), dst, nonblock) {
+        Ok(n) => n as isize,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// # Safety
+///
+/// Called by the splice code (`vfs_splice_read`: splice, sendfile, copy_file_range's
+/// fallback) to move data from a sealmem file into a pipe, which the caller has locked.
+unsafe extern "C" fn sealmem_splice_read(
+    file: *mut bindings::file,
+    ppos: *mut bindings::loff_t,
+    pipe: *mut bindings::pipe_inode_info,
+    len: usize,
+    flags: c_uint,
+) -> isize {
+    // SAFETY: `file` is an open sealmem file for the duration of the call.
+    let obj = unsafe { seal_file(file) };
+    // SAFETY: `vfs_splice_read`'s caller holds the pipe locked (or owns it: sendfile's
+    // internal pipe) for the duration of the call.
+    let Some(mut pipe) = (unsafe { PipeSink::from_raw(pipe) }) else {
+        return EINVAL.to_errno() as isize;
+    };
+    // SAFETY: `file` is valid for the call.
+    let nonblock = unsafe { sealmem_splice_nonblock(file, flags) };
+    // SAFETY: `ppos` points to the position the splice code owns for the call (a local copy
+    // of the user's offset, or the file's position under `fdget_pos`).
+    let mut pos = unsafe { *ppos };
+    let res = obj.splice_read(&mut pos, &mut pipe, len, nonblock);
+    // SAFETY: As above.
+    unsafe { *ppos = pos };
+    match res {
         Ok(n) => n as isize,
         Err(e) => e.to_errno() as isize,
     }

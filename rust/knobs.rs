@@ -14,8 +14,8 @@
 pub(crate) enum Point {
     /// A page fault's wait for a lazy page has ended; the fault has not returned yet.
     FaultAfterWait = 1,
-    /// `read()` has looked up a page's slot (after loading lazy mode) and not yet acted on
-    /// it.
+    /// `read()` or a splice has looked up a page's slot (after loading lazy mode) and not
+    /// yet acted on it.
     ReadAfterSlot = 2,
     /// A fault found a hole of a file that is not lazy and is about to allocate a zero page
     /// (holding the invalidate lock shared).

@@ -2,18 +2,21 @@
 /*
  * C helpers linked into sealmem.ko: thin wrappers around static-inline kernel functions
  * that have no Rust binding, named sealmem_*. Besides forwarding, only two things live here:
- * the pseudo filesystem's C data (a file_system_type with C callbacks) and the one-line
- * page reference check memfd makes for pins (sealmem_page_has_extra_refs).
+ * the pseudo filesystem's C data (a file_system_type with C callbacks), the one-line
+ * page reference check memfd makes for pins (sealmem_page_has_extra_refs), and the pipe
+ * buffer operations of zero-page buffers (C data with C callbacks, as shmem's).
  */
 #include <linux/fs.h>
 #include <linux/fs_context.h>
 #include <linux/mm.h>
 #include <linux/mount.h>
 #include <linux/pagemap.h>
+#include <linux/pipe_fs_i.h>
 #include <linux/pseudo_fs.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
 #include <linux/sealmem.h>
+#include <linux/splice.h>
 #include <linux/uio.h>
 
 #include "sealmem_helpers.h"
@@ -245,4 +248,84 @@ void sealmem_cond_resched(void)
 bool sealmem_fatal_signal_pending(void)
 {
 	return fatal_signal_pending(current);
+}
+
+/* A splice_read that must not sleep: SPLICE_F_NONBLOCK, or O_NONBLOCK on the file read from. */
+bool sealmem_splice_nonblock(const struct file *in, unsigned int flags)
+{
+	return (flags & SPLICE_F_NONBLOCK) || (in->f_flags & O_NONBLOCK);
+}
+
+/* Whether @pipe (locked by the caller) has no free buffer slot. */
+bool sealmem_pipe_is_full(const struct pipe_inode_info *pipe)
+{
+	return pipe_is_full(pipe);
+}
+
+/*
+ * Lends @page to @pipe (locked by the caller) as one buffer of @len bytes at @offset, as
+ * splice_folio_into_pipe() does for a page-cache folio: the buffer takes over the caller's
+ * page reference, which the pipe drops with put_page (generic_pipe_buf_release) when the
+ * buffer is consumed or the pipe freed; tee() takes more with generic_pipe_buf_get. The
+ * ops are nosteal_pipe_buf_ops: a sealmem page is never stolen (SPLICE_F_MOVE), it may
+ * still be in a page store. False, the reference still the caller's, if the pipe is full.
+ */
+bool sealmem_pipe_push_page(struct pipe_inode_info *pipe, struct page *page, size_t offset,
+			    size_t len)
+{
+	struct pipe_buffer *buf;
+
+	if (pipe_is_full(pipe))
+		return false;
+	buf = pipe_head_buf(pipe);
+	*buf = (struct pipe_buffer) {
+		.ops	= &nosteal_pipe_buf_ops,
+		.page	= page,
+		.offset	= offset,
+		.len	= len,
+	};
+	pipe->head++;
+	return true;
+}
+
+/* shmem's zero_pipe_buf_ops: the zero page is never refcounted nor stolen. */
+static bool sealmem_zero_buf_get(struct pipe_inode_info *pipe, struct pipe_buffer *buf)
+{
+	return true;
+}
+
+static void sealmem_zero_buf_release(struct pipe_inode_info *pipe, struct pipe_buffer *buf)
+{
+}
+
+static bool sealmem_zero_buf_try_steal(struct pipe_inode_info *pipe, struct pipe_buffer *buf)
+{
+	return false;
+}
+
+static const struct pipe_buf_operations sealmem_zero_buf_ops = {
+	.release	= sealmem_zero_buf_release,
+	.try_steal	= sealmem_zero_buf_try_steal,
+	.get		= sealmem_zero_buf_get,
+};
+
+/*
+ * Puts @len bytes of zeros at @offset of ZERO_PAGE(0) into @pipe (locked by the caller), as
+ * shmem's splice_zeropage_into_pipe() does for a hole; false if the pipe is full.
+ */
+bool sealmem_pipe_push_zeros(struct pipe_inode_info *pipe, size_t offset, size_t len)
+{
+	struct pipe_buffer *buf;
+
+	if (pipe_is_full(pipe))
+		return false;
+	buf = pipe_head_buf(pipe);
+	*buf = (struct pipe_buffer) {
+		.ops	= &sealmem_zero_buf_ops,
+		.page	= ZERO_PAGE(0),
+		.offset	= offset,
+		.len	= len,
+	};
+	pipe->head++;
+	return true;
 }

@@ -5,6 +5,7 @@
 
 #include <linux/fs.h>
 #include <linux/mm.h>
+#include <linux/pipe_fs_i.h>
 #include <linux/poll.h>
 #include <linux/uio.h>
 #include <linux/wait.h>
@@ -43,5 +44,10 @@ bool sealmem_iocb_nonblock(const struct kiocb *iocb);
 void sealmem_xas_init(struct xa_state *xas, struct xarray *xa, unsigned long index);
 void *sealmem_xas_next(struct xa_state *xas);
 int sealmem_xas_error(const struct xa_state *xas);
+bool sealmem_splice_nonblock(const struct file *in, unsigned int flags);
+bool sealmem_pipe_is_full(const struct pipe_inode_info *pipe);
+bool sealmem_pipe_push_page(struct pipe_inode_info *pipe, struct page *page, size_t offset,
+			    size_t len);
+bool sealmem_pipe_push_zeros(struct pipe_inode_info *pipe, size_t offset, size_t len);
 
 #endif

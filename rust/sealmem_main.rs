@@ -21,9 +21,10 @@
 //!   race-widening delays (`SEALMEM_DEBUG_KNOBS=y` builds only).
 //! - The unsafe abstraction layer: [`vm`] (a fault, mapping pages into VMAs), [`mapping`]
 //!   (the per-file address_space and its invalidate lock), [`pagearray`] (the XArray of
-//!   pages), [`page`] (page references), [`wait`] (killable wait queues, task helpers),
-//!   [`uapi`] (the ABI, generated from the C header), [`ffi`] (declarations of the C helpers
-//!   in `sealmem_helpers.c` and of unbound exports).
+//!   pages), [`page`] (page references), [`pipe`] (the pipe a splice lends pages to),
+//!   [`wait`] (killable wait queues, task helpers), [`uapi`] (the ABI, generated from the C
+//!   header), [`ffi`] (declarations of the C helpers in `sealmem_helpers.c` and of unbound
+//!   exports).
 
 use kernel::prelude::*;
 
@@ -36,6 +37,7 @@ mod lazy;
 mod mapping;
 mod page;
 mod pagearray;
+mod pipe;
 mod stats;
 mod store;
 mod uapi;
