@@ -12,6 +12,10 @@
 //! So a page in a pipe outlives its removal from the page store (punch hole, shrink): the
 //! pipe then shows the page's bytes as of the splice or of a later write, as a pipe holding
 //! spliced page-cache pages of a memfd does.
+//!
+//! No buffer points into this module: a pipe outlives the file that filled it, and so may
+//! outlive sealmem itself (rmmod once the last fd is closed). Both kinds of buffer use the
+//! kernel's `nosteal_pipe_buf_ops`; a hole's zeros are a reference to the zero page.
 
 use core::marker::PhantomData;
 use core::ptr::NonNull;

@@ -288,30 +288,14 @@ bool sealmem_pipe_push_page(struct pipe_inode_info *pipe, struct page *page, siz
 	return true;
 }
 
-/* shmem's zero_pipe_buf_ops: the zero page is never refcounted nor stolen. */
-static bool sealmem_zero_buf_get(struct pipe_inode_info *pipe, struct pipe_buffer *buf)
-{
-	return true;
-}
-
-static void sealmem_zero_buf_release(struct pipe_inode_info *pipe, struct pipe_buffer *buf)
-{
-}
-
-static bool sealmem_zero_buf_try_steal(struct pipe_inode_info *pipe, struct pipe_buffer *buf)
-{
-	return false;
-}
-
-static const struct pipe_buf_operations sealmem_zero_buf_ops = {
-	.release	= sealmem_zero_buf_release,
-	.try_steal	= sealmem_zero_buf_try_steal,
-	.get		= sealmem_zero_buf_get,
-};
-
 /*
  * Puts @len bytes of zeros at @offset of ZERO_PAGE(0) into @pipe (locked by the caller), as
- * shmem's splice_zeropage_into_pipe() does for a hole; false if the pipe is full.
+ * shmem's splice_zeropage_into_pipe() does for a hole; false if the pipe is full. Unlike
+ * shmem (built in), the buffer must not use ops of this module: a pipe outlives the file
+ * that filled it, so sealmem may be unloaded before the buffer is released. It takes a
+ * reference to the zero page and uses the kernel's nosteal_pipe_buf_ops, as vmsplice()
+ * does for a zero-page mapping (get_user_pages with FOLL_GET refcounts the zero page; its
+ * count never reaches zero).
  */
 bool sealmem_pipe_push_zeros(struct pipe_inode_info *pipe, size_t offset, size_t len)
 {
@@ -320,8 +304,9 @@ bool sealmem_pipe_push_zeros(struct pipe_inode_info *pipe, size_t offset, size_t
 	if (pipe_is_full(pipe))
 		return false;
 	buf = pipe_head_buf(pipe);
+	get_page(ZERO_PAGE(0));
 	*buf = (struct pipe_buffer) {
-		.ops	= &sealmem_zero_buf_ops,
+		.ops	= &nosteal_pipe_buf_ops,
 		.page	= ZERO_PAGE(0),
 		.offset	= offset,
 		.len	= len,

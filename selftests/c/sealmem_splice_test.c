@@ -19,6 +19,8 @@
  *   in a pipe (as memfd's F_SEAL_WRITE: checked side by side), and succeeds once drained.
  * - unaligned_offsets_and_eof: exact bytes from unaligned offsets, short at EOF, 0 at and
  *   past EOF; a pipe with one free slot takes what one buffer holds.
+ * - a_pipe_outlives_the_module: a pipe holding a lent page and a hole's zeros is read and
+ *   closed after sealmem was unloaded: its buffers must not point into the module.
  */
 #include <poll.h>
 #include <pthread.h>
@@ -471,6 +473,39 @@ TEST(unaligned_offsets_and_eof)
 	close(pfd[0]);
 	close(pfd[1]);
 	close(fd);
+}
+
+/*
+ * A pipe can outlive every sealmem fd, and so the module: once the file is closed nothing
+ * holds sealmem, rmmod succeeds, and the pipe's buffers are read and released later. Their
+ * ops (and everything else they point to) must be the kernel's, not sealmem's.
+ */
+TEST(a_pipe_outlives_the_module)
+{
+	char want[SM_PS_MAX], got[2 * SM_PS_MAX];
+	int fd = sm_new(), pfd[2];
+	loff_t off = 0;
+	size_t i;
+
+	if (!getenv("SEALMEM_KO"))
+		SKIP(return, "SEALMEM_KO not set (runs only in the test VM)");
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, sm_set_size(fd, 2 * SM_PS));
+	sm_pattern(want, SM_PS, 9, 0);
+	ASSERT_EQ(SM_PS, pwrite(fd, want, SM_PS, 0)); /* page 0 resident, page 1 a hole */
+	ASSERT_EQ(0, pipe(pfd));
+	ASSERT_EQ(2 * SM_PS, splice(fd, &off, pfd[1], NULL, 2 * SM_PS, 0));
+	close(fd);
+	ASSERT_EQ(0, sm_reload("")) TH_LOG("unload and load sealmem: %s", strerror(errno));
+	ASSERT_EQ(2 * SM_PS, read(pfd[0], got, 2 * SM_PS));
+	EXPECT_EQ(0, memcmp(got, want, SM_PS));
+	for (i = SM_PS; i < 2 * SM_PS; i++)
+		if (got[i]) {
+			EXPECT_EQ(0, got[i]) TH_LOG("byte %zu of the hole", i);
+			break;
+		}
+	close(pfd[0]);
+	close(pfd[1]);
 }
 
 TEST_HARNESS_MAIN
