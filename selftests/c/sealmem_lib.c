@@ -297,18 +297,24 @@ int sm_gauges_before_unload(void)
 	return files == 0 && pages == 0 ? 0 : -1;
 }
 
-int sm_reload(const char *params)
+int sm_unload(void)
+{
+	int leaked = sm_gauges_before_unload() != 0;
+
+	if (syscall(SYS_delete_module, "sealmem", O_NONBLOCK))
+		return -1;
+	return leaked;
+}
+
+int sm_load(const char *params)
 {
 	const char *ko = getenv("SEALMEM_KO");
-	int leaked, kfd, ret, e;
+	int kfd, ret, e;
 
 	if (!ko) {
 		errno = ENOENT;
 		return -1;
 	}
-	leaked = sm_gauges_before_unload() != 0;
-	if (syscall(SYS_delete_module, "sealmem", O_NONBLOCK))
-		return -1;
 	kfd = open(ko, O_RDONLY | O_CLOEXEC);
 	if (kfd < 0)
 		return -1;
@@ -316,7 +322,19 @@ int sm_reload(const char *params)
 	e = errno;
 	close(kfd);
 	errno = e;
-	if (ret)
+	return ret ? -1 : 0;
+}
+
+int sm_reload(const char *params)
+{
+	int leaked;
+
+	if (!getenv("SEALMEM_KO")) {
+		errno = ENOENT;
+		return -1;
+	}
+	leaked = sm_unload();
+	if (leaked < 0 || sm_load(params))
 		return -1;
 	return leaked;
 }

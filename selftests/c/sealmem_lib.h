@@ -122,6 +122,15 @@ long long sm_settled_gauge(const char *name);
 int sm_gauges_before_unload(void);
 
 /*
+ * Unloads sealmem (after sm_gauges_before_unload()): 0, 1 if the gauges were not 0 before
+ * (unloaded all the same), -1 with errno if it could not be unloaded.
+ */
+int sm_unload(void);
+
+/* Loads $SEALMEM_KO with module parameters `params`: 0, or -1 with errno. */
+int sm_load(const char *params);
+
+/*
  * Unloads sealmem and loads $SEALMEM_KO again with module parameters `params`. Returns 0 on
  * success; 1 if it reloaded but the gauges were not 0 before (a leak: the test must fail,
  * the runner sees it too); -1 with errno if unloading or loading failed.
