@@ -5,9 +5,13 @@
  * warm-up run; the table shows the median and the spread (min..max), and the JSON (between
  * SEALMEM-BENCH-JSON markers) has every sample. Performance is only ever
  * reported here, never asserted in tests. Memory overhead is measured as the growth of the
- * kernel's slab memory (/proc/meminfo) while a file's pages become resident.
+ * bytes in live slab objects (/proc/slabinfo, every cache shrunk first so that per-CPU
+ * caches are flushed) while a file's pages become resident.
  *
- *   sealmem_bench [-m MiB] [-r runs]      (defaults: 64 MiB, 5 runs per case)
+ *   sealmem_bench [-m MiB] [-r runs] [-o id-prefix,...]
+ *                                         (defaults: 64 MiB, 5 runs per case, every case;
+ *                                         -o runs only the cases whose id starts with one
+ *                                         of the prefixes)
  *   sealmem_bench -P case[,case...] [-F function,...]
  *                                         profile cases instead (see prof.h; -P list),
  *                                         breaking down the time under each -F function
@@ -24,7 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <dirent.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -71,13 +77,13 @@ static double tstop(void)
 /* ---- results ------------------------------------------------------------------------- */
 
 struct result {
-	char name[64];
+	char name[128];
 	char unit[16];
 	double v[MAXRUNS];
 	int n;
 };
 
-static struct result RES[64];
+static struct result RES[128];
 static int NRES;
 
 static struct result *result(const char *name, const char *unit)
@@ -342,18 +348,53 @@ static double lazy_read(enum kind kind, size_t pages, size_t prefetch, int threa
 
 /* ---- 3: bulk fill --------------------------------------------------------------------- */
 
-static double bulk_fill(const char *how, size_t bytes, size_t batch)
+/* Reads one byte of every page of `map` (what a workload does after the fill). */
+static void touch_all(const char *map, size_t bytes)
+{
+	volatile char sink;
+
+	for (size_t off = 0; off < bytes; off += PS)
+		sink = map[off];
+	(void)sink;
+}
+
+/*
+ * Seconds to fill `bytes` bytes in calls of `batch` bytes with `how`, and with `touch` also
+ * to read one byte of every page through a shared mapping afterwards (the like-for-like
+ * cases: the fill then installs what the mapping will use, and the user pays for the faults
+ * that are left). Setting up the file, the mapping and the userfaultfd registration, and
+ * tearing them down, are not timed (alike for every side).
+ *
+ *   sealmem-copy:  COPY into a lazy sealmem file; with `touch` the file is mapped before
+ *                  the fill (COPY installs no PTE: the touch faults the pages in, 64 KiB
+ *                  fault-around per fault); without, the file is never mapped (secondary)
+ *   uffdio-copy:   UFFDIO_COPY into a memfd mapping registered for missing faults (each call
+ *                  installs the PTEs: the touch takes no fault)
+ *   memfd-pwrite:  pwrite into a memfd (mapped before the fill when touched)
+ *   memcpy:        memcpy into populated anonymous memory (the ceiling)
+ */
+static double bulk_fill(const char *how, size_t bytes, size_t batch, int touch)
 {
 	double t0, t1;
 
 	if (!strcmp(how, "sealmem-copy")) {
 		int hfd, fd = sm_lazy(bytes, &hfd);
+		char *map = NULL;
 
+		if (touch) {
+			map = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0);
+			if (map == MAP_FAILED)
+				die("mmap sealmem");
+		}
 		t0 = tstart();
 		for (size_t off = 0; off < bytes; off += batch)
 			if (sm_copy(hfd, off, batch, 0))
 				die("SEALMEM_IOC_COPY");
+		if (touch)
+			touch_all(map, bytes);
 		t1 = tstop();
+		if (touch)
+			munmap(map, bytes);
 		close(hfd);
 		close(fd);
 	} else if (!strcmp(how, "uffdio-copy")) {
@@ -363,33 +404,106 @@ static double bulk_fill(const char *how, size_t bytes, size_t batch)
 		if (mfd < 0 || ftruncate(mfd, bytes))
 			die("memfd");
 		map = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+		if (map == MAP_FAILED)
+			die("mmap memfd");
 		ufd = uffd_new(map, bytes);
 		t0 = tstart();
 		for (size_t off = 0; off < bytes; off += batch)
 			if (uffd_copy(ufd, map, off, batch))
 				die("UFFDIO_COPY");
+		if (touch)
+			touch_all(map, bytes);
 		t1 = tstop();
 		close(ufd);
 		munmap(map, bytes);
 		close(mfd);
 	} else if (!strcmp(how, "memfd-pwrite")) {
 		int mfd = memfd_create("bench", MFD_CLOEXEC);
+		char *map = NULL;
 
+		if (mfd < 0)
+			die("memfd");
+		if (touch) {
+			if (ftruncate(mfd, bytes))
+				die("ftruncate");
+			map = mmap(NULL, bytes, PROT_READ, MAP_SHARED, mfd, 0);
+			if (map == MAP_FAILED)
+				die("mmap memfd");
+		}
 		t0 = tstart();
 		for (size_t off = 0; off < bytes; off += batch)
 			if (pwrite(mfd, SRC + off, batch, off) != (ssize_t)batch)
 				die("pwrite");
+		if (touch)
+			touch_all(map, bytes);
 		t1 = tstop();
+		if (touch)
+			munmap(map, bytes);
 		close(mfd);
 	} else {
 		char *dst = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 
+		if (dst == MAP_FAILED)
+			die("mmap anon");
 		t0 = tstart();
 		for (size_t off = 0; off < bytes; off += batch)
 			memcpy(dst + off, SRC + off, batch);
+		if (touch)
+			touch_all(dst, bytes);
 		t1 = tstop();
 		munmap(dst, bytes);
 	}
+	return t1 - t0;
+}
+
+/* ---- sendfile out of a resident file ---------------------------------------------------- */
+
+#define SENDFILE_MIB 512 /* per file, one file resident at a time (the VM has 2 GiB) */
+#define PIPE_BYTES (1 << 20)
+
+/*
+ * Seconds to sendfile all of a resident `bytes`-byte file (sealmem or memfd, filled with
+ * pwrite before the clock starts) into a pipe of 1 MiB, draining the pipe with splice to
+ * /dev/null after each sendfile call, in one thread. It measures whatever each file's
+ * splice_read does: a copy into pipe pages, or lending the file's pages to the pipe.
+ */
+static double sendfile_run(int sealmem, size_t bytes)
+{
+	int fd = sealmem ? open("/dev/sealmem", O_RDWR | O_CLOEXEC) : memfd_create("bench", MFD_CLOEXEC);
+	int null = open("/dev/null", O_WRONLY | O_CLOEXEC), p[2];
+	size_t srcbytes = MB << 20;
+	off_t off = 0;
+	double t0, t1;
+
+	if (fd < 0 || null < 0 || pipe2(p, O_CLOEXEC))
+		die("sendfile setup");
+	if (fcntl(p[1], F_SETPIPE_SZ, PIPE_BYTES) < 0)
+		die("F_SETPIPE_SZ");
+	for (size_t o = 0; o < bytes; o += srcbytes) {
+		size_t n = bytes - o < srcbytes ? bytes - o : srcbytes;
+
+		if (pwrite(fd, SRC, n, (off_t)o) != (ssize_t)n)
+			die("sendfile: fill the file");
+	}
+	t0 = tstart();
+	while ((size_t)off < bytes) {
+		ssize_t n = sendfile(p[1], fd, &off, PIPE_BYTES);
+
+		if (n <= 0)
+			die("sendfile");
+		while (n > 0) {
+			ssize_t m = splice(p[0], NULL, null, NULL, n, SPLICE_F_MOVE);
+
+			if (m <= 0)
+				die("splice to /dev/null");
+			n -= m;
+		}
+	}
+	t1 = tstop();
+	close(p[0]);
+	close(p[1]);
+	close(null);
+	close(fd);
 	return t1 - t0;
 }
 
@@ -430,73 +544,108 @@ static double resident_faultin(int sealmem, size_t pages, int random)
 
 /* ---- 6. memory overhead ---------------------------------------------------------------- */
 
-static long slab_kb(void)
+/*
+ * Bytes in live slab objects, summed over every cache of /proc/slabinfo (active objects x
+ * object size), after shrinking every cache (/sys/kernel/slab/NAME/shrink): that flushes the
+ * per-CPU slabs and sheaves, whose free objects /proc/slabinfo would otherwise count as
+ * active. Objects freed after an RCU grace period (XArray nodes are) are given a second to
+ * go first. *xa_nodes gets the live radix_tree_node objects (the XArray's nodes) alone.
+ */
+static long long slab_bytes(long long *xa_nodes)
 {
-	char line[128];
-	long kb = -1;
-	int fd = open("/proc/sys/vm/stat_refresh", O_WRONLY);
+	char line[512], path[300];
+	long long total = 0;
+	DIR *d;
+	struct dirent *e;
 	FILE *f;
 
-	/* /proc/meminfo sums per-CPU counters folded once a second: fold them now (or wait). */
-	if (fd < 0 || write(fd, "1", 1) != 1)
-		usleep(2500 * 1000);
-	if (fd >= 0)
-		close(fd);
-	f = fopen("/proc/meminfo", "r");
+	usleep(1000 * 1000);
+	d = opendir("/sys/kernel/slab");
+	if (!d)
+		die("/sys/kernel/slab");
+	while ((e = readdir(d))) {
+		int fd;
 
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "Slab: %ld kB", &kb) == 1)
-			break;
-	if (f)
-		fclose(f);
-	if (kb < 0)
-		die("/proc/meminfo Slab");
-	return kb;
+		if (e->d_name[0] == '.' || e->d_type == DT_LNK) /* aliases of merged caches */
+			continue;
+		snprintf(path, sizeof(path), "/sys/kernel/slab/%s/shrink", e->d_name);
+		fd = open(path, O_WRONLY);
+		if (fd >= 0) {
+			if (write(fd, "1", 1) != 1)
+				die("slab shrink");
+			close(fd);
+		}
+	}
+	closedir(d);
+	f = fopen("/proc/slabinfo", "r");
+	if (!f)
+		die("/proc/slabinfo");
+	*xa_nodes = -1;
+	while (fgets(line, sizeof(line), f)) {
+		char name[64];
+		long long active, num, size;
+
+		if (sscanf(line, "%63s %lld %lld %lld", name, &active, &num, &size) != 4)
+			continue; /* the header lines */
+		total += active * size;
+		if (!strcmp(name, "radix_tree_node"))
+			*xa_nodes = active;
+	}
+	fclose(f);
+	return total;
 }
 
 /*
- * Bookkeeping bytes per resident page: how much the kernel's slab memory grows while `pages`
- * pages, `stride` pages apart, become resident in a new sealmem file or memfd. The page
- * itself (and its struct page) is the same for both and not counted; what is counted is the
- * XArray nodes (and anything else either allocates per page). Slab grows in whole slabs,
- * so the file is made large enough for that granularity not to matter.
+ * Bookkeeping bytes per resident page: how much live slab memory grows while `pages` pages,
+ * `stride` pages apart, become resident in a new sealmem file or memfd (kept open until the
+ * second count). The page itself and its struct page are the same for both and not counted;
+ * neither are page tables (the file is not mapped) nor slabs' unused space. What is counted
+ * is every slab object either allocates while its pages become resident: XArray nodes
+ * (radix_tree_node, 576 bytes per 64 pages when dense), memcg's per-slab object vectors,
+ * anything else per page. Anything else the kernel allocates meanwhile is noise, which the
+ * file is large enough (512 MiB) to make small.
  */
 static double overhead(int sealmem, size_t pages, size_t stride)
 {
 	int fd = sealmem ? open("/dev/sealmem", O_RDWR | O_CLOEXEC) : memfd_create("bench", MFD_CLOEXEC);
 	__u64 size = (__u64)pages * stride * PS;
-	long before, after;
+	long long before, after, xa0, xa1;
 
 	if (fd < 0 || (sealmem ? ioctl(fd, SEALMEM_IOC_SET_SIZE, &size) : ftruncate(fd, (off_t)size)))
 		die("overhead file");
-	before = slab_kb();
+	before = slab_bytes(&xa0);
 	for (size_t i = 0; i < pages; i++)
 		if (pwrite(fd, SRC + (i % (MB * 256)) * PS, PS, (off_t)(i * stride * PS)) != (ssize_t)PS)
 			die("overhead pwrite");
-	after = slab_kb();
+	after = slab_bytes(&xa1);
 	close(fd);
-	return (after - before) * 1024.0 / pages;
+	printf("    # overhead %s: %zu pages, live slab +%lld bytes, radix_tree_node +%lld objects\n",
+	       sealmem ? "sealmem" : "memfd", pages, after - before, xa1 - xa0);
+	return (double)(after - before) / pages;
 }
 
 /* ---- the cases ------------------------------------------------------------------------- */
 
-enum what { LAZY, FILL, RESIDENT, OVERHEAD };
+enum what { LAZY, FILL, RESIDENT, OVERHEAD, SENDFILE };
 
 /*
  * One benchmark case. Cases of the same group are compared with each other: they run
  * interleaved (one run of each in turn, RUNS rounds) after one untimed warm-up run of each,
  * so that drift within the boot (the first case of a boot runs slower under TCG: cold
- * translation cache, first-touch of memory) does not favour one side of a ratio.
+ * translation cache, first-touch of memory) does not favour one side of a ratio; and the
+ * order rotates from round to round (round k starts with the group's case k), so that no
+ * case always runs first, or always right after the same other case.
  */
 struct bcase {
 	int group;
-	const char *id;   /* the name -P takes */
+	const char *id;   /* the name -P and -o take */
 	const char *name; /* the name in the table and the JSON */
 	const char *unit;
 	enum what what;
-	int kind;         /* LAZY: enum kind; RESIDENT, OVERHEAD: 1 = sealmem, 0 = memfd */
+	int kind;         /* LAZY: enum kind; RESIDENT, OVERHEAD, SENDFILE: 1 = sealmem, 0 = memfd */
 	const char *how;  /* FILL: sealmem-copy, uffdio-copy, memfd-pwrite, memcpy */
 	size_t batch;     /* FILL: bytes per call */
+	int touch;        /* FILL: then read every page through a mapping (see bulk_fill()) */
 	int rt;           /* LAZY: min(file, 8192) pages instead of the whole file */
 	size_t prefetch;  /* LAZY: pages per request */
 	int threads, handlers;
@@ -507,9 +656,27 @@ struct bcase {
 
 #define RT(g, id, name, k) { g, id, name, "us/fault", LAZY, k, .rt = 1, .prefetch = 1, .threads = 1, .handlers = 1, .per_fault = 1, .pinned = 1 }
 #define SEQ(g, id, name, k, pf) { g, id, name, "GB/s", LAZY, k, .prefetch = pf, .threads = 1, .handlers = 1, .pinned = 1 }
+#define FILLT(g, id, name, h, b) { g, id, name, "GB/s", FILL, .how = h, .batch = b, .touch = 1 }
 #define FILLC(g, id, name, h, b) { g, id, name, "GB/s", FILL, .how = h, .batch = b }
 #define RESID(g, id, name, s, r) { g, id, name, "ns/page", RESIDENT, s, .random = r }
 #define SCALE(g, id, name, k, t, h) { g, id, name, "GB/s", LAZY, k, .rt = 1, .prefetch = 1, .threads = t, .handlers = h }
+
+/* What each group measures, printed above its results. */
+static const char *const GROUPS[] = {
+	[1] = "missing-fault round trip: 1 faulting thread (CPU 0) touches 8192 pages of a lazy region; 1 handler thread (CPU 1) fills one page per request",
+	[2] = "sequential lazy read of the whole file, one byte per page through a mapping; the handler fills 1 or 64 pages per request",
+	[3] = "bulk fill like for like, 4 KiB per call: fill the whole file, then read one byte of every page through a shared mapping (sealmem: COPY into a mapped lazy file, then the touch faults the pages in; UFFDIO_COPY: into a registered memfd mapping, PTEs installed by the fill, the touch takes no fault; pwrite: into a mapped memfd, then the touch faults; memcpy: into populated anonymous memory, then the touch). Timed: fill + touch; setup and teardown untimed",
+	[4] = "bulk fill like for like, 64 KiB per call (as above)",
+	[5] = "bulk fill like for like, 2 MiB per call (as above; 4 KiB pages: no huge pages in the base kernel)",
+	[6] = "secondary: fill only, 4 KiB per call, nothing touched (sealmem COPY into a file never mapped, so it installs no PTE; UFFDIO_COPY still installs PTEs: not the same work)",
+	[7] = "secondary: fill only, 64 KiB per call (as above)",
+	[8] = "secondary: fill only, 2 MiB per call (as above)",
+	[9] = "fault-in of a fully resident file through a shared mapping, sequential",
+	[10] = "fault-in of a fully resident file through a shared mapping, scattered (stride 4099 pages)",
+	[11] = "sendfile of a resident 512 MiB file into a 1 MiB pipe, drained with splice to /dev/null after each call (one thread); measures whatever the file's splice_read does (copy into the pipe, or lend the pages)",
+	[12] = "scaling: 2 faulting threads on disjoint halves vs 1, 8192 pages, 1 page per request, threads not pinned: on 2 vCPUs this measures how far waits overlap (faulters asleep while handlers fill), not parallel CPU work",
+	[13] = "memory overhead: growth of live slab objects (every cache shrunk first) while 512 MiB of a new file become resident page by page, per page",
+};
 
 static const struct bcase CASES[] = {
 	/* 1. missing-fault round trip, one page per request, handler in another thread */
@@ -521,35 +688,65 @@ static const struct bcase CASES[] = {
 	SEQ(2, "seqread-sealmem-prefetch", "seqread sealmem prefetch 64 (SKIP_EXISTING)", SEALMEM, 64),
 	SEQ(2, "seqread-uffd-shmem", "seqread uffd-shmem page-at-a-time", UFFD_SHMEM, 1),
 	SEQ(2, "seqread-uffd-shmem-prefetch", "seqread uffd-shmem prefetch 64", UFFD_SHMEM, 64),
-	/* 3. bulk fill throughput, per batch size */
-	FILLC(3, "fill-sealmem-4K", "fill sealmem-copy 4K", "sealmem-copy", 4096),
-	FILLC(3, "fill-uffdio-4K", "fill uffdio-copy 4K", "uffdio-copy", 4096),
-	FILLC(3, "fill-pwrite-4K", "fill memfd-pwrite 4K", "memfd-pwrite", 4096),
-	FILLC(3, "fill-memcpy-4K", "fill memcpy 4K", "memcpy", 4096),
-	FILLC(4, "fill-sealmem-64K", "fill sealmem-copy 64K", "sealmem-copy", 65536),
-	FILLC(4, "fill-uffdio-64K", "fill uffdio-copy 64K", "uffdio-copy", 65536),
-	FILLC(4, "fill-pwrite-64K", "fill memfd-pwrite 64K", "memfd-pwrite", 65536),
-	FILLC(4, "fill-memcpy-64K", "fill memcpy 64K", "memcpy", 65536),
-	FILLC(5, "fill-sealmem-2M", "fill sealmem-copy 2048K", "sealmem-copy", 2 << 20),
-	FILLC(5, "fill-uffdio-2M", "fill uffdio-copy 2048K", "uffdio-copy", 2 << 20),
-	FILLC(5, "fill-pwrite-2M", "fill memfd-pwrite 2048K", "memfd-pwrite", 2 << 20),
-	FILLC(5, "fill-memcpy-2M", "fill memcpy 2048K", "memcpy", 2 << 20),
+	/* 3. bulk fill like for like: fill, then touch every page through a mapping */
+	FILLT(3, "filltouch-sealmem-4K", "fill+touch sealmem-copy mapped 4K", "sealmem-copy", 4096),
+	FILLT(3, "filltouch-uffdio-4K", "fill+touch uffdio-copy 4K", "uffdio-copy", 4096),
+	FILLT(3, "filltouch-pwrite-4K", "fill+touch memfd-pwrite mapped 4K", "memfd-pwrite", 4096),
+	FILLT(3, "filltouch-memcpy-4K", "fill+touch memcpy 4K", "memcpy", 4096),
+	FILLT(4, "filltouch-sealmem-64K", "fill+touch sealmem-copy mapped 64K", "sealmem-copy", 65536),
+	FILLT(4, "filltouch-uffdio-64K", "fill+touch uffdio-copy 64K", "uffdio-copy", 65536),
+	FILLT(4, "filltouch-pwrite-64K", "fill+touch memfd-pwrite mapped 64K", "memfd-pwrite", 65536),
+	FILLT(4, "filltouch-memcpy-64K", "fill+touch memcpy 64K", "memcpy", 65536),
+	FILLT(5, "filltouch-sealmem-2M", "fill+touch sealmem-copy mapped 2048K", "sealmem-copy", 2 << 20),
+	FILLT(5, "filltouch-uffdio-2M", "fill+touch uffdio-copy 2048K", "uffdio-copy", 2 << 20),
+	FILLT(5, "filltouch-pwrite-2M", "fill+touch memfd-pwrite mapped 2048K", "memfd-pwrite", 2 << 20),
+	FILLT(5, "filltouch-memcpy-2M", "fill+touch memcpy 2048K", "memcpy", 2 << 20),
+	/* secondary: fill only (the old "fill ..." cases, renamed) */
+	FILLC(6, "fillonly-sealmem-4K", "fill-only sealmem-copy unmapped 4K", "sealmem-copy", 4096),
+	FILLC(6, "fillonly-uffdio-4K", "fill-only uffdio-copy 4K", "uffdio-copy", 4096),
+	FILLC(6, "fillonly-pwrite-4K", "fill-only memfd-pwrite 4K", "memfd-pwrite", 4096),
+	FILLC(6, "fillonly-memcpy-4K", "fill-only memcpy 4K", "memcpy", 4096),
+	FILLC(7, "fillonly-sealmem-64K", "fill-only sealmem-copy unmapped 64K", "sealmem-copy", 65536),
+	FILLC(7, "fillonly-uffdio-64K", "fill-only uffdio-copy 64K", "uffdio-copy", 65536),
+	FILLC(7, "fillonly-pwrite-64K", "fill-only memfd-pwrite 64K", "memfd-pwrite", 65536),
+	FILLC(7, "fillonly-memcpy-64K", "fill-only memcpy 64K", "memcpy", 65536),
+	FILLC(8, "fillonly-sealmem-2M", "fill-only sealmem-copy unmapped 2048K", "sealmem-copy", 2 << 20),
+	FILLC(8, "fillonly-uffdio-2M", "fill-only uffdio-copy 2048K", "uffdio-copy", 2 << 20),
+	FILLC(8, "fillonly-pwrite-2M", "fill-only memfd-pwrite 2048K", "memfd-pwrite", 2 << 20),
+	FILLC(8, "fillonly-memcpy-2M", "fill-only memcpy 2048K", "memcpy", 2 << 20),
 	/* 4. fault-in of a fully resident file */
-	RESID(6, "resident-sealmem-seq", "resident sealmem sequential", 1, 0),
-	RESID(6, "resident-memfd-seq", "resident memfd sequential", 0, 0),
-	RESID(7, "resident-sealmem-random", "resident sealmem random", 1, 1),
-	RESID(7, "resident-memfd-random", "resident memfd random", 0, 1),
+	RESID(9, "resident-sealmem-seq", "resident sealmem sequential", 1, 0),
+	RESID(9, "resident-memfd-seq", "resident memfd sequential", 0, 0),
+	RESID(10, "resident-sealmem-random", "resident sealmem random", 1, 1),
+	RESID(10, "resident-memfd-random", "resident memfd random", 0, 1),
+	/* sendfile out of a resident file */
+	{ 11, "sendfile-sealmem", "sendfile sealmem 512M to pipe to /dev/null", "GB/s", SENDFILE, 1 },
+	{ 11, "sendfile-memfd", "sendfile memfd 512M to pipe to /dev/null", "GB/s", SENDFILE, 0 },
 	/* 5. scaling: 1 vs 2 faulting threads (and 2 handler threads) */
-	SCALE(8, "scale-sealmem-1x1", "scale sealmem 1 faulter 1 handler", SEALMEM, 1, 1),
-	SCALE(8, "scale-sealmem-2x1", "scale sealmem 2 faulters 1 handler", SEALMEM, 2, 1),
-	SCALE(8, "scale-sealmem-2x2", "scale sealmem 2 faulters 2 handlers", SEALMEM, 2, 2),
-	SCALE(8, "scale-uffd-1x1", "scale uffd-shmem 1 faulter 1 handler", UFFD_SHMEM, 1, 1),
-	SCALE(8, "scale-uffd-2x2", "scale uffd-shmem 2 faulters 2 handlers", UFFD_SHMEM, 2, 2),
+	SCALE(12, "scale-sealmem-1x1", "scale sealmem 1 faulter 1 handler", SEALMEM, 1, 1),
+	SCALE(12, "scale-sealmem-2x1", "scale sealmem 2 faulters 1 handler", SEALMEM, 2, 1),
+	SCALE(12, "scale-sealmem-2x2", "scale sealmem 2 faulters 2 handlers", SEALMEM, 2, 2),
+	SCALE(12, "scale-uffd-1x1", "scale uffd-shmem 1 faulter 1 handler", UFFD_SHMEM, 1, 1),
+	SCALE(12, "scale-uffd-2x2", "scale uffd-shmem 2 faulters 2 handlers", UFFD_SHMEM, 2, 2),
 	/* 6. memory overhead: 512 MiB made resident page by page (a dense file) */
-	{ 9, "overhead-sealmem", "overhead sealmem dense", "B/page", OVERHEAD, 1 },
-	{ 9, "overhead-memfd", "overhead memfd dense", "B/page", OVERHEAD, 0 },
+	{ 13, "overhead-sealmem", "overhead sealmem dense (live slab)", "B/page", OVERHEAD, 1 },
+	{ 13, "overhead-memfd", "overhead memfd dense (live slab)", "B/page", OVERHEAD, 0 },
 };
 #define NCASES (sizeof(CASES) / sizeof(CASES[0]))
+
+/* -o: the id prefixes to run (NULL: every case). */
+static char *ONLY[32];
+static int NONLY;
+
+static int selected(const struct bcase *c)
+{
+	if (!NONLY)
+		return 1;
+	for (int i = 0; i < NONLY; i++)
+		if (!strncmp(c->id, ONLY[i], strlen(ONLY[i])))
+			return 1;
+	return 0;
+}
 
 /* One run of case `c` on a file of `pages` pages: its value in the case's unit. */
 static double run_case(const struct bcase *c, size_t pages)
@@ -562,34 +759,44 @@ static double run_case(const struct bcase *c, size_t pages)
 		s = lazy_read(c->kind, n, c->prefetch, c->threads, c->handlers, c->pinned);
 		return c->per_fault ? s * 1e6 / n : n * PS / s / 1e9;
 	case FILL:
-		return pages * PS / bulk_fill(c->how, pages * PS, c->batch) / 1e9;
+		return pages * PS / bulk_fill(c->how, pages * PS, c->batch, c->touch) / 1e9;
 	case RESIDENT:
 		return resident_faultin(c->kind, pages, c->random) * 1e9 / pages;
 	case OVERHEAD:
 		return overhead(c->kind, 131072, 1);
+	case SENDFILE:
+		return ((size_t)SENDFILE_MIB << 20) / sendfile_run(c->kind, (size_t)SENDFILE_MIB << 20) / 1e9;
 	}
 	return 0;
 }
 
-/* Runs the cases of group `g`: a warm-up run of each, then RUNS interleaved rounds. */
+/*
+ * Runs the selected cases of group `g`: a warm-up run of each, then RUNS interleaved rounds,
+ * round k in the group's order rotated by k.
+ */
 static void run_group(int g, size_t pages)
 {
 	struct result *r[NCASES];
+	const struct bcase *c[NCASES];
 	double spent[NCASES] = { 0 };
-	size_t first = NCASES, n = 0;
+	size_t n = 0;
 
 	for (size_t i = 0; i < NCASES; i++)
-		if (CASES[i].group == g) {
-			if (first == NCASES)
-				first = i;
+		if (CASES[i].group == g && selected(&CASES[i])) {
+			c[n] = &CASES[i];
 			r[n++] = result(CASES[i].name, CASES[i].unit);
-			run_case(&CASES[i], pages);
 		}
+	if (!n)
+		return;
+	printf("[%d] %s\n", g, GROUPS[g]);
+	for (size_t j = 0; j < n; j++)
+		run_case(c[j], pages);
 	for (int k = 0; k < RUNS; k++)
-		for (size_t j = 0; j < n; j++) {
+		for (size_t i = 0; i < n; i++) {
+			size_t j = (i + k) % n;
 			double t0 = now();
 
-			r[j]->v[r[j]->n++] = run_case(&CASES[first + j], pages);
+			r[j]->v[r[j]->n++] = run_case(c[j], pages);
 			spent[j] += now() - t0;
 		}
 	for (size_t j = 0; j < n; j++)
@@ -605,9 +812,9 @@ static void ratio(const char *what, const char *num, const char *den, int higher
 		return;
 	r = higher_is_better ? median(a) / median(b) : median(b) / median(a);
 	if (target > 0)
-		printf("  %-58s %6.2fx  (target >= %.1fx: %s)\n", what, r, target, r >= target ? "met" : "MISSED");
+		printf("  %-66s %6.2fx  (target >= %.1fx: %s)\n", what, r, target, r >= target ? "met" : "missed");
 	else
-		printf("  %-58s %6.2fx  (no target)\n", what, r);
+		printf("  %-66s %6.2fx  (no target)\n", what, r);
 	snprintf(RES[NRES].name, sizeof(RES[NRES].name), "ratio: %s", what);
 	strcpy(RES[NRES].unit, "x");
 	RES[NRES].v[0] = r;
@@ -652,8 +859,11 @@ int main(int argc, char **argv)
 	int opt;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while ((opt = getopt(argc, argv, "m:r:P:F:A:")) != -1) {
-		if (opt == 'P')
+	while ((opt = getopt(argc, argv, "m:r:P:F:A:o:")) != -1) {
+		if (opt == 'o')
+			for (char *o = strtok(optarg, ","); o && NONLY < 32; o = strtok(NULL, ","))
+				ONLY[NONLY++] = o;
+		else if (opt == 'P')
 			plist = optarg;
 		else if (opt == 'A')
 			PROF_ANNOTATE = optarg;
@@ -678,6 +888,10 @@ int main(int argc, char **argv)
 	printf("sealmem_bench: %zu MiB, %d interleaved runs per case after a warm-up run (median [min..max])\n", MB, RUNS);
 	for (int g = 1; g <= CASES[NCASES - 1].group; g++)
 		run_group(g, pages);
+	if (!NRES) {
+		fprintf(stderr, "-o: no case id starts with any of the prefixes\n");
+		return 2;
+	}
 
 	printf("\n%-48s %12s %12s %-24s\n", "case", "median", "unit", "spread");
 	for (int i = 0; i < NRES; i++)
@@ -685,16 +899,22 @@ int main(int argc, char **argv)
 
 	printf("\nRatios (same boot; >1 means sealmem is better):\n");
 	ratio("round trip vs uffd-shmem (time)", "roundtrip sealmem", "roundtrip uffd-shmem", 0, 1.0);
-	ratio("round trip vs uffd-anon (time)", "roundtrip sealmem", "roundtrip uffd-anon", 0, 1.0);
+	ratio("round trip vs uffd-anon (time)", "roundtrip sealmem", "roundtrip uffd-anon", 0, 0);
 	ratio("seq read, sealmem prefetch vs uffd page-at-a-time", "seqread sealmem prefetch 64 (SKIP_EXISTING)", "seqread uffd-shmem page-at-a-time", 1, 2.0);
 	ratio("seq read, sealmem prefetch vs uffd prefetch", "seqread sealmem prefetch 64 (SKIP_EXISTING)", "seqread uffd-shmem prefetch 64", 1, 0);
-	ratio("fill 2M: sealmem COPY vs UFFDIO_COPY", "fill sealmem-copy 2048K", "fill uffdio-copy 2048K", 1, 1.0);
-	ratio("fill 2M: sealmem COPY vs memcpy", "fill sealmem-copy 2048K", "fill memcpy 2048K", 1, 0.6);
+	ratio("fill+touch 4K: sealmem COPY vs UFFDIO_COPY", "fill+touch sealmem-copy mapped 4K", "fill+touch uffdio-copy 4K", 1, 0);
+	ratio("fill+touch 64K: sealmem COPY vs UFFDIO_COPY", "fill+touch sealmem-copy mapped 64K", "fill+touch uffdio-copy 64K", 1, 0);
+	ratio("fill+touch 2M: sealmem COPY vs UFFDIO_COPY", "fill+touch sealmem-copy mapped 2048K", "fill+touch uffdio-copy 2048K", 1, 1.5);
+	ratio("fill+touch 2M: sealmem COPY vs memcpy (4 KiB pages)", "fill+touch sealmem-copy mapped 2048K", "fill+touch memcpy 2048K", 1, 0.8);
+	ratio("fill+touch 2M: sealmem COPY vs memfd pwrite", "fill+touch sealmem-copy mapped 2048K", "fill+touch memfd-pwrite mapped 2048K", 1, 0);
+	ratio("secondary fill-only 2M: sealmem COPY unmapped vs UFFDIO_COPY", "fill-only sealmem-copy unmapped 2048K", "fill-only uffdio-copy 2048K", 1, 0);
+	ratio("secondary fill-only 2M: sealmem COPY unmapped vs memcpy", "fill-only sealmem-copy unmapped 2048K", "fill-only memcpy 2048K", 1, 0);
 	ratio("resident fault-in sequential vs memfd (time)", "resident sealmem sequential", "resident memfd sequential", 0, 1.0);
 	ratio("resident fault-in random vs memfd (time)", "resident sealmem random", "resident memfd random", 0, 1.0);
-	ratio("2-thread scaling sealmem (2 faulters, 2 handlers)", "scale sealmem 2 faulters 2 handlers", "scale sealmem 1 faulter 1 handler", 1, 1.6);
-	ratio("2-thread scaling uffd (2 faulters, 2 handlers)", "scale uffd-shmem 2 faulters 2 handlers", "scale uffd-shmem 1 faulter 1 handler", 1, 1.6);
-	ratio("memory overhead dense vs memfd (bytes)", "overhead sealmem dense", "overhead memfd dense", 0, 0);
+	ratio("sendfile 512M to a pipe vs memfd", "sendfile sealmem 512M to pipe to /dev/null", "sendfile memfd 512M to pipe to /dev/null", 1, 1.0);
+	ratio("2-thread wait overlap sealmem (2 faulters, 2 handlers; 2 vCPUs)", "scale sealmem 2 faulters 2 handlers", "scale sealmem 1 faulter 1 handler", 1, 1.6);
+	ratio("2-thread wait overlap uffd (2 faulters, 2 handlers; 2 vCPUs)", "scale uffd-shmem 2 faulters 2 handlers", "scale uffd-shmem 1 faulter 1 handler", 1, 1.6);
+	ratio("memory overhead dense vs memfd (live slab bytes)", "overhead sealmem dense (live slab)", "overhead memfd dense (live slab)", 0, 0);
 
 	printf("\nSEALMEM-BENCH-JSON-BEGIN\n{\"mib\": %zu, \"runs\": %d, \"interleaved\": true, \"results\": [", MB, RUNS);
 	for (int i = 0; i < NRES; i++) {
