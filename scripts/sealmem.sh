@@ -77,7 +77,7 @@ selftests() {
 	step cc-selftests make -C "$SEALMEM_ROOT/selftests/c" KSRC="$src" OUTPUT="$out" -j2 &
 	pids+=($!)
 	# Programs that are not tests (the demo, the benchmark, the fuzzer) go beside them.
-	step cc-sealmem_bench "${cc[@]}" -o "$tools/sealmem_bench" "$SEALMEM_ROOT/tools/bench/sealmem_bench.c" &
+	step cc-sealmem_bench "${cc[@]}" -o "$tools/sealmem_bench" -I"$SEALMEM_ROOT/selftests/c" "$SEALMEM_ROOT/tools/bench/sealmem_bench.c" "$SEALMEM_ROOT/selftests/c/sealmem_lib.c" &
 	pids+=($!)
 	step cc-sealmem_fuzz "${cc[@]}" -I"$SEALMEM_ROOT/selftests/c" -o "$tools/sealmem_fuzz" \
 		"$SEALMEM_ROOT/tools/fuzz/sealmem_fuzz.c" "$SEALMEM_ROOT/selftests/c/sealmem_lib.c" &

@@ -216,14 +216,19 @@ int sm_fill_enable(int fd, unsigned long flags)
 	return ioctl(fd, SEALMEM_IOC_FILL_ENABLE, flags);
 }
 
-int sm_copy(int hfd, __u64 off, const void *src, __u64 len, __s64 *done)
+int sm_copy_flags(int hfd, __u64 off, const void *src, __u64 len, __u64 flags, __s64 *done)
 {
-	struct sealmem_copy c = { .offset = off, .src = (__u64)(uintptr_t)src, .len = len };
+	struct sealmem_copy c = { .offset = off, .src = (__u64)(uintptr_t)src, .len = len, .flags = flags };
 	int ret = ioctl(hfd, SEALMEM_IOC_COPY, &c);
 
 	if (done)
 		*done = c.copy;
 	return ret;
+}
+
+int sm_copy(int hfd, __u64 off, const void *src, __u64 len, __s64 *done)
+{
+	return sm_copy_flags(hfd, off, src, len, 0, done);
 }
 
 char *sm_make_src(size_t len, unsigned int seed)

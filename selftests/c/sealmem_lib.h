@@ -96,6 +96,9 @@ int sm_fill_enable(int fd, unsigned long flags);
 /* COPY `len` bytes from `src` to `off`; `*done` (if given) gets the `copy` field. */
 int sm_copy(int hfd, __u64 off, const void *src, __u64 len, __s64 *done);
 
+/* The same with COPY flags (SEALMEM_FILL_DONTWAKE, SEALMEM_FILL_SKIP_EXISTING). */
+int sm_copy_flags(int hfd, __u64 off, const void *src, __u64 len, __u64 flags, __s64 *done);
+
 /* A private anonymous buffer of `len` bytes holding sm_pattern(seed); MAP_FAILED on error. */
 char *sm_make_src(size_t len, unsigned int seed);
 

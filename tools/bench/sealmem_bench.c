@@ -36,20 +36,14 @@
 #include <unistd.h>
 #include <linux/sealmem.h>
 
+#include "sealmem_lib.h"
+
 #define PS 4096UL
 #define MAXRUNS 16
 
 static size_t MB = 64;
 static int RUNS = 5;
 static char *SRC; /* the data every filler copies from */
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what)
 {
@@ -63,12 +57,12 @@ static void die(const char *what)
 static double tstart(void)
 {
 	prof_resume();
-	return now();
+	return sm_now();
 }
 
 static double tstop(void)
 {
-	double t = now();
+	double t = sm_now();
 
 	prof_pause();
 	return t;
@@ -124,26 +118,24 @@ static struct result *find(const char *name)
 
 /* ---- sealmem helpers ----------------------------------------------------------------- */
 
-static int sm_lazy(size_t size, int *hfd)
+/* The helpers the selftests and the fuzzer share are in selftests/c/sealmem_lib.{c,h}. */
+static int bench_lazy(size_t size, int *hfd)
 {
-	int fd = open("/dev/sealmem", O_RDWR | O_CLOEXEC);
-	__u64 s = size;
+	int fd = sm_new();
 
-	if (fd < 0 || ioctl(fd, SEALMEM_IOC_SET_SIZE, &s))
+	if (fd < 0 || sm_set_size(fd, size))
 		die("sealmem file");
 	/* Non-blocking: several filler threads poll the same fd, and only one gets each request. */
-	*hfd = ioctl(fd, SEALMEM_IOC_FILL_ENABLE, SEALMEM_FD_CLOEXEC | SEALMEM_FD_NONBLOCK);
+	*hfd = sm_fill_enable(fd, SEALMEM_FD_CLOEXEC | SEALMEM_FD_NONBLOCK);
 	if (*hfd < 0)
 		die("FILL_ENABLE");
 	return fd;
 }
 
-static int sm_copy(int hfd, size_t off, size_t len, int skip)
+/* COPY from SRC at the same offset. */
+static int bench_copy(int hfd, size_t off, size_t len, int skip)
 {
-	struct sealmem_copy c = { .offset = off, .src = (__u64)(uintptr_t)(SRC + off), .len = len,
-				  .flags = skip ? SEALMEM_FILL_SKIP_EXISTING : 0 };
-
-	return ioctl(hfd, SEALMEM_IOC_COPY, &c);
+	return sm_copy_flags(hfd, off, SRC + off, len, skip ? SEALMEM_FILL_SKIP_EXISTING : 0, NULL);
 }
 
 /* ---- userfaultfd helpers ------------------------------------------------------------- */
@@ -269,7 +261,7 @@ static void region_open(struct region *r, enum kind kind, size_t pages, size_t p
 	r->pages = pages;
 	r->handlers = handlers;
 	if (kind == SEALMEM) {
-		r->fd = sm_lazy(len, &r->hfd);
+		r->fd = bench_lazy(len, &r->hfd);
 		r->map = mmap(NULL, len, PROT_READ, MAP_SHARED, r->fd, 0);
 	} else if (kind == UFFD_SHMEM) {
 		r->fd = memfd_create("bench", MFD_CLOEXEC);
@@ -378,7 +370,7 @@ static double bulk_fill(const char *how, size_t bytes, size_t batch, int touch)
 	double t0, t1;
 
 	if (!strcmp(how, "sealmem-copy")) {
-		int hfd, fd = sm_lazy(bytes, &hfd);
+		int hfd, fd = bench_lazy(bytes, &hfd);
 		char *map = NULL;
 
 		if (touch) {
@@ -388,7 +380,7 @@ static double bulk_fill(const char *how, size_t bytes, size_t batch, int touch)
 		}
 		t0 = tstart();
 		for (size_t off = 0; off < bytes; off += batch)
-			if (sm_copy(hfd, off, batch, 0))
+			if (bench_copy(hfd, off, batch, 0))
 				die("SEALMEM_IOC_COPY");
 		if (touch)
 			touch_all(map, bytes);
@@ -794,10 +786,10 @@ static void run_group(int g, size_t pages)
 	for (int k = 0; k < RUNS; k++)
 		for (size_t i = 0; i < n; i++) {
 			size_t j = (i + k) % n;
-			double t0 = now();
+			double t0 = sm_now();
 
 			r[j]->v[r[j]->n++] = run_case(c[j], pages);
-			spent[j] += now() - t0;
+			spent[j] += sm_now() - t0;
 		}
 	for (size_t j = 0; j < n; j++)
 		printf("  %-48s %10.3f %-9s (%.1f s)\n", r[j]->name, median(r[j]), r[j]->unit, spent[j]);
