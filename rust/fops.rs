@@ -10,8 +10,8 @@
 //! layer sees a raw pointer.
 //!
 //! `kernel::miscdevice` is not used because its `file_operations` lack `llseek`, `poll` and
-//! `splice_read`, and its registration cannot set the device node's mode; this follows the
-//! kernel tree's `drivers/android/binder/rust_binder_main.rs` and `rust/kernel/miscdevice.rs`
+//! `splice_read`, and its registration cannot set the device node's mode; this follows how
+//! Rust binder registers its own `file_operations`, and `kernel::miscdevice`'s trampolines,
 //! instead.
 //!
 //! # Private data
