@@ -47,6 +47,7 @@ use kernel::{
 };
 
 mod fault;
+pub(crate) use fault::FaultStep;
 
 use crate::{
     lazy::{Attach, Hole, HoleStatus, LazyQueue, Ticket, MSG_WRITE},

@@ -50,7 +50,7 @@ use kernel::{
 };
 
 use crate::{
-    file::SealFile,
+    file::{FaultStep, SealFile},
     handler::Handler,
     pipe::PipeSink,
     uapi,
@@ -539,6 +539,18 @@ unsafe fn vma_file<'a>(vma: *mut bindings::vm_area_struct) -> ArcBorrow<'a, Seal
     unsafe { <Arc<SealFile> as ForeignOwnable>::borrow((*(*vma).vm_file).private_data) }
 }
 
+/// Borrows the sealmem file of a fault's VMA for as long as the fault (and its lock) lives:
+/// [`Fault::release_lock`] consumes the fault, so the borrow cannot be used after it.
+///
+/// # Safety
+///
+/// `fault` must be a fault on a sealmem VMA (its vm_ops are [`SEALMEM_VM_OPS`]).
+unsafe fn fault_file<'a>(fault: &'a Fault<'_>) -> ArcBorrow<'a, SealFile> {
+    // SAFETY: The fault's VMA is a valid sealmem VMA, locked while `fault` lives (`Fault`'s
+    // invariant), which bounds `'a`.
+    unsafe { vma_file(fault.vma()) }
+}
+
 /// # Safety
 ///
 /// Called by the mm with a new VMA copied from a sealmem VMA (fork, split, mremap); the
@@ -570,10 +582,18 @@ unsafe extern "C" fn sealmem_vm_close(vma: *mut bindings::vm_area_struct) {
 /// Called by the mm for a fault on a VMA whose vm_ops are [`SEALMEM_VM_OPS`].
 unsafe extern "C" fn sealmem_vm_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
     // SAFETY: The mm calls .fault with a valid vmf of a fault in progress, its VMA locked.
-    let (obj, fault) = unsafe { (vma_file((*vmf).__bindgen_anon_1.vma), Fault::from_raw(vmf)) };
-    // The borrow is turned into an owned `Arc` before the lock is released (see
-    // `SealFile::fault`).
-    match SealFile::fault(obj, fault) {
+    let fault = unsafe { Fault::from_raw(vmf) };
+    // SAFETY: The VMA of a `.fault` of SEALMEM_VM_OPS is a sealmem VMA.
+    let step = SealFile::fault(unsafe { fault_file(&fault) }, &fault);
+    let outcome = match step {
+        FaultStep::Done(outcome) => outcome,
+        // The borrow of the VMA's file ended with `SealFile::fault`; the wait owns its pins.
+        FaultStep::Wait(wait) => {
+            fault.release_lock();
+            wait.wait()
+        }
+    };
+    match outcome {
         FaultOutcome::Mapped => bindings::vm_fault_reason_VM_FAULT_NOPAGE,
         FaultOutcome::SigBus => bindings::vm_fault_reason_VM_FAULT_SIGBUS,
         FaultOutcome::Oom => bindings::vm_fault_reason_VM_FAULT_OOM,

@@ -96,7 +96,8 @@ impl Fault<'_> {
         }
     }
 
-    fn vma(&self) -> *mut bindings::vm_area_struct {
+    /// The faulting VMA (valid and locked for as long as `self` lives, by the invariant).
+    pub(crate) fn vma(&self) -> *mut bindings::vm_area_struct {
         // SAFETY: `vmf` is valid (invariant).
         unsafe { (*self.vmf).__bindgen_anon_1.vma }
     }

@@ -9,22 +9,62 @@
 //! it filled where a fault waits for it (map-on-fill).
 
 use kernel::{
+    fs::File,
     mm::{
         virt::{VmaNew, VmaRef},
         Mm,
     },
     prelude::*,
-    sync::{atomic::Acquire, Arc, ArcBorrow},
+    sync::{aref::ARef, atomic::Acquire, Arc, ArcBorrow},
 };
 
 use super::{pages_for, write_sealed_in, SealFile, FAULT_AROUND, SEAL_EXEC};
 use crate::{
-    lazy::{HoleStatus, MSG_FAULT, MSG_WRITE},
+    lazy::{HoleStatus, Ticket, MSG_FAULT, MSG_WRITE},
     stats::{AllocSite, Stats, STATS},
     store::{Peek, SlotKind},
     vm::{self, Fault, FaultOutcome},
     wait::{Interrupted, WaitMode},
 };
+
+/// What [`SealFile::fault`] leaves its caller to do.
+pub(crate) enum FaultStep {
+    /// Return this to the mm (the fault lock is still held).
+    Done(FaultOutcome),
+    /// Release the fault lock ([`Fault::release_lock`]), then [`FaultWait::wait`].
+    Wait(FaultWait),
+}
+
+impl From<FaultOutcome> for FaultStep {
+    fn from(o: FaultOutcome) -> Self {
+        FaultStep::Done(o)
+    }
+}
+
+/// A fault's wait for a lazy page, owning what keeps the file alive once the fault lock is
+/// released: nothing in it borrows the VMA.
+pub(crate) struct FaultWait {
+    // Dropped in this order: the object, then the file that holds it and the module.
+    pinned: Arc<SealFile>,
+    _file: ARef<File>,
+    ticket: Ticket,
+    mode: WaitMode,
+}
+
+impl FaultWait {
+    /// Waits for the page, after the caller released the fault lock. Woken: the fault is
+    /// over; the filler mapped the page here (map-on-fill), so the access neither retries
+    /// the fault nor takes the mmap_lock for it (userfaultfd's woken fault does both).
+    /// Interrupted: the mm retries, delivering the signal first.
+    pub(crate) fn wait(self) -> FaultOutcome {
+        let waited = self.pinned.wait_hole(self.ticket, self.mode);
+        crate::knobs::delay(crate::knobs::Point::FaultAfterWait);
+        match waited {
+            Ok(()) => FaultOutcome::Completed,
+            Err(Interrupted) => FaultOutcome::Retry,
+        }
+    }
+}
 
 impl SealFile {
     /// The mmap hook: applies the seals to the new VMA (memfd's rules); `fops.rs` then makes
@@ -53,9 +93,11 @@ impl SealFile {
         Ok(())
     }
 
-    /// The fault handler: maps the page (allocating a zero page on a hole, or in a lazy file
-    /// waiting for the handler to fill it) and the resident pages around it.
-    pub(crate) fn fault(this: ArcBorrow<'_, SealFile>, vmf: Fault<'_>) -> FaultOutcome {
+    /// The fault handler: maps the page (allocating a zero page on a hole) and the resident
+    /// pages around it; on a hole of a lazy file it raises the request and returns what to
+    /// wait for ([`FaultStep::Wait`]): the caller releases the fault lock, which ends the
+    /// borrow `this` (it borrows the fault's VMA), and then waits ([`FaultWait::wait`]).
+    pub(crate) fn fault(this: ArcBorrow<'_, SealFile>, vmf: &Fault<'_>) -> FaultStep {
         Stats::inc(&STATS.faults);
         let index = vmf.pgoff();
         loop {
@@ -68,7 +110,7 @@ impl SealFile {
                 let g = this.store.lock_shared();
                 let eof_pages = pages_for(this.size());
                 if index as u64 >= eof_pages {
-                    return FaultOutcome::SigBus;
+                    return FaultOutcome::SigBus.into();
                 }
                 let lazy = this.is_lazy();
                 let (first, end) = vmf.window(FAULT_AROUND);
@@ -78,41 +120,43 @@ impl SealFile {
                     win.get_mut(..end.saturating_sub(first)),
                     index.checked_sub(first),
                 ) else {
-                    return FaultOutcome::SigBus;
+                    return FaultOutcome::SigBus.into();
                 };
                 this.store.peek_run(&g, first, win);
                 match win.get(at) {
-                    Some(Peek::Page(_)) => return Self::map_window(&vmf, first, win, at),
+                    Some(Peek::Page(_)) => return Self::map_window(vmf, first, win, at).into(),
                     Some(Peek::Hole) if lazy => {}
                     Some(Peek::Hole) => match this.zero_page_for_fault(index) {
                         // Mapped on the next pass, with its neighbours.
                         Ok(_) => continue,
-                        Err(e) if e == ENOMEM => return FaultOutcome::Oom,
-                        Err(_) => return FaultOutcome::SigBus,
+                        Err(e) if e == ENOMEM => return FaultOutcome::Oom.into(),
+                        Err(_) => return FaultOutcome::SigBus.into(),
                     },
-                    Some(Peek::Poison) | None => return FaultOutcome::SigBus,
+                    Some(Peek::Poison) | None => return FaultOutcome::SigBus.into(),
                 }
             }
             // A hole of a lazy file: request it, then wait as handle_userfault() does. As there,
             // an exiting task (clearing its child tid) or one dumping core neither requests
             // nor waits: SIGBUS (the dump skips the page).
             if crate::wait::current_exiting_or_dumping() {
-                return FaultOutcome::SigBus;
+                return FaultOutcome::SigBus.into();
             }
             let flags = MSG_FAULT | if vmf.is_write() { MSG_WRITE } else { 0 };
             // It waits below only if it may retry and may sleep.
             let waits = vmf.allow_retry() && !vmf.retry_nowait();
             let ticket = match this.hole_request(index, flags, Some(vmf.fault_at()), waits) {
                 Ok(HoleStatus::Resolved) => continue,
-                Ok(HoleStatus::Poisoned | HoleStatus::NoHandler) => return FaultOutcome::SigBus,
-                Err(_) => return FaultOutcome::Oom,
+                Ok(HoleStatus::Poisoned | HoleStatus::NoHandler) => {
+                    return FaultOutcome::SigBus.into()
+                }
+                Err(_) => return FaultOutcome::Oom.into(),
                 Ok(HoleStatus::Wait(ticket)) => ticket,
             };
             if !vmf.allow_retry() {
-                return FaultOutcome::SigBus;
+                return FaultOutcome::SigBus.into();
             }
             if vmf.retry_nowait() {
-                return FaultOutcome::Retry;
+                return FaultOutcome::Retry.into();
             }
             let mode = if vmf.interruptible() {
                 WaitMode::Interruptible
@@ -123,18 +167,12 @@ impl SealFile {
             // VMA's file across the wait, as the mm does (`maybe_unlock_mmap_for_io`). The
             // file keeps both this object and the module (its `f_op->owner`) alive, so a
             // munmap, the last close and rmmod cannot pull either from under the waiter.
-            let _file = vmf.file();
-            let pinned: Arc<SealFile> = this.into();
-            vmf.release_lock();
-            // Woken: the fault is over; the filler mapped the page here (map-on-fill), so the
-            // access neither retries the fault nor takes the mmap_lock for it (userfaultfd's
-            // woken fault does both). Interrupted: the mm retries, delivering the signal first.
-            let waited = pinned.wait_hole(ticket, mode);
-            crate::knobs::delay(crate::knobs::Point::FaultAfterWait);
-            return match waited {
-                Ok(()) => FaultOutcome::Completed,
-                Err(Interrupted) => FaultOutcome::Retry,
-            };
+            return FaultStep::Wait(FaultWait {
+                pinned: this.into(),
+                _file: vmf.file(),
+                ticket,
+                mode,
+            });
         }
     }
 
