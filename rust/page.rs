@@ -56,8 +56,14 @@ impl UniquePage {
         PageRef::alloc(GFP_KERNEL_ACCOUNT).map(Self)
     }
 
-    /// The raw page (to store it: see [`UniquePage::share`]).
-    pub(crate) fn as_ptr(&self) -> *mut bindings::page {
+    /// The raw page, to store it where others can reach it.
+    ///
+    /// # Safety
+    ///
+    /// Once the pointer is stored anywhere another task can read it, `self` must not be used
+    /// again but to give up its uniqueness with [`UniquePage::share`] (or be dropped, if the
+    /// store failed and nobody could see the pointer).
+    pub(crate) unsafe fn as_ptr(&self) -> *mut bindings::page {
         self.0.as_ptr()
     }
 

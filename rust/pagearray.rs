@@ -215,7 +215,9 @@ impl PageArray {
             // SAFETY: `xas` is initialised, and the walk runs under the XArray lock. After an
             // allocation retry (`xas_nomem` below) the state restarts at its index, which is
             // `first + done`: the failed store did not move it. It never passes
-            // `first + n - 1` (no overflow: checked above).
+            // `first + n - 1` (no overflow: checked above). A page's pointer is stored only
+            // as the last use of its `UniquePage`: on success it is shared at once, on
+            // failure (nothing stored) it stays unique (`UniquePage::as_ptr`'s contract).
             unsafe {
                 bindings::xa_lock(self.raw());
                 let mut cur = bindings::xas_load(xas);
