@@ -79,7 +79,8 @@ impl PipeSink<'_> {
     }
 
     /// Puts `len` zero bytes (`offset` within the zero page, as for a page) into the pipe;
-    /// false if the pipe is full or the range is not within a page.
+    /// false if the pipe is full, the range is not within a page, or the zero page's count
+    /// would overflow.
     pub(crate) fn push_zeros(&mut self, offset: usize, len: usize) -> bool {
         if len == 0 || offset >= PAGE_SIZE || len > PAGE_SIZE - offset {
             return false;

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * C helpers linked into sealmem.ko: thin wrappers around static-inline kernel functions
- * that have no Rust binding, named sealmem_*. Besides forwarding, only two things live here:
+ * that have no Rust binding, named sealmem_*. Besides forwarding, only these live here:
  * the pseudo filesystem's C data (a file_system_type with C callbacks), the one-line
- * page reference check memfd makes for pins (sealmem_page_has_extra_refs), and the pipe
- * buffer operations of zero-page buffers (C data with C callbacks, as shmem's).
+ * page reference check memfd makes for pins (sealmem_page_has_extra_refs), and the filling
+ * of pipe buffers for splice (with the kernel's own nosteal_pipe_buf_ops: no buffer points
+ * into this module, which a pipe may outlive).
  */
 #include <linux/fs.h>
 #include <linux/fs_context.h>
@@ -303,8 +304,10 @@ bool sealmem_pipe_push_zeros(struct pipe_inode_info *pipe, size_t offset, size_t
 
 	if (pipe_is_full(pipe))
 		return false;
+	/* As generic_pipe_buf_get does: refuse rather than overflow the count. */
+	if (!try_get_page(ZERO_PAGE(0)))
+		return false;
 	buf = pipe_head_buf(pipe);
-	get_page(ZERO_PAGE(0));
 	*buf = (struct pipe_buffer) {
 		.ops	= &nosteal_pipe_buf_ops,
 		.page	= ZERO_PAGE(0),

@@ -168,8 +168,9 @@ impl SealFile {
             // file keeps both this object and the module (its `f_op->owner`) alive, so a
             // munmap, the last close and rmmod cannot pull either from under the waiter.
             return FaultStep::Wait(FaultWait {
-                pinned: this.into(),
+                // Evaluated in this order: the file (get_file), then the object.
                 _file: vmf.file(),
+                pinned: this.into(),
                 ticket,
                 mode,
             });
