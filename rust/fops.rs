@@ -355,10 +355,10 @@ unsafe fn new_anon_file(
     private: *mut kernel::ffi::c_void,
     flags: u32,
 ) -> Result<ARef<File>> {
+    let name = c"[sealmem]".as_char_ptr();
     // SAFETY: The name is a C string and the fops are 'static; the caller vouches for the
     // private data. anon_inode_getfile takes a module reference for the fops' owner.
-    let raw =
-        unsafe { anon_inode_getfile(c"[sealmem]".as_char_ptr(), &fops.0, private, flags as c_int) };
+    let raw = unsafe { anon_inode_getfile(name, &fops.0, private, flags as c_int) };
     let raw = from_err_ptr(raw)?;
     // SAFETY: A new file with one reference, now owned by the `ARef`. `File` is a transparent
     // wrapper of `struct file`.
