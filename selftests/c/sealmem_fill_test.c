@@ -1259,32 +1259,12 @@ TEST_F(lazy, private_read_fault_then_write_copies_the_filled_page)
 	munmap(p, self->size);
 }
 
-struct splicer {
-	int fd, pipe_w;
-	loff_t off;
-	size_t len;
-	ssize_t ret;
-	int err;
-	atomic_int tid, done;
-	pthread_t th;
-};
-
-static void *splice_run(void *arg)
-{
-	struct splicer *sp = arg;
-
-	atomic_store(&sp->tid, (int)syscall(SYS_gettid));
-	sp->ret = splice(sp->fd, &sp->off, sp->pipe_w, NULL, sp->len, 0);
-	sp->err = errno;
-	atomic_store(&sp->done, 1);
-	return NULL;
-}
 
 /* splice() out of a hole waits for the fill (one request, a syscall's), then moves the
  * exact bytes; nothing reaches the pipe before. (sendfile: read_and_sendfile_block_until_served.) */
 TEST_F(lazy, splice_of_a_hole_waits_for_the_fill)
 {
-	struct splicer sp = { .fd = self->fd, .off = 5 * SM_PS + 100, .len = 2 * SM_PS };
+	struct sm_splicer sp = { .fd = self->fd, .off = 5 * SM_PS + 100, .len = 2 * SM_PS };
 	struct pollfd pl;
 	struct sealmem_msg m;
 	char buf[2 * SM_PS];
@@ -1293,7 +1273,7 @@ TEST_F(lazy, splice_of_a_hole_waits_for_the_fill)
 	ASSERT_EQ(0, pipe(pfd));
 	ASSERT_GE(fcntl(pfd[1], F_SETPIPE_SZ, 4 * SM_PS), 4 * SM_PS);
 	sp.pipe_w = pfd[1];
-	ASSERT_EQ(0, pthread_create(&sp.th, NULL, splice_run, &sp));
+	ASSERT_EQ(0, pthread_create(&sp.th, NULL, sm_splice_run, &sp));
 	ASSERT_EQ(0, sm_read_msg(self->hfd, &m, 10000)) TH_LOG("no request from splice");
 	EXPECT_EQ(5 * SM_PS, m.offset);
 	EXPECT_EQ(0, m.flags) TH_LOG("a syscall's request: neither FAULT nor WRITE");

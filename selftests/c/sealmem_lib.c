@@ -343,3 +343,14 @@ int sm_reload(const char *params)
 		return -1;
 	return leaked;
 }
+
+void *sm_splice_run(void *arg)
+{
+	struct sm_splicer *sp = arg;
+
+	atomic_store(&sp->tid, (int)syscall(SYS_gettid));
+	sp->ret = splice(sp->fd, &sp->off, sp->pipe_w, NULL, sp->len, 0);
+	sp->err = errno;
+	atomic_store(&sp->done, 1);
+	return NULL;
+}

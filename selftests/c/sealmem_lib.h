@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
@@ -139,5 +141,18 @@ int sm_load(const char *params);
  * the runner sees it too); -1 with errno if unloading or loading failed.
  */
 int sm_reload(const char *params);
+
+/* A thread that splices `len` bytes of `fd` at `off` into `pipe_w` (sm_splice_run); it
+ * publishes its tid first (for task-state checks) and `done` when the splice returned. */
+struct sm_splicer {
+	int fd, pipe_w;
+	loff_t off;
+	size_t len;
+	ssize_t ret;
+	int err;
+	atomic_int tid, done;
+	pthread_t th;
+};
+void *sm_splice_run(void *arg);
 
 #endif /* SEALMEM_LIB_H */

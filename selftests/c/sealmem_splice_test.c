@@ -238,32 +238,12 @@ FIXTURE_TEARDOWN(lazy)
 	munmap(self->src, self->size);
 }
 
-struct splicer {
-	int fd, pipe_w;
-	loff_t off;
-	size_t len;
-	ssize_t ret;
-	int err;
-	atomic_int tid, done;
-	pthread_t th;
-};
-
-static void *splice_run(void *arg)
-{
-	struct splicer *sp = arg;
-
-	atomic_store(&sp->tid, (int)syscall(SYS_gettid));
-	sp->ret = splice(sp->fd, &sp->off, sp->pipe_w, NULL, sp->len, 0);
-	sp->err = errno;
-	atomic_store(&sp->done, 1);
-	return NULL;
-}
 
 /* Starts a splicer and returns once its request is read into `m` and it sleeps. */
-static int start_splicer(struct __test_metadata *_metadata, struct splicer *sp, int hfd,
+static int start_splicer(struct __test_metadata *_metadata, struct sm_splicer *sp, int hfd,
 			 struct sealmem_msg *m)
 {
-	if (pthread_create(&sp->th, NULL, splice_run, sp))
+	if (pthread_create(&sp->th, NULL, sm_splice_run, sp))
 		return -1;
 	EXPECT_EQ(0, sm_read_msg(hfd, m, DEADLINE_S * 1000)) TH_LOG("no request from splice");
 	/* The request came from the splice, so the thread has stored its id. */
@@ -274,7 +254,7 @@ static int start_splicer(struct __test_metadata *_metadata, struct splicer *sp, 
 
 TEST_F(lazy, waits_for_the_fill_then_exact_bytes)
 {
-	struct splicer sp = { .fd = self->fd, .pipe_w = self->pfd[1], .off = 3 * SM_PS + 7, .len = 3 * SM_PS };
+	struct sm_splicer sp = { .fd = self->fd, .pipe_w = self->pfd[1], .off = 3 * SM_PS + 7, .len = 3 * SM_PS };
 	struct sealmem_msg m;
 	char got[3 * SM_PS];
 
@@ -344,7 +324,7 @@ TEST_F(lazy, partial_results_and_poison)
 
 TEST_F(lazy, handler_gone_is_eio)
 {
-	struct splicer sp = { .fd = self->fd, .pipe_w = self->pfd[1], .off = 8 * SM_PS, .len = SM_PS };
+	struct sm_splicer sp = { .fd = self->fd, .pipe_w = self->pfd[1], .off = 8 * SM_PS, .len = SM_PS };
 	struct sealmem_msg m;
 	loff_t off = 11 * SM_PS;
 
