@@ -43,6 +43,7 @@
 #define SEALMEM_NR_GET_NAME   0x07
 #define SEALMEM_NR_VIEW       0x08
 #define SEALMEM_NR_FILL_ENABLE 0x09
+#define SEALMEM_NR_SET_HUGE   0x0A
 /* ioctls of the handler fd */
 #define SEALMEM_NR_COPY       0x10
 #define SEALMEM_NR_ZEROPAGE   0x11
@@ -58,6 +59,7 @@
 #define SEALMEM_FEATURE_SEALS     (1ULL << 1) /* ADD/GET_SEALS */
 #define SEALMEM_FEATURE_VIEW      (1ULL << 2) /* VIEW: read-only fd of the same file */
 #define SEALMEM_FEATURE_LAZY_FILL (1ULL << 3) /* FILL_ENABLE and the handler fd */
+#define SEALMEM_FEATURE_HUGE      (1ULL << 4) /* SET_HUGE: 2 MiB fill units, PMD mappings */
 
 /*
  * SEALMEM_IOC_API: handshake, in the style of UFFDIO_API.
@@ -152,6 +154,25 @@ struct sealmem_name {
 #define SEALMEM_IOC_VIEW _IO(SEALMEM_IOC_MAGIC, SEALMEM_NR_VIEW)
 
 /*
+ * Huge files (docs/api.md, "Huge files"). SEALMEM_HUGE_SIZE is the fill unit of a huge file:
+ * one PMD mapping (2 MiB; SEALMEM_FEATURE_HUGE is reported only where the kernel's PMD size
+ * is this and transparent huge pages are built in).
+ *
+ * SEALMEM_IOC_SET_HUGE (writable fd): makes the file huge, for good. The argument must be 0
+ * (EINVAL otherwise). Each 2 MiB unit of a huge file that is entirely a hole is filled as a
+ * whole: a lazy file raises ONE request per such unit (SEALMEM_MSG_HUGE), COPY and ZEROPAGE
+ * of a whole unit install it atomically as one 2 MiB folio (or, when no 2 MiB block of memory
+ * is free, as 512 pages, with the same atomicity), and a file that is not lazy allocates a
+ * 2 MiB folio on the first touch of a unit within EOF. Mappings of a huge file are aligned
+ * to 2 MiB and map whole units with one PMD. Errors: EBADF: read-only fd; EBUSY: the file
+ * already has pages (or poisoned pages) or mappings; EOPNOTSUPP: the module has no
+ * SEALMEM_FEATURE_HUGE. Already huge: 0.
+ */
+#define SEALMEM_HUGE_SHIFT 21
+#define SEALMEM_HUGE_SIZE  (1ULL << SEALMEM_HUGE_SHIFT)
+#define SEALMEM_IOC_SET_HUGE _IO(SEALMEM_IOC_MAGIC, SEALMEM_NR_SET_HUGE)
+
+/*
  * Lazy fill (docs/api.md, "Lazy fill").
  *
  * SEALMEM_IOC_FILL_ENABLE (writable fd): makes the file lazy and returns a new handler fd
@@ -179,6 +200,13 @@ struct sealmem_msg {
 
 #define SEALMEM_MSG_WRITE 0x1 /* the access was a write */
 #define SEALMEM_MSG_FAULT 0x2 /* a page fault (otherwise read/write/splice on an fd) */
+/*
+ * A huge file's whole unit is missing: offset is the unit's (SEALMEM_HUGE_SIZE-aligned), and
+ * the request covers SEALMEM_HUGE_SIZE bytes, or up to EOF rounded up to a page for the last
+ * unit. Filling the unit with one COPY or ZEROPAGE of that range installs it as one folio.
+ * Without this flag the request is for one page (a unit that is partly present).
+ */
+#define SEALMEM_MSG_HUGE  0x4
 
 /* Flags of COPY, ZEROPAGE and POISON. */
 #define SEALMEM_FILL_DONTWAKE      0x1 /* do not wake waiters (use WAKE later) */
