@@ -42,9 +42,11 @@
  *   unit makes ADD_SEALS(WRITE) EBUSY; after unregistering it succeeds.
  * - io_across_unit_boundaries_and_seek: pread, read and splice across unit boundaries are
  *   byte exact (lazy; the last unit cut by EOF); SEEK_DATA/SEEK_HOLE give unit boundaries.
- * - max_pages_counts_a_unit_as_512: the pages gauge grows by 512 per unit; with max_pages
- *   below two units, the second unit's fault is SIGBUS, its write ENOSPC, its COPY ENOSPC
- *   with nothing installed.
+ * - a_unit_charges_its_memcg_2_mib: a unit made by a process in a child memory cgroup
+ *   charges it at least 2 MiB (less 64 KiB of slack); closing the file gives it back.
+ * - max_pages_counts_a_unit_as_512 (last: it reloads the module): the pages gauge grows by
+ *   512 per unit; with max_pages = 768 the second unit's fault is SIGBUS, its write ENOSPC,
+ *   its COPY ENOSPC with nothing installed (then page by page, the 256 pages that fit).
  *
  * The fallback test needs the debug build's knob /sys/kernel/debug/sealmem/debug/huge_fail:
  * without the knobs directory (a base build) it skips, which the runner counts as a failed
@@ -56,7 +58,10 @@
 #include <stdatomic.h>
 #include <linux/io_uring.h>
 #include <sys/mman.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -420,7 +425,7 @@ static int toucher_join(struct toucher *t)
 /* ---- the fixture: every test resets huge_fail before and after ------------------------ */
 
 FIXTURE(huge) {
-	int unused;
+	int reloaded;	/* the module runs with test parameters: reload it with none */
 };
 
 FIXTURE_SETUP(huge)
@@ -433,6 +438,9 @@ FIXTURE_SETUP(huge)
 FIXTURE_TEARDOWN_PARENT(huge)
 {
 	huge_fail_off();
+	/* A test that failed between its two reloads must not leave its limits to the others. */
+	if (self->reloaded && sm_reload(""))
+		fprintf(stderr, "# teardown: reload sealmem with defaults: %s\n", strerror(errno));
 }
 
 /* 1 ------------------------------------------------------------------------------------- */
@@ -1579,6 +1587,257 @@ TEST_F_TIMEOUT(huge, io_across_unit_boundaries_and_seek, 180)
 	free(buf);
 }
 
+/* 16 ------------------------------------------------------------------------------------ */
+
+/*
+ * memcg: a unit installed by a process in a child memory cgroup charges that group at least
+ * 2 MiB (the folio), and closing the file gives it back. The group is made under cgroup2
+ * (mounted on a /tmp directory if it is not mounted; the memory controller enabled in the
+ * root if it is not), and removed by the parent's teardown. memory.current is read after
+ * draining the per-CPU charge caches as sealmem_memcg_test.c does (memory.reclaim, then
+ * memory.high 0 and max from every CPU); a step may be short of what it allocated by at
+ * most the 64 KiB sealmem_memcg_test.c allows, and over it by at most 1 MiB.
+ */
+#define CG_SLACK (64LL << 10)
+#define CG_OVERHEAD (1LL << 20)
+
+FIXTURE(hmemcg) {
+	char mnt[256];		/* where cgroup2 is mounted */
+	int mounted;		/* mounted here (on a directory made here) */
+	int enabled;		/* "memory" added to the root's cgroup.subtree_control here */
+	char grp[400];		/* the group: mnt/sealmem-huge.PID */
+	int made;
+};
+
+static int str_write(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), ret = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, s, strlen(s));
+	if (n != (ssize_t)strlen(s))
+		ret = n < 0 ? -errno : -EIO;
+	close(fd);
+	errno = -ret;
+	return ret;
+}
+
+static ssize_t str_read(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	buf[n > 0 ? n : 0] = '\0';
+	close(fd);
+	return n;
+}
+
+static int cgw(const char *cg, const char *file, const char *s)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", cg, file);
+	return str_write(path, s);
+}
+
+/* memory.current of cg after draining the per-CPU caches; -1 on error. */
+static long long cg_current(const char *cg)
+{
+	char path[512], buf[64];
+	cpu_set_t old, one;
+
+	cgw(cg, "memory.reclaim", "1G swappiness=0");
+	if (!sched_getaffinity(0, sizeof(old), &old)) {
+		for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+			if (!CPU_ISSET(cpu, &old))
+				continue;
+			CPU_ZERO(&one);
+			CPU_SET(cpu, &one);
+			if (sched_setaffinity(0, sizeof(one), &one))
+				continue;
+			cgw(cg, "memory.high", "0");
+			cgw(cg, "memory.high", "max");
+		}
+		sched_setaffinity(0, sizeof(old), &old);
+	}
+	snprintf(path, sizeof(path), "%s/memory.current", cg);
+	if (str_read(path, buf, sizeof(buf)) <= 0)
+		return -1;
+	return strtoll(buf, NULL, 10);
+}
+
+FIXTURE_SETUP(hmemcg)
+{
+	huge_fail_off();
+	signal(SIGPIPE, SIG_IGN);
+	if (geteuid() != 0)
+		SKIP(return, "needs root (mounts cgroup2, makes a group)");
+}
+
+FIXTURE_TEARDOWN_PARENT(hmemcg)
+{
+	char path[512], buf[4096];
+	double end = sm_now() + 20;
+
+	if (self->made) {
+		snprintf(path, sizeof(path), "%s/cgroup.procs", self->grp);
+		while (rmdir(self->grp) && errno == EBUSY && sm_now() < end) {
+			if (str_read(path, buf, sizeof(buf)) > 0)
+				for (char *q = buf; *q; q = strchr(q, '\n') ? strchr(q, '\n') + 1 : q + strlen(q))
+					if (atoi(q) > 0)
+						kill(atoi(q), SIGKILL);
+			sm_msleep(50);
+		}
+	}
+	if (self->enabled) {
+		snprintf(path, sizeof(path), "%s/cgroup.subtree_control", self->mnt);
+		str_write(path, "-memory");
+	}
+	if (self->mounted && !umount(self->mnt))
+		rmdir(self->mnt);
+}
+
+/* Finds or mounts cgroup2, enables memory in the root, makes the group; 0 or -1 (why). */
+static int hcg_setup(FIXTURE_DATA(hmemcg) *self, char *why, size_t len)
+{
+	char line[1024], buf[512];
+	FILE *f = fopen("/proc/self/mounts", "r");
+
+	if (!f) {
+		snprintf(why, len, "/proc/self/mounts: %s", strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char dev[256], dir[256], type[64];
+
+		if (sscanf(line, "%255s %255s %63s", dev, dir, type) == 3 && !strcmp(type, "cgroup2")) {
+			snprintf(self->mnt, sizeof(self->mnt), "%s", dir);
+			break;
+		}
+	}
+	fclose(f);
+	if (!self->mnt[0]) {
+		snprintf(self->mnt, sizeof(self->mnt), "/tmp/sealmem-huge-cgroup2.XXXXXX");
+		if (!mkdtemp(self->mnt) || mount("cgroup2", self->mnt, "cgroup2", 0, NULL)) {
+			snprintf(why, len, "mount cgroup2 on %s: %s", self->mnt, strerror(errno));
+			rmdir(self->mnt);
+			self->mnt[0] = '\0';
+			return -1;
+		}
+		self->mounted = 1;
+	}
+	snprintf(line, sizeof(line), "%s/cgroup.subtree_control", self->mnt);
+	if (str_read(line, buf, sizeof(buf)) < 0) {
+		snprintf(why, len, "%s: %s", line, strerror(errno));
+		return -1;
+	}
+	if (!strstr(buf, "memory")) {
+		if (str_write(line, "+memory")) {
+			snprintf(why, len, "+memory in %s: %s", line, strerror(errno));
+			return -1;
+		}
+		self->enabled = 1;
+	}
+	snprintf(self->grp, sizeof(self->grp), "%s/sealmem-huge.%d", self->mnt, getpid());
+	if (mkdir(self->grp, 0755)) {
+		snprintf(why, len, "mkdir %s: %s", self->grp, strerror(errno));
+		return -1;
+	}
+	self->made = 1;
+	return 0;
+}
+
+/* Reads a long long from fd within the deadline; 0 if it came. */
+static int rep_within(int fd, long long *v)
+{
+	struct pollfd pl = { .fd = fd, .events = POLLIN };
+
+	return poll(&pl, 1, DEADLINE * 1000) == 1 && read(fd, v, sizeof(*v)) == sizeof(*v) ? 0 : -1;
+}
+
+/*
+ * The child: joins `grp`, answers 0; on 'a' makes a one-unit huge file and touches it
+ * (answers its pages, or -errno); on 'c' closes it (answers 0); ends on EOF.
+ */
+static int hcg_child(const char *grp, int in, int out)
+{
+	char pid[32], c;
+	long long v = 0;
+	int fd = -1;
+
+	snprintf(pid, sizeof(pid), "%d\n", getpid());
+	if (cgw(grp, "cgroup.procs", pid))
+		return 91;
+	if (write(out, &v, sizeof(v)) != sizeof(v))
+		return 92;
+	while (read(in, &c, 1) == 1) {
+		if (c == 'a') {
+			fd = huge_new(HS);
+			v = fd < 0 || pwrite(fd, "h", 1, 0) != 1 ? -errno : sm_pages(fd);
+		} else {
+			close(fd);
+			fd = -1;
+			v = 0;
+		}
+		if (write(out, &v, sizeof(v)) != sizeof(v))
+			return 93;
+	}
+	return 0;
+}
+
+TEST_F_TIMEOUT(hmemcg, a_unit_charges_its_memcg_2_mib, 180)
+{
+	char why[4096] = "";
+	long long before, after, back, v, pages0 = sm_counter("pages");
+	int down[2], up[2], status;
+	double end;
+	pid_t pid;
+
+	ASSERT_EQ(0, hcg_setup(self, why, sizeof(why))) TH_LOG("cgroup set-up: %s", why);
+	ASSERT_EQ(0, pipe(down));
+	ASSERT_EQ(0, pipe(up));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		close(down[1]);
+		close(up[0]);
+		_exit(hcg_child(self->grp, down[0], up[1]));
+	}
+	close(down[0]);
+	close(up[1]);
+	ASSERT_EQ(0, rep_within(up[0], &v)) TH_LOG("the child did not join the group");
+	before = cg_current(self->grp);
+	ASSERT_GE(before, 0);
+	ASSERT_EQ(1, write(down[1], "a", 1));
+	ASSERT_EQ(0, rep_within(up[0], &v)) TH_LOG("no answer to 'a'");
+	EXPECT_EQ((long long)UNIT_PAGES, v) TH_LOG("the child's file: %lld (pages, or -errno)", v);
+	after = cg_current(self->grp);
+	TH_LOG("memory.current %lld -> %lld (+%lld)", before, after, after - before);
+	EXPECT_GE(after - before, (long long)HS - CG_SLACK) TH_LOG("a unit charged less than 2 MiB");
+	EXPECT_LE(after - before, (long long)HS + CG_OVERHEAD);
+	ASSERT_EQ(1, write(down[1], "c", 1));
+	ASSERT_EQ(0, rep_within(up[0], &v)) TH_LOG("no answer to 'c'");
+	EXPECT_EQ(pages0, sm_settled_gauge("pages"));
+	/* Given back (a freed folio may lag an RCU grace period). */
+	end = sm_now() + DEADLINE;
+	do {
+		back = cg_current(self->grp);
+		if (back <= before + CG_SLACK)
+			break;
+		sm_msleep(100);
+	} while (sm_now() < end);
+	EXPECT_LE(back, before + CG_SLACK) TH_LOG("memory.current %lld after closing (before: %lld)", back, before);
+	close(down[1]);
+	ASSERT_EQ(0, reap_within(pid, &status, DEADLINE));
+	EXPECT_EQ(SM_EXITED(0), sm_ended(status));
+	close(up[0]);
+}
+
 /* 14 (last: it reloads the module) ------------------------------------------------------ */
 
 TEST_F_TIMEOUT(huge, max_pages_counts_a_unit_as_512, 180)
@@ -1606,6 +1865,7 @@ TEST_F_TIMEOUT(huge, max_pages_counts_a_unit_as_512, 180)
 	if (!getenv("SEALMEM_KO"))
 		SKIP(return, "SEALMEM_KO not set (the max_pages part runs only in the test VM)");
 	/* max_pages: one unit and a half. */
+	self->reloaded = 1;
 	ASSERT_EQ(0, sm_reload("max_pages=768")) TH_LOG("reload: %s", strerror(errno));
 	fd = huge_new(2 * size);
 	ASSERT_GE(fd, 0);
@@ -1640,6 +1900,7 @@ TEST_F_TIMEOUT(huge, max_pages_counts_a_unit_as_512, 180)
 	close(fd);
 	EXPECT_EQ(0, sm_settled_gauge("pages"));
 	ASSERT_EQ(0, sm_reload("")) TH_LOG("reload with defaults: %s", strerror(errno));
+	self->reloaded = 0;
 	munmap(src, size);
 }
 
