@@ -33,7 +33,6 @@ unsafe extern "C" {
     ) -> *mut bindings::address_space;
     pub(crate) fn sealmem_mapping_deny_writable(mapping: *mut bindings::address_space) -> c_int;
     pub(crate) fn sealmem_mapping_allow_writable(mapping: *mut bindings::address_space);
-    pub(crate) fn sealmem_page_has_extra_refs(page: *mut bindings::page) -> bool;
     pub(crate) fn sealmem_current_exiting_or_dumping() -> bool;
     pub(crate) fn sealmem_copy_page_from_iter_atomic(
         page: *mut bindings::page,
@@ -83,4 +82,48 @@ unsafe extern "C" {
         offset: usize,
         len: usize,
     ) -> bool;
+    pub(crate) fn sealmem_huge_supported() -> bool;
+    pub(crate) fn sealmem_alloc_huge(zero: bool) -> *mut bindings::page;
+    pub(crate) fn sealmem_huge_copy_from_user(
+        head: *mut bindings::page,
+        src: c_ulong,
+        len: usize,
+    ) -> c_ulong;
+    pub(crate) fn sealmem_xa_insert_unit(
+        xa: *mut bindings::xarray,
+        first: c_ulong,
+        head: *mut bindings::page,
+        pages: *mut *mut bindings::page,
+        n: c_uint,
+    ) -> c_int;
+    pub(crate) fn sealmem_xa_whole_unit(
+        xa: *mut bindings::xarray,
+        first: c_ulong,
+    ) -> *mut bindings::page;
+    pub(crate) fn sealmem_entry_has_extra_refs(
+        xa: *mut bindings::xarray,
+        index: c_ulong,
+        page: *mut bindings::page,
+        next: *mut c_ulong,
+    ) -> bool;
+    pub(crate) fn sealmem_vmf_pmd_mappable(vmf: *mut bindings::vm_fault) -> bool;
+    pub(crate) fn sealmem_vmf_insert_pmd(
+        vmf: *mut bindings::vm_fault,
+        head: *mut bindings::page,
+    ) -> bindings::vm_fault_t;
+    pub(crate) fn sealmem_vmf_insert_page(
+        vmf: *mut bindings::vm_fault,
+        page: *mut bindings::page,
+    ) -> bindings::vm_fault_t;
+    pub(crate) fn sealmem_vma_set_hugepage(vma: *mut bindings::vm_area_struct);
+    pub(crate) fn sealmem_vma_is_mixedmap(vma: *const bindings::vm_area_struct) -> bool;
+    pub(crate) fn sealmem_mapping_mapped(mapping: *const bindings::address_space) -> bool;
+    pub(crate) fn sealmem_get_unmapped_area(
+        file: *mut bindings::file,
+        addr: c_ulong,
+        len: c_ulong,
+        pgoff: c_ulong,
+        flags: c_ulong,
+        huge: bool,
+    ) -> c_ulong;
 }

@@ -50,20 +50,33 @@ mod fault;
 pub(crate) use fault::FaultStep;
 
 use crate::{
-    lazy::{Attach, Hole, HoleStatus, LazyQueue, Ticket, MSG_WRITE},
+    lazy::{Attach, Hole, HoleStatus, LazyQueue, Ticket, MSG_HUGE, MSG_WRITE},
+    page::UNIT_PAGES,
     pipe::PipeSink,
     stats::{enomem_at, AllocSite, Stats, STATS},
-    store::{NewPage, PageStore, Slot, SlotKind},
+    store::{unit_of, NewPage, NewUnit, PageStore, Slot, SlotKind},
     uapi,
     vm::{self, FaultAt},
     wait::{Interrupted, WaitMode},
 };
 
-/// Feature bits this build of the module implements (reported by `SEALMEM_IOC_API`).
+/// Feature bits this build of the module implements on every kernel (reported by
+/// `SEALMEM_IOC_API`); [`supported_features`] adds those the running kernel allows.
 const SUPPORTED_FEATURES: u64 = (uapi::SEALMEM_FEATURE_SIZE_IO
     | uapi::SEALMEM_FEATURE_SEALS
     | uapi::SEALMEM_FEATURE_VIEW
     | uapi::SEALMEM_FEATURE_LAZY_FILL) as u64;
+
+/// The feature bits `SEALMEM_IOC_API` reports: huge files only where the kernel has
+/// transparent huge pages with 2 MiB PMDs.
+fn supported_features() -> u64 {
+    let huge = if crate::page::huge_supported() {
+        u64::from(uapi::SEALMEM_FEATURE_HUGE)
+    } else {
+        0
+    };
+    SUPPORTED_FEATURES | huge
+}
 
 /// ioctls this build implements on a sealmem file, as a mask of `1 << nr`.
 const SUPPORTED_IOCTLS: u64 = (1 << uapi::SEALMEM_NR_API)
@@ -76,6 +89,7 @@ const SUPPORTED_IOCTLS: u64 = (1 << uapi::SEALMEM_NR_API)
     | (1 << uapi::SEALMEM_NR_GET_NAME)
     | (1 << uapi::SEALMEM_NR_VIEW)
     | (1 << uapi::SEALMEM_NR_FILL_ENABLE)
+    | (1 << uapi::SEALMEM_NR_SET_HUGE)
     | (1 << uapi::SEALMEM_NR_COPY)
     | (1 << uapi::SEALMEM_NR_ZEROPAGE)
     | (1 << uapi::SEALMEM_NR_WAKE)
@@ -346,6 +360,68 @@ impl SealFile {
         }
     }
 
+    /// Stores handler `handler`'s filled unit at `first` (unit-aligned) if all of it is a
+    /// hole within EOF and the handler is still attached, atomically, under the invalidate
+    /// lock shared as [`Self::store_filled`]. `EINVAL`: past EOF (the file shrank into the
+    /// unit) or not attached; `EEXIST`; `ENOMEM`.
+    pub(crate) fn store_unit(&self, first: usize, unit: NewUnit, handler: u64) -> Result {
+        let _g = self.store.lock_shared();
+        if !self.attached(handler) {
+            return Err(EINVAL);
+        }
+        let n = unit.len();
+        if first
+            .checked_add(n)
+            .is_none_or(|end| end as u64 > pages_for(self.size()))
+        {
+            return Err(EINVAL);
+        }
+        self.store.insert_unit(first, unit)?;
+        Stats::add(&STATS.fills, n as u64);
+        Ok(())
+    }
+
+    /// Whether this is a huge file.
+    pub(crate) fn is_huge(&self) -> bool {
+        self.store.is_huge()
+    }
+
+    /// A new unit of `n` pages for a fill ([`PageStore::new_unit`]).
+    pub(crate) fn new_unit(&self, n: usize, zero: bool) -> Result<NewUnit> {
+        self.store.new_unit(n, zero)
+    }
+
+    /// Whether the `n` pages from `first` are all holes.
+    pub(crate) fn range_is_hole(&self, first: usize, n: usize) -> bool {
+        self.store.range_is_hole(first, n)
+    }
+
+    /// In a huge file that is not lazy, the first touch of a hole at `index` whose unit is
+    /// entirely a hole and entirely within EOF allocates a zeroed 2 MiB folio for the unit
+    /// (like shmem's `huge=within_size`); when none can be allocated, the caller's small page
+    /// does (counted as a fallback). A racing first touch that stored first is as good.
+    /// Called where the caller decided "not lazy" (under `inner` or the invalidate lock
+    /// shared), which FILL_ENABLE cannot change meanwhile.
+    fn touch_unit(&self, index: usize) {
+        if !self.store.is_huge() {
+            return;
+        }
+        let unit = unit_of(index);
+        let within = unit
+            .checked_add(UNIT_PAGES)
+            .is_some_and(|end| end as u64 <= pages_for(self.size()));
+        if !within || !self.store.range_is_hole(unit, UNIT_PAGES) {
+            return;
+        }
+        let Some(folio) = self.store.new_huge_unit() else {
+            self.store.count_fallback();
+            return;
+        };
+        // EEXIST: a racing touch stored first; ENOMEM (a tree node): the small page path
+        // will report it if it persists.
+        let _ = self.store.insert_unit(unit, folio);
+    }
+
     /// Poisons the hole at `index` for handler `handler` (as [`Self::store_filled`]).
     pub(crate) fn store_poison(&self, index: usize, handler: u64) -> Result {
         let _g = self.store.lock_shared();
@@ -409,6 +485,12 @@ impl SealFile {
     }
 
     /// Raises (or joins) the request for the hole at `index` ([`LazyQueue::hole_request`]).
+    ///
+    /// In a huge file, a hole in a unit that is entirely a hole asks for the whole unit: one
+    /// request keyed by the unit's first page, flagged `SEALMEM_MSG_HUGE`, that every access
+    /// to the unit joins. Under the queue's lock the unit must still be entirely a hole (a
+    /// fill stores before it resolves under that lock, so a page stored in the unit since is
+    /// seen here, and the caller looks again); otherwise the page is asked for alone.
     fn hole_request(
         &self,
         index: usize,
@@ -416,8 +498,32 @@ impl SealFile {
         at: Option<FaultAt>,
         waits: bool,
     ) -> Result<HoleStatus> {
+        if let Some((unit, n)) = self.hole_unit(index) {
+            // The fault address is the faulting page's, not the unit's first: no map-on-fill
+            // for a unit (a huge file's VMA is mapped by the woken fault itself).
+            return self
+                .lazy
+                .hole_request(unit, flags | MSG_HUGE, None, waits, || {
+                    match self.hole_at(index) {
+                        Hole::Open if !self.store.range_is_hole(unit, n) => Hole::Gone,
+                        h => h,
+                    }
+                });
+        }
         self.lazy
             .hole_request(index, flags, at, waits, || self.hole_at(index))
+    }
+
+    /// The unit (first page, pages within EOF) a hole at `index` asks for as a whole: in a
+    /// huge file, when the unit is entirely a hole.
+    fn hole_unit(&self, index: usize) -> Option<(usize, usize)> {
+        if !self.store.is_huge() {
+            return None;
+        }
+        let unit = unit_of(index);
+        let eof_pages = usize::try_from(pages_for(self.size())).unwrap_or(usize::MAX);
+        let n = eof_pages.checked_sub(unit)?.min(UNIT_PAGES);
+        (n > 0 && self.store.range_is_hole(unit, n)).then_some((unit, n))
     }
 
     /// Waits for the request `ticket` names ([`LazyQueue::wait_hole`]).
@@ -428,7 +534,16 @@ impl SealFile {
     /// Resolves the requests of the pages `[first, end)` just filled or poisoned, maps each
     /// page where a fault waits for it, and wakes the waiters unless `wake` is false
     /// ([`LazyQueue::resolve_range`]).
+    ///
+    /// In a huge file the request of a unit is resolved by any fill inside it (it is keyed by
+    /// the unit's first page): its waiters look again, and ask again for what is still a
+    /// hole, page by page if the unit is partly present now.
     pub(crate) fn resolve_filled(&self, first: usize, end: usize, wake: bool) {
+        let first = if self.store.is_huge() {
+            unit_of(first)
+        } else {
+            first
+        };
         self.lazy.resolve_range(first, end, wake, |index, at| {
             self.map_filled(index, at.mm(), at.addr())
         });
@@ -485,6 +600,7 @@ impl SealFile {
             }
             uapi::SEALMEM_IOC_SET_NAME => self.set_name(file, user).map(|()| 0),
             uapi::SEALMEM_IOC_GET_NAME => self.get_name(user).map(|()| 0),
+            uapi::SEALMEM_IOC_SET_HUGE => self.set_huge(file, arg).map(|()| 0),
             _ => Err(ENOTTY),
         }
     }
@@ -493,7 +609,8 @@ impl SealFile {
     fn api(&self, user: UserSlice) -> Result {
         let (mut reader, mut writer) = user.reader_writer();
         let req: uapi::sealmem_api = reader.read()?;
-        if req.api != u64::from(uapi::SEALMEM_API) || req.features & !SUPPORTED_FEATURES != 0 {
+        let features = supported_features();
+        if req.api != u64::from(uapi::SEALMEM_API) || req.features & !features != 0 {
             // Like UFFDIO_API: on a refusal the struct is zeroed so userspace cannot mistake
             // stale input for an answer.
             writer.write(&uapi::sealmem_api::default())?;
@@ -501,12 +618,29 @@ impl SealFile {
         }
         let reply = uapi::sealmem_api {
             api: u64::from(uapi::SEALMEM_API),
-            features: SUPPORTED_FEATURES,
+            features,
             ioctls: SUPPORTED_IOCTLS,
         };
         writer.write(&reply)?;
         self.inner.lock().api = reply.api;
         Ok(())
+    }
+
+    /// `SEALMEM_IOC_SET_HUGE`: makes the file huge (docs/api.md, "Huge files"). `EINVAL`:
+    /// `arg` is not 0; `EBADF`: read-only fd; `EBUSY`: the file has pages, poisoned pages or
+    /// mappings; `EOPNOTSUPP`: no huge-page support in this kernel.
+    fn set_huge(&self, file: &File, arg: usize) -> Result {
+        if arg != 0 {
+            return Err(EINVAL);
+        }
+        if !is_writable(file) {
+            return Err(EBADF);
+        }
+        // `inner` orders this against writes (which allocate under it), the exclusive
+        // invalidate lock against faults and fills (which allocate under it shared).
+        let _inner = self.inner.lock();
+        let g = self.store.lock_exclusive();
+        self.store.set_huge(&g)
     }
 
     /// `SEALMEM_IOC_SET_SIZE`: ftruncate semantics.
@@ -544,8 +678,14 @@ impl SealFile {
         self.store.unmap_range(first_gone * PAGE, 0, true);
         // INVARIANT: no page at or past `pages_for(new)` remains.
         self.store.remove_range(&g, first_gone as usize, usize::MAX);
-        // Waiters for pages past the new EOF retry and get SIGBUS / EOF.
-        self.lazy.drop_requests_from(first_gone as usize);
+        // Waiters for pages past the new EOF retry and get SIGBUS / EOF. In a huge file the
+        // request of the unit the new EOF cuts goes too (its waiters within EOF raise it again:
+        // its length changed).
+        let mut drop_from = first_gone as usize;
+        if self.store.is_huge() {
+            drop_from = unit_of(drop_from);
+        }
+        self.lazy.drop_requests_from(drop_from);
         // The bytes past EOF in the last page read as zeros if the file grows again.
         let tail = (new % PAGE) as usize;
         if tail != 0 {
@@ -938,6 +1078,9 @@ impl SealFile {
                     step = WriteStep::Hole(index);
                     break;
                 }
+                if !self.is_lazy() {
+                    self.touch_unit(index);
+                }
                 match self.store.get_or_alloc(index, AllocSite::WritePage) {
                     Ok(page) => page.copy_from_iter_atomic(off, n, src),
                     Err(e) => {
@@ -1020,6 +1163,10 @@ impl SealFile {
         seq_print!(m, "size:\t{}\n", self.size());
         seq_print!(m, "seals:\t{:#x}\n", self.seals.load(Relaxed));
         seq_print!(m, "pages:\t{}\n", self.store.resident());
+        let (units, fallbacks) = self.store.huge_counts();
+        seq_print!(m, "huge:\t{}\n", u32::from(self.store.is_huge()));
+        seq_print!(m, "huge_units:\t{}\n", units);
+        seq_print!(m, "huge_fallbacks:\t{}\n", fallbacks);
         self.lazy.show(m);
         seq_print!(m, "api:\t{}\n", api);
     }

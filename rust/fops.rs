@@ -122,6 +122,7 @@ static SEALMEM_FOPS: AssertSync<bindings::file_operations> =
         write_iter: Some(sealmem_write_iter),
         llseek: Some(sealmem_llseek),
         mmap: Some(sealmem_mmap),
+        get_unmapped_area: Some(sealmem_get_unmapped_area),
         splice_read: Some(sealmem_splice_read),
         fsync: Some(bindings::noop_fsync),
         ..pin_init::zeroed()
@@ -332,8 +333,16 @@ unsafe extern "C" fn sealmem_mmap(
     let vma = unsafe { VmaNew::from_raw(vma) };
     match obj.mmap(vma) {
         Ok(()) => {
-            // Nothing below fails: `mmap` counted the VMA last (see there).
-            vma.set_mixedmap();
+            // Nothing below fails: `mmap` counted the VMA last (see there). A huge file's
+            // VMA is not VM_MIXEDMAP (see `vm.rs`) and asks for PMDs (VM_HUGEPAGE: the THP
+            // sysfs "madvise" mode honours it, "never" and MADV_NOHUGEPAGE still win).
+            if obj.is_huge() {
+                // SAFETY: The VMA is being set up in the mmap hook (invariant of `VmaNew`),
+                // when its flags may be changed.
+                unsafe { crate::ffi::sealmem_vma_set_hugepage(vma.as_ptr()) };
+            } else {
+                vma.set_mixedmap();
+            }
             // SAFETY: The VMA is being set up in the mmap hook (invariant of `VmaNew`), so we
             // may set its vm_ops; the table is 'static. INVARIANT: a sealmem VMA maps a
             // sealmem file (see the module docs).
@@ -342,6 +351,23 @@ unsafe extern "C" fn sealmem_mmap(
         }
         Err(e) => e.to_errno(),
     }
+}
+
+/// # Safety
+///
+/// Called by the mm (`__get_unmapped_area`) for an mmap of a sealmem file.
+unsafe extern "C" fn sealmem_get_unmapped_area(
+    file: *mut bindings::file,
+    addr: c_ulong,
+    len: c_ulong,
+    pgoff: c_ulong,
+    flags: c_ulong,
+) -> c_ulong {
+    // SAFETY: `file` is an open sealmem file for the duration of the call.
+    let huge = unsafe { seal_file(file) }.is_huge();
+    // SAFETY: The arguments are the mm's own for this file's mmap; a huge file's mappings are
+    // aligned by `thp_get_unmapped_area`, others placed by `mm_get_unmapped_area`.
+    unsafe { crate::ffi::sealmem_get_unmapped_area(file, addr, len, pgoff, flags, huge) }
 }
 
 /// A new anon-inode `struct file` with `fops` and the given private data.
@@ -521,6 +547,7 @@ unsafe extern "C" fn handler_show_fdinfo(m: *mut bindings::seq_file, file: *mut 
 static SEALMEM_VM_OPS: AssertSync<bindings::vm_operations_struct> =
     AssertSync(bindings::vm_operations_struct {
         fault: Some(sealmem_vm_fault),
+        huge_fault: Some(sealmem_vm_huge_fault),
         open: Some(sealmem_vm_open),
         close: Some(sealmem_vm_close),
         ..pin_init::zeroed()
@@ -593,7 +620,34 @@ unsafe extern "C" fn sealmem_vm_fault(vmf: *mut bindings::vm_fault) -> bindings:
             wait.wait()
         }
     };
+    vm_fault_of(outcome)
+}
+
+/// # Safety
+///
+/// Called by the mm for a PMD fault (`create_huge_pmd`, `wp_huge_pmd`) on a VMA whose vm_ops
+/// are [`SEALMEM_VM_OPS`].
+unsafe extern "C" fn sealmem_vm_huge_fault(
+    vmf: *mut bindings::vm_fault,
+    order: c_uint,
+) -> bindings::vm_fault_t {
+    if order != PMD_ORDER {
+        return bindings::vm_fault_reason_VM_FAULT_FALLBACK;
+    }
+    // SAFETY: The mm calls .huge_fault with a valid vmf of a fault in progress, its VMA
+    // locked.
+    let fault = unsafe { Fault::from_raw(vmf) };
+    // SAFETY: The VMA of a `.huge_fault` of SEALMEM_VM_OPS is a sealmem VMA.
+    vm_fault_of(SealFile::huge_fault(unsafe { fault_file(&fault) }, &fault))
+}
+
+/// The order of a PMD's folio (`HPAGE_PMD_ORDER`): `->huge_fault` serves only this one.
+const PMD_ORDER: c_uint = crate::page::UNIT_PAGES.trailing_zeros();
+
+/// The mm's code for a fault outcome.
+fn vm_fault_of(outcome: FaultOutcome) -> bindings::vm_fault_t {
     match outcome {
+        FaultOutcome::Fallback => bindings::vm_fault_reason_VM_FAULT_FALLBACK,
         FaultOutcome::Mapped => bindings::vm_fault_reason_VM_FAULT_NOPAGE,
         FaultOutcome::SigBus => bindings::vm_fault_reason_VM_FAULT_SIGBUS,
         FaultOutcome::Oom => bindings::vm_fault_reason_VM_FAULT_OOM,

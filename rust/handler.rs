@@ -24,6 +24,7 @@ use kernel::{
 use crate::{
     file::{check_page_range, is_writable, pages_for, partial, SealFile},
     lazy::Attach,
+    page::UNIT_PAGES,
     stats::{alloc_failed, enomem_at, AllocSite},
     store::{NewPage, SlotKind, STORE_RUN},
     uapi,
@@ -279,6 +280,19 @@ impl Handler {
                 done += PAGE;
                 continue;
             }
+            // A whole unit of a huge file that is entirely a hole: allocated (one 2 MiB folio,
+            // or small pages), filled unlocked, then stored atomically. A racing fill that
+            // stored part of it first leaves it to the page-by-page path below.
+            if let Some(n) = self.unit_to_fill(index, (len - done) / PAGE, eof_pages, &what) {
+                match self.fill_unit(index, n, &what, done) {
+                    Ok(()) => {
+                        done += n as u64 * PAGE;
+                        continue;
+                    }
+                    Err(e) if e == EEXIST => {}
+                    Err(e) => return (done, Err(e)),
+                }
+            }
             // A run of holes from `index`, within the range and EOF: its pages are allocated
             // and filled unlocked, then stored in one walk. A failure ends the run; the pages
             // before it are stored first.
@@ -330,6 +344,31 @@ impl Handler {
             }
         }
         (done, Ok(()))
+    }
+
+    /// How many pages from `index` a fill of `left` more pages installs as one unit: in a
+    /// huge file, a COPY or ZEROPAGE that covers the whole unit starting at `index` (cut at
+    /// EOF for the last one) while all of it is a hole.
+    fn unit_to_fill(&self, index: usize, left: u64, eof_pages: u64, what: &Fill) -> Option<usize> {
+        if matches!(what, Fill::Poison) || !self.file.is_huge() || index % UNIT_PAGES != 0 {
+            return None;
+        }
+        let n = eof_pages.checked_sub(index as u64)?.min(UNIT_PAGES as u64) as usize;
+        (n > 0 && left >= n as u64 && self.file.range_is_hole(index, n)).then_some(n)
+    }
+
+    /// Fills the unit of `n` pages at `index` (COPY from `done` bytes into the source, or
+    /// ZEROPAGE) and stores it atomically ([`SealFile::store_unit`]).
+    fn fill_unit(&self, index: usize, n: usize, what: &Fill, done: u64) -> Result {
+        let (zero, site) = match what {
+            Fill::Copy(_) => (false, AllocSite::CopyPage),
+            _ => (true, AllocSite::ZeroPage),
+        };
+        let mut unit = self.file.new_unit(n, zero).inspect_err(enomem_at(site))?;
+        if let Fill::Copy(base) = what {
+            unit.copy_from_user(base.wrapping_byte_add(done as usize))?;
+        }
+        self.file.store_unit(index, unit, self.id)
     }
 
     /// FILL_END: the file leaves lazy mode; holes become zero holes; everyone continues.

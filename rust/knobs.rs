@@ -7,6 +7,10 @@
 //! and `sealmem/debug/delay_ms`: when `delay_at` names a [`Point`], the code at that point
 //! sleeps `delay_ms` milliseconds (uninterruptibly, so a test sees the task in state D).
 //! Without the knobs [`delay`] is an empty inline function and the files do not exist.
+//!
+//! `sealmem/debug/huge_fail` (same builds): while it is non-zero, every allocation of a
+//! huge file's 2 MiB folio is treated as failed, so tests can drive the small-page fallback
+//! without fragmenting the VM's memory ([`huge_fail`]).
 
 /// Where a test may ask for a delay (the value written to `delay_at`).
 #[derive(Clone, Copy)]
@@ -33,11 +37,13 @@ pub(crate) mod imp {
     pub(crate) struct Knobs {
         delay_at: Atomic<u32>,
         delay_ms: Atomic<u32>,
+        huge_fail: Atomic<u32>,
     }
 
     static KNOBS: Knobs = Knobs {
         delay_at: Atomic::new(0),
         delay_ms: Atomic::new(0),
+        huge_fail: Atomic::new(0),
     };
 
     /// The knobs' debugfs files, under `parent`; removed when dropped.
@@ -46,6 +52,7 @@ pub(crate) mod imp {
             parent.scope(&KNOBS, c"debug", |k, dir| {
                 dir.read_write_file(c"delay_at", &k.delay_at);
                 dir.read_write_file(c"delay_ms", &k.delay_ms);
+                dir.read_write_file(c"huge_fail", &k.huge_fail);
             }),
             GFP_KERNEL,
         )
@@ -58,10 +65,21 @@ pub(crate) mod imp {
             )));
         }
     }
+
+    pub(crate) fn huge_fail() -> bool {
+        KNOBS.huge_fail.load(Relaxed) != 0
+    }
 }
 
 #[cfg(sealmem_debug_knobs)]
-pub(crate) use imp::{debugfs, delay};
+pub(crate) use imp::{debugfs, delay, huge_fail};
+
+/// Never: this build has no knobs.
+#[cfg(not(sealmem_debug_knobs))]
+#[inline(always)]
+pub(crate) fn huge_fail() -> bool {
+    false
+}
 
 /// Nothing: this build has no knobs.
 #[cfg(not(sealmem_debug_knobs))]

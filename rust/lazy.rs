@@ -50,6 +50,8 @@ const RESOLVE_BATCH: usize = 16;
 pub(crate) const MSG_FAULT: u32 = uapi::SEALMEM_MSG_FAULT;
 /// Flags of a request raised by a write.
 pub(crate) const MSG_WRITE: u32 = uapi::SEALMEM_MSG_WRITE;
+/// Flags of a request for a huge file's whole unit (keyed by the unit's first page).
+pub(crate) const MSG_HUGE: u32 = uapi::SEALMEM_MSG_HUGE;
 
 /// What an index that was a hole holds now, as the file sees it under the queue's lock
 /// (the `hole` callback of [`LazyQueue::hole_request`]).

@@ -97,6 +97,13 @@ impl Mapping {
         core::ptr::eq(self.raw(), raw)
     }
 
+    /// Whether any VMA maps this file (`mapping_mapped`).
+    pub(crate) fn mapped(&self) -> bool {
+        // SAFETY: The mapping is valid (invariant); this only reads whether its i_mmap tree
+        // is empty.
+        unsafe { crate::ffi::sealmem_mapping_mapped(self.raw()) }
+    }
+
     /// Makes `file` use this mapping. Must be called before `file` can be mmapped: at open,
     /// or on a new file before it is installed in an fd table.
     pub(crate) fn attach(&self, file: &File) {

@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Counted references to order-0 pages (part of the unsafe abstraction layer).
+//! Counted references to pages (part of the unsafe abstraction layer).
 //!
 //! `kernel::page::Page` owns a page outright and cannot be cloned; a sealmem page is shared
 //! by the page store, page tables, in-flight reads and the fault path, so this type holds
 //! one page *reference* instead and drops it with `put_page`. Refcounting stays in C
 //! (`sealmem_get_page`/`sealmem_put_page`).
+//!
+//! A page is an order-0 page or one subpage of a huge file's 2 MiB folio ([`HugeFolio`]); a
+//! reference to a subpage is a reference to its folio (as in the page cache), and every
+//! operation here acts on the one 4 KiB subpage.
 
 use core::{marker::PhantomData, ptr::NonNull};
 
@@ -13,16 +17,18 @@ use crate::ffi::{sealmem_get_page, sealmem_put_page};
 use kernel::{
     alloc::flags::{__GFP_ZERO, GFP_KERNEL_ACCOUNT},
     bindings,
+    ffi::c_ulong,
     iov::{IovIterDest, IovIterSource},
     page::{Page, PAGE_SIZE},
     prelude::*,
 };
 
-/// One reference to an order-0 page.
+/// One reference to a page.
 ///
 /// # Invariants
 ///
-/// `0` points to a valid order-0 `struct page` of which this value owns one reference.
+/// `0` points to a valid `struct page`, an order-0 page or a subpage of a PMD-order folio, of
+/// whose folio this value owns one reference.
 pub(crate) struct PageRef(NonNull<bindings::page>);
 
 // SAFETY: A page reference may be moved to and dropped on any thread.
@@ -113,7 +119,8 @@ impl PageRef {
     ///
     /// # Safety
     ///
-    /// `ptr` must point to a valid order-0 page and the caller transfers one reference to it.
+    /// `ptr` must point to a valid page (order 0, or a subpage of a PMD-order folio) and the
+    /// caller transfers one reference to it.
     pub(crate) unsafe fn from_raw(ptr: NonNull<bindings::page>) -> Self {
         // INVARIANT: guaranteed by the caller.
         Self(ptr)
@@ -196,15 +203,16 @@ impl PageRef {
 ///
 /// # Invariants
 ///
-/// `0` points to a valid order-0 page that stays allocated for `'a` (its store holds a
-/// reference that cannot be dropped for `'a`).
+/// `0` points to a valid page (order 0, or a subpage of a PMD-order folio) that stays
+/// allocated for `'a` (its store holds a reference that cannot be dropped for `'a`).
 #[derive(Clone, Copy)]
 pub(crate) struct StablePage<'a>(NonNull<bindings::page>, PhantomData<&'a PageRef>);
 
 impl StablePage<'_> {
     /// # Safety
     ///
-    /// `ptr` must point to a valid order-0 page that stays allocated for `'a`.
+    /// `ptr` must point to a valid page (order 0, or a subpage of a PMD-order folio) that
+    /// stays allocated for `'a`.
     pub(crate) unsafe fn from_raw(ptr: NonNull<bindings::page>) -> Self {
         // INVARIANT: guaranteed by the caller.
         Self(ptr, PhantomData)
@@ -220,6 +228,81 @@ impl StablePage<'_> {
     pub(crate) fn borrowed(&self) -> kernel::page::BorrowedPage<'_> {
         // SAFETY: The page stays allocated for 'a (invariant), which outlives this borrow.
         unsafe { kernel::page::BorrowedPage::from_raw(self.0) }
+    }
+}
+
+/// Pages per unit of a huge file: one PMD's worth (`SEALMEM_HUGE_SIZE`).
+pub(crate) const UNIT_PAGES: usize = (crate::uapi::SEALMEM_HUGE_SIZE as usize) / PAGE_SIZE;
+
+/// Whether this kernel can have huge files: transparent huge pages are built in and a PMD
+/// maps `SEALMEM_HUGE_SIZE`.
+pub(crate) fn huge_supported() -> bool {
+    // SAFETY: Reads compile-time configuration; no preconditions.
+    unsafe { crate::ffi::sealmem_huge_supported() }
+}
+
+/// The only reference to a new folio of PMD order (a huge file's unit: [`UNIT_PAGES`] pages),
+/// which nobody else can reach yet.
+///
+/// # Invariants
+///
+/// `0` points to the head page of a valid folio of PMD order; this value owns its only
+/// reference, and no page table, store or other kernel object points to it.
+pub(crate) struct HugeFolio(NonNull<bindings::page>);
+
+// SAFETY: A folio reference may be moved to and dropped on any thread.
+unsafe impl Send for HugeFolio {}
+
+impl HugeFolio {
+    /// A new folio (zeroed if `zero`), charged to the current task's memory cgroup; `None`
+    /// when no 2 MiB block is free (or the `huge_fail` knob says so): the caller falls back
+    /// to small pages.
+    pub(crate) fn alloc(zero: bool) -> Option<Self> {
+        if crate::knobs::huge_fail() {
+            return None;
+        }
+        // SAFETY: Allocates; no preconditions.
+        let head = unsafe { crate::ffi::sealmem_alloc_huge(zero) };
+        // INVARIANT: a new folio of PMD order with one reference, ours.
+        NonNull::new(head).map(Self)
+    }
+
+    /// Fills the first `len` bytes of the folio from user memory at `src` (`EFAULT` if the
+    /// source faults, or `len` exceeds the folio). No lock may be held: the copy may fault.
+    pub(crate) fn copy_from_user(&mut self, src: usize, len: usize) -> Result {
+        // SAFETY: The folio is valid and nothing else can read or write it (invariant); the
+        // helper bounds the copy by the folio's size.
+        let left = unsafe {
+            crate::ffi::sealmem_huge_copy_from_user(self.0.as_ptr(), src as c_ulong, len)
+        };
+        if left == 0 {
+            Ok(())
+        } else {
+            Err(EFAULT)
+        }
+    }
+
+    /// The head page, for the store to take.
+    ///
+    /// # Safety
+    ///
+    /// Once the pointer is stored where another task can read it, `self` must not be used
+    /// again but to be given up with [`HugeFolio::stored`] (or dropped, if nothing was
+    /// stored and nobody could see the pointer).
+    pub(crate) unsafe fn as_ptr(&self) -> *mut bindings::page {
+        self.0.as_ptr()
+    }
+
+    /// The store took over this value's reference (and took the unit's others itself).
+    pub(crate) fn stored(self) {
+        core::mem::forget(self);
+    }
+}
+
+impl Drop for HugeFolio {
+    fn drop(&mut self) {
+        // SAFETY: By the invariant we own the folio's one reference, given up here once.
+        unsafe { sealmem_put_page(self.0.as_ptr()) };
     }
 }
 

@@ -18,17 +18,18 @@
 use core::ptr::NonNull;
 
 use crate::ffi::{
-    sealmem_cond_resched, sealmem_page_has_extra_refs, sealmem_xa_init, sealmem_xa_is_value,
-    sealmem_xa_poison_entry, sealmem_xas_error, sealmem_xas_init, sealmem_xas_next,
+    sealmem_cond_resched, sealmem_entry_has_extra_refs, sealmem_xa_init, sealmem_xa_insert_unit,
+    sealmem_xa_is_value, sealmem_xa_poison_entry, sealmem_xa_whole_unit, sealmem_xas_error,
+    sealmem_xas_init, sealmem_xas_next,
 };
 use kernel::{
     bindings,
-    ffi::{c_ulong, c_void},
+    ffi::{c_uint, c_ulong, c_void},
     prelude::*,
     types::Opaque,
 };
 
-use crate::page::{PageRef, StablePage, UniquePage};
+use crate::page::{HugeFolio, PageRef, StablePage, UniquePage, UNIT_PAGES};
 use crate::stats::{alloc_failed, AllocSite};
 
 // Three views of an index, by what the caller may hold: `Slot` carries a page reference of its
@@ -67,6 +68,24 @@ pub(crate) enum Peek<'a> {
 pub(crate) enum Entry {
     Page(PageRef),
     Poison,
+}
+
+/// The pages of one unit of a huge file, to store as a whole ([`PageArray::insert_unit`]).
+pub(crate) enum UnitPages {
+    /// One folio of PMD order: [`UNIT_PAGES`] entries, one per subpage.
+    Huge(HugeFolio),
+    /// Small pages (at most [`UNIT_PAGES`]: the fallback, or a unit cut short by EOF).
+    Small(KVec<UniquePage>),
+}
+
+impl UnitPages {
+    /// How many pages (entries) the unit has.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            UnitPages::Huge(_) => UNIT_PAGES,
+            UnitPages::Small(v) => v.len(),
+        }
+    }
 }
 
 /// Why [`PageArray::insert`] did not store an entry.
@@ -266,6 +285,79 @@ impl PageArray {
         }
     }
 
+    /// Stores a whole unit at `first, first + 1, ...` (`first` unit-aligned) if all of it is
+    /// a hole: all or nothing, under one hold of the XArray lock, so no reader under the lock
+    /// sees part of it (see `sealmem_xa_insert_unit`). On failure (`EEXIST`: an entry exists;
+    /// `ENOMEM`; `EINVAL`: a bad unit) the pages are handed back.
+    pub(crate) fn insert_unit(
+        &self,
+        first: usize,
+        unit: UnitPages,
+    ) -> Result<(), (UnitPages, Error)> {
+        let n = unit.len();
+        if n == 0 || n > UNIT_PAGES || first % UNIT_PAGES != 0 {
+            return Err((unit, EINVAL));
+        }
+        // The small pages' pointers, gathered before any lock is taken.
+        let mut raw: KVec<*mut bindings::page> = KVec::new();
+        if let UnitPages::Small(pages) = &unit {
+            if raw.reserve(n, GFP_KERNEL).is_err() {
+                return Err((unit, ENOMEM));
+            }
+            for p in pages.iter() {
+                // SAFETY: The pointer is stored only if the whole unit is, and then every
+                // page is given up to the array below (`UniquePage::as_ptr`'s contract).
+                if raw.push(unsafe { p.as_ptr() }, GFP_KERNEL).is_err() {
+                    return Err((unit, ENOMEM));
+                }
+            }
+        }
+        let (head, pages) = match &unit {
+            // SAFETY: As for the small pages: on success the folio is given up below.
+            UnitPages::Huge(f) => (unsafe { f.as_ptr() }, core::ptr::null_mut()),
+            UnitPages::Small(_) => (core::ptr::null_mut(), raw.as_mut_ptr()),
+        };
+        // SAFETY: The XArray is initialised (invariant). `head` is a PMD-order folio's head
+        // page whose one reference we own (the helper takes the unit's other 511), or `pages`
+        // holds `n` (<= UNIT_PAGES) pages, each with a reference we own; `first` is
+        // unit-aligned (checked above). The helper takes the XArray lock itself and stores
+        // all of them or none.
+        let ret = unsafe {
+            sealmem_xa_insert_unit(self.raw(), first as c_ulong, head, pages, n as c_uint)
+        };
+        if ret != 0 {
+            if ret == ENOMEM.to_errno() {
+                alloc_failed(AllocSite::XarrayNode);
+            }
+            return Err((unit, Error::from_errno(ret)));
+        }
+        // INVARIANT: every entry of the unit is a page whose reference the array now owns
+        // (for a folio: one per subpage, ours and the 511 the helper took).
+        match unit {
+            UnitPages::Huge(f) => f.stored(),
+            UnitPages::Small(pages) => {
+                for p in pages {
+                    let _ = p.share().into_raw();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The head page of the PMD-order folio that fills the whole unit at `first` (every
+    /// entry its subpage, in order), if it does.
+    ///
+    /// # Safety
+    ///
+    /// No entry of the unit may be removed from the array for `'a`.
+    pub(crate) unsafe fn whole_unit<'a>(&'a self, first: usize) -> Option<StablePage<'a>> {
+        // SAFETY: The XArray is initialised (invariant); the helper takes its lock.
+        let head = unsafe { sealmem_xa_whole_unit(self.raw(), first as c_ulong) };
+        // SAFETY: A page of the array (it holds references to all its subpages), which the
+        // caller guarantees stays for 'a.
+        NonNull::new(head).map(|p| unsafe { StablePage::from_raw(p) })
+    }
+
     /// Stores `entry` at `index` if it is a hole.
     pub(crate) fn insert(&self, index: usize, entry: Entry) -> Result<(), InsertError> {
         let raw: *mut c_void = match entry {
@@ -311,14 +403,14 @@ impl PageArray {
     }
 
     /// Whether any page has references beyond the array's own and its page-table mappings
-    /// (see `sealmem_page_has_extra_refs`). Looks at every page, [`ERASE_BATCH`] per lock
-    /// hold,
-    /// rescheduling between holds.
+    /// (see `sealmem_entry_has_extra_refs`; a huge unit's folio is checked once, as a whole).
+    /// Looks at every page, [`ERASE_BATCH`] per lock hold, rescheduling between holds.
     pub(crate) fn any_extra_refs(&self) -> bool {
         let mut from: c_ulong = 0;
         loop {
             // SAFETY: The XArray is initialised (invariant). Under its lock, the array's
-            // reference keeps every page found valid while its counts are read.
+            // reference keeps every page found valid while its counts are read, and the
+            // helper walks the entries of a large folio's unit under that same hold.
             let (found, done) = unsafe {
                 bindings::xa_lock(self.raw());
                 let mut found = false;
@@ -335,17 +427,18 @@ impl PageArray {
                         done = true;
                         break;
                     }
-                    if !sealmem_xa_is_value(entry) && sealmem_page_has_extra_refs(entry.cast()) {
+                    let mut next = index.wrapping_add(1);
+                    if !sealmem_xa_is_value(entry)
+                        && sealmem_entry_has_extra_refs(self.raw(), index, entry.cast(), &mut next)
+                    {
                         found = true;
                         break;
                     }
-                    match index.checked_add(1) {
-                        Some(next) => from = next,
-                        None => {
-                            done = true;
-                            break;
-                        }
+                    if next <= index {
+                        done = true;
+                        break;
                     }
+                    from = next;
                 }
                 bindings::xa_unlock(self.raw());
                 (found, done)
@@ -356,6 +449,11 @@ impl PageArray {
             // SAFETY: No lock is held here.
             unsafe { sealmem_cond_resched() };
         }
+    }
+
+    /// The first index in `[from, last]` that holds an entry (a page or poison).
+    pub(crate) fn next_entry(&self, from: usize, last: usize) -> Option<usize> {
+        self.next_present(from, last)
     }
 
     /// The first index in `[from, last]` that holds a page.

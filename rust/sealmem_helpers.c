@@ -2,10 +2,11 @@
 /*
  * C helpers linked into sealmem.ko: thin wrappers around static-inline kernel functions
  * that have no Rust binding, named sealmem_*. Besides forwarding, only these live here:
- * the pseudo filesystem's C data (a file_system_type with C callbacks), the one-line
- * page reference check memfd makes for pins (sealmem_page_has_extra_refs), and the filling
- * of pipe buffers for splice (with the kernel's own nosteal_pipe_buf_ops: no buffer points
- * into this module, which a pipe may outlive).
+ * the pseudo filesystem's C data (a file_system_type with C callbacks), the page reference
+ * check memfd makes for pins (sealmem_entry_has_extra_refs), the filling of pipe buffers for
+ * splice (with the kernel's own nosteal_pipe_buf_ops: no buffer points into this module,
+ * which a pipe may outlive), and the huge-unit XArray walks and PMD/THP calls, whose
+ * XArray state machines and THP inlines have no Rust binding.
  */
 #include <linux/fs.h>
 #include <linux/fs_context.h>
@@ -100,18 +101,6 @@ int sealmem_mapping_deny_writable(struct address_space *mapping)
 void sealmem_mapping_allow_writable(struct address_space *mapping)
 {
 	mapping_allow_writable(mapping);
-}
-
-/*
- * Whether a page of a page store has references beyond the store's one and its page-table
- * mappings (a GUP pin such as an io_uring fixed buffer, or a transient one): what
- * memfd_folio_has_extra_refs() checks for page-cache folios.
- */
-bool sealmem_page_has_extra_refs(struct page *page)
-{
-	struct folio *folio = page_folio(page);
-
-	return folio_ref_count(folio) != 1 + folio_mapcount(folio);
 }
 
 /* A task that is exiting or dumping core must never wait for a lazy page (handle_userfault). */
@@ -316,4 +305,241 @@ bool sealmem_pipe_push_zeros(struct pipe_inode_info *pipe, size_t offset, size_t
 	};
 	pipe->head++;
 	return true;
+}
+
+/*
+ * Huge files (docs/api.md, "Huge files"): 2 MiB units of a page store, each either one folio
+ * of PMD order or (when no such block of memory is free) 512 order-0 pages. A unit's folio is
+ * stored as 512 XArray entries, one per subpage, each owning one folio reference, as the page
+ * cache holds folio_nr_pages() references for a large folio: every other path (lookup,
+ * removal by page, splice, pins) keeps working page by page.
+ */
+bool sealmem_huge_supported(void)
+{
+	return IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE) && HPAGE_PMD_SHIFT == 21;
+}
+
+/*
+ * A new folio of PMD order (its head page; NULL if none is free), charged to the caller's
+ * memory cgroup. Not movable (sealmem pages have no migration support, as order-0 ones
+ * allocated with GFP_KERNEL_ACCOUNT); __GFP_NORETRY: a failure falls back to small pages,
+ * it must not push the machine into heavy reclaim.
+ */
+struct page *sealmem_alloc_huge(bool zero)
+{
+#ifdef CONFIG_TRANSPARENT_HUGEPAGE
+	gfp_t gfp = GFP_KERNEL_ACCOUNT | __GFP_NORETRY | __GFP_NOWARN;
+	struct folio *folio = folio_alloc(zero ? gfp | __GFP_ZERO : gfp, HPAGE_PMD_ORDER);
+
+	return folio ? &folio->page : NULL;
+#else
+	return NULL;
+#endif
+}
+
+/* Copies len bytes (at most the folio) from user memory into a folio nobody else can reach
+ * yet; returns the bytes NOT copied. May fault and sleep: no lock may be held. */
+unsigned long sealmem_huge_copy_from_user(struct page *head, unsigned long src, size_t len)
+{
+	struct folio *folio = page_folio(head);
+
+	if (len > folio_size(folio))
+		return len;
+	return copy_from_user(folio_address(folio), (const void __user *)src, len);
+}
+
+/*
+ * Stores a whole unit at first..first + n - 1 (n <= HPAGE_PMD_NR, first unit-aligned) if all
+ * of it is a hole: either the n subpages of the PMD-order folio at head (n == HPAGE_PMD_NR;
+ * the caller owns one folio reference and the store takes it and 511 more) or pages[0..n)
+ * (each carrying the reference the store takes). All or nothing, under one hold of the
+ * XArray lock: the tree nodes the unit needs are created first (xas_create_range, with
+ * allocations between holds), so no store fails half way and no reader under the lock ever
+ * sees part of a unit. Returns 0, -EEXIST (an entry exists: nothing stored) or -ENOMEM.
+ */
+int sealmem_xa_insert_unit(struct xarray *xa, unsigned long first, struct page *head,
+			   struct page **pages, unsigned int n)
+{
+#ifdef CONFIG_TRANSPARENT_HUGEPAGE
+	XA_STATE_ORDER(xas, xa, first, HPAGE_PMD_ORDER);
+	unsigned long index;
+	unsigned int i;
+	int err;
+
+	if (!n || n > HPAGE_PMD_NR || first & (HPAGE_PMD_NR - 1) || (!head == !pages) ||
+	    (head && n != HPAGE_PMD_NR))
+		return -EINVAL;
+	do {
+		err = 0;
+		xas_lock(&xas);
+		index = first;
+		if (xa_find(xa, &index, first + n - 1, XA_PRESENT)) {
+			err = -EEXIST;
+			goto unlock;
+		}
+		xas_set_order(&xas, first, HPAGE_PMD_ORDER);
+		xas_create_range(&xas);
+		if (xas_error(&xas))
+			goto unlock;
+		if (head)
+			folio_ref_add(page_folio(head), HPAGE_PMD_NR - 1);
+		for (i = 0; i < n; i++) {
+			xas_store(&xas, head ? head + i : pages[i]);
+			/* The nodes exist: a store into them cannot fail. */
+			WARN_ON_ONCE(xas_error(&xas));
+			xas_next(&xas);
+		}
+unlock:
+		xas_unlock(&xas);
+	} while (xas_nomem(&xas, GFP_KERNEL_ACCOUNT));
+	if (err)
+		return err;
+	return xas_error(&xas);
+#else
+	return -EOPNOTSUPP;
+#endif
+}
+
+/*
+ * The head page of the PMD-order folio whose HPAGE_PMD_NR subpages are the entries of the
+ * unit at first, in order; NULL if the unit is anything else (holes, poison, small pages,
+ * a folio partly punched out). Under the XArray lock; the caller keeps the entries from being
+ * removed (the invalidate lock) for as long as it uses the page.
+ */
+struct page *sealmem_xa_whole_unit(struct xarray *xa, unsigned long first)
+{
+#ifdef CONFIG_TRANSPARENT_HUGEPAGE
+	XA_STATE(xas, xa, first);
+	struct page *head = NULL;
+	unsigned int i;
+	void *entry;
+
+	xas_lock(&xas);
+	entry = xas_load(&xas);
+	if (!entry || xa_is_value(entry))
+		goto unlock;
+	head = entry;
+	if (folio_order(page_folio(head)) != HPAGE_PMD_ORDER || &page_folio(head)->page != head) {
+		head = NULL;
+		goto unlock;
+	}
+	for (i = 1; i < HPAGE_PMD_NR; i++) {
+		if (xas_next(&xas) != head + i) {
+			head = NULL;
+			goto unlock;
+		}
+	}
+unlock:
+	xas_unlock(&xas);
+	return head;
+#else
+	return NULL;
+#endif
+}
+
+/*
+ * Whether the page of an entry (at index, found by the caller under the XArray lock, which it
+ * holds) has references beyond the store's and its page-table mappings' (a GUP pin such as an
+ * io_uring fixed buffer, or a transient one): what memfd_folio_has_extra_refs() checks for
+ * page-cache folios. The store holds one reference per entry, so for a large folio one per
+ * entry of the folio still in the store. *next is
+ * set to the first index past the folio's, where the caller's walk resumes.
+ */
+bool sealmem_entry_has_extra_refs(struct xarray *xa, unsigned long index, struct page *page,
+				  unsigned long *next)
+{
+	struct folio *folio = page_folio(page);
+	unsigned long first, last, stored = 0;
+	XA_STATE(xas, xa, 0);
+	void *entry;
+
+	lockdep_assert_held(&xa->xa_lock);
+	if (!folio_test_large(folio)) {
+		*next = index + 1;
+		return folio_ref_count(folio) != 1 + folio_mapcount(folio);
+	}
+	first = index - folio_page_idx(folio, page);
+	last = first + folio_nr_pages(folio) - 1;
+	xas_set(&xas, first);
+	xas_for_each(&xas, entry, last) {
+		if (!xa_is_value(entry) && page_folio((struct page *)entry) == folio)
+			stored++;
+	}
+	*next = last + 1;
+	return folio_ref_count(folio) != stored + folio_mapcount(folio);
+}
+
+/* The mm's own test for a PMD fault on vmf's VMA (thp sysfs modes, MADV_NOHUGEPAGE, prctl)
+ * and whether the aligned 2 MiB around the address lies in the VMA at a unit-aligned file
+ * offset, with no page table under the PMD yet. */
+bool sealmem_vmf_pmd_mappable(struct vm_fault *vmf)
+{
+#ifdef CONFIG_TRANSPARENT_HUGEPAGE
+	struct vm_area_struct *vma = vmf->vma;
+
+	return !(vma->vm_flags & VM_MIXEDMAP) && vmf->pmd && pmd_none(pmdp_get_lockless(vmf->pmd)) &&
+	       thp_vma_allowable_order(vma, vma->vm_flags, TVA_PAGEFAULT, PMD_ORDER) &&
+	       thp_vma_suitable_order(vma, vmf->address, PMD_ORDER);
+#else
+	return false;
+#endif
+}
+
+/*
+ * Maps the PMD-order folio at head with one PMD at the fault's aligned address (->huge_fault).
+ * Never as a write: vmf_insert_folio_pmd() with write set WARNs when it finds a page table
+ * under the PMD (a racing PTE fault); the VMA's protection already makes a shared writable
+ * mapping writable, and a write-protected PMD is split by the mm instead (our huge_fault
+ * returns FALLBACK for it).
+ */
+vm_fault_t sealmem_vmf_insert_pmd(struct vm_fault *vmf, struct page *head)
+{
+#ifdef CONFIG_TRANSPARENT_HUGEPAGE
+	return vmf_insert_folio_pmd(vmf, page_folio(head), false);
+#else
+	return VM_FAULT_FALLBACK;
+#endif
+}
+
+/*
+ * Maps one page at the fault address of a VMA that is not VM_MIXEDMAP (a huge file's: the
+ * mm's PMD split path drops a file PMD's reference and rmap only in such VMAs). A PMD a racing
+ * huge fault installed meanwhile leaves no page table to map into (insert_page() says -ENOMEM):
+ * the access retries and finds the PMD.
+ */
+vm_fault_t sealmem_vmf_insert_page(struct vm_fault *vmf, struct page *page)
+{
+	vm_fault_t ret = vmf_insert_page_mkwrite(vmf, page, false);
+
+	if (ret == VM_FAULT_OOM && !pmd_none(pmdp_get_lockless(vmf->pmd)) &&
+	    pmd_leaf(pmdp_get_lockless(vmf->pmd)))
+		return VM_FAULT_NOPAGE;
+	return ret;
+}
+
+/* A huge file's VMA: VM_HUGEPAGE (the sysfs "madvise" mode honours it; "never" still wins). */
+void sealmem_vma_set_hugepage(struct vm_area_struct *vma)
+{
+	vm_flags_set(vma, VM_HUGEPAGE);
+}
+
+bool sealmem_vma_is_mixedmap(const struct vm_area_struct *vma)
+{
+	return vma->vm_flags & VM_MIXEDMAP;
+}
+
+bool sealmem_mapping_mapped(const struct address_space *mapping)
+{
+	return mapping_mapped(mapping);
+}
+
+/* A huge file's mappings start 2 MiB-aligned (as shmem's), others where the mm likes. */
+unsigned long sealmem_get_unmapped_area(struct file *file, unsigned long addr, unsigned long len,
+					unsigned long pgoff, unsigned long flags, bool huge)
+{
+#ifdef CONFIG_TRANSPARENT_HUGEPAGE
+	if (huge)
+		return thp_get_unmapped_area(file, addr, len, pgoff, flags);
+#endif
+	return mm_get_unmapped_area(file, addr, len, pgoff, flags);
 }

@@ -18,7 +18,6 @@ struct inode *sealmem_inode_new(void);
 struct address_space *sealmem_inode_mapping(struct inode *inode);
 int sealmem_mapping_deny_writable(struct address_space *mapping);
 void sealmem_mapping_allow_writable(struct address_space *mapping);
-bool sealmem_page_has_extra_refs(struct page *page);
 bool sealmem_current_exiting_or_dumping(void);
 size_t sealmem_copy_page_from_iter_atomic(struct page *page, size_t offset, size_t bytes,
 					  struct iov_iter *i);
@@ -49,5 +48,21 @@ bool sealmem_pipe_is_full(const struct pipe_inode_info *pipe);
 bool sealmem_pipe_push_page(struct pipe_inode_info *pipe, struct page *page, size_t offset,
 			    size_t len);
 bool sealmem_pipe_push_zeros(struct pipe_inode_info *pipe, size_t offset, size_t len);
+bool sealmem_huge_supported(void);
+struct page *sealmem_alloc_huge(bool zero);
+unsigned long sealmem_huge_copy_from_user(struct page *head, unsigned long src, size_t len);
+int sealmem_xa_insert_unit(struct xarray *xa, unsigned long first, struct page *head,
+			   struct page **pages, unsigned int n);
+struct page *sealmem_xa_whole_unit(struct xarray *xa, unsigned long first);
+bool sealmem_entry_has_extra_refs(struct xarray *xa, unsigned long index, struct page *page,
+				  unsigned long *next);
+bool sealmem_vmf_pmd_mappable(struct vm_fault *vmf);
+vm_fault_t sealmem_vmf_insert_pmd(struct vm_fault *vmf, struct page *head);
+vm_fault_t sealmem_vmf_insert_page(struct vm_fault *vmf, struct page *page);
+void sealmem_vma_set_hugepage(struct vm_area_struct *vma);
+bool sealmem_vma_is_mixedmap(const struct vm_area_struct *vma);
+bool sealmem_mapping_mapped(const struct address_space *mapping);
+unsigned long sealmem_get_unmapped_area(struct file *file, unsigned long addr, unsigned long len,
+					unsigned long pgoff, unsigned long flags, bool huge);
 
 #endif

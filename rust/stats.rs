@@ -30,6 +30,13 @@ pub(crate) struct Stats {
     pub(crate) fills: Atomic<u64>,
     /// Times a task waited for a page to be filled.
     pub(crate) waits: Atomic<u64>,
+    /// Units of huge files stored as one 2 MiB folio.
+    pub(crate) huge_units: Atomic<u64>,
+    /// Units of huge files that got small pages because no 2 MiB folio could be allocated
+    /// (512 small pages for a fill, one for a first touch).
+    pub(crate) huge_fallbacks: Atomic<u64>,
+    /// Faults that mapped a whole unit with one PMD.
+    pub(crate) pmd_faults: Atomic<u64>,
 }
 
 pub(crate) static STATS: Stats = Stats {
@@ -39,6 +46,9 @@ pub(crate) static STATS: Stats = Stats {
     faults: Atomic::new(0),
     fills: Atomic::new(0),
     waits: Atomic::new(0),
+    huge_units: Atomic::new(0),
+    huge_fallbacks: Atomic::new(0),
+    pmd_faults: Atomic::new(0),
 };
 
 impl Stats {
@@ -143,6 +153,9 @@ impl DebugFs {
                 dir.read_only_file(c"faults", &s.faults);
                 dir.read_only_file(c"fills", &s.fills);
                 dir.read_only_file(c"waits", &s.waits);
+                dir.read_only_file(c"huge_units", &s.huge_units);
+                dir.read_only_file(c"huge_fallbacks", &s.huge_fallbacks);
+                dir.read_only_file(c"pmd_faults", &s.pmd_faults);
             }),
             GFP_KERNEL,
         )?;

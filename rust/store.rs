@@ -20,19 +20,25 @@ use kernel::{
     fs::File,
     iov::IovIterSource,
     mm::virt::VmaRef,
+    page::PAGE_SIZE,
     prelude::*,
-    sync::atomic::{Atomic, Relaxed},
-    uaccess::UserSliceReader,
+    sync::atomic::{Acquire, Atomic, Relaxed, Release},
+    uaccess::{UserSlice, UserSliceReader},
 };
 
 use crate::{
     mapping::{ExclusiveGuard, Mapping, SharedGuard},
-    page::{PageRef, UniquePage},
-    pagearray::{Entry, InsertError, PageArray},
+    page::{HugeFolio, PageRef, StablePage, UniquePage, UNIT_PAGES},
+    pagearray::{Entry, InsertError, PageArray, UnitPages},
     stats::{AllocSite, Stats, STATS},
 };
 
 pub(crate) use crate::pagearray::{Peek, Slot, SlotKind};
+
+/// The first page index of the huge-file unit that holds page `index`.
+pub(crate) fn unit_of(index: usize) -> usize {
+    index - index % UNIT_PAGES
+}
 
 /// The pages of one file, and the file's address_space.
 ///
@@ -42,12 +48,19 @@ pub(crate) use crate::pagearray::{Peek, Slot, SlotKind};
 ///   `STATS.pages`.
 /// - Pages leave `pages` only in [`PageStore::remove_range`], which holds `mapping`'s
 ///   invalidate lock exclusive (its guard is checked), and when the store is dropped.
+/// - `huge` only goes from false to true, while `pages` is empty and the invalidate lock is
+///   held exclusive ([`PageStore::set_huge`]).
 #[pin_data(PinnedDrop)]
 pub(crate) struct PageStore {
     mapping: Mapping,
     #[pin]
     pages: PageArray,
     resident: Atomic<u64>,
+    /// A huge file: fills and first touches work in units of [`UNIT_PAGES`] pages.
+    huge: Atomic<bool>,
+    /// Units stored as one 2 MiB folio, and units that got small pages instead (fdinfo).
+    huge_units: Atomic<u64>,
+    huge_fallbacks: Atomic<u64>,
 }
 
 impl PageStore {
@@ -57,7 +70,151 @@ impl PageStore {
             mapping: Mapping::new()?,
             pages <- PageArray::new(),
             resident: Atomic::new(0),
+            huge: Atomic::new(false),
+            huge_units: Atomic::new(0),
+            huge_fallbacks: Atomic::new(0),
         })
+    }
+
+    /// Whether this is a huge file's store.
+    pub(crate) fn is_huge(&self) -> bool {
+        self.huge.load(Acquire)
+    }
+
+    /// (units stored as 2 MiB folios, units that fell back to small pages).
+    pub(crate) fn huge_counts(&self) -> (u64, u64) {
+        (
+            self.huge_units.load(Relaxed),
+            self.huge_fallbacks.load(Relaxed),
+        )
+    }
+
+    /// Makes the store huge (see [`PageStore::is_huge`]): `EBUSY` if it holds any entry (a
+    /// page or a poisoned hole) or its file is mapped (existing mappings would stay mapped
+    /// by 4 KiB pages), `EOPNOTSUPP` without huge-page support.
+    pub(crate) fn set_huge(&self, g: &ExclusiveGuard<'_>) -> Result {
+        if kernel::warn_on!(!g.locks(&self.mapping)) {
+            return Err(EINVAL);
+        }
+        if !crate::page::huge_supported() {
+            return Err(EOPNOTSUPP);
+        }
+        if self.is_huge() {
+            return Ok(());
+        }
+        if self.pages.next_entry(0, usize::MAX).is_some() || self.mapping.mapped() {
+            return Err(EBUSY);
+        }
+        // INVARIANT: empty, under the exclusive invalidate lock (checked above).
+        self.huge.store(true, Release);
+        Ok(())
+    }
+
+    /// A new unit of `n` pages (`n <=` [`UNIT_PAGES`]) for a caller that fills it before
+    /// storing it ([`PageStore::insert_unit`]), counted against `max_pages` as `n` pages:
+    /// one 2 MiB folio when `n` is a whole unit and one can be allocated, else `n` small
+    /// pages (zeroed if `zero`). Errors: `ENOSPC` at the page limit, `ENOMEM`.
+    pub(crate) fn new_unit(&self, n: usize, zero: bool) -> Result<NewUnit> {
+        if n == 0 || n > UNIT_PAGES {
+            return Err(EINVAL);
+        }
+        reserve_pages(n as u64)?;
+        // INVARIANT: the reservation is carried by the `NewUnit` from here on (its drop
+        // returns it).
+        let mut unit = NewUnit { pages: None, n };
+        if n == UNIT_PAGES {
+            if let Some(f) = HugeFolio::alloc(zero) {
+                unit.pages = Some(UnitPages::Huge(f));
+                return Ok(unit);
+            }
+        }
+        let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            let page = if zero {
+                UniquePage::alloc_zeroed()
+            } else {
+                UniquePage::alloc_for_overwrite()
+            }?;
+            v.push(page, GFP_KERNEL)?;
+        }
+        unit.pages = Some(UnitPages::Small(v));
+        Ok(unit)
+    }
+
+    /// A new zeroed 2 MiB folio for a first touch of a unit, counted against `max_pages` as
+    /// [`UNIT_PAGES`] pages; `None` at the page limit or when none can be allocated (the
+    /// caller falls back to one small page).
+    pub(crate) fn new_huge_unit(&self) -> Option<NewUnit> {
+        reserve_pages(UNIT_PAGES as u64).ok()?;
+        // INVARIANT: the reservation goes with the `NewUnit` (returned by its drop if the
+        // folio cannot be allocated).
+        let mut unit = NewUnit {
+            pages: None,
+            n: UNIT_PAGES,
+        };
+        unit.pages = Some(UnitPages::Huge(HugeFolio::alloc(true)?));
+        Some(unit)
+    }
+
+    /// Stores `unit` at `first` (unit-aligned) if all of it is a hole, atomically
+    /// ([`PageArray::insert_unit`]); `EEXIST` otherwise (the unit is freed), `ENOMEM`.
+    pub(crate) fn insert_unit(&self, first: usize, mut unit: NewUnit) -> Result {
+        let Some(pages) = unit.pages.take() else {
+            return Err(EINVAL);
+        };
+        let huge = matches!(pages, UnitPages::Huge(_));
+        let n = unit.n;
+        match self.pages.insert_unit(first, pages) {
+            Ok(()) => {
+                // INVARIANT: `n` more pages in the array; their global count moves from the
+                // `NewUnit` (left empty) to the store.
+                unit.n = 0;
+                self.resident.add(n as u64, Relaxed);
+                if huge {
+                    self.huge_units.add(1u64, Relaxed);
+                    Stats::inc(&STATS.huge_units);
+                } else if n == UNIT_PAGES {
+                    self.huge_fallbacks.add(1u64, Relaxed);
+                    Stats::inc(&STATS.huge_fallbacks);
+                }
+                Ok(())
+            }
+            // The pages go back to the `NewUnit`, whose drop frees them and the reservation.
+            Err((pages, e)) => {
+                unit.pages = Some(pages);
+                Err(e)
+            }
+        }
+    }
+
+    /// Counts a first touch of a huge file's unit that got a small page (no 2 MiB folio).
+    pub(crate) fn count_fallback(&self) {
+        self.huge_fallbacks.add(1u64, Relaxed);
+        Stats::inc(&STATS.huge_fallbacks);
+    }
+
+    /// Whether the `n` pages from `first` are all holes (no page, no poison).
+    pub(crate) fn range_is_hole(&self, first: usize, n: usize) -> bool {
+        match first.checked_add(n) {
+            Some(end) if n > 0 => self.pages.next_entry(first, end - 1).is_none(),
+            _ => true,
+        }
+    }
+
+    /// The head page of the 2 MiB folio that fills the whole unit at `first`, lent for as
+    /// long as `g`, this store's invalidate lock held shared, lives. Another store's guard is
+    /// a bug: it warns and finds nothing.
+    pub(crate) fn whole_unit<'a>(
+        &'a self,
+        g: &'a SharedGuard<'_>,
+        first: usize,
+    ) -> Option<StablePage<'a>> {
+        if kernel::warn_on!(!g.locks(&self.mapping)) {
+            return None;
+        }
+        // SAFETY: As in `peek_run`: `g` holds this store's invalidate lock shared for 'a, so
+        // no entry leaves `pages` for 'a (invariant).
+        unsafe { self.pages.whole_unit(first) }
     }
 
     /// Takes the invalidate lock shared (faults, fills).
@@ -362,11 +519,60 @@ fn max_pages() -> u64 {
 
 /// Counts one more resident page against `max_pages`, or fails with `ENOSPC`.
 fn reserve_page() -> Result {
+    reserve_pages(1)
+}
+
+/// Counts `n` more resident pages against `max_pages`, all or none (`ENOSPC`).
+fn reserve_pages(n: u64) -> Result {
     let limit = max_pages();
-    let before = STATS.pages.fetch_add(1u64, Relaxed);
-    if before >= limit {
-        Stats::dec(&STATS.pages);
+    let before = STATS.pages.fetch_add(n, Relaxed);
+    if before.saturating_add(n) > limit {
+        STATS.pages.fetch_sub(n, Relaxed);
         return Err(ENOSPC);
     }
     Ok(())
+}
+
+/// A unit allocated for a store but not yet in it ([`PageStore::new_unit`]); its `n` pages
+/// are counted in `STATS.pages` until it is stored or dropped.
+///
+/// # Invariants
+///
+/// `n` units of `STATS.pages` are reserved for it (0 once stored).
+pub(crate) struct NewUnit {
+    pages: Option<UnitPages>,
+    n: usize,
+}
+
+impl NewUnit {
+    /// How many pages the unit has.
+    pub(crate) fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Fills the whole unit from user memory at `src` (`EFAULT` if the source faults). No
+    /// lock may be held: the copy may fault.
+    pub(crate) fn copy_from_user(&mut self, src: kernel::uaccess::UserPtr) -> Result {
+        let n = self.n;
+        match &mut self.pages {
+            Some(UnitPages::Huge(f)) => {
+                f.copy_from_user(src.as_const_ptr() as usize, n * PAGE_SIZE)
+            }
+            Some(UnitPages::Small(v)) => {
+                for (i, p) in v.iter_mut().enumerate() {
+                    let from = src.wrapping_byte_add(i * PAGE_SIZE);
+                    p.copy_from_user(&mut UserSlice::new(from, PAGE_SIZE).reader())?;
+                }
+                Ok(())
+            }
+            None => Err(EINVAL),
+        }
+    }
+}
+
+impl Drop for NewUnit {
+    fn drop(&mut self) {
+        // The pages (if any) are freed when `pages` goes; the reservation is returned here.
+        STATS.pages.fetch_sub(self.n as u64, Relaxed);
+    }
 }

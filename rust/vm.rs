@@ -7,7 +7,15 @@
 //! Pages are installed with `vm_insert_page(s)` into VM_MIXEDMAP VMAs (as binder does), so the
 //! fault handler can map a run of resident neighbours in the same fault (fault-around:
 //! `.map_pages` is unusable from a module: it runs under RCU and cannot sleep, and
-//! `set_pte_range`/`finish_fault` are not exported). A write fault in a private
+//! `set_pte_range`/`finish_fault` are not exported).
+//!
+//! A huge file's VMAs are not VM_MIXEDMAP: the mm's PMD split of a VM_MIXEDMAP VMA just
+//! clears the PMD, without dropping the folio reference and mapcount that
+//! `vmf_insert_folio_pmd` took (`__split_huge_pmd_locked`, `vma_is_special_huge`), so a
+//! partial munmap, mprotect or MADV_DONTNEED of a PMD-mapped unit would leak it. There,
+//! whole units are mapped with one PMD (`->huge_fault`, `vmf_insert_folio_pmd`) and
+//! everything else one page per fault with `vmf_insert_page_mkwrite` (no fault-around:
+//! `vm_insert_pages` wants VM_MIXEDMAP, and each fault maps only its own address). A write fault in a private
 //! mapping installs the shared page read-only; the CPU retries, and the core's write-protect
 //! fault copies it (copy-on-write), as for any file page.
 //!
@@ -70,6 +78,29 @@ pub(crate) enum FaultOutcome {
     /// where this fault waits; if not (poisoned, truncated, the mapping changed), the access
     /// simply faults afresh.
     Completed,
+    /// (`->huge_fault` only) No PMD here: let the mm fault the page in with PTEs
+    /// (`VM_FAULT_FALLBACK`).
+    Fallback,
+}
+
+impl FaultOutcome {
+    /// The outcome of an insert helper's `vm_fault_t`.
+    fn of(ret: bindings::vm_fault_t) -> Self {
+        if ret & bindings::vm_fault_reason_VM_FAULT_OOM != 0 {
+            FaultOutcome::Oom
+        } else if ret & bindings::vm_fault_reason_VM_FAULT_FALLBACK != 0 {
+            FaultOutcome::Fallback
+        } else if ret
+            & (bindings::vm_fault_reason_VM_FAULT_SIGBUS
+                | bindings::vm_fault_reason_VM_FAULT_SIGSEGV
+                | bindings::vm_fault_reason_VM_FAULT_HWPOISON)
+            != 0
+        {
+            FaultOutcome::SigBus
+        } else {
+            FaultOutcome::Mapped
+        }
+    }
 }
 
 /// A page fault on a sealmem VMA.
@@ -110,6 +141,58 @@ impl Fault<'_> {
     /// Whether this is a write access.
     pub(crate) fn is_write(&self) -> bool {
         self.flags() & bindings::fault_flag_FAULT_FLAG_WRITE != 0
+    }
+
+    /// Whether the VMA is a shared mapping.
+    fn is_shared(&self) -> bool {
+        self.vma_ref().flags() & kernel::mm::virt::flags::SHARED != 0
+    }
+
+    /// Whether the VMA is VM_MIXEDMAP (every sealmem VMA but a huge file's: those are mapped
+    /// with [`Fault::insert_one`] and [`Fault::insert_pmd`]).
+    pub(crate) fn is_mixedmap(&self) -> bool {
+        // SAFETY: The VMA is valid and locked (invariant).
+        unsafe { crate::ffi::sealmem_vma_is_mixedmap(self.vma()) }
+    }
+
+    /// Whether this fault may map its 2 MiB with one PMD: the VMA is a huge file's (not
+    /// VM_MIXEDMAP), the mm would try a PMD fault here (THP modes, MADV_NOHUGEPAGE, prctl),
+    /// the aligned 2 MiB lies in the VMA at a unit-aligned file offset with no page table
+    /// under it, and it is not a write to a private mapping (copy-on-write is done by PTE).
+    /// `->fault` and `->huge_fault` decide alike, so a fault that leaves a unit to the PMD
+    /// path (see `SealFile::fault`) is sure to get there.
+    pub(crate) fn pmd_candidate(&self) -> bool {
+        if self.is_write() && !self.is_shared() {
+            return false;
+        }
+        // SAFETY: `vmf` is a fault in progress on a locked VMA (invariant).
+        unsafe { crate::ffi::sealmem_vmf_pmd_mappable(self.vmf) }
+    }
+
+    /// Maps the PMD-order folio at `head` with one PMD over the fault's aligned 2 MiB (the
+    /// caller checked [`Fault::pmd_candidate`]; a PMD or page table that appeared meanwhile
+    /// just makes the access retry).
+    pub(crate) fn insert_pmd(&self, head: StablePage<'_>) -> FaultOutcome {
+        if !self.pmd_candidate() {
+            return FaultOutcome::Fallback;
+        }
+        // SAFETY: `vmf` is a fault in progress on a locked VMA that is not VM_MIXEDMAP
+        // (`pmd_candidate`); `head` is the head page of a PMD-order folio, valid for the call
+        // (`StablePage`; its store holds it), which vmf_insert_folio_pmd takes its own
+        // reference to.
+        FaultOutcome::of(unsafe { crate::ffi::sealmem_vmf_insert_pmd(self.vmf, head.as_ptr()) })
+    }
+
+    /// Maps `page` (the faulting page) at the fault address of a VMA that is not
+    /// VM_MIXEDMAP (a huge file's), with `vmf_insert_page_mkwrite`, which takes its own
+    /// reference. `Mapped` also when something is mapped there already.
+    pub(crate) fn insert_one(&self, page: StablePage<'_>) -> FaultOutcome {
+        if self.is_mixedmap() {
+            return FaultOutcome::SigBus;
+        }
+        // SAFETY: `vmf` is a fault in progress on a locked VMA that is not VM_MIXEDMAP
+        // (checked above); the page is valid for the call (`StablePage`) and not anonymous.
+        FaultOutcome::of(unsafe { crate::ffi::sealmem_vmf_insert_page(self.vmf, page.as_ptr()) })
     }
 
     /// Whether the fault may be retried (so we may drop the lock and sleep).
@@ -221,7 +304,10 @@ impl Fault<'_> {
             *r = p.as_ptr();
         }
         let mut left = n as kernel::ffi::c_ulong;
-        // SAFETY: A locked VM_MIXEDMAP VMA (set at mmap) covering `n` pages from `first`
+        if !self.is_mixedmap() {
+            return (0, Some(EINVAL));
+        }
+        // SAFETY: A locked VM_MIXEDMAP VMA (checked above) covering `n` pages from `first`
         // (checked above against both ends of the VMA); each page is valid for the call
         // (`StablePage`) and not anonymous, and vm_insert_pages takes its own reference to
         // each page it maps.

@@ -27,6 +27,9 @@ c_sigs() {
 		if (t == "size_t") return "usize"
 		if (t == "bool") return "bool"
 		if (t == "__poll_t") return "bindings::__poll_t"
+		if (t == "vm_fault_t") return "bindings::vm_fault_t"
+		if (t == "unsigned long*") return "*mut c_ulong"
+		if (t ~ /^struct [a-z_0-9]+\*\*$/) { sub(/^struct /, "", t); sub(/\*\*$/, "", t); return "*mut *mut bindings::" t }
 		if (t == "void*") return "*mut c_void"
 		if (t == "const void*") return "*const c_void"
 		if (t ~ /^const struct [a-z_0-9]+\*$/) { sub(/^const struct /, "", t); sub(/\*$/, "", t); return "*const bindings::" t }

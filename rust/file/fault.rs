@@ -21,8 +21,9 @@ use kernel::{
 use super::{pages_for, write_sealed_in, SealFile, FAULT_AROUND, SEAL_EXEC};
 use crate::{
     lazy::{HoleStatus, Ticket, MSG_FAULT, MSG_WRITE},
+    page::UNIT_PAGES,
     stats::{AllocSite, Stats, STATS},
-    store::{Peek, SlotKind},
+    store::{unit_of, Peek, SlotKind},
     vm::{self, Fault, FaultOutcome},
     wait::{Interrupted, WaitMode},
 };
@@ -124,6 +125,17 @@ impl SealFile {
                 };
                 this.store.peek_run(&g, first, win);
                 match win.get(at) {
+                    Some(Peek::Page(_)) if this.leave_to_pmd(vmf, index, eof_pages, &g) => {
+                        // Nothing mapped: the access faults again, and the mm's PMD fault
+                        // (`huge_fault`) maps the whole unit.
+                        return FaultOutcome::Mapped.into();
+                    }
+                    Some(Peek::Page(_)) if !vmf.is_mixedmap() => {
+                        let Some(Peek::Page(page)) = win.get(at).copied() else {
+                            return FaultOutcome::SigBus.into();
+                        };
+                        return vmf.insert_one(page).into();
+                    }
                     Some(Peek::Page(_)) => return Self::map_window(vmf, first, win, at).into(),
                     Some(Peek::Hole) if lazy => {}
                     Some(Peek::Hole) => match this.zero_page_for_fault(index) {
@@ -178,11 +190,62 @@ impl SealFile {
     }
 
     /// The page a fault on the hole `index` of a file that is not lazy maps: a new zero page
-    /// (or one a racing access stored first). Called with the invalidate lock held shared,
-    /// under which FILL_ENABLE cannot make the file lazy meanwhile.
+    /// (or one a racing access stored first); in a huge file, the unit's 2 MiB folio when the
+    /// unit is a hole within EOF (see [`SealFile::touch_unit`]). Called with the invalidate
+    /// lock held shared, under which FILL_ENABLE cannot make the file lazy meanwhile.
     fn zero_page_for_fault(&self, index: usize) -> Result<crate::page::PageRef> {
         crate::knobs::delay(crate::knobs::Point::FaultBeforeZeroPage);
+        self.touch_unit(index);
         self.store.get_or_alloc(index, AllocSite::FaultPage)
+    }
+
+    /// Whether a PTE fault on the present page `index` should map nothing and leave the
+    /// unit to the PMD fault that the access's next fault will be: the fault could map a PMD
+    /// ([`Fault::pmd_candidate`], which `huge_fault` checks alike) and the unit is one whole
+    /// 2 MiB folio within EOF (`eof_pages`), lent under `g`. Otherwise a PTE would be mapped,
+    /// its page table would sit under the PMD, and the unit would stay mapped by 4 KiB pages.
+    fn leave_to_pmd(
+        &self,
+        vmf: &Fault<'_>,
+        index: usize,
+        eof_pages: u64,
+        g: &crate::mapping::SharedGuard<'_>,
+    ) -> bool {
+        let unit = unit_of(index);
+        self.store.is_huge()
+            && (unit as u64).saturating_add(UNIT_PAGES as u64) <= eof_pages
+            && vmf.pmd_candidate()
+            && self.store.whole_unit(g, unit).is_some()
+    }
+
+    /// `->huge_fault` for a PMD: maps the fault's whole unit with one PMD when it is one
+    /// 2 MiB folio within EOF (allocating it first in a huge file that is not lazy, on the
+    /// first touch of a unit that is a hole), and the fault may map a PMD there
+    /// ([`Fault::pmd_candidate`]). Anything else (a lazy hole, a unit partly present or of
+    /// small pages, the last unit cut by EOF, an unaligned or partial VMA, a private write,
+    /// a write-protected PMD) falls back to the PTE fault, which raises lazy requests and
+    /// waits as usual.
+    pub(crate) fn huge_fault(this: ArcBorrow<'_, SealFile>, vmf: &Fault<'_>) -> FaultOutcome {
+        if !this.store.is_huge() || !vmf.pmd_candidate() {
+            return FaultOutcome::Fallback;
+        }
+        let unit = unit_of(vmf.pgoff());
+        let g = this.store.lock_shared();
+        if (unit as u64).saturating_add(UNIT_PAGES as u64) > pages_for(this.size()) {
+            return FaultOutcome::Fallback;
+        }
+        if this.store.whole_unit(&g, unit).is_none() && !this.is_lazy() {
+            // Not lazy, under the invalidate lock held shared (FILL_ENABLE cannot come).
+            this.touch_unit(unit);
+        }
+        let Some(head) = this.store.whole_unit(&g, unit) else {
+            return FaultOutcome::Fallback;
+        };
+        let outcome = vmf.insert_pmd(head);
+        if let FaultOutcome::Mapped = outcome {
+            Stats::inc(&STATS.pmd_faults);
+        }
+        outcome
     }
 
     /// Maps the resident pages of the fault-around window `win` (file pages from `first`),
