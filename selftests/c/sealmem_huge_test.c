@@ -532,6 +532,7 @@ TEST_F_TIMEOUT(huge, lazy_unit_one_request, 300)
 {
 	const size_t size = 8 * MIB;
 	long long hu0 = sm_counter("huge_units"), hf0 = sm_counter("huge_fallbacks");
+	long long pf0 = sm_counter("pmd_faults");
 	char *src = sm_make_src(size, 21), *p;
 	int fd = huge_new(size), hfd, seen[4] = { 0 };
 	struct usrv s;
@@ -572,8 +573,10 @@ TEST_F_TIMEOUT(huge, lazy_unit_one_request, 300)
 	EXPECT_EQ(0, sm_fdinfo_num(fd, "pending"));
 	EXPECT_EQ(4, sm_counter("huge_units") - hu0) TH_LOG("debugfs huge_units");
 	EXPECT_EQ(0, sm_counter("huge_fallbacks") - hf0) TH_LOG("debugfs huge_fallbacks");
-	/* The units are mapped by PMDs (pmd_mapped_in_smaps checks a non-lazy file too). */
+	/* The units are mapped by PMDs (pmd_mapped_in_smaps checks a non-lazy file too): each
+	 * unit's first fault waited and was woken unmapped, its retry mapped the PMD. */
 	EXPECT_EQ((long long)(size >> 10), pmd_kb(p, size));
+	EXPECT_EQ(4, sm_counter("pmd_faults") - pf0) TH_LOG("debugfs pmd_faults");
 	munmap(p, size);
 	close(hfd);
 	close(fd);
@@ -690,7 +693,7 @@ TEST_F_TIMEOUT(huge, write_into_a_lazy_unit_is_a_huge_write_request, 120)
 TEST_F_TIMEOUT(huge, pmd_mapped_in_smaps, 120)
 {
 	const size_t size = 8 * MIB;
-	long long hu0 = sm_counter("huge_units");
+	long long hu0 = sm_counter("huge_units"), pf0 = sm_counter("pmd_faults");
 	int fd = huge_new(size);
 	char *p, *zero = calloc(1, HS);
 	long d;
@@ -711,6 +714,7 @@ TEST_F_TIMEOUT(huge, pmd_mapped_in_smaps, 120)
 	EXPECT_EQ(4, sm_counter("huge_units") - hu0);
 	EXPECT_EQ((long long)(size / SM_PS), sm_pages(fd));
 	EXPECT_EQ((long long)(size >> 10), pmd_kb(p, size)) TH_LOG("FilePmdMapped of the 8 MiB VMA");
+	EXPECT_EQ(4, sm_counter("pmd_faults") - pf0) TH_LOG("debugfs pmd_faults: one per unit");
 	/* The bytes: zeros but for the two written. */
 	EXPECT_EQ('a', p[12345]);
 	EXPECT_EQ('b', p[HS + HS / 2]);
@@ -1475,6 +1479,8 @@ TEST_F_TIMEOUT(huge, write_seal_refuses_pinned_huge_page, 120)
 	EXPECT_EQ(1, sm_fdinfo_num(fd, "huge_units"));
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, p);
+	/* A write fault first: a writable PMD, which the pin's GUP follows without a split. */
+	p[MIB] = want[MIB];
 	touch_all(p, size);
 	EXPECT_EQ((long long)(HS >> 10), pmd_kb(p, size)) TH_LOG("the pinned unit is PMD-mapped");
 	ASSERT_EQ(0, ring_setup(&r)) TH_LOG("io_uring_setup/mmap: %s", strerror(errno));
