@@ -16,8 +16,9 @@
  * - pmd_mapped_in_smaps: a non-lazy huge file touched (read and write faults) is mapped at
  *   a 2 MiB-aligned address with one PMD per unit (FilePmdMapped = units * 2048 kB).
  * - unaligned_vma_maps_ptes: a 2 MiB-aligned VMA at file offset 4 KiB, a 1 MiB VMA, a VMA
- *   with MADV_NOHUGEPAGE, and a VMA split by mprotect map by PTEs (FilePmdMapped 0), with
- *   exact bytes; an aligned VMA maps by PMD (the control).
+ *   with MADV_NOHUGEPAGE, a VMA split by mprotect, a partial munmap and MADV_DONTNEED of a
+ *   page map the units concerned by PTEs (FilePmdMapped), with exact bytes; an aligned VMA
+ *   maps by PMD (the control).
  * - fallback_512_pages: with the debug knob huge_fail=1 a unit is still ONE request, bytes
  *   exact, installed as 512 pages (huge_fallbacks 1, huge_units 0, FilePmdMapped 0).
  * - punch_inside_unit (non-lazy, lazy): punching a page of a PMD-mapped unit splits that
@@ -815,6 +816,25 @@ TEST_F_TIMEOUT(huge, unaligned_vma_maps_ptes, 180)
 	ASSERT_EQ(1, pread(fd, want, 1, HS + 2));
 	EXPECT_EQ('n', want[0]);
 	munmap(p, size);
+	sm_pattern(want, size, 24, 0);
+	want[SM_PS + 1] = 'm';
+	want[HS + 2] = 'n';
+
+	/* A partial munmap of unit 1 and MADV_DONTNEED of a page of unit 0: the rest by PTEs. */
+	p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	touch_all(p, size);
+	EXPECT_EQ((long long)(size >> 10), pmd_kb(p, size));
+	ASSERT_EQ(0, munmap(p + size - SM_PS, SM_PS));
+	EXPECT_EQ((long long)(HS >> 10), pmd_kb(p, size - SM_PS)) TH_LOG("after a partial munmap of unit 1");
+	ASSERT_EQ(0, madvise(p + MIB, SM_PS, MADV_DONTNEED));
+	EXPECT_EQ(0, pmd_kb(p, size - SM_PS)) TH_LOG("after MADV_DONTNEED of a page of unit 0");
+	touch_all(p, size - SM_PS);
+	EXPECT_EQ(0, pmd_kb(p, size - SM_PS)) TH_LOG("refaulted by PTEs");
+	d = first_diff(p, want, size - SM_PS);
+	EXPECT_EQ(-1, d) TH_LOG("after munmap and DONTNEED: byte %ld", d);
+	munmap(p, size - SM_PS);
+	EXPECT_EQ((long long)(size / SM_PS), sm_pages(fd));
 	close(fd);
 	free(want);
 }
