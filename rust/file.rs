@@ -23,7 +23,8 @@
 //! A pipe's lock, held by the splice code around `splice_read` ([`SealFile::splice_read`]),
 //! comes before all of these: that path takes only the two spinlocks of 5, briefly, and
 //! may wait for a lazy page while the pipe's lock is held (as shmem's splice may wait for
-//! swap-in); nothing of sealmem takes a pipe's lock.
+//! swap-in), but only [`SPLICE_WAIT_MS`] at a time before it restarts the syscall, which
+//! releases the pipe's lock; nothing of sealmem takes a pipe's lock.
 //!
 //! Nothing waits for a lazy page while holding any of these: the fault path drops the
 //! invalidate lock and the fault lock first, and a write drops `inner` (to wait for a hole
@@ -111,6 +112,10 @@ const PAGE: u64 = PAGE_SIZE as u64;
 /// address, like the mm's default `fault_around_bytes`. A power of two, and one run of
 /// `Fault::insert_run`.
 const FAULT_AROUND: usize = vm::MAP_RUN;
+
+/// Longest a splice waits for a lazy page with the pipe's lock held before it starts over
+/// (see [`SealFile::splice_read`]).
+const SPLICE_WAIT_MS: u32 = 100;
 
 /// Source of file ids (shown in fdinfo, so tests can tell files apart).
 static NEXT_ID: Atomic<u64> = Atomic::new(1);
@@ -908,9 +913,11 @@ impl SealFile {
     /// `EIO` for a poisoned page or no handler), and an error after some bytes returns those.
     ///
     /// The caller holds the pipe's lock (the splice code takes it around every
-    /// `splice_read`): a wait for a lazy page here keeps it, so a reader or writer of that
-    /// pipe (the handler too, if it touched that pipe) blocks until the fill, a signal to
-    /// the splicer or the handler's end. None of this file's locks is held while waiting.
+    /// `splice_read`), which readers and writers of the pipe take uninterruptibly. So a
+    /// splice never waits for a lazy page with bytes already in the pipe (it returns them,
+    /// having requested the hole), and otherwise waits at most [`SPLICE_WAIT_MS`] at a time,
+    /// then starts over, releasing the pipe's lock in between (`wait_for_hole_in_splice`).
+    /// None of this file's locks is held while waiting.
     ///
     /// Pages in a pipe count as references beyond the store's: ADD_SEALS(WRITE) waits for
     /// them and fails with `EBUSY` while they stay (as `memfd_wait_for_pins` does with
@@ -947,7 +954,14 @@ impl SealFile {
                     break;
                 }
                 Slot::Hole if !lazy => pipe.push_zeros(off, n),
-                Slot::Hole => match self.wait_for_hole(index, 0, nonblock) {
+                Slot::Hole if done > 0 => {
+                    // Bytes are in the pipe already: hand them over rather than wait with
+                    // the pipe locked. The hole is requested (no task waits for it), so the
+                    // next splice likely finds it filled.
+                    let _ = self.hole_request(index, 0, None, false);
+                    break;
+                }
+                Slot::Hole => match self.wait_for_hole_in_splice(index, nonblock) {
                     Ok(()) => continue,
                     Err(e) => {
                         stop = Some(e);
@@ -966,6 +980,29 @@ impl SealFile {
         }
         *pos = at as i64;
         partial(done, stop)
+    }
+
+    /// A splice's wait for the hole at `index` of a lazy file, with the pipe's lock held
+    /// (by the splice code, around `splice_read`): at most [`SPLICE_WAIT_MS`] at a time. Then
+    /// the splice starts over (`restart_syscall`), which releases the pipe's lock on the way
+    /// out, so readers and writers of the pipe (whose `pipe_lock` sleeps uninterruptibly) get
+    /// their turn while the handler has not filled the page. `Ok` means "look again".
+    fn wait_for_hole_in_splice(&self, index: usize, nonblock: bool) -> Result {
+        match self.hole_request(index, 0, None, !nonblock)? {
+            HoleStatus::Resolved => Ok(()),
+            HoleStatus::Poisoned | HoleStatus::NoHandler => Err(EIO),
+            HoleStatus::Wait(_) if nonblock => Err(EAGAIN),
+            HoleStatus::Wait(ticket) => {
+                match self
+                    .lazy
+                    .wait_hole_timeout(ticket, WaitMode::Interruptible, SPLICE_WAIT_MS)
+                {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(crate::wait::restart_syscall()),
+                    Err(Interrupted) => Err(ERESTARTSYS),
+                }
+            }
+        }
     }
 
     /// A syscall's wait for the hole at `index` of a lazy file. `Ok` means "look again".
