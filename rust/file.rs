@@ -914,9 +914,9 @@ impl SealFile {
     ///
     /// The caller holds the pipe's lock (the splice code takes it around every
     /// `splice_read`), which readers and writers of the pipe take uninterruptibly. So a
-    /// splice never waits for a lazy page with bytes already in the pipe (it returns them,
-    /// having requested the hole), and otherwise waits at most [`SPLICE_WAIT_MS`] at a time,
-    /// then starts over, releasing the pipe's lock in between (`wait_for_hole_in_splice`).
+    /// splice waits for a lazy page at most [`SPLICE_WAIT_MS`] at a time: then it returns the
+    /// bytes it moved, if any, or else starts over, releasing the pipe's lock in between
+    /// (`wait_for_hole_in_splice`).
     /// None of this file's locks is held while waiting.
     ///
     /// Pages in a pipe count as references beyond the store's: ADD_SEALS(WRITE) waits for
@@ -954,15 +954,10 @@ impl SealFile {
                     break;
                 }
                 Slot::Hole if !lazy => pipe.push_zeros(off, n),
-                Slot::Hole if done > 0 => {
-                    // Bytes are in the pipe already: hand them over rather than wait with
-                    // the pipe locked. The hole is requested (no task waits for it), so the
-                    // next splice likely finds it filled.
-                    let _ = self.hole_request(index, 0, None, false);
-                    break;
-                }
-                Slot::Hole => match self.wait_for_hole_in_splice(index, nonblock) {
-                    Ok(()) => continue,
+                Slot::Hole => match self.wait_for_hole_in_splice(index, nonblock, done > 0) {
+                    Ok(true) => continue,
+                    // Waited long enough with bytes in the pipe: hand them over.
+                    Ok(false) => break,
                     Err(e) => {
                         stop = Some(e);
                         break;
@@ -987,9 +982,12 @@ impl SealFile {
     /// the splice starts over (`restart_syscall`), which releases the pipe's lock on the way
     /// out, so readers and writers of the pipe (whose `pipe_lock` sleeps uninterruptibly) get
     /// their turn while the handler has not filled the page. `Ok` means "look again".
-    fn wait_for_hole_in_splice(&self, index: usize, nonblock: bool) -> Result {
+    ///
+    /// `Ok(true)`: look again. `Ok(false)`: the wait timed out and `moved` says bytes are in
+    /// the pipe already: the splice returns them (a short count) instead of starting over.
+    fn wait_for_hole_in_splice(&self, index: usize, nonblock: bool, moved: bool) -> Result<bool> {
         match self.hole_request(index, 0, None, !nonblock)? {
-            HoleStatus::Resolved => Ok(()),
+            HoleStatus::Resolved => Ok(true),
             HoleStatus::Poisoned | HoleStatus::NoHandler => Err(EIO),
             HoleStatus::Wait(_) if nonblock => Err(EAGAIN),
             HoleStatus::Wait(ticket) => {
@@ -997,7 +995,8 @@ impl SealFile {
                     .lazy
                     .wait_hole_timeout(ticket, WaitMode::Interruptible, SPLICE_WAIT_MS)
                 {
-                    Ok(true) => Ok(()),
+                    Ok(true) => Ok(true),
+                    Ok(false) if moved => Ok(false),
                     Ok(false) => Err(crate::wait::restart_syscall()),
                     Err(Interrupted) => Err(ERESTARTSYS),
                 }

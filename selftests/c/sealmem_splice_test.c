@@ -389,8 +389,8 @@ TEST_F(lazy, a_waiting_splice_does_not_lock_out_other_pipe_users)
 	EXPECT_EQ(1, sm_fdinfo_num(self->hfd, "total")) TH_LOG("the restarts raised new requests");
 }
 
-/* A splice that reaches a lazy hole after some bytes returns them at once (the hole is
- * requested) instead of waiting with them in the locked pipe. */
+/* A splice that reaches a lazy hole after some bytes returns them (the hole stays
+ * requested) instead of waiting for the fill with them in the locked pipe. */
 TEST_F(lazy, a_splice_returns_its_bytes_before_a_hole)
 {
 	struct sealmem_msg m;
