@@ -433,6 +433,47 @@ TEST(punch_and_shrink_with_pages_in_a_pipe)
 	EXPECT_EQ(0, sm_settled_gauge("pages"));
 }
 
+/*
+ * tee() duplicates a lent buffer (another reference to the same page), and a shrink to an
+ * unaligned size zeroes the tail of the last page in place: both pipes show the zeros past
+ * the new EOF, as they would for a memfd (checked side by side).
+ */
+TEST(tee_and_an_unaligned_shrink_with_a_page_in_pipes)
+{
+	int mfd = memfd_create("splice-tee", MFD_CLOEXEC);
+	int fds[2] = { sm_new(), mfd };
+	char src[SM_PS_MAX], got[SM_PS_MAX], want[SM_PS_MAX];
+
+	ASSERT_GE(fds[0], 0);
+	ASSERT_GE(fds[1], 0);
+	sm_pattern(src, SM_PS, 5, 0);
+	memcpy(want, src, 100);
+	memset(want + 100, 0, SM_PS - 100);
+	for (int i = 0; i < 2; i++) {
+		const char *what = i ? "memfd" : "sealmem";
+		int a[2], b[2];
+		loff_t off = 0;
+
+		ASSERT_EQ(SM_PS, pwrite(fds[i], src, SM_PS, 0));
+		ASSERT_EQ(0, pipe(a));
+		ASSERT_EQ(0, pipe(b));
+		ASSERT_EQ(SM_PS, splice(fds[i], &off, a[1], NULL, SM_PS, 0)) TH_LOG("%s", what);
+		ASSERT_EQ(SM_PS, tee(a[0], b[1], SM_PS, 0)) TH_LOG("%s: %s", what, strerror(errno));
+		ASSERT_EQ(0, i ? ftruncate(fds[i], 100) : sm_set_size(fds[i], 100));
+		ASSERT_EQ(0, read_all(a[0], got, SM_PS));
+		EXPECT_EQ(0, memcmp(got, want, SM_PS)) TH_LOG("%s: the spliced pipe", what);
+		ASSERT_EQ(0, read_all(b[0], got, SM_PS));
+		EXPECT_EQ(0, memcmp(got, want, SM_PS)) TH_LOG("%s: the teed pipe", what);
+		close(a[0]);
+		close(a[1]);
+		close(b[0]);
+		close(b[1]);
+	}
+	close(fds[0]);
+	close(fds[1]);
+	EXPECT_EQ(0, sm_settled_gauge("pages"));
+}
+
 /* (6) The WRITE seal sees pages in a pipe, as memfd's does. */
 TEST(write_seal_with_a_page_in_a_pipe)
 {
