@@ -541,17 +541,15 @@ impl SealFile {
     /// ([`LazyQueue::resolve_range`]).
     ///
     /// In a huge file the request of a unit is resolved by any fill inside it (it is keyed by
-    /// the unit's first page): its waiters look again, and ask again for what is still a
-    /// hole, page by page if the unit is partly present now.
+    /// the unit's first page, which may lie before `first`): its waiters look again, and ask
+    /// again for what is still a hole, page by page if the unit is partly present now.
     pub(crate) fn resolve_filled(&self, first: usize, end: usize, wake: bool) {
-        let first = if self.store.is_huge() {
-            unit_of(first)
-        } else {
-            first
-        };
-        self.lazy.resolve_range(first, end, wake, |index, at| {
-            self.map_filled(index, at.mm(), at.addr())
-        });
+        let map = |index: usize, at: &FaultAt| self.map_filled(index, at.mm(), at.addr());
+        let unit = unit_of(first);
+        if self.store.is_huge() && unit < first {
+            self.lazy.resolve_range(unit, unit + 1, wake, map);
+        }
+        self.lazy.resolve_range(first, end, wake, map);
     }
 
     /// FILL_ENABLE's locked part: makes the file lazy with the handler `attach` names
