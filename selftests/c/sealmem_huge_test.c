@@ -13,6 +13,9 @@
  *   wait on the one request of the unit (no second message), all get exact bytes.
  * - write_into_a_lazy_unit_is_a_huge_write_request: pwrite and a write fault into all-hole
  *   units raise HUGE|WRITE (|FAULT) requests; the write lands on the filled bytes.
+ * - write_into_a_huge_unit_is_byte_exact: one pwrite of two units of a non-lazy huge file
+ *   (each becomes a folio on its first touch), and small pwrites into present units, read
+ *   back exactly by pread and a mapping.
  * - pmd_mapped_in_smaps: a non-lazy huge file touched (read and write faults) is mapped at
  *   a 2 MiB-aligned address with one PMD per unit (FilePmdMapped = units * 2048 kB).
  * - unaligned_vma_maps_ptes: a 2 MiB-aligned VMA at file offset 4 KiB, a 1 MiB VMA, a VMA
@@ -45,9 +48,10 @@
  *   byte exact (lazy; the last unit cut by EOF); SEEK_DATA/SEEK_HOLE give unit boundaries.
  * - a_unit_charges_its_memcg_2_mib: a unit made by a process in a child memory cgroup
  *   charges it at least 2 MiB (less 64 KiB of slack); closing the file gives it back.
- * - max_pages_counts_a_unit_as_512 (last: it reloads the module): the pages gauge grows by
- *   512 per unit; with max_pages = 768 the second unit's fault is SIGBUS, its write ENOSPC,
- *   its COPY ENOSPC with nothing installed (then page by page, the 256 pages that fit).
+ * - max_pages_counts_a_unit_as_512 (the last huge test: it reloads the module): the pages
+ *   gauge grows by 512 per unit; with max_pages = 768 a second unit's first touch gets one
+ *   page (a fallback), 255 more fit, then ENOSPC/SIGBUS; a lazy COPY of a unit that does not
+ *   fit is ENOSPC with nothing installed (then page by page, the 256 pages that fit).
  *
  * The fallback test needs the debug build's knob /sys/kernel/debug/sealmem/debug/huge_fail:
  * without the knobs directory (a base build) it skips, which the runner counts as a failed
@@ -195,6 +199,21 @@ static long long smaps_kb(const void *addr, size_t len, const char *key)
 static long long pmd_kb(const void *addr, size_t len)
 {
 	return smaps_kb(addr, len, "FilePmdMapped");
+}
+
+/*
+ * Writes `len` bytes of `want` at offset 0 of a huge file through a shared mapping (its
+ * write faults install the units), so that the tests of other rules do not depend on
+ * write(), which write_into_a_huge_unit_is_byte_exact checks; 0 or -1.
+ */
+static int fill_via_map(int fd, const char *want, size_t len)
+{
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	if (p == MAP_FAILED)
+		return -1;
+	memcpy(p, want, len);
+	return munmap(p, len);
 }
 
 /* Reads every page of [p, p + len) (faults them in). */
@@ -689,6 +708,48 @@ TEST_F_TIMEOUT(huge, write_into_a_lazy_unit_is_a_huge_write_request, 120)
 	munmap(src, size);
 }
 
+/* 2d ------------------------------------------------------------------------------------ */
+
+/* write()/pwrite() into the units of a huge file that is not lazy: every byte where written. */
+TEST_F_TIMEOUT(huge, write_into_a_huge_unit_is_byte_exact, 120)
+{
+	const size_t size = 2 * HS;
+	char *want = malloc(size), *got = malloc(size), *p;
+	int fd = huge_new(size);
+	long d;
+
+	ASSERT_TRUE(want && got);
+	ASSERT_GE(fd, 0);
+	sm_pattern(want, size, 37, 0);
+	/* One pwrite of both units: the first touch of each allocates its folio. */
+	ASSERT_EQ((ssize_t)size, pwrite(fd, want, size, 0));
+	EXPECT_EQ(2, sm_fdinfo_num(fd, "huge_units"));
+	EXPECT_EQ((long long)(size / SM_PS), sm_pages(fd));
+	ASSERT_EQ((ssize_t)size, pread(fd, got, size, 0));
+	d = first_diff(got, want, size);
+	EXPECT_EQ(-1, d) TH_LOG("pread: byte %ld (page %ld of its unit) is 0x%02x, written 0x%02x", d,
+				(d % (long)HS) / (long)SM_PS, d >= 0 ? (unsigned char)got[d] : 0,
+				d >= 0 ? (unsigned char)want[d] : 0);
+	p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	d = first_diff(p, want, size);
+	EXPECT_EQ(-1, d) TH_LOG("mapping: byte %ld", d);
+	/* Small writes into present units: across the unit boundary, and in page 300. */
+	memcpy(want + HS - 1, "XYZ", 3);
+	ASSERT_EQ(3, pwrite(fd, "XYZ", 3, HS - 1));
+	want[300 * SM_PS + 7] = 'q';
+	ASSERT_EQ(1, pwrite(fd, "q", 1, 300 * SM_PS + 7));
+	ASSERT_EQ((ssize_t)size, pread(fd, got, size, 0));
+	d = first_diff(got, want, size);
+	EXPECT_EQ(-1, d) TH_LOG("pread after small writes: byte %ld", d);
+	d = first_diff(p, want, size);
+	EXPECT_EQ(-1, d) TH_LOG("mapping after small writes: byte %ld", d);
+	munmap(p, size);
+	close(fd);
+	free(want);
+	free(got);
+}
+
 /* 3 ------------------------------------------------------------------------------------- */
 
 TEST_F_TIMEOUT(huge, pmd_mapped_in_smaps, 120)
@@ -752,8 +813,8 @@ TEST_F_TIMEOUT(huge, unaligned_vma_maps_ptes, 180)
 	ASSERT_NE(NULL, want);
 	ASSERT_GE(fd, 0);
 	sm_pattern(want, size, 24, 0);
-	ASSERT_EQ((ssize_t)size, pwrite(fd, want, size, 0));
-	EXPECT_EQ(2, sm_fdinfo_num(fd, "huge_units")) TH_LOG("pwrite into a huge file within EOF");
+	ASSERT_EQ(0, fill_via_map(fd, want, size));
+	EXPECT_EQ(2, sm_fdinfo_num(fd, "huge_units")) TH_LOG("write faults into a huge file within EOF");
 
 	/* The control: an aligned VMA at offset 0 maps both units by PMD. */
 	p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
@@ -829,8 +890,13 @@ TEST_F_TIMEOUT(huge, unaligned_vma_maps_ptes, 180)
 	EXPECT_EQ((long long)(HS >> 10), pmd_kb(p, size - SM_PS)) TH_LOG("after a partial munmap of unit 1");
 	ASSERT_EQ(0, madvise(p + MIB, SM_PS, MADV_DONTNEED));
 	EXPECT_EQ(0, pmd_kb(p, size - SM_PS)) TH_LOG("after MADV_DONTNEED of a page of unit 0");
+	/*
+	 * The mm splits a file PMD by clearing it (no page table is left): unit 0, still one
+	 * folio under a VMA that covers it, is mapped by a PMD again; unit 1, whose VMA no longer
+	 * covers it, by PTEs.
+	 */
 	touch_all(p, size - SM_PS);
-	EXPECT_EQ(0, pmd_kb(p, size - SM_PS)) TH_LOG("refaulted by PTEs");
+	EXPECT_EQ((long long)(HS >> 10), pmd_kb(p, size - SM_PS)) TH_LOG("refaulted: unit 0 by PMD, unit 1 by PTEs");
 	d = first_diff(p, want, size - SM_PS);
 	EXPECT_EQ(-1, d) TH_LOG("after munmap and DONTNEED: byte %ld", d);
 	munmap(p, size - SM_PS);
@@ -914,7 +980,7 @@ TEST_F_TIMEOUT(huge, punch_inside_unit_non_lazy, 180)
 	ASSERT_TRUE(want && got);
 	ASSERT_GE(fd, 0);
 	sm_pattern(want, size, 26, 0);
-	ASSERT_EQ((ssize_t)size, pwrite(fd, want, size, 0));
+	ASSERT_EQ(0, fill_via_map(fd, want, size));
 	p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, p);
 	touch_all(p, size);
@@ -929,13 +995,16 @@ TEST_F_TIMEOUT(huge, punch_inside_unit_non_lazy, 180)
 	ASSERT_EQ((ssize_t)size, pread(fd, got, size, 0));
 	d = first_diff(got, want, size);
 	EXPECT_EQ(-1, d) TH_LOG("pread: byte %ld", d);
-	touch_all(p, size);
-	EXPECT_EQ((long long)(HS >> 10), pmd_kb(p, size)) TH_LOG("unit 0 maps by PTEs after refaulting");
 	EXPECT_EQ((off_t)hole, lseek(fd, 0, SEEK_HOLE));
 	EXPECT_EQ((off_t)(hole + SM_PS), lseek(fd, hole, SEEK_DATA));
+	/* The refault of the hole allocates a page (first touch): unit 0 stays PTE-mapped. */
+	touch_all(p, size);
+	EXPECT_EQ((long long)(HS >> 10), pmd_kb(p, size)) TH_LOG("unit 0 maps by PTEs after refaulting");
+	EXPECT_EQ((long long)(2 * UNIT_PAGES), sm_pages(fd));
+	EXPECT_EQ((off_t)size, lseek(fd, 0, SEEK_HOLE));
 	/* A whole unit punched frees its 512 pages. */
 	ASSERT_EQ(0, sm_punch(fd, HS, HS));
-	EXPECT_EQ((long long)(UNIT_PAGES - 1), sm_pages(fd));
+	EXPECT_EQ((long long)UNIT_PAGES, sm_pages(fd));
 	EXPECT_EQ(0, pmd_kb(p, size));
 	EXPECT_EQ(-1, first_nonzero(p + HS, HS));
 	munmap(p, size);
@@ -1038,7 +1107,7 @@ TEST_F_TIMEOUT(huge, shrink_inside_unit_then_grow, 180)
 	ASSERT_TRUE(want && got);
 	ASSERT_GE(fd, 0);
 	sm_pattern(want, size, 29, 0);
-	ASSERT_EQ((ssize_t)size, pwrite(fd, want, size, 0));
+	ASSERT_EQ(0, fill_via_map(fd, want, size));
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, p);
 	touch_all(p, size);
@@ -1087,10 +1156,10 @@ TEST_F_TIMEOUT(huge, private_cow_of_huge_unit, 120)
 	ASSERT_TRUE(want && got);
 	ASSERT_GE(fd, 0);
 	sm_pattern(want, size, 30, 0);
-	ASSERT_EQ((ssize_t)size, pwrite(fd, want, size, 0));
+	ASSERT_EQ(0, fill_via_map(fd, want, size));
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
 	ASSERT_NE(MAP_FAILED, p);
-	q = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	q = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, q);
 	touch_all(p, size);
 	touch_all(q, size);
@@ -1111,11 +1180,12 @@ TEST_F_TIMEOUT(huge, private_cow_of_huge_unit, 120)
 	d = first_diff(p, got, size);
 	EXPECT_EQ(-1, d) TH_LOG("private mapping: byte %ld", d);
 	/* Pages not copied still show the file's later writes; the copied one does not. */
-	ASSERT_EQ(1, pwrite(fd, "Q", 1, 100));
-	ASSERT_EQ(1, pwrite(fd, "R", 1, at + 1));
+	q[100] = 'Q';
+	q[at + 1] = 'R';
 	EXPECT_EQ('Q', p[100]) TH_LOG("a page never written privately shows the file");
 	EXPECT_EQ(got[at + 1], p[at + 1]) TH_LOG("the private copy shows a later write to the file");
-	EXPECT_EQ('R', q[at + 1]);
+	ASSERT_EQ(1, pread(fd, got, 1, at + 1));
+	EXPECT_EQ('R', got[0]);
 	EXPECT_EQ(2, sm_fdinfo_num(fd, "huge_units"));
 	EXPECT_EQ((long long)(size / SM_PS), sm_pages(fd));
 	munmap(p, size);
@@ -1137,7 +1207,7 @@ TEST_F_TIMEOUT(huge, fork_shares_huge_mapping, 120)
 	ASSERT_NE(NULL, want);
 	ASSERT_GE(fd, 0);
 	sm_pattern(want, size, 31, 0);
-	ASSERT_EQ((ssize_t)size, pwrite(fd, want, size, 0));
+	ASSERT_EQ(0, fill_via_map(fd, want, size));
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, p);
 	touch_all(p, size);
@@ -1363,7 +1433,7 @@ TEST_F_TIMEOUT(huge, copy_partial_unit_is_page_wise, 120)
 	touch_all(p + HS, HS);
 	EXPECT_EQ((long long)(HS >> 10), pmd_kb(p, size)) TH_LOG("unit 1 by PMD");
 	EXPECT_EQ(-1, first_diff(p + HS - SM_PS, src + HS - SM_PS, HS + SM_PS));
-	EXPECT_EQ(3, sm_fdinfo_num(hfd, "total"));
+	EXPECT_EQ(2, sm_fdinfo_num(hfd, "total"));
 	munmap(p, size);
 	close(hfd);
 	close(fd);
@@ -1495,7 +1565,7 @@ TEST_F_TIMEOUT(huge, write_seal_refuses_pinned_huge_page, 120)
 	ASSERT_NE(NULL, want);
 	ASSERT_GE(fd, 0);
 	sm_pattern(want, size, 34, 0);
-	ASSERT_EQ((ssize_t)size, pwrite(fd, want, size, 0));
+	ASSERT_EQ(0, fill_via_map(fd, want, size));
 	EXPECT_EQ(1, sm_fdinfo_num(fd, "huge_units"));
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, p);
@@ -1899,15 +1969,31 @@ TEST_F_TIMEOUT(huge, max_pages_counts_a_unit_as_512, 180)
 	ASSERT_NE(MAP_FAILED, p);
 	EXPECT_EQ(0, sm_touch(p + 5, 1, NULL));
 	EXPECT_EQ((long long)UNIT_PAGES, sm_counter("pages"));
-	/* Unit 1 needs 512 more pages, 256 are left. */
-	EXPECT_EQ(SIGBUS, sm_touch(p + HS + 5, 0, NULL)) TH_LOG("a fault over max_pages");
-	EXPECT_EQ(SIGBUS, sm_touch(p + HS + 5, 1, NULL));
-	SM_EXPECT_ERRNO(ENOSPC, pwrite(fd, "v", 1, HS + 9));
-	EXPECT_EQ((long long)UNIT_PAGES, sm_counter("pages"));
-	EXPECT_EQ((long long)UNIT_PAGES, sm_pages(fd));
-	SM_EXPECT_ERRNO(ENXIO, lseek(fd, HS, SEEK_DATA));
+	EXPECT_EQ(1, sm_fdinfo_num(fd, "huge_units"));
+	/*
+	 * Unit 1 needs 512 more pages, 256 are left: its first touch gets the touched page alone
+	 * (docs/api.md: a unit "if none can be allocated, the touched page alone"), counted as a
+	 * fallback; then 255 more pages fit, page by page, and no more.
+	 */
+	EXPECT_EQ(0, sm_touch(p + HS + 5, 0, NULL)) TH_LOG("the first touch of a unit that does not fit");
+	EXPECT_EQ((long long)UNIT_PAGES + 1, sm_counter("pages"));
+	EXPECT_EQ(1, sm_fdinfo_num(fd, "huge_units"));
+	EXPECT_EQ(1, sm_fdinfo_num(fd, "huge_fallbacks"));
+	for (size_t i = 1; i < 256; i++)
+		if (pwrite(fd, "v", 1, HS + i * SM_PS) != 1) {
+			EXPECT_EQ(1, 0) TH_LOG("page %zu of unit 1: %s", i, strerror(errno));
+			break;
+		}
+	EXPECT_EQ(768, sm_counter("pages"));
+	SM_EXPECT_ERRNO(ENOSPC, pwrite(fd, "v", 1, HS + 256 * SM_PS));
+	EXPECT_EQ(SIGBUS, sm_touch(p + HS + 300 * SM_PS, 0, NULL)) TH_LOG("a fault over max_pages");
+	EXPECT_EQ(SIGBUS, sm_touch(p + 3 * HS, 1, NULL)) TH_LOG("a fault over max_pages");
+	EXPECT_EQ(768, sm_counter("pages"));
+	EXPECT_EQ(768, sm_pages(fd));
+	EXPECT_EQ(1, sm_fdinfo_num(fd, "huge_units"));
 	munmap(p, 2 * size);
 	close(fd);
+	EXPECT_EQ(0, sm_settled_gauge("pages"));
 	/* A lazy COPY of a unit over the limit: ENOSPC, nothing installed. */
 	fd = huge_new(size);
 	ASSERT_GE(fd, 0);
