@@ -34,6 +34,10 @@
  *   shared mapping) unchanged and the other bytes of the private mapping unchanged.
  * - fork_shares_huge_mapping: a child sees exact bytes (and maps them by PMD); its write
  *   through MAP_SHARED is visible in the parent.
+ * - mremap_moves_a_pmd_mapping: a PMD-mapped mapping moved to a 2 MiB-aligned address keeps
+ *   its PMDs and bytes, and still writes the file.
+ * - a_spliced_page_of_a_unit_outlives_the_punch: pages of a unit lent to a pipe make
+ *   ADD_SEALS(WRITE) EBUSY, and keep their bytes after the unit is punched out of the file.
  * - handler_death_fails_unit_waiters_fast: faults (SIGBUS) and a pread (EIO) waiting for a
  *   unit end within 5 s of the handler fd's close; later accesses fail the same way.
  * - fill_end_zero_fills_units: FILL_END releases a unit's waiters, who read zeros.
@@ -1254,6 +1258,76 @@ TEST_F_TIMEOUT(huge, fork_shares_huge_mapping, 120)
 	want[HS + 4096 * 3 + 1] = 'd';
 	EXPECT_EQ(-1, first_diff(p, want, size));
 	munmap(p, size);
+	close(fd);
+	free(want);
+}
+
+/* 9b ------------------------------------------------------------------------------------ */
+
+/* mremap moves a PMD-mapped huge mapping: exact bytes at the new address, mapped by PMDs. */
+TEST_F_TIMEOUT(huge, mremap_moves_a_pmd_mapping, 120)
+{
+	const size_t size = 2 * HS;
+	char *want = malloc(size), *p, *dst, *q;
+	int fd = huge_new(size);
+	long d;
+
+	ASSERT_NE(NULL, want);
+	ASSERT_GE(fd, 0);
+	sm_pattern(want, size, 38, 0);
+	ASSERT_EQ(0, fill_via_map(fd, want, size));
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	touch_all(p, size);
+	ASSERT_EQ((long long)(size >> 10), pmd_kb(p, size)) TH_LOG("precondition: both units by PMD");
+	/* A 2 MiB-aligned destination (a reservation, replaced by MREMAP_FIXED). */
+	dst = map_at_aligned(size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, dst);
+	q = mremap(p, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+	ASSERT_EQ(dst, q) TH_LOG("mremap: %s", strerror(errno));
+	EXPECT_EQ((long long)(size >> 10), pmd_kb(q, size)) TH_LOG("the PMDs moved");
+	d = first_diff(q, want, size);
+	EXPECT_EQ(-1, d) TH_LOG("after the move: byte %ld", d);
+	q[HS + 3] = 'M';
+	ASSERT_EQ(1, pread(fd, want, 1, HS + 3));
+	EXPECT_EQ('M', want[0]);
+	EXPECT_EQ((long long)(size / SM_PS), sm_pages(fd));
+	munmap(q, size);
+	close(fd);
+	free(want);
+}
+
+/* 9c ------------------------------------------------------------------------------------ */
+
+/*
+ * A page of a unit lent to a pipe (splice) holds a reference to the folio: punching the
+ * unit takes it out of the file (pages 0 at once) and the pipe still reads its bytes; and
+ * while it sits in a pipe, ADD_SEALS(WRITE) is EBUSY (as for a small page).
+ */
+TEST_F_TIMEOUT(huge, a_spliced_page_of_a_unit_outlives_the_punch, 120)
+{
+	const size_t size = HS;
+	char *want = malloc(size), got[2 * SM_PS_MAX];
+	long long pages0 = sm_counter("pages");
+	int fd = huge_new(size), pfd[2];
+	loff_t off = MIB - 100;
+
+	ASSERT_NE(NULL, want);
+	ASSERT_GE(fd, 0);
+	sm_pattern(want, size, 39, 0);
+	ASSERT_EQ(0, fill_via_map(fd, want, size));
+	ASSERT_EQ(1, sm_fdinfo_num(fd, "huge_units"));
+	ASSERT_EQ(0, pipe(pfd));
+	ASSERT_EQ((ssize_t)(2 * SM_PS), splice(fd, &off, pfd[1], NULL, 2 * SM_PS, 0)) TH_LOG("splice: %s", strerror(errno));
+	SM_EXPECT_ERRNO(EBUSY, sm_add_seals(fd, SEALMEM_SEAL_WRITE));
+	ASSERT_EQ(0, sm_punch(fd, 0, HS));
+	EXPECT_EQ(0, sm_pages(fd));
+	EXPECT_EQ(pages0, sm_counter("pages")) TH_LOG("the punched unit still counts");
+	EXPECT_EQ((ssize_t)(2 * SM_PS), read(pfd[0], got, 2 * SM_PS));
+	EXPECT_EQ(-1, first_diff(got, want + MIB - 100, 2 * SM_PS)) TH_LOG("the pipe's bytes changed");
+	close(pfd[0]);
+	close(pfd[1]);
+	EXPECT_EQ(0, sm_add_seals(fd, SEALMEM_SEAL_WRITE)) TH_LOG("nothing in a pipe any more: %s", strerror(errno));
 	close(fd);
 	free(want);
 }
