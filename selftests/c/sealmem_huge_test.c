@@ -41,6 +41,13 @@
  * - handler_death_fails_unit_waiters_fast: faults (SIGBUS) and a pread (EIO) waiting for a
  *   unit end within 5 s of the handler fd's close; later accesses fail the same way.
  * - fill_end_zero_fills_units: FILL_END releases a unit's waiters, who read zeros.
+ * - partial_fill_of_a_unit_request: a fill of part of a requested unit resolves its request:
+ *   a filled page's waiter continues, a hole's waiter asks again for its page (no HUGE), a
+ *   poisoned page's waiters get SIGBUS/EIO.
+ * - shrink_during_a_unit_request: the unit's COPY fills up to the new EOF then EINVAL; the
+ *   waiter below EOF gets its bytes, the one past it SIGBUS.
+ * - sealed_lazy_image_maps_units_by_pmd: a sealed lazy huge file through a read-only VIEW:
+ *   one request per unit, PMD mappings; a MAP_PRIVATE write leaves the file unchanged.
  * - copy_partial_unit_is_page_wise: a 4 KiB COPY into an all-hole unit installs one page;
  *   other pages of that unit then raise per-page requests (no HUGE); a COPY covering a
  *   whole unit installs it as a folio.
@@ -1476,6 +1483,185 @@ TEST_F_TIMEOUT(huge, fill_end_zero_fills_units, 120)
 	close(hfd);
 	close(fd);
 	free(buf);
+}
+
+/* 11b ----------------------------------------------------------------------------------- */
+
+/*
+ * A fill of part of a unit resolves the unit's request (docs/api.md): a waiter whose page
+ * got filled continues with its bytes; a waiter whose page is still a hole asks again, for
+ * its page alone (no HUGE), and continues once it is filled; a waiter whose page was
+ * poisoned gets SIGBUS (a child) or EIO (pread).
+ */
+TEST_F_TIMEOUT(huge, partial_fill_of_a_unit_request, 120)
+{
+	const size_t size = 2 * HS, a = 5 * SM_PS + 1, b = 100 * SM_PS + 2, c = 200 * SM_PS + 3;
+	char *src = sm_make_src(size, 40), *p;
+	int fd = huge_new(size), hfd, status, ready[2];
+	long long w0 = sm_counter("waits");
+	struct sealmem_msg m;
+	struct toucher t[3];
+	pid_t pid;
+
+	ASSERT_NE(MAP_FAILED, src);
+	ASSERT_GE(fd, 0);
+	ASSERT_GE(w0, 0);
+	hfd = sm_fill_enable(fd, SEALMEM_FD_CLOEXEC);
+	ASSERT_GE(hfd, 0);
+	p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	ASSERT_EQ(0, pipe(ready));
+	toucher_start(&t[0], p, fd, a, T_FAULT_READ);
+	ASSERT_EQ(0, sm_read_msg(hfd, &m, DEADLINE * 1000));
+	EXPECT_EQ(0, m.offset);
+	EXPECT_EQ(SEALMEM_MSG_HUGE | SEALMEM_MSG_FAULT, m.flags);
+	toucher_start(&t[1], p, fd, b, T_FAULT_READ);
+	toucher_start(&t[2], p, fd, c + SM_PS, T_PREAD);
+	pid = waiter_child(p, fd, hfd, c, 0, ready[1]);
+	ASSERT_GE(pid, 0);
+	ASSERT_EQ(0, ready_within(ready[0]));
+	for (int i = 0; i < 3; i++) {
+		EXPECT_EQ(0, toucher_sleeps(&t[i])) TH_LOG("waiter %d never slept", i);
+	}
+	EXPECT_EQ('S', sm_wait_state(pid, pid, "S", DEADLINE));
+	EXPECT_EQ(0, waits_reach(w0, 4)) TH_LOG("%lld of 4 waiters wait", sm_counter("waits") - w0);
+	EXPECT_EQ(1, sm_fdinfo_num(hfd, "total")) TH_LOG("one request for the unit");
+	/* Page a's filled, c's and the next poisoned: the unit's request is resolved. */
+	ASSERT_EQ(0, sm_copy(hfd, a - 1, src + a - 1, SM_PS, NULL));
+	ASSERT_EQ(0, fill_op(hfd, SEALMEM_IOC_POISON, c - 3, 2 * SM_PS, 0, NULL));
+	ASSERT_EQ(0, toucher_join(&t[0])) TH_LOG("the waiter of the filled page still waits");
+	EXPECT_EQ(src[a], t[0].val);
+	ASSERT_EQ(0, toucher_join(&t[2])) TH_LOG("the pread of a poisoned page still waits");
+	EXPECT_EQ(-1, t[2].ret);
+	EXPECT_EQ(EIO, t[2].err);
+	ASSERT_EQ(0, reap_within(pid, &status, DEADLINE)) TH_LOG("the faulter of a poisoned page still waits");
+	EXPECT_EQ(SM_KILLED(SIGBUS), sm_ended(status));
+	/* b asks again, for its page. */
+	ASSERT_EQ(0, sm_read_msg(hfd, &m, DEADLINE * 1000)) TH_LOG("no page request for b");
+	EXPECT_EQ(b - 2, m.offset);
+	EXPECT_EQ(SEALMEM_MSG_FAULT, m.flags) TH_LOG("a page request, no HUGE");
+	EXPECT_EQ(0, atomic_load(&t[1].done));
+	ASSERT_EQ(0, sm_copy(hfd, b - 2, src + b - 2, SM_PS, NULL));
+	ASSERT_EQ(0, toucher_join(&t[1]));
+	EXPECT_EQ(src[b], t[1].val);
+	EXPECT_EQ(2, sm_fdinfo_num(hfd, "total"));
+	EXPECT_EQ(0, sm_fdinfo_num(fd, "pending"));
+	EXPECT_EQ(0, sm_fdinfo_num(fd, "huge_units"));
+	close(ready[0]);
+	close(ready[1]);
+	munmap(p, size);
+	close(hfd);
+	close(fd);
+	munmap(src, size);
+}
+
+/* 11c ----------------------------------------------------------------------------------- */
+
+/*
+ * A shrink while a unit's request is outstanding: the handler's COPY of the whole unit it was
+ * asked for fills up to the new EOF (as pages: the unit is cut by EOF), then EINVAL; the
+ * waiter below EOF gets its bytes, the one past it SIGBUS.
+ */
+TEST_F_TIMEOUT(huge, shrink_during_a_unit_request, 120)
+{
+	const size_t size = 2 * HS, small = MIB;
+	char *src = sm_make_src(size, 41), *p;
+	int fd = huge_new(size), hfd, status, ready[2];
+	long long w0 = sm_counter("waits");
+	struct sealmem_msg m;
+	struct toucher t;
+	__s64 done = 0;
+	pid_t pid;
+
+	ASSERT_NE(MAP_FAILED, src);
+	ASSERT_GE(fd, 0);
+	ASSERT_GE(w0, 0);
+	hfd = sm_fill_enable(fd, SEALMEM_FD_CLOEXEC);
+	ASSERT_GE(hfd, 0);
+	p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	ASSERT_EQ(0, pipe(ready));
+	toucher_start(&t, p, fd, 7, T_FAULT_READ);
+	ASSERT_EQ(0, sm_read_msg(hfd, &m, DEADLINE * 1000));
+	EXPECT_EQ(0, m.offset);
+	EXPECT_EQ(SEALMEM_MSG_HUGE | SEALMEM_MSG_FAULT, m.flags);
+	pid = waiter_child(p, fd, hfd, small + 3 * SM_PS, 0, ready[1]);
+	ASSERT_GE(pid, 0);
+	ASSERT_EQ(0, ready_within(ready[0]));
+	EXPECT_EQ(0, toucher_sleeps(&t));
+	EXPECT_EQ('S', sm_wait_state(pid, pid, "S", DEADLINE));
+	EXPECT_EQ(0, waits_reach(w0, 2)) TH_LOG("%lld of 2 waiters wait", sm_counter("waits") - w0);
+	ASSERT_EQ(0, sm_set_size(fd, small));
+	ASSERT_EQ(0, reap_within(pid, &status, DEADLINE)) TH_LOG("the waiter past the new EOF still waits");
+	EXPECT_EQ(SM_KILLED(SIGBUS), sm_ended(status));
+	SM_EXPECT_ERRNO(EINVAL, sm_copy(hfd, 0, src, HS, &done));
+	EXPECT_EQ((__s64)small, done) TH_LOG("the COPY fills up to the new EOF");
+	ASSERT_EQ(0, toucher_join(&t));
+	EXPECT_EQ(src[7], t.val);
+	EXPECT_EQ((long long)(small / SM_PS), sm_pages(fd));
+	EXPECT_EQ(0, sm_fdinfo_num(fd, "huge_units"));
+	EXPECT_EQ(-1, first_diff(p, src, small));
+	EXPECT_EQ(0, pmd_kb(p, size));
+	close(ready[0]);
+	close(ready[1]);
+	munmap(p, size);
+	close(hfd);
+	close(fd);
+	munmap(src, size);
+}
+
+/* 11d ----------------------------------------------------------------------------------- */
+
+/*
+ * The lazy sealed image (the README's story) with huge units: a write-, shrink- and
+ * grow-sealed lazy huge file served through a read-only VIEW mapping: one request per unit,
+ * exact bytes, PMD mappings; a MAP_PRIVATE write to it copies one page (the file unchanged).
+ */
+TEST_F_TIMEOUT(huge, sealed_lazy_image_maps_units_by_pmd, 180)
+{
+	const size_t size = 4 * HS;
+	char *src = sm_make_src(size, 42), *p, *q, c;
+	int fd = huge_new(size), hfd, view;
+	struct usrv s;
+	long d;
+
+	ASSERT_NE(MAP_FAILED, src);
+	ASSERT_GE(fd, 0);
+	hfd = sm_fill_enable(fd, SEALMEM_FD_CLOEXEC);
+	ASSERT_GE(hfd, 0);
+	ASSERT_EQ(0, sm_add_seals(fd, SEALMEM_SEAL_WRITE | SEALMEM_SEAL_SHRINK | SEALMEM_SEAL_GROW));
+	view = sm_view(fd, SEALMEM_FD_CLOEXEC);
+	ASSERT_GE(view, 0);
+	p = mmap(NULL, size, PROT_READ, MAP_SHARED, view, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	EXPECT_EQ(0, (uintptr_t)p % HS);
+	q = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, view, 0);
+	ASSERT_NE(MAP_FAILED, q);
+	usrv_start(&s, hfd, src, size);
+	/* A private write into a unit not yet requested: the unit is requested, then copied. */
+	q[3 * HS + 5] = 'P';
+	touch_all(p, size);
+	usrv_stop(&s);
+	EXPECT_USRV_CLEAN(s);
+	EXPECT_EQ(4, atomic_load(&s.n)) TH_LOG("one request per unit");
+	EXPECT_EQ(3 * HS, s.log[0].offset);
+	EXPECT_EQ(SEALMEM_MSG_HUGE | SEALMEM_MSG_WRITE | SEALMEM_MSG_FAULT, s.log[0].flags);
+	d = first_diff(p, src, size);
+	EXPECT_EQ(-1, d) TH_LOG("shared view: byte %ld", d);
+	EXPECT_EQ((long long)(size >> 10), pmd_kb(p, size)) TH_LOG("the sealed units by PMD");
+	EXPECT_EQ(4, sm_fdinfo_num(fd, "huge_units"));
+	EXPECT_EQ('P', q[3 * HS + 5]);
+	ASSERT_EQ(1, pread(view, &c, 1, 3 * HS + 5));
+	EXPECT_EQ(src[3 * HS + 5], c) TH_LOG("a private write changed the sealed file");
+	src[3 * HS + 5] = 'P';
+	d = first_diff(q, src, size);
+	EXPECT_EQ(-1, d) TH_LOG("private mapping: byte %ld", d);
+	munmap(p, size);
+	munmap(q, size);
+	close(view);
+	close(hfd);
+	close(fd);
+	munmap(src, size);
 }
 
 /* 12 ------------------------------------------------------------------------------------ */
