@@ -16,12 +16,17 @@
  * - write_into_a_huge_unit_is_byte_exact: one pwrite of two units of a non-lazy huge file
  *   (each becomes a folio on its first touch), and small pwrites into present units, read
  *   back exactly by pread and a mapping.
+ * - racing_accesses_one_request_per_unit: 3 faulters and a reader over every page of an 8 MiB
+ *   lazy huge file in different orders: one request per unit, every byte exact.
+ * - fill_enable_after_a_unit_exists: the units still holes are requested whole.
  * - pmd_mapped_in_smaps: a non-lazy huge file touched (read and write faults) is mapped at
  *   a 2 MiB-aligned address with one PMD per unit (FilePmdMapped = units * 2048 kB).
  * - unaligned_vma_maps_ptes: a 2 MiB-aligned VMA at file offset 4 KiB, a 1 MiB VMA, a VMA
  *   with MADV_NOHUGEPAGE, a VMA split by mprotect, a partial munmap and MADV_DONTNEED of a
  *   page map the units concerned by PTEs (FilePmdMapped), with exact bytes; an aligned VMA
  *   maps by PMD (the control).
+ * - thp_never_and_prctl_disable_map_ptes: THP mode "never" and PR_SET_THP_DISABLE map by
+ *   PTEs; "madvise" by PMDs without madvise.
  * - fallback_512_pages: with the debug knob huge_fail=1 a unit is still ONE request, bytes
  *   exact, installed as 512 pages (huge_fallbacks 1, huge_units 0, FilePmdMapped 0).
  * - punch_inside_unit (non-lazy, lazy): punching a page of a PMD-mapped unit splits that
@@ -79,6 +84,7 @@
 #include <sys/mman.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -458,8 +464,14 @@ static int toucher_join(struct toucher *t)
 
 /* ---- the fixture: every test resets huge_fail before and after ------------------------ */
 
+static int str_write(const char *path, const char *s);
+static ssize_t str_read(const char *path, char *buf, size_t len);
+
+#define THP_ENABLED "/sys/kernel/mm/transparent_hugepage/enabled"
+
 FIXTURE(huge) {
 	int reloaded;	/* the module runs with test parameters: reload it with none */
+	char thp_mode[16];	/* the THP mode to restore, if a test changed it */
 };
 
 FIXTURE_SETUP(huge)
@@ -475,6 +487,8 @@ FIXTURE_TEARDOWN_PARENT(huge)
 	/* A test that failed between its two reloads must not leave its limits to the others. */
 	if (self->reloaded && sm_reload(""))
 		fprintf(stderr, "# teardown: reload sealmem with defaults: %s\n", strerror(errno));
+	if (self->thp_mode[0] && str_write(THP_ENABLED, self->thp_mode))
+		fprintf(stderr, "# teardown: %s back to %s: %s\n", THP_ENABLED, self->thp_mode, strerror(errno));
 }
 
 /* 1 ------------------------------------------------------------------------------------- */
@@ -764,6 +778,127 @@ TEST_F_TIMEOUT(huge, write_into_a_huge_unit_is_byte_exact, 120)
 	free(got);
 }
 
+/* 2e ------------------------------------------------------------------------------------ */
+
+/*
+ * Racing faulters and readers over every page of an 8 MiB lazy huge file, in different
+ * orders: whatever the interleaving, exactly one request per unit, and every byte exact.
+ */
+struct racer {
+	char *p;
+	int fd, id;
+	size_t size;
+	const char *src;
+	atomic_int bad, done;
+	pthread_t th;
+};
+
+static void *racer_run(void *arg)
+{
+	struct racer *r = arg;
+	size_t pages = r->size / SM_PS;
+
+	for (size_t k = 0; k < pages; k++) {
+		/* Thread 0 forwards, 1 backwards, 2 and 3 striding (by preads for 3). */
+		size_t i = r->id == 0 ? k : r->id == 1 ? pages - 1 - k : (k * 509 + r->id) % pages;
+		size_t at = i * SM_PS + (i % 97);
+		char c;
+
+		if (r->id == 3) {
+			if (pread(r->fd, &c, 1, at) != 1)
+				c = (char)~r->src[at];
+		} else {
+			c = ((volatile char *)r->p)[at];
+		}
+		if (c != r->src[at])
+			atomic_fetch_add(&r->bad, 1);
+	}
+	atomic_store(&r->done, 1);
+	return NULL;
+}
+
+TEST_F_TIMEOUT(huge, racing_accesses_one_request_per_unit, 300)
+{
+	const size_t size = 8 * MIB;
+	char *src = sm_make_src(size, 44), *p;
+	int fd = huge_new(size), hfd, seen[4] = { 0 };
+	struct racer r[4];
+	struct usrv s;
+
+	ASSERT_NE(MAP_FAILED, src);
+	ASSERT_GE(fd, 0);
+	hfd = sm_fill_enable(fd, SEALMEM_FD_CLOEXEC);
+	ASSERT_GE(hfd, 0);
+	p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	usrv_start(&s, hfd, src, size);
+	for (int i = 0; i < 4; i++) {
+		r[i] = (struct racer){ .p = p, .fd = fd, .id = i, .size = size, .src = src };
+		ASSERT_EQ(0, pthread_create(&r[i].th, NULL, racer_run, &r[i]));
+	}
+	for (int i = 0; i < 4; i++) {
+		ASSERT_EQ(0, wait_flag(&r[i].done, 4 * DEADLINE)) TH_LOG("racer %d did not finish", i);
+		pthread_join(r[i].th, NULL);
+		EXPECT_EQ(0, atomic_load(&r[i].bad)) TH_LOG("racer %d read %d wrong bytes", i, atomic_load(&r[i].bad));
+	}
+	usrv_stop(&s);
+	EXPECT_USRV_CLEAN(s);
+	EXPECT_EQ(4, atomic_load(&s.n)) TH_LOG("one request per unit");
+	for (int k = 0; k < atomic_load(&s.n) && k < LOGMAX; k++) {
+		EXPECT_TRUE(s.log[k].flags & SEALMEM_MSG_HUGE) TH_LOG("request %d: offset %llu flags 0x%x", k,
+								      (unsigned long long)s.log[k].offset, s.log[k].flags);
+		if (s.log[k].offset % HS == 0 && s.log[k].offset < size)
+			seen[s.log[k].offset / HS]++;
+	}
+	for (int u = 0; u < 4; u++) {
+		EXPECT_EQ(1, seen[u]) TH_LOG("unit %d requested %d times", u, seen[u]);
+	}
+	EXPECT_EQ(4, sm_fdinfo_num(fd, "huge_units"));
+	EXPECT_EQ(-1, first_diff(p, src, size));
+	EXPECT_EQ((long long)(size >> 10), pmd_kb(p, size));
+	munmap(p, size);
+	close(hfd);
+	close(fd);
+	munmap(src, size);
+}
+
+/* 2f ------------------------------------------------------------------------------------ */
+
+/* FILL_ENABLE on a huge file with a unit present: the other units are requested whole. */
+TEST_F_TIMEOUT(huge, fill_enable_after_a_unit_exists, 120)
+{
+	const size_t size = 2 * HS;
+	char *src = sm_make_src(size, 45), *p;
+	int fd = huge_new(size), hfd;
+	struct sealmem_msg m;
+	struct toucher t;
+
+	ASSERT_NE(MAP_FAILED, src);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, fill_via_map(fd, src, HS));
+	EXPECT_EQ(1, sm_fdinfo_num(fd, "huge_units"));
+	hfd = sm_fill_enable(fd, SEALMEM_FD_CLOEXEC);
+	ASSERT_GE(hfd, 0);
+	p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	EXPECT_EQ(-1, first_diff(p, src, HS)) TH_LOG("unit 0 is present: no request");
+	EXPECT_EQ(0, sm_fdinfo_num(hfd, "total"));
+	toucher_start(&t, p, fd, HS + MIB, T_FAULT_READ);
+	ASSERT_EQ(0, sm_read_msg(hfd, &m, DEADLINE * 1000));
+	EXPECT_EQ(HS, m.offset);
+	EXPECT_EQ(SEALMEM_MSG_HUGE | SEALMEM_MSG_FAULT, m.flags);
+	ASSERT_EQ(0, sm_copy(hfd, HS, src + HS, HS, NULL));
+	ASSERT_EQ(0, toucher_join(&t));
+	EXPECT_EQ(src[HS + MIB], t.val);
+	EXPECT_EQ(2, sm_fdinfo_num(fd, "huge_units"));
+	touch_all(p, size);
+	EXPECT_EQ((long long)(size >> 10), pmd_kb(p, size));
+	munmap(p, size);
+	close(hfd);
+	close(fd);
+	munmap(src, size);
+}
+
 /* 3 ------------------------------------------------------------------------------------- */
 
 TEST_F_TIMEOUT(huge, pmd_mapped_in_smaps, 120)
@@ -915,6 +1050,63 @@ TEST_F_TIMEOUT(huge, unaligned_vma_maps_ptes, 180)
 	EXPECT_EQ(-1, d) TH_LOG("after munmap and DONTNEED: byte %ld", d);
 	munmap(p, size - SM_PS);
 	EXPECT_EQ((long long)(size / SM_PS), sm_pages(fd));
+	close(fd);
+	free(want);
+}
+
+/* 4b ------------------------------------------------------------------------------------ */
+
+/*
+ * The THP controls: with the sysfs mode "never", or PR_SET_THP_DISABLE, units map by PTEs
+ * (bytes exact); with "madvise" (the test kernels' default) they map by PMDs without any
+ * madvise (the module marks the VMAs VM_HUGEPAGE).
+ */
+TEST_F_TIMEOUT(huge, thp_never_and_prctl_disable_map_ptes, 120)
+{
+	const size_t size = 2 * HS;
+	char *want = malloc(size), *p, mode[128], *b, *e;
+	int fd = huge_new(size);
+	long d;
+
+	ASSERT_NE(NULL, want);
+	ASSERT_GE(fd, 0);
+	ASSERT_GT(str_read(THP_ENABLED, mode, sizeof(mode)), 0) TH_LOG("%s: %s", THP_ENABLED, strerror(errno));
+	/* "always [madvise] never": the bracketed word is the mode. */
+	b = strchr(mode, '[');
+	e = b ? strchr(b, ']') : NULL;
+	ASSERT_TRUE(b && e && e - b - 1 < (long)sizeof(self->thp_mode)) TH_LOG("THP mode '%s'", mode);
+	memcpy(self->thp_mode, b + 1, e - b - 1);
+	self->thp_mode[e - b - 1] = '\0';
+	TH_LOG("THP mode: %s", self->thp_mode);
+	sm_pattern(want, size, 43, 0);
+	ASSERT_EQ(0, fill_via_map(fd, want, size));
+	EXPECT_EQ(2, sm_fdinfo_num(fd, "huge_units"));
+	p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	touch_all(p, size);
+	EXPECT_EQ((long long)(size >> 10), pmd_kb(p, size)) TH_LOG("the control, in mode %s", self->thp_mode);
+	munmap(p, size);
+
+	ASSERT_EQ(0, str_write(THP_ENABLED, "never")) TH_LOG("never: %s", strerror(errno));
+	p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	touch_all(p, size);
+	EXPECT_EQ(0, pmd_kb(p, size)) TH_LOG("THP mode never");
+	d = first_diff(p, want, size);
+	EXPECT_EQ(-1, d) TH_LOG("never: byte %ld", d);
+	munmap(p, size);
+	ASSERT_EQ(0, str_write(THP_ENABLED, self->thp_mode));
+	self->thp_mode[0] = '\0';
+
+	ASSERT_EQ(0, prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)) TH_LOG("PR_SET_THP_DISABLE: %s", strerror(errno));
+	p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	touch_all(p, size);
+	EXPECT_EQ(0, pmd_kb(p, size)) TH_LOG("PR_SET_THP_DISABLE");
+	d = first_diff(p, want, size);
+	EXPECT_EQ(-1, d) TH_LOG("THP disabled: byte %ld", d);
+	munmap(p, size);
+	ASSERT_EQ(0, prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0));
 	close(fd);
 	free(want);
 }
