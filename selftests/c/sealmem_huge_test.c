@@ -33,6 +33,10 @@
  *   unit's PMD only; other bytes are kept; the page reads zeros (non-lazy) or raises a
  *   one-page request without HUGE (lazy: a fault and a pread) and reads back the fill;
  *   a whole unit punched frees 512 pages and raises a HUGE request again.
+ * - a_unit_taken_out_whole_never_maps_a_stale_pmd: a PMD-mapped unit punched whole (or cut
+ *   off by a shrink and grown back) and given one page maps by PTEs with exact bytes.
+ * - gup_on_a_lazy_unit_fails_instead_of_hanging: /proc/self/mem on a lazy unit: EIO at
+ *   once, the unit's request queued; after the fill, the same read works.
  * - shrink_inside_unit_then_grow: bytes below the new EOF kept, the tail of its last page
  *   zeroed, SIGBUS past EOF; after growing, the regrown bytes read zero.
  * - private_cow_of_huge_unit: a MAP_PRIVATE write to one byte leaves the file (pread and a
@@ -1318,6 +1322,101 @@ TEST_F_TIMEOUT(huge, punch_inside_unit_lazy, 180)
 	munmap(src, size);
 	munmap(other, size);
 	free(got);
+}
+
+/* 6b ------------------------------------------------------------------------------------ */
+
+/*
+ * A unit that was a PMD-mapped folio, taken out whole (punched, or cut off by a shrink and
+ * grown back) and then given a single page, is no longer whole: its faults map PTEs (a stale
+ * "whole unit" state would map a PMD over a small page) and read exact bytes.
+ */
+TEST_F_TIMEOUT(huge, a_unit_taken_out_whole_never_maps_a_stale_pmd, 120)
+{
+	const size_t size = 2 * HS;
+	char *src = sm_make_src(size, 46), *p;
+	int fd = huge_new(size), hfd, round;
+	struct sealmem_msg m;
+	struct toucher t;
+
+	ASSERT_NE(MAP_FAILED, src);
+	ASSERT_GE(fd, 0);
+	hfd = sm_fill_enable(fd, SEALMEM_FD_CLOEXEC);
+	ASSERT_GE(hfd, 0);
+	for (round = 0; round < 2; round++) {
+		ASSERT_EQ(0, sm_copy(hfd, HS, src + HS, HS, NULL)) TH_LOG("round %d: %s", round, strerror(errno));
+		p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+		ASSERT_NE(MAP_FAILED, p);
+		touch_all(p + HS, HS);
+		EXPECT_EQ((long long)(HS >> 10), pmd_kb(p, size)) TH_LOG("round %d: unit 1 by PMD", round);
+		munmap(p, size);
+		if (round == 0) {
+			ASSERT_EQ(0, sm_punch(fd, HS, HS));
+		} else {
+			ASSERT_EQ(0, sm_set_size(fd, HS));
+			ASSERT_EQ(0, sm_set_size(fd, size));
+		}
+		EXPECT_EQ(0, sm_pages(fd));
+		/* One page at the unit's start: the unit is partly present. */
+		ASSERT_EQ(0, sm_copy(hfd, HS, src + HS, SM_PS, NULL));
+		p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+		ASSERT_NE(MAP_FAILED, p);
+		EXPECT_EQ(src[HS + 9], p[HS + 9]) TH_LOG("round %d", round);
+		EXPECT_EQ(0, pmd_kb(p, size)) TH_LOG("round %d: a PMD over a unit of one page", round);
+		/* Its next page: a page request. */
+		toucher_start(&t, p, fd, HS + SM_PS + 1, T_FAULT_READ);
+		ASSERT_EQ(0, sm_read_msg(hfd, &m, DEADLINE * 1000));
+		EXPECT_EQ(HS + SM_PS, m.offset) TH_LOG("round %d", round);
+		EXPECT_EQ(SEALMEM_MSG_FAULT, m.flags) TH_LOG("round %d", round);
+		ASSERT_EQ(0, sm_copy(hfd, HS + SM_PS, src + HS + SM_PS, SM_PS, NULL));
+		ASSERT_EQ(0, toucher_join(&t));
+		EXPECT_EQ(src[HS + SM_PS + 1], t.val);
+		EXPECT_EQ(0, pmd_kb(p, size));
+		munmap(p, size);
+		ASSERT_EQ(0, sm_punch(fd, HS, HS));
+	}
+	EXPECT_EQ(2, sm_fdinfo_num(fd, "huge_units"));
+	close(hfd);
+	close(fd);
+	munmap(src, size);
+}
+
+/* 6c ------------------------------------------------------------------------------------ */
+
+/*
+ * A fault that may not wait (GUP through /proc/self/mem) on a lazy unit fails at once (EIO)
+ * and leaves the unit's request queued; once the unit is filled the same read works.
+ */
+TEST_F_TIMEOUT(huge, gup_on_a_lazy_unit_fails_instead_of_hanging, 120)
+{
+	const size_t size = 2 * HS;
+	char *src = sm_make_src(size, 47), *p, c;
+	int fd = huge_new(size), hfd, mem = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+	struct sealmem_msg m;
+	double t0;
+
+	ASSERT_NE(MAP_FAILED, src);
+	ASSERT_GE(fd, 0);
+	ASSERT_GE(mem, 0);
+	hfd = sm_fill_enable(fd, SEALMEM_FD_CLOEXEC);
+	ASSERT_GE(hfd, 0);
+	p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	t0 = sm_now();
+	SM_EXPECT_ERRNO(EIO, pread(mem, &c, 1, (off_t)(uintptr_t)(p + HS + 77)));
+	EXPECT_LT(sm_now() - t0, RELEASE_S);
+	ASSERT_EQ(0, sm_read_msg(hfd, &m, DEADLINE * 1000)) TH_LOG("no request queued");
+	EXPECT_EQ(HS, m.offset);
+	EXPECT_TRUE(m.flags & SEALMEM_MSG_HUGE) TH_LOG("flags 0x%x", m.flags);
+	ASSERT_EQ(0, sm_copy(hfd, HS, src + HS, HS, NULL));
+	ASSERT_EQ(1, pread(mem, &c, 1, (off_t)(uintptr_t)(p + HS + 77))) TH_LOG("%s", strerror(errno));
+	EXPECT_EQ(src[HS + 77], c);
+	EXPECT_EQ(1, sm_fdinfo_num(hfd, "total"));
+	close(mem);
+	munmap(p, size);
+	close(hfd);
+	close(fd);
+	munmap(src, size);
 }
 
 /* 7 ------------------------------------------------------------------------------------- */
