@@ -939,6 +939,23 @@ TEST_F_TIMEOUT(huge, pmd_mapped_in_smaps, 120)
 		d = first_nonzero(p + u * HS, HS);
 		EXPECT_EQ(-1, d) TH_LOG("unit %d byte %ld", u, d);
 	}
+	/* Writes through the shared mapping after reads keep the PMDs (a MAP_SHARED write is
+	 * not on the list of what maps by PTEs). */
+	{
+		char *w = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+		ASSERT_NE(MAP_FAILED, w);
+		touch_all(w, size);
+		EXPECT_EQ((long long)(size >> 10), pmd_kb(w, size)) TH_LOG("after reads");
+		for (int u = 0; u < 4; u++)
+			w[u * HS + 3 * SM_PS] = 'w';
+		EXPECT_EQ((long long)(size >> 10), pmd_kb(w, size)) TH_LOG("a write after a read split the PMDs");
+		touch_all(w, size);
+		EXPECT_EQ((long long)(size >> 10), pmd_kb(w, size)) TH_LOG("after refaulting");
+		for (int u = 0; u < 4; u++)
+			w[u * HS + 3 * SM_PS] = 0;
+		munmap(w, size);
+	}
 	/* A second mapping of the file maps the same units by PMD too. */
 	{
 		char *q = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
