@@ -979,7 +979,8 @@ impl SealFile {
     /// (by the splice code, around `splice_read`): at most [`SPLICE_WAIT_MS`] at a time. Then
     /// the splice starts over (`restart_syscall`), which releases the pipe's lock on the way
     /// out, so readers and writers of the pipe (whose `pipe_lock` sleeps uninterruptibly) get
-    /// their turn while the handler has not filled the page. `Ok` means "look again".
+    /// their turn while the handler has not filled the page; an io_uring worker's or kernel
+    /// thread's splice, which nothing restarts, waits to the end instead.
     ///
     /// `Ok(true)`: look again. `Ok(false)`: the wait timed out and `moved` says bytes are in
     /// the pipe already: the splice returns them (a short count) instead of starting over.
@@ -988,6 +989,12 @@ impl SealFile {
             HoleStatus::Resolved => Ok(true),
             HoleStatus::Poisoned | HoleStatus::NoHandler => Err(EIO),
             HoleStatus::Wait(_) if nonblock => Err(EAGAIN),
+            // Nothing would start an io_uring worker's or a kernel thread's splice over: with
+            // no bytes to return, it waits as `read` does.
+            HoleStatus::Wait(ticket) if !moved && !crate::wait::may_restart_syscall() => self
+                .wait_hole(ticket, WaitMode::Interruptible)
+                .map(|()| true)
+                .map_err(|_| ERESTARTSYS),
             HoleStatus::Wait(ticket) => {
                 match self
                     .lazy

@@ -240,6 +240,16 @@ int sealmem_restart_syscall(void)
 	return restart_syscall();
 }
 
+/*
+ * Whether the current task is in a system call that a restart_syscall() can start over: not
+ * a kernel thread or an io_uring worker (io-wq runs IORING_OP_SPLICE; nothing restarts it,
+ * and the worker's CQE would get an error instead).
+ */
+bool sealmem_may_restart_syscall(void)
+{
+	return !(current->flags & (PF_KTHREAD | PF_IO_WORKER));
+}
+
 bool sealmem_fatal_signal_pending(void)
 {
 	return fatal_signal_pending(current);
