@@ -684,11 +684,11 @@ impl SealFile {
         // Waiters for pages past the new EOF retry and get SIGBUS / EOF. In a huge file the
         // request of the unit the new EOF cuts goes too (its waiters within EOF raise it again:
         // its length changed).
-        let mut drop_from = first_gone as usize;
-        if self.store.is_huge() {
-            drop_from = unit_of(drop_from);
+        let unit = unit_of(first_gone as usize);
+        if self.store.is_huge() && unit < first_gone as usize {
+            self.lazy.drop_request(unit);
         }
-        self.lazy.drop_requests_from(drop_from);
+        self.lazy.drop_requests_from(first_gone as usize);
         // The bytes past EOF in the last page read as zeros if the file grows again.
         let tail = (new % PAGE) as usize;
         if tail != 0 {
