@@ -393,6 +393,9 @@ unsigned long sealmem_huge_copy_from_user(struct page *head, unsigned long src, 
  * XArray lock: the tree nodes the unit needs are created first (xas_create_range, with
  * allocations between holds), so no store fails half way and no reader under the lock ever
  * sees part of a unit. Returns 0, -EEXIST (an entry exists: nothing stored) or -ENOMEM.
+ * Nodes created for a unit that then is not stored (ENOMEM or EEXIST on a retry) stay in the
+ * tree, empty, until the file goes (xa_destroy): at most the few nodes of one unit per
+ * attempt, charged to the caller's memory cgroup (XA_FLAGS_ACCOUNT).
  */
 int sealmem_xa_insert_unit(struct xarray *xa, unsigned long first, struct page *head,
 			   struct page **pages, unsigned int n)
