@@ -18,6 +18,8 @@
  *   back exactly by pread and a mapping.
  * - racing_accesses_one_request_per_unit: 3 faulters and a reader over every page of an 8 MiB
  *   lazy huge file in different orders: one request per unit, every byte exact.
+ * - first_faults_racing_the_fill_of_a_unit: 150 rounds of 12 first faults of a unit while
+ *   the handler fills it: exact bytes, no PTE mapped under a racing PMD (a kernel BUG).
  * - fill_enable_after_a_unit_exists: the units still holes are requested whole.
  * - pmd_mapped_in_smaps: a non-lazy huge file touched (read and write faults) is mapped at
  *   a 2 MiB-aligned address with one PMD per unit (FilePmdMapped = units * 2048 kB).
@@ -478,8 +480,27 @@ FIXTURE(huge) {
 	char thp_mode[16];	/* the THP mode to restore, if a test changed it */
 };
 
+/*
+ * Names the test in the kernel log, so that a splat on the serial console says which test
+ * made it (the program's TAP output is printed only once it ends; a panic loses it).
+ */
+static void kmsg_test(const char *name)
+{
+	char line[256];
+	int fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC), n;
+
+	if (fd < 0)
+		return;
+	n = snprintf(line, sizeof(line), "sealmem_huge_test: %s\n", name);
+	if (write(fd, line, n) < 0) {
+		/* best effort */
+	}
+	close(fd);
+}
+
 FIXTURE_SETUP(huge)
 {
+	kmsg_test(_metadata->name);
 	huge_fail_off();
 	/* A command to a pipe whose reader died fails with EPIPE rather than killing the test. */
 	signal(SIGPIPE, SIG_IGN);
@@ -860,6 +881,91 @@ TEST_F_TIMEOUT(huge, racing_accesses_one_request_per_unit, 300)
 	EXPECT_EQ(4, sm_fdinfo_num(fd, "huge_units"));
 	EXPECT_EQ(-1, first_diff(p, src, size));
 	EXPECT_EQ((long long)(size >> 10), pmd_kb(p, size));
+	munmap(p, size);
+	close(hfd);
+	close(fd);
+	munmap(src, size);
+}
+
+/* 2e' ---------------------------------------------------------------------------------- */
+
+/*
+ * First faults of a unit while it is being filled, round after round: 12 threads touch a page
+ * each of an all-hole unit at staggered moments while the handler COPYs the unit unasked.
+ * A fault that found the hole (its PMD attempt fell back) may find the unit filled and
+ * another thread's PMD in place by the time it maps its page: it must not map a PTE under
+ * that PMD (the kernel's VM_BUG_ON in walk_to_pmd), nor fail. Every thread reads its byte;
+ * the unit ends up mapped by PMD.
+ */
+struct firster {
+	char *p;
+	size_t off;
+	int spin;
+	const char *src;
+	atomic_int *go;
+	atomic_int done, bad;
+	pthread_t th;
+};
+
+static void *firster_run(void *arg)
+{
+	struct firster *f = arg;
+
+	while (!atomic_load(f->go))
+		;
+	for (volatile int i = 0; i < f->spin; i++)
+		;
+	if (((volatile char *)f->p)[f->off] != f->src[f->off])
+		atomic_store(&f->bad, 1);
+	atomic_store(&f->done, 1);
+	return NULL;
+}
+
+TEST_F_TIMEOUT(huge, first_faults_racing_the_fill_of_a_unit, 600)
+{
+	enum { T = 12, ROUNDS = 150 };
+	const size_t size = HS;
+	char *src = sm_make_src(size, 48), *p;
+	int fd = huge_new(size), hfd, round, i, bad = 0, pmd_rounds = 0;
+	struct firster f[T];
+	struct sealmem_msg m[16];
+	atomic_int go;
+
+	ASSERT_NE(MAP_FAILED, src);
+	ASSERT_GE(fd, 0);
+	hfd = sm_fill_enable(fd, SEALMEM_FD_CLOEXEC | SEALMEM_FD_NONBLOCK);
+	ASSERT_GE(hfd, 0);
+	p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	for (round = 0; round < ROUNDS; round++) {
+		atomic_store(&go, 0);
+		for (i = 0; i < T; i++) {
+			f[i] = (struct firster){ .p = p, .off = (size_t)i * 37 * SM_PS + round % 97,
+						 .spin = (i * 7919 + round * 104729) % 40000, .src = src, .go = &go };
+			ASSERT_EQ(0, pthread_create(&f[i].th, NULL, firster_run, &f[i]));
+		}
+		atomic_store(&go, 1);
+		for (int k = 0; k < (round * 31) % 20000; k++)
+			__asm__ volatile("" ::: "memory");
+		ASSERT_EQ(0, sm_copy_flags(hfd, 0, src, HS, SEALMEM_FILL_SKIP_EXISTING, NULL))
+			TH_LOG("round %d: COPY: %s", round, strerror(errno));
+		for (i = 0; i < T; i++) {
+			ASSERT_EQ(0, wait_flag(&f[i].done, DEADLINE)) TH_LOG("round %d: thread %d still waits", round, i);
+			pthread_join(f[i].th, NULL);
+			bad += atomic_load(&f[i].bad);
+		}
+		/* Requests raised before the COPY were resolved by it: drop them. */
+		while (read(hfd, m, sizeof(m)) > 0)
+			;
+		if (pmd_kb(p, size) == (long long)(HS >> 10))
+			pmd_rounds++;
+		/* Next round: the unit a hole again, no mapping of it. */
+		ASSERT_EQ(0, madvise(p, size, MADV_DONTNEED));
+		ASSERT_EQ(0, sm_punch(fd, 0, HS));
+	}
+	EXPECT_EQ(0, bad) TH_LOG("%d wrong bytes", bad);
+	TH_LOG("%d of %d rounds ended with the unit mapped by a PMD", pmd_rounds, ROUNDS);
+	EXPECT_EQ(ROUNDS, sm_fdinfo_num(fd, "huge_units") + sm_fdinfo_num(fd, "huge_fallbacks"));
 	munmap(p, size);
 	close(hfd);
 	close(fd);
@@ -2361,6 +2467,7 @@ static long long cg_current(const char *cg)
 
 FIXTURE_SETUP(hmemcg)
 {
+	kmsg_test(_metadata->name);
 	huge_fail_off();
 	signal(SIGPIPE, SIG_IGN);
 	if (geteuid() != 0)
