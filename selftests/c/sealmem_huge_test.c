@@ -891,16 +891,16 @@ TEST_F_TIMEOUT(huge, racing_accesses_one_request_per_unit, 300)
 
 /*
  * First faults of a unit while it is being filled, round after round: 12 threads touch a page
- * each of an all-hole unit at staggered moments while the handler COPYs the unit unasked.
- * A fault that found the hole (its PMD attempt fell back) may find the unit filled and
- * another thread's PMD in place by the time it maps its page: it must not map a PTE under
- * that PMD (the kernel's VM_BUG_ON in walk_to_pmd), nor fail. Every thread reads its byte;
- * the unit ends up mapped by PMD.
+ * each of an all-hole unit at moments spread around the end of the handler's COPY of the
+ * unit (its duration measured first). A fault that found the hole (its PMD attempt fell
+ * back) may find the unit filled and another thread's PMD in place by the time it maps its
+ * page: it must not map a PTE under that PMD (the kernel's VM_BUG_ON in walk_to_pmd), nor
+ * fail. Every thread reads its byte exactly.
  */
 struct firster {
 	char *p;
 	size_t off;
-	int spin;
+	double at;		/* when to touch (sm_now() clock) */
 	const char *src;
 	atomic_int *go;
 	atomic_int done, bad;
@@ -912,9 +912,9 @@ static void *firster_run(void *arg)
 	struct firster *f = arg;
 
 	while (!atomic_load(f->go))
-		;
-	for (volatile int i = 0; i < f->spin; i++)
-		;
+		sched_yield();
+	while (sm_now() < f->at)
+		sched_yield();
 	if (((volatile char *)f->p)[f->off] != f->src[f->off])
 		atomic_store(&f->bad, 1);
 	atomic_store(&f->done, 1);
@@ -929,6 +929,7 @@ TEST_F_TIMEOUT(huge, first_faults_racing_the_fill_of_a_unit, 600)
 	int fd = huge_new(size), hfd, round, i, bad = 0, pmd_rounds = 0;
 	struct firster f[T];
 	struct sealmem_msg m[16];
+	double d_copy, t0;
 	atomic_int go;
 
 	ASSERT_NE(MAP_FAILED, src);
@@ -937,16 +938,26 @@ TEST_F_TIMEOUT(huge, first_faults_racing_the_fill_of_a_unit, 600)
 	ASSERT_GE(hfd, 0);
 	p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, p);
+	/* How long a COPY of a unit takes here. */
+	t0 = sm_now();
+	ASSERT_EQ(0, sm_copy(hfd, 0, src, HS, NULL));
+	d_copy = sm_now() - t0;
+	ASSERT_EQ(0, sm_punch(fd, 0, HS));
+	TH_LOG("a COPY of a unit takes %.1f ms", d_copy * 1000);
 	for (round = 0; round < ROUNDS; round++) {
 		atomic_store(&go, 0);
+		t0 = sm_now() + 0.002;
 		for (i = 0; i < T; i++) {
+			/* Arrivals spread over [0.3, 2.3] x the COPY's duration after it starts. */
+			double frac = ((i * 7 + round * 5) % (2 * T)) / (double)(2 * T);
+
 			f[i] = (struct firster){ .p = p, .off = (size_t)i * 37 * SM_PS + round % 97,
-						 .spin = (i * 7919 + round * 104729) % 40000, .src = src, .go = &go };
+						 .at = t0 + d_copy * (0.3 + 2 * frac), .src = src, .go = &go };
 			ASSERT_EQ(0, pthread_create(&f[i].th, NULL, firster_run, &f[i]));
 		}
+		while (sm_now() < t0)
+			;
 		atomic_store(&go, 1);
-		for (int k = 0; k < (round * 31) % 20000; k++)
-			__asm__ volatile("" ::: "memory");
 		ASSERT_EQ(0, sm_copy_flags(hfd, 0, src, HS, SEALMEM_FILL_SKIP_EXISTING, NULL))
 			TH_LOG("round %d: COPY: %s", round, strerror(errno));
 		for (i = 0; i < T; i++) {
@@ -965,7 +976,7 @@ TEST_F_TIMEOUT(huge, first_faults_racing_the_fill_of_a_unit, 600)
 	}
 	EXPECT_EQ(0, bad) TH_LOG("%d wrong bytes", bad);
 	TH_LOG("%d of %d rounds ended with the unit mapped by a PMD", pmd_rounds, ROUNDS);
-	EXPECT_EQ(ROUNDS, sm_fdinfo_num(fd, "huge_units") + sm_fdinfo_num(fd, "huge_fallbacks"));
+	EXPECT_EQ(ROUNDS + 1, sm_fdinfo_num(fd, "huge_units") + sm_fdinfo_num(fd, "huge_fallbacks"));
 	munmap(p, size);
 	close(hfd);
 	close(fd);
