@@ -43,6 +43,9 @@
  *   zeroed, SIGBUS past EOF; after growing, the regrown bytes read zero.
  * - private_cow_of_huge_unit: a MAP_PRIVATE write to one byte leaves the file (pread and a
  *   shared mapping) unchanged and the other bytes of the private mapping unchanged.
+ * - private_write_racing_a_pmd_read_fault: up to 3000 rounds of a private write fault racing
+ *   a read fault of the same unit on a fresh MAP_PRIVATE mapping: exact bytes, the file
+ *   unchanged, no PTE mapped under a racing PMD (a kernel BUG).
  * - fork_shares_huge_mapping: a child sees exact bytes (and maps them by PMD); its write
  *   through MAP_SHARED is visible in the parent.
  * - mremap_moves_a_pmd_mapping: a PMD-mapped mapping moved to a 2 MiB-aligned address keeps
@@ -1653,6 +1656,90 @@ TEST_F_TIMEOUT(huge, private_cow_of_huge_unit, 120)
 	close(fd);
 	free(want);
 	free(got);
+}
+
+/* 8b ------------------------------------------------------------------------------------ */
+
+/*
+ * A private write fault (which never maps a PMD: its page is mapped alone, then copied) racing
+ * a read fault of the same unit in the same MAP_PRIVATE VMA (which maps the unit with a PMD),
+ * round after round on a fresh mapping: whichever wins, the other must cope (a PTE mapped
+ * under the racing PMD is the kernel's VM_BUG_ON in walk_to_pmd). The writer sees its byte,
+ * the reader the file's, the file is unchanged.
+ */
+struct pracer {
+	char *volatile p;
+	size_t off;
+	int write;
+	atomic_int gen, done;
+	char got;
+	pthread_t th;
+};
+
+static void *pracer_run(void *arg)
+{
+	struct pracer *r = arg;
+	int seen = 0;
+
+	for (;;) {
+		int g;
+
+		while ((g = atomic_load(&r->gen)) == seen)
+			sched_yield();
+		if (g < 0)
+			return NULL;
+		seen = g;
+		if (r->write) {
+			r->p[r->off] = 'A';
+			r->got = r->p[r->off];
+		} else {
+			r->got = ((volatile char *)r->p)[r->off];
+		}
+		atomic_store(&r->done, g);
+	}
+}
+
+TEST_F_TIMEOUT(huge, private_write_racing_a_pmd_read_fault, 300)
+{
+	const size_t size = HS;
+	char *want = malloc(size), *p, c;
+	int fd = huge_new(size), round, bad = 0, pmd_rounds = 0;
+	struct pracer w = { .off = 5 * SM_PS + 3, .write = 1 }, r = { .off = 400 * SM_PS + 9 };
+	double end;
+
+	ASSERT_NE(NULL, want);
+	ASSERT_GE(fd, 0);
+	sm_pattern(want, size, 49, 0);
+	ASSERT_EQ(0, fill_via_map(fd, want, size));
+	ASSERT_EQ(0, pthread_create(&w.th, NULL, pracer_run, &w));
+	ASSERT_EQ(0, pthread_create(&r.th, NULL, pracer_run, &r));
+	end = sm_now() + 60;
+	for (round = 1; round <= 3000 && sm_now() < end; round++) {
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+		ASSERT_NE(MAP_FAILED, p);
+		w.p = r.p = p;
+		atomic_store(&w.gen, round);
+		atomic_store(&r.gen, round);
+		while ((atomic_load(&w.done) != round || atomic_load(&r.done) != round) && sm_now() < end + DEADLINE)
+			sched_yield();
+		ASSERT_EQ(round, atomic_load(&w.done)) TH_LOG("round %d: the writer did not finish", round);
+		ASSERT_EQ(round, atomic_load(&r.done)) TH_LOG("round %d: the reader did not finish", round);
+		if (w.got != 'A' || r.got != want[r.off])
+			bad++;
+		if (pmd_kb(p, size) > 0)
+			pmd_rounds++;
+		ASSERT_EQ(0, munmap(p, size));
+	}
+	atomic_store(&w.gen, -1);
+	atomic_store(&r.gen, -1);
+	pthread_join(w.th, NULL);
+	pthread_join(r.th, NULL);
+	TH_LOG("%d rounds, %d ended with a PMD", round - 1, pmd_rounds);
+	EXPECT_EQ(0, bad) TH_LOG("%d rounds read wrong bytes", bad);
+	ASSERT_EQ(1, pread(fd, &c, 1, w.off));
+	EXPECT_EQ(want[w.off], c) TH_LOG("a private write reached the file");
+	close(fd);
+	free(want);
 }
 
 /* 9 ------------------------------------------------------------------------------------- */
