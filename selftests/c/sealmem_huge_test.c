@@ -30,11 +30,14 @@
  * - thp_never_and_prctl_disable_map_ptes: THP mode "never" and PR_SET_THP_DISABLE map by
  *   PTEs; "madvise" by PMDs without madvise.
  * - fallback_512_pages: with the debug knob huge_fail=1 a unit is still ONE request, bytes
- *   exact, installed as 512 pages (huge_fallbacks 1, huge_units 0, FilePmdMapped 0).
+ *   exact, installed as 512 pages (huge_fallbacks 1, huge_units 0, FilePmdMapped 0); a COPY
+ *   of a unit likewise; a non-lazy first touch gets the touched page alone, and the unit
+ *   counts as one fallback.
  * - punch_inside_unit (non-lazy, lazy): punching a page of a PMD-mapped unit splits that
  *   unit's PMD only; other bytes are kept; the page reads zeros (non-lazy) or raises a
  *   one-page request without HUGE (lazy: a fault and a pread) and reads back the fill;
- *   a whole unit punched frees 512 pages and raises a HUGE request again.
+ *   a whole unit punched frees 512 pages and raises a HUGE request again (a partly punched
+ *   unit keeps its folio and stays counted as 512 pages, docs/api.md).
  * - a_unit_taken_out_whole_never_maps_a_stale_pmd: a PMD-mapped unit punched whole (or cut
  *   off by a shrink and grown back) and given one page maps by PTEs with exact bytes.
  * - gup_on_a_lazy_unit_fails_instead_of_hanging: /proc/self/mem on a lazy unit: EIO at
@@ -80,6 +83,10 @@
  *   gauge grows by 512 per unit; with max_pages = 768 a second unit's first touch gets one
  *   page (a fallback), 255 more fit, then ENOSPC/SIGBUS; a lazy COPY of a unit that does not
  *   fit is ENOSPC with nothing installed (then page by page, the 256 pages that fit).
+ *
+ * Each test names itself in the kernel log ("sealmem_huge_test: NAME"): the program's TAP
+ * output is printed only once it ends, so after a kernel panic the serial log says which
+ * test was running.
  *
  * The fallback test needs the debug build's knob /sys/kernel/debug/sealmem/debug/huge_fail:
  * without the knobs directory (a base build) it skips, which the runner counts as a failed
