@@ -14,6 +14,11 @@
 //!    fill stores pages, exclusive while truncating or punching (so no fault can map a page
 //!    that is being removed), while FILL_ENABLE makes the file lazy and while FILL_END ends
 //!    lazy mode (so no fill stores a page after it).
+//!    3a. `SealFile::map_lock` (mutex, huge files' VMAs only): held by a fault around putting
+//!    a page or a PMD into a huge file's page tables, so a PTE insert never meets a PMD that
+//!    a racing fault of the same 2 MiB installs meanwhile (`insert_page` BUGs on one) and a
+//!    PMD never goes where a page table just appeared. Nothing else is taken under it but
+//!    the mm's page-table locks and allocations.
 //! 4. `i_mmap_rwsem` (inside `unmap_mapping_range`).
 //! 5. `LazyQueue::state` (spinlock, the lazy-fill requests; `lazy.rs`), then the page
 //!    store's XArray spinlock (`pagearray.rs`). Nothing sleeps under either.
@@ -270,6 +275,9 @@ pub(crate) struct SealFile {
     /// it away. Negative once ADD_SEALS(EXEC) denied new ones ([`ExecMaps`]).
     /// (VM_MIXEDMAP VMAs never merge, so every VMA is opened and closed on its own.)
     exec_maps: ExecMaps,
+    /// Serialises putting pages and PMDs into huge files' VMAs (see the lock order).
+    #[pin]
+    map_lock: Mutex<()>,
     /// Lazy-fill requests, their waiters and the handler (see `lazy.rs`).
     #[pin]
     lazy: LazyQueue,
@@ -292,6 +300,7 @@ impl SealFile {
                 size: Atomic::new(0),
                 seals: Atomic::new(0),
                 exec_maps: ExecMaps(Atomic::new(0)),
+                map_lock <- kernel::new_mutex!((), "SealFile::map_lock"),
                 lazy <- LazyQueue::new(),
                 data_files: Atomic::new(1),
             }),
@@ -404,10 +413,11 @@ impl SealFile {
     /// In a huge file that is not lazy, the first touch of a hole at `index` whose unit is
     /// entirely a hole and entirely within EOF allocates a zeroed 2 MiB folio for the unit
     /// (like shmem's `huge=within_size`); when none can be allocated, the caller's small page
-    /// does (counted as a fallback). A racing first touch that stored first is as good.
-    /// Called where the caller decided "not lazy" (under `inner` or the invalidate lock
+    /// does (counted as a fallback if `last_try`: the PMD fault tries first, then the PTE
+    /// fault it falls back to, which counts). A racing first touch that stored first is as
+    /// good. Called where the caller decided "not lazy" (under `inner` or the invalidate lock
     /// shared), which FILL_ENABLE cannot change meanwhile.
-    fn touch_unit(&self, index: usize) {
+    fn touch_unit(&self, index: usize, last_try: bool) {
         if !self.store.is_huge() {
             return;
         }
@@ -419,7 +429,9 @@ impl SealFile {
             return;
         }
         let Some(folio) = self.store.new_huge_unit() else {
-            self.store.count_fallback();
+            if last_try {
+                self.store.count_fallback();
+            }
             return;
         };
         // EEXIST: a racing touch stored first; ENOMEM (a tree node): the small page path
@@ -1121,7 +1133,7 @@ impl SealFile {
                     break;
                 }
                 if !self.is_lazy() {
-                    self.touch_unit(index);
+                    self.touch_unit(index, true);
                 }
                 match self.store.get_or_alloc(index, AllocSite::WritePage) {
                     Ok(page) => page.copy_from_iter_atomic(off, n, src),

@@ -296,9 +296,13 @@ impl Handler {
             // A run of holes from `index`, within the range and EOF: its pages are allocated
             // and filled unlocked, then stored in one walk. A failure ends the run; the pages
             // before it are stored first.
-            let want = ((len - done) / PAGE)
+            let mut want = ((len - done) / PAGE)
                 .min(eof_pages - index as u64)
                 .min(STORE_RUN as u64) as usize;
+            if self.file.is_huge() {
+                // A run stops at the end of its unit: the next unit may be filled whole.
+                want = want.min(UNIT_PAGES - index % UNIT_PAGES);
+            }
             let mut pages = [const { NewPage::EMPTY }; STORE_RUN];
             let mut n = 0;
             let mut stop = None;

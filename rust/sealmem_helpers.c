@@ -569,21 +569,15 @@ vm_fault_t sealmem_vmf_insert_pmd(struct vm_fault *vmf, struct page *head)
 
 /*
  * Maps one page at the fault address of a VMA that is not VM_MIXEDMAP (a huge file's: the
- * mm's PMD split path drops a file PMD's reference and rmap only in such VMAs). A PMD a racing
- * huge fault installed meanwhile leaves no page table to map into (insert_page() says -ENOMEM):
- * the access retries and finds the PMD.
+ * mm's PMD split path drops a file PMD's reference and rmap only in such VMAs). insert_page()
+ * must not meet a PMD mapping (walk_to_pmd's VM_BUG_ON): the caller holds the file's map
+ * lock, which every PMD insertion into its VMAs holds too, so a PMD seen absent here cannot
+ * appear before the insert; one seen present makes the access retry (it maps the page).
  */
 vm_fault_t sealmem_vmf_insert_page(struct vm_fault *vmf, struct page *page)
 {
-	vm_fault_t ret = vmf_insert_page_mkwrite(vmf, page, false);
-	pmd_t pmd;
-
-	if (ret != VM_FAULT_OOM)
-		return ret;
-	pmd = pmdp_get_lockless(vmf->pmd);
-	if (pmd_present(pmd) && pmd_leaf(pmd))
+	if (pmd_trans_huge(pmdp_get_lockless(vmf->pmd)))
 		return VM_FAULT_NOPAGE;
-	/* A PMD that came and went (MADV_DONTNEED) in between looks like none: try once more. */
 	return vmf_insert_page_mkwrite(vmf, page, false);
 }
 

@@ -133,6 +133,7 @@ impl SealFile {
                         let Some(Peek::Page(page)) = win.get(at).copied() else {
                             return FaultOutcome::SigBus.into();
                         };
+                        let _m = this.map_lock.lock();
                         return vmf.insert_one(page).into();
                     }
                     Some(Peek::Page(_)) => return Self::map_window(vmf, first, win, at).into(),
@@ -194,7 +195,7 @@ impl SealFile {
     /// lock held shared, under which FILL_ENABLE cannot make the file lazy meanwhile.
     fn zero_page_for_fault(&self, index: usize) -> Result<crate::page::PageRef> {
         crate::knobs::delay(crate::knobs::Point::FaultBeforeZeroPage);
-        self.touch_unit(index);
+        self.touch_unit(index, true);
         self.store.get_or_alloc(index, AllocSite::FaultPage)
     }
 
@@ -216,12 +217,15 @@ impl SealFile {
         }
         if this.store.whole_unit(&g, unit).is_none() && !this.is_lazy() {
             // Not lazy, under the invalidate lock held shared (FILL_ENABLE cannot come).
-            this.touch_unit(unit);
+            this.touch_unit(unit, false);
         }
         let Some(head) = this.store.whole_unit(&g, unit) else {
             return FaultOutcome::Fallback;
         };
-        let outcome = vmf.insert_pmd(head);
+        let outcome = {
+            let _m = this.map_lock.lock();
+            vmf.insert_pmd(head)
+        };
         if let FaultOutcome::Mapped = outcome {
             Stats::inc(&STATS.pmd_faults);
         }
