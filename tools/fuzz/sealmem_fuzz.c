@@ -27,7 +27,9 @@
  *
  * PROCESSES x THREADS workers hammer a shared pool of sealmem files (plain; resizable, which
  * may gain any seal and become lazy without a handler; sealed with known content; lazy, served
- * by two handler threads) and fds of other kinds with random ioctls, read/write/lseek/splice/
+ * by two handler threads; and, when the module reports SEALMEM_FEATURE_HUGE, a huge plain file
+ * and a huge lazy file served by two more handler threads) and fds of other kinds with random
+ * ioctls (SET_HUGE among them), read/write/lseek/splice/
  * sendfile, mmap/munmap/mprotect/madvise/mremap, touches of mapped memory, fork and
  * SCM_RIGHTS, handlers killed while a reader waits, with valid and invalid arguments. It checks:
  *  - every failing call's errno against the set documented for that call in the state the
@@ -44,7 +46,18 @@
  *    pread, FILL_END at a random moment: every page is its content (zeros for ZEROPAGE pages,
  *    EIO/SIGBUS for POISON pages) before FILL_END, its content or zeros after it, and the
  *    same ever after;
- *  - a fresh file's pages read as zeros; a killed handler's waiter gets EIO; every child
+ *  - huge files (2 MiB units): a third of the fresh files, lazy images and killed handlers'
+ *    files are huge, besides the two shared huge files. Their offsets, lengths, mappings
+ *    (aligned and unaligned file offsets, whole units and parts), punches and sizes are drawn
+ *    across unit boundaries. The handlers answer a unit's request (SEALMEM_MSG_HUGE, which
+ *    must come from a file that may be huge, at a unit-aligned offset) by the kinds of its
+ *    pages: most units of a huge tag have one kind (one COPY/ZEROPAGE/POISON of the whole
+ *    unit, up to EOF or the whole 2 MiB cut at EOF), the others mix kinds (partial fills by
+ *    runs); prefetches fill single pages (partial units) and whole units; a unit COPY from a
+ *    source that faults half-way must store nothing wrong. The content oracle is per page,
+ *    so it holds across unit boundaries, partial fills, punches and shrinks inside units;
+ *  - a fresh file's pages read as zeros (a fresh huge file's 2 MiB folios too); a killed
+ *    handler's waiter gets EIO; every child
  *    ends as it should (exit status and signal);
  *  - no operation stalls (5 s: kernel stacks printed; 10 s: a failure).
  * The seed is printed first, so any failure reproduces with -s. The last lines are
