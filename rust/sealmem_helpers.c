@@ -469,16 +469,18 @@ bool sealmem_entry_has_extra_refs(struct xarray *xa, unsigned long index, struct
 	return folio_ref_count(folio) != stored + folio_mapcount(folio);
 }
 
-/* The mm's own test for a PMD fault on vmf's VMA (thp sysfs modes, MADV_NOHUGEPAGE, prctl)
- * and whether the aligned 2 MiB around the address lies in the VMA at a unit-aligned file
- * offset, with no page table under the PMD yet. */
+/*
+ * Whether the aligned 2 MiB around the fault address lies in vmf's VMA at a unit-aligned file
+ * offset, with no page table under the PMD yet, in a VMA that is not VM_MIXEDMAP. (Whether the
+ * THP modes allow a PMD here the mm decided before it called ->huge_fault: that test,
+ * __thp_vma_allowable_orders(), is not exported.)
+ */
 bool sealmem_vmf_pmd_mappable(struct vm_fault *vmf)
 {
 #ifdef CONFIG_TRANSPARENT_HUGEPAGE
 	struct vm_area_struct *vma = vmf->vma;
 
 	return !(vma->vm_flags & VM_MIXEDMAP) && vmf->pmd && pmd_none(pmdp_get_lockless(vmf->pmd)) &&
-	       thp_vma_allowable_order(vma, vma->vm_flags, TVA_PAGEFAULT, PMD_ORDER) &&
 	       thp_vma_suitable_order(vma, vmf->address, PMD_ORDER);
 #else
 	return false;

@@ -155,12 +155,11 @@ impl Fault<'_> {
         unsafe { crate::ffi::sealmem_vma_is_mixedmap(self.vma()) }
     }
 
-    /// Whether this fault may map its 2 MiB with one PMD: the VMA is a huge file's (not
-    /// VM_MIXEDMAP), the mm would try a PMD fault here (THP modes, MADV_NOHUGEPAGE, prctl),
-    /// the aligned 2 MiB lies in the VMA at a unit-aligned file offset with no page table
-    /// under it, and it is not a write to a private mapping (copy-on-write is done by PTE).
-    /// `->fault` and `->huge_fault` decide alike, so a fault that leaves a unit to the PMD
-    /// path (see `SealFile::fault`) is sure to get there.
+    /// Whether this `->huge_fault` may map its 2 MiB with one PMD: the VMA is a huge file's
+    /// (not VM_MIXEDMAP), the aligned 2 MiB lies in the VMA at a unit-aligned file offset
+    /// with no page table under it, and it is not a write to a private mapping (copy-on-write
+    /// is done by PTE). The mm checked the THP modes (sysfs, MADV_NOHUGEPAGE, prctl) before
+    /// it called `->huge_fault`.
     pub(crate) fn pmd_candidate(&self) -> bool {
         if self.is_write() && !self.is_shared() {
             return false;

@@ -125,11 +125,10 @@ impl SealFile {
                 };
                 this.store.peek_run(&g, first, win);
                 match win.get(at) {
-                    Some(Peek::Page(_)) if this.leave_to_pmd(vmf, index, eof_pages, &g) => {
-                        // Nothing mapped: the access faults again, and the mm's PMD fault
-                        // (`huge_fault`) maps the whole unit.
-                        return FaultOutcome::Mapped.into();
-                    }
+                    // A huge file's VMA: this page alone (no fault-around, see `vm.rs`). The
+                    // PMD path (`huge_fault`) came first and fell back: the unit was not whole
+                    // then (or cannot be mapped by PMD here). A lazy unit's fault waits below
+                    // and is woken unmapped, so its next fault maps the PMD.
                     Some(Peek::Page(_)) if !vmf.is_mixedmap() => {
                         let Some(Peek::Page(page)) = win.get(at).copied() else {
                             return FaultOutcome::SigBus.into();
@@ -197,25 +196,6 @@ impl SealFile {
         crate::knobs::delay(crate::knobs::Point::FaultBeforeZeroPage);
         self.touch_unit(index);
         self.store.get_or_alloc(index, AllocSite::FaultPage)
-    }
-
-    /// Whether a PTE fault on the present page `index` should map nothing and leave the
-    /// unit to the PMD fault that the access's next fault will be: the fault could map a PMD
-    /// ([`Fault::pmd_candidate`], which `huge_fault` checks alike) and the unit is one whole
-    /// 2 MiB folio within EOF (`eof_pages`), lent under `g`. Otherwise a PTE would be mapped,
-    /// its page table would sit under the PMD, and the unit would stay mapped by 4 KiB pages.
-    fn leave_to_pmd(
-        &self,
-        vmf: &Fault<'_>,
-        index: usize,
-        eof_pages: u64,
-        g: &crate::mapping::SharedGuard<'_>,
-    ) -> bool {
-        let unit = unit_of(index);
-        self.store.is_huge()
-            && (unit as u64).saturating_add(UNIT_PAGES as u64) <= eof_pages
-            && vmf.pmd_candidate()
-            && self.store.whole_unit(g, unit).is_some()
     }
 
     /// `->huge_fault` for a PMD: maps the fault's whole unit with one PMD when it is one

@@ -58,11 +58,15 @@ impl Default for HandlerOptions {
 /// The most messages one `read(2)` of a handler fd returns.
 pub(crate) const REQUEST_BATCH: usize = 32;
 
-/// A request for one missing page.
+/// A request for one missing page, or for a whole missing unit of a huge file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Request {
-    /// Byte offset of the page.
+    /// Byte offset of the page (of the unit, for a [`huge`](Self::huge) request).
     pub offset: u64,
+    /// A huge file's whole unit is missing: fill [`HUGE_SIZE`](crate::HUGE_SIZE) bytes from
+    /// `offset` (up to the end of the file, rounded up to a page, for the last unit) with
+    /// one [`Handler::copy`] to install it as one 2 MiB folio.
+    pub huge: bool,
     /// The access was a write.
     pub write: bool,
     /// The access was a page fault (otherwise a read/write/splice on an fd).
@@ -75,6 +79,7 @@ impl Request {
     fn from_msg(m: &uapi::sealmem_msg) -> Self {
         Self {
             offset: m.offset,
+            huge: m.flags & uapi::SEALMEM_MSG_HUGE != 0,
             write: m.flags & uapi::SEALMEM_MSG_WRITE != 0,
             fault: m.flags & uapi::SEALMEM_MSG_FAULT != 0,
             tid: m.tid,

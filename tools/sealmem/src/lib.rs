@@ -154,6 +154,8 @@ pub const DEVICE: &str = "/dev/sealmem";
 pub const API_VERSION: u64 = uapi::SEALMEM_API as u64;
 /// The longest name [`SealFile::set_name`] accepts, in bytes.
 pub const NAME_MAX: usize = uapi::SEALMEM_NAME_MAX as usize;
+/// The fill unit of a huge file ([`SealFile::set_huge`]): 2 MiB.
+pub const HUGE_SIZE: u64 = uapi::SEALMEM_HUGE_SIZE as u64;
 
 bitflags::bitflags! {
     /// File seals, with memfd's meaning (`SEALMEM_SEAL_*`).
@@ -186,6 +188,8 @@ bitflags::bitflags! {
         const VIEW = uapi::SEALMEM_FEATURE_VIEW as u64;
         /// FILL_ENABLE and the handler fd.
         const LAZY_FILL = uapi::SEALMEM_FEATURE_LAZY_FILL as u64;
+        /// SET_HUGE: 2 MiB fill units mapped by PMD ([`SealFile::set_huge`]).
+        const HUGE = uapi::SEALMEM_FEATURE_HUGE as u64;
     }
 }
 
@@ -555,6 +559,18 @@ impl SealFile {
         Ok(n.name.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect())
     }
 
+    /// Makes the file huge, for good (`SEALMEM_IOC_SET_HUGE`): it is filled in units of
+    /// [`HUGE_SIZE`] (2 MiB) — a lazy file raises one [`Request`] per missing unit
+    /// ([`Request::huge`]), one [`Handler::copy`] of the unit installs it as one folio — and
+    /// its mappings map whole units with one PMD. Call it on a new file, before any page or
+    /// mapping exists: `EBUSY` otherwise, `EOPNOTSUPP` without [`Features::HUGE`], `EBADF` on a
+    /// VIEW.
+    pub fn set_huge(&self) -> io::Result<()> {
+        // SAFETY: SEALMEM_IOC_SET_HUGE takes a value argument, which must be 0.
+        cvt(unsafe { libc::ioctl(self.as_raw_fd(), uapi::SEALMEM_IOC_SET_HUGE as _, 0 as libc::c_ulong) })?;
+        Ok(())
+    }
+
     /// A new read-only fd of the same file (a VIEW), close-on-exec, to hand to consumers.
     pub fn view(&self) -> io::Result<SealFile> {
         self.view_with(ViewOptions::new())
@@ -758,9 +774,9 @@ mod tests {
         send(&mut w, 8192, uapi::SEALMEM_MSG_FAULT);
         let e = h.read_requests(&mut []).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
-        let mut one = [Request { offset: 0, write: false, fault: false, tid: 0 }; 1];
+        let mut one = [Request { offset: 0, huge: false, write: false, fault: false, tid: 0 }; 1];
         assert_eq!(h.read_requests(&mut one).unwrap(), 1);
-        assert_eq!(one[0], Request { offset: 8192, write: false, fault: true, tid: 77 });
+        assert_eq!(one[0], Request { offset: 8192, huge: false, write: false, fault: true, tid: 77 });
     }
 
     #[test]
@@ -845,7 +861,7 @@ mod tests {
             let mut buf = RequestBuf::new();
             tx.send(2).unwrap();
             let second = h.read(&mut buf).map(|n| (n, buf.get(0).map(|r| r.offset))).map_err(|e| e.kind());
-            let mut one = [Request { offset: 0, write: false, fault: false, tid: 0 }; 1];
+            let mut one = [Request { offset: 0, huge: false, write: false, fault: false, tid: 0 }; 1];
             tx.send(3).unwrap();
             let plain = h.read_requests(&mut one).map_err(|e| e.raw_os_error());
             (first, second, plain)
@@ -986,7 +1002,7 @@ mod tests {
 
     #[test]
     fn feature_bits_match_uapi() {
-        assert_eq!(Features::all().bits(), 0xf);
+        assert_eq!(Features::all().bits(), 0x1f);
     }
 
     fn fstat(fd: BorrowedFd<'_>) -> (libc::dev_t, libc::ino_t, libc::dev_t) {

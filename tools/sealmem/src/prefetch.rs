@@ -255,7 +255,9 @@ pub struct PrefetchStats {
 /// them fills the recorded pages in recorded order with `SKIP_EXISTING` copies.
 ///
 /// The source is a function filling one page-sized buffer with the content of the page at
-/// a byte offset (reading an image file, decompressing, ...). The handler is read with
+/// a byte offset (reading an image file, decompressing, ...). A huge file's unit request
+/// ([`Request::huge`](crate::Request)) is answered with the unit's pages, gathered from the
+/// source up to its first failure (the end of the image), in one copy. The handler is read with
 /// [`Handler::try_read`] before every prefetched page, so a demand request waits for at
 /// most one prefetch copy. Once the log is replayed the loop only serves demand, until the
 /// handler is no longer needed.
@@ -280,6 +282,7 @@ impl Prefetcher {
     {
         let ps = page_size() as usize;
         let mut page = vec![0u8; ps];
+        let mut unit: Vec<u8> = Vec::new();
         let mut buf = RequestBuf::new();
         let mut stats = PrefetchStats::default();
         let mut next = 0;
@@ -291,8 +294,25 @@ impl Prefetcher {
                 Some(_) => {
                     for req in &buf {
                         stats.demand += 1;
-                        source(req.offset, &mut page)?;
-                        match handler.copy(req.offset, &page, FillOptions::new()) {
+                        let data: &[u8] = if req.huge {
+                            // A huge file's whole unit: gathered page by page, up to the end of
+                            // the source (the last unit is cut by EOF), and installed with one
+                            // copy, as one folio.
+                            unit.resize(crate::HUGE_SIZE as usize, 0);
+                            let mut got = 0;
+                            while got < unit.len() && source(req.offset + got as u64, &mut unit[got..got + ps]).is_ok() {
+                                got += ps;
+                            }
+                            if got == 0 {
+                                source(req.offset, &mut page)?;
+                            }
+                            &unit[..got]
+                        } else {
+                            source(req.offset, &mut page)?;
+                            &page
+                        };
+                        let data = if data.is_empty() { &page[..] } else { data };
+                        match handler.copy(req.offset, data, FillOptions::new()) {
                             Ok(_) => {}
                             Err(Error::Exists { .. }) => stats.demand_already_filled += 1,
                             // The file shrank below the page: its waiters got SIGBUS/EIO.
@@ -333,7 +353,7 @@ mod tests {
     use super::*;
 
     fn req(offset: u64) -> Request {
-        Request { offset, write: false, fault: true, tid: 1 }
+        Request { offset, huge: false, write: false, fault: true, tid: 1 }
     }
 
     #[test]
