@@ -44,6 +44,7 @@ unsafe extern "C" {
     pub(crate) fn sealmem_sleep_killable_ms(ms: c_uint) -> bool;
     pub(crate) fn sealmem_cond_resched();
     pub(crate) fn sealmem_fatal_signal_pending() -> bool;
+    pub(crate) fn sealmem_restart_syscall() -> c_int;
     pub(crate) fn sealmem_invalidate_lock(mapping: *mut bindings::address_space);
     pub(crate) fn sealmem_invalidate_unlock(mapping: *mut bindings::address_space);
     pub(crate) fn sealmem_invalidate_lock_shared(mapping: *mut bindings::address_space);

@@ -23,7 +23,8 @@
 //! A pipe's lock, held by the splice code around `splice_read` ([`SealFile::splice_read`]),
 //! comes before all of these: that path takes only the two spinlocks of 5, briefly, and
 //! may wait for a lazy page while the pipe's lock is held (as shmem's splice may wait for
-//! swap-in); nothing of sealmem takes a pipe's lock.
+//! swap-in), but only [`SPLICE_WAIT_MS`] at a time before it restarts the syscall, which
+//! releases the pipe's lock; nothing of sealmem takes a pipe's lock.
 //!
 //! Nothing waits for a lazy page while holding any of these: the fault path drops the
 //! invalidate lock and the fault lock first, and a write drops `inner` (to wait for a hole
@@ -111,6 +112,10 @@ const PAGE: u64 = PAGE_SIZE as u64;
 /// address, like the mm's default `fault_around_bytes`. A power of two, and one run of
 /// `Fault::insert_run`.
 const FAULT_AROUND: usize = vm::MAP_RUN;
+
+/// Longest a splice waits for a lazy page with the pipe's lock held before it starts over
+/// (see [`SealFile::splice_read`]).
+const SPLICE_WAIT_MS: u32 = 100;
 
 /// Source of file ids (shown in fdinfo, so tests can tell files apart).
 static NEXT_ID: Atomic<u64> = Atomic::new(1);
@@ -536,17 +541,15 @@ impl SealFile {
     /// ([`LazyQueue::resolve_range`]).
     ///
     /// In a huge file the request of a unit is resolved by any fill inside it (it is keyed by
-    /// the unit's first page): its waiters look again, and ask again for what is still a
-    /// hole, page by page if the unit is partly present now.
+    /// the unit's first page, which may lie before `first`): its waiters look again, and ask
+    /// again for what is still a hole, page by page if the unit is partly present now.
     pub(crate) fn resolve_filled(&self, first: usize, end: usize, wake: bool) {
-        let first = if self.store.is_huge() {
-            unit_of(first)
-        } else {
-            first
-        };
-        self.lazy.resolve_range(first, end, wake, |index, at| {
-            self.map_filled(index, at.mm(), at.addr())
-        });
+        let map = |index: usize, at: &FaultAt| self.map_filled(index, at.mm(), at.addr());
+        let unit = unit_of(first);
+        if self.store.is_huge() && unit < first {
+            self.lazy.resolve_range(unit, unit + 1, wake, map);
+        }
+        self.lazy.resolve_range(first, end, wake, map);
     }
 
     /// FILL_ENABLE's locked part: makes the file lazy with the handler `attach` names
@@ -908,9 +911,11 @@ impl SealFile {
     /// `EIO` for a poisoned page or no handler), and an error after some bytes returns those.
     ///
     /// The caller holds the pipe's lock (the splice code takes it around every
-    /// `splice_read`): a wait for a lazy page here keeps it, so a reader or writer of that
-    /// pipe (the handler too, if it touched that pipe) blocks until the fill, a signal to
-    /// the splicer or the handler's end. None of this file's locks is held while waiting.
+    /// `splice_read`), which readers and writers of the pipe take uninterruptibly. So a
+    /// splice waits for a lazy page at most [`SPLICE_WAIT_MS`] at a time: then it returns the
+    /// bytes it moved, if any, or else starts over, releasing the pipe's lock in between
+    /// (`wait_for_hole_in_splice`).
+    /// None of this file's locks is held while waiting.
     ///
     /// Pages in a pipe count as references beyond the store's: ADD_SEALS(WRITE) waits for
     /// them and fails with `EBUSY` while they stay (as `memfd_wait_for_pins` does with
@@ -947,8 +952,10 @@ impl SealFile {
                     break;
                 }
                 Slot::Hole if !lazy => pipe.push_zeros(off, n),
-                Slot::Hole => match self.wait_for_hole(index, 0, nonblock) {
-                    Ok(()) => continue,
+                Slot::Hole => match self.wait_for_hole_in_splice(index, nonblock, done > 0) {
+                    Ok(true) => continue,
+                    // Waited long enough with bytes in the pipe: hand them over.
+                    Ok(false) => break,
                     Err(e) => {
                         stop = Some(e);
                         break;
@@ -966,6 +973,33 @@ impl SealFile {
         }
         *pos = at as i64;
         partial(done, stop)
+    }
+
+    /// A splice's wait for the hole at `index` of a lazy file, with the pipe's lock held
+    /// (by the splice code, around `splice_read`): at most [`SPLICE_WAIT_MS`] at a time. Then
+    /// the splice starts over (`restart_syscall`), which releases the pipe's lock on the way
+    /// out, so readers and writers of the pipe (whose `pipe_lock` sleeps uninterruptibly) get
+    /// their turn while the handler has not filled the page. `Ok` means "look again".
+    ///
+    /// `Ok(true)`: look again. `Ok(false)`: the wait timed out and `moved` says bytes are in
+    /// the pipe already: the splice returns them (a short count) instead of starting over.
+    fn wait_for_hole_in_splice(&self, index: usize, nonblock: bool, moved: bool) -> Result<bool> {
+        match self.hole_request(index, 0, None, !nonblock)? {
+            HoleStatus::Resolved => Ok(true),
+            HoleStatus::Poisoned | HoleStatus::NoHandler => Err(EIO),
+            HoleStatus::Wait(_) if nonblock => Err(EAGAIN),
+            HoleStatus::Wait(ticket) => {
+                match self
+                    .lazy
+                    .wait_hole_timeout(ticket, WaitMode::Interruptible, SPLICE_WAIT_MS)
+                {
+                    Ok(true) => Ok(true),
+                    Ok(false) if moved => Ok(false),
+                    Ok(false) => Err(crate::wait::restart_syscall()),
+                    Err(Interrupted) => Err(ERESTARTSYS),
+                }
+            }
+        }
     }
 
     /// A syscall's wait for the hole at `index` of a lazy file. `Ok` means "look again".

@@ -372,13 +372,37 @@ impl LazyQueue {
     /// waits for it any more it becomes an orphan, or is dropped when the file has
     /// [`MAX_ORPHANS`] already (its node freed unlocked).
     pub(crate) fn wait_hole(&self, ticket: Ticket, mode: WaitMode) -> Result<(), Interrupted> {
+        self.wait_hole_for(ticket, mode, None).map(|_| ())
+    }
+
+    /// Like [`Self::wait_hole`], but gives up after about `ms` milliseconds (`Ok(false)`),
+    /// leaving the request as an interrupted wait does.
+    pub(crate) fn wait_hole_timeout(
+        &self,
+        ticket: Ticket,
+        mode: WaitMode,
+        ms: u32,
+    ) -> Result<bool, Interrupted> {
+        self.wait_hole_for(ticket, mode, Some(ms))
+    }
+
+    fn wait_hole_for(
+        &self,
+        ticket: Ticket,
+        mode: WaitMode,
+        ms: Option<u32>,
+    ) -> Result<bool, Interrupted> {
         Stats::inc(&STATS.waits);
         let index = ticket.index;
-        let res = self.page_wq.wait(mode, || {
+        let done = || {
             let f = self.state.lock();
             !f.lazy || f.handler.is_none() || !f.holds(ticket)
-        });
-        if res.is_err() {
+        };
+        let res = match ms {
+            Some(ms) => self.page_wq.wait_timeout(mode, ms, done),
+            None => self.page_wq.wait(mode, done).map(|()| true),
+        };
+        if !matches!(res, Ok(true)) {
             // Dropped after the lock: a whole request, or the mm reference of an orphan.
             let (node, at) = {
                 let mut guard = self.state.lock();

@@ -235,6 +235,11 @@ void sealmem_cond_resched(void)
 	cond_resched();
 }
 
+int sealmem_restart_syscall(void)
+{
+	return restart_syscall();
+}
+
 bool sealmem_fatal_signal_pending(void)
 {
 	return fatal_signal_pending(current);

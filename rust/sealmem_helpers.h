@@ -25,6 +25,7 @@ void sealmem_zero_page_range(struct page *page, size_t offset, size_t len);
 bool sealmem_sleep_killable_ms(unsigned int ms);
 void sealmem_cond_resched(void);
 bool sealmem_fatal_signal_pending(void);
+int sealmem_restart_syscall(void);
 void sealmem_invalidate_lock(struct address_space *mapping);
 void sealmem_invalidate_unlock(struct address_space *mapping);
 void sealmem_invalidate_lock_shared(struct address_space *mapping);

@@ -73,8 +73,29 @@ impl WaitQueue {
     pub(crate) fn wait(
         &self,
         mode: WaitMode,
-        mut done: impl FnMut() -> bool,
+        done: impl FnMut() -> bool,
     ) -> Result<(), Interrupted> {
+        self.wait_until(mode, None, done).map(|_| ())
+    }
+
+    /// Like [`WaitQueue::wait`], but gives up after about `ms` milliseconds: `Ok(true)` once
+    /// `done()`, `Ok(false)` on the timeout.
+    pub(crate) fn wait_timeout(
+        &self,
+        mode: WaitMode,
+        ms: u32,
+        done: impl FnMut() -> bool,
+    ) -> Result<bool, Interrupted> {
+        self.wait_until(mode, Some(kernel::time::msecs_to_jiffies(ms)), done)
+    }
+
+    /// The wait loop: `Ok(true)` once `done()`, `Ok(false)` when `timeout` (jiffies) ran out.
+    fn wait_until(
+        &self,
+        mode: WaitMode,
+        mut timeout: Option<kernel::time::Jiffies>,
+        mut done: impl FnMut() -> bool,
+    ) -> Result<bool, Interrupted> {
         let state = match mode {
             WaitMode::Interruptible => bindings::TASK_INTERRUPTIBLE,
             WaitMode::Killable => bindings::TASK_KILLABLE,
@@ -83,7 +104,7 @@ impl WaitQueue {
         let entry = entry.as_mut_ptr();
         // SAFETY: `entry` is a writable stack slot; init_wait_entry initialises it.
         unsafe { bindings::init_wait_entry(entry, 0) };
-        let mut result = Ok(());
+        let mut result = Ok(true);
         loop {
             // SAFETY: The queue is initialised (invariant) and `entry` initialised above;
             // the entry stays on this stack frame until `finish_wait` below removes it.
@@ -95,8 +116,22 @@ impl WaitQueue {
                 result = Err(Interrupted);
                 break;
             }
-            // SAFETY: We are queued and in a sleeping state; a wake-up or signal ends it.
-            unsafe { bindings::schedule() };
+            match timeout {
+                Some(0) => {
+                    result = Ok(false);
+                    break;
+                }
+                Some(left) => {
+                    let left =
+                        kernel::ffi::c_long::try_from(left).unwrap_or(kernel::ffi::c_long::MAX);
+                    // SAFETY: We are queued and in a sleeping state; a wake-up, a signal or the
+                    // timer ends the sleep, which returns the jiffies left.
+                    let rest = unsafe { bindings::schedule_timeout(left) };
+                    timeout = Some(kernel::time::Jiffies::try_from(rest).unwrap_or(0));
+                }
+                // SAFETY: We are queued and in a sleeping state; a wake-up or signal ends it.
+                None => unsafe { bindings::schedule() },
+            }
         }
         // SAFETY: Removes `entry` (if still queued) and sets the task running again.
         unsafe { bindings::finish_wait(self.raw(), entry) };
@@ -142,6 +177,14 @@ pub(crate) fn current_exiting_or_dumping() -> bool {
 pub(crate) fn sleep_killable_ms(ms: u32) -> bool {
     // SAFETY: May sleep; callers hold no spinlock. No other preconditions.
     unsafe { sealmem_sleep_killable_ms(ms) }
+}
+
+/// The error that makes the syscall start again from scratch, transparently to userspace
+/// (`restart_syscall()`: `-ERESTARTNOINTR` with the restart flagged), after everything the
+/// syscall holds (a pipe's lock, for a splice) was released on the way out.
+pub(crate) fn restart_syscall() -> Error {
+    // SAFETY: Flags the current task for a syscall restart; no preconditions.
+    Error::from_errno(unsafe { crate::ffi::sealmem_restart_syscall() })
 }
 
 /// Whether the current task has a fatal signal pending.

@@ -120,13 +120,16 @@ TEST_F(file, handshake_reports_version_features_and_ioctls)
 {
 	struct sealmem_api api = { .api = SEALMEM_API, .features = 0, .ioctls = 0xdead };
 	const __u64 known = SEALMEM_FEATURE_SIZE_IO | SEALMEM_FEATURE_SEALS |
-			    SEALMEM_FEATURE_VIEW | SEALMEM_FEATURE_LAZY_FILL;
+			    SEALMEM_FEATURE_VIEW | SEALMEM_FEATURE_LAZY_FILL | SEALMEM_FEATURE_HUGE;
 
 	ASSERT_EQ(0, ioctl(self->fd, SEALMEM_IOC_API, &api));
 	EXPECT_EQ(SEALMEM_API, api.api);
 	EXPECT_EQ(0, api.features & ~known) TH_LOG("unknown feature bits %llx",
 						   (unsigned long long)api.features);
 	EXPECT_TRUE(api.ioctls & (1ULL << SEALMEM_NR_API));
+	/* The test kernels have transparent huge pages with 2 MiB PMDs. */
+	EXPECT_EQ(SEALMEM_FEATURE_HUGE, api.features & SEALMEM_FEATURE_HUGE);
+	EXPECT_TRUE(api.ioctls & (1ULL << SEALMEM_NR_SET_HUGE));
 	/* Asking for exactly what was reported succeeds and is idempotent. */
 	api.features = api.features;
 	api.ioctls = 0;

@@ -339,6 +339,73 @@ TEST_F(lazy, handler_gone_is_eio)
 	EXPECT_EQ(EIO, errno) TH_LOG("a later splice of a hole");
 }
 
+struct pipe_writer {
+	int fd;
+	ssize_t ret;
+	atomic_int done;
+};
+
+static void *write_one_byte(void *arg)
+{
+	struct pipe_writer *w = arg;
+
+	w->ret = write(w->fd, "x", 1);
+	atomic_store(&w->done, 1);
+	return NULL;
+}
+
+/*
+ * A splice waiting for a lazy page holds the pipe's lock (the splice code takes it around
+ * ->splice_read), which pipe_write() takes uninterruptibly: another writer of the pipe must
+ * not be stuck until the handler fills the page. The splice restarts now and then, so the
+ * writer gets in; its byte is in the pipe before the page, which then follows exactly.
+ */
+TEST_F(lazy, a_waiting_splice_does_not_lock_out_other_pipe_users)
+{
+	struct sm_splicer sp = { .fd = self->fd, .pipe_w = self->pfd[1], .off = 2 * SM_PS, .len = SM_PS };
+	struct pipe_writer w = { .fd = self->pfd[1] };
+	struct sealmem_msg m;
+	pthread_t wt;
+	char got[1 + SM_PS_MAX];
+	double deadline;
+
+	ASSERT_EQ(0, start_splicer(_metadata, &sp, self->hfd, &m));
+	EXPECT_EQ(2 * SM_PS, m.offset);
+	ASSERT_EQ(0, pthread_create(&wt, NULL, write_one_byte, &w));
+	/* Polling with a deadline: the writer is either done or stuck in D state. */
+	deadline = sm_now() + DEADLINE_S;
+	while (!atomic_load(&w.done) && sm_now() < deadline)
+		sm_msleep(10);
+	EXPECT_EQ(1, atomic_load(&w.done)) TH_LOG("a pipe writer waited for the lazy page");
+	EXPECT_EQ(0, atomic_load(&sp.done)) TH_LOG("the splice ended before the fill");
+	ASSERT_EQ(0, sm_copy(self->hfd, 2 * SM_PS, self->src + 2 * SM_PS, SM_PS, NULL));
+	pthread_join(sp.th, NULL);
+	pthread_join(wt, NULL);
+	EXPECT_EQ(1, w.ret);
+	ASSERT_EQ(SM_PS, sp.ret) TH_LOG("splice: %s", strerror(sp.err));
+	ASSERT_EQ(0, read_all(self->pfd[0], got, 1 + SM_PS));
+	EXPECT_EQ('x', got[0]);
+	EXPECT_EQ(0, memcmp(got + 1, self->src + 2 * SM_PS, SM_PS));
+	EXPECT_EQ(1, sm_fdinfo_num(self->hfd, "total")) TH_LOG("the restarts raised new requests");
+}
+
+/* A splice that reaches a lazy hole after some bytes returns them (the hole stays
+ * requested) instead of waiting for the fill with them in the locked pipe. */
+TEST_F(lazy, a_splice_returns_its_bytes_before_a_hole)
+{
+	struct sealmem_msg m;
+	char got[SM_PS_MAX];
+	loff_t off = 3 * SM_PS + 5;
+
+	ASSERT_EQ(0, sm_copy(self->hfd, 3 * SM_PS, self->src + 3 * SM_PS, SM_PS, NULL));
+	EXPECT_EQ(SM_PS - 5, splice(self->fd, &off, self->pfd[1], NULL, 3 * SM_PS, 0));
+	EXPECT_EQ(4 * SM_PS, off);
+	ASSERT_EQ(0, read_all(self->pfd[0], got, SM_PS - 5));
+	EXPECT_EQ(0, memcmp(got, self->src + 3 * SM_PS + 5, SM_PS - 5));
+	ASSERT_EQ(0, sm_read_msg(self->hfd, &m, 1000)) TH_LOG("the hole was not requested");
+	EXPECT_EQ(4 * SM_PS, m.offset);
+}
+
 /* (5) Punch and shrink while the pages sit in a pipe. */
 TEST(punch_and_shrink_with_pages_in_a_pipe)
 {
@@ -363,6 +430,47 @@ TEST(punch_and_shrink_with_pages_in_a_pipe)
 	close(pfd[1]);
 	EXPECT_EQ(0, sm_pages(fd));
 	close(fd);
+	EXPECT_EQ(0, sm_settled_gauge("pages"));
+}
+
+/*
+ * tee() duplicates a lent buffer (another reference to the same page), and a shrink to an
+ * unaligned size zeroes the tail of the last page in place: both pipes show the zeros past
+ * the new EOF, as they would for a memfd (checked side by side).
+ */
+TEST(tee_and_an_unaligned_shrink_with_a_page_in_pipes)
+{
+	int mfd = memfd_create("splice-tee", MFD_CLOEXEC);
+	int fds[2] = { sm_new(), mfd };
+	char src[SM_PS_MAX], got[SM_PS_MAX], want[SM_PS_MAX];
+
+	ASSERT_GE(fds[0], 0);
+	ASSERT_GE(fds[1], 0);
+	sm_pattern(src, SM_PS, 5, 0);
+	memcpy(want, src, 100);
+	memset(want + 100, 0, SM_PS - 100);
+	for (int i = 0; i < 2; i++) {
+		const char *what = i ? "memfd" : "sealmem";
+		int a[2], b[2];
+		loff_t off = 0;
+
+		ASSERT_EQ(SM_PS, pwrite(fds[i], src, SM_PS, 0));
+		ASSERT_EQ(0, pipe(a));
+		ASSERT_EQ(0, pipe(b));
+		ASSERT_EQ(SM_PS, splice(fds[i], &off, a[1], NULL, SM_PS, 0)) TH_LOG("%s", what);
+		ASSERT_EQ(SM_PS, tee(a[0], b[1], SM_PS, 0)) TH_LOG("%s: %s", what, strerror(errno));
+		ASSERT_EQ(0, i ? ftruncate(fds[i], 100) : sm_set_size(fds[i], 100));
+		ASSERT_EQ(0, read_all(a[0], got, SM_PS));
+		EXPECT_EQ(0, memcmp(got, want, SM_PS)) TH_LOG("%s: the spliced pipe", what);
+		ASSERT_EQ(0, read_all(b[0], got, SM_PS));
+		EXPECT_EQ(0, memcmp(got, want, SM_PS)) TH_LOG("%s: the teed pipe", what);
+		close(a[0]);
+		close(a[1]);
+		close(b[0]);
+		close(b[1]);
+	}
+	close(fds[0]);
+	close(fds[1]);
 	EXPECT_EQ(0, sm_settled_gauge("pages"));
 }
 

@@ -62,7 +62,7 @@ fn spawn_server(h: Arc<Handler>, src: Arc<Source>, counts: Arc<Vec<AtomicUsize>>
             if pfd.revents & libc::POLLHUP != 0 {
                 return;
             }
-            let mut reqs = [sealmem::Request { offset: 0, write: false, fault: false, tid: 0 }; 8];
+            let mut reqs = [sealmem::Request { offset: 0, huge: false, write: false, fault: false, tid: 0 }; 8];
             let Ok(n) = h.read_requests(&mut reqs) else { continue };
             for r in &reqs[..n] {
                 if let Some(c) = counts.get((r.offset / PS) as usize) {
@@ -148,7 +148,7 @@ fn epoll_nonblocking_handler() -> TestResult {
     let f = SealFile::create().ctx("open")?;
     f.set_size(2 * PS).ctx("size")?;
     let h = f.enable_fill(HandlerOptions::new().nonblocking(true)).ctx("enable_fill")?;
-    let mut reqs = [sealmem::Request { offset: 0, write: false, fault: false, tid: 0 }; 4];
+    let mut reqs = [sealmem::Request { offset: 0, huge: false, write: false, fault: false, tid: 0 }; 4];
     expect_errno(h.read_requests(&mut reqs), libc::EAGAIN, "empty nonblocking read")?;
     // SAFETY: plain syscalls on fds we own.
     let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
@@ -271,7 +271,7 @@ fn map_try_read_efault_instead_of_sigbus() -> TestResult {
     let server = std::thread::spawn({
         let (h, src) = (h.clone(), src.clone());
         move || -> std::io::Result<u64> {
-            let mut reqs = [sealmem::Request { offset: 0, write: false, fault: false, tid: 0 }; 1];
+            let mut reqs = [sealmem::Request { offset: 0, huge: false, write: false, fault: false, tid: 0 }; 1];
             h.read_requests(&mut reqs)?;
             h.copy(reqs[0].offset, src.page(reqs[0].offset), FillOptions::new()).map_err(std::io::Error::from)?;
             Ok(reqs[0].offset)
@@ -292,7 +292,7 @@ fn map_try_read_efault_instead_of_sigbus() -> TestResult {
     Ok(())
 }
 
-const NO_REQUEST: sealmem::Request = sealmem::Request { offset: 0, write: false, fault: false, tid: 0 };
+const NO_REQUEST: sealmem::Request = sealmem::Request { offset: 0, huge: false, write: false, fault: false, tid: 0 };
 
 /// Waits up to 5 s for POLLIN on the handler.
 fn wait_pollin(h: &Handler) -> TestResult {
