@@ -460,7 +460,7 @@ static void fuzz_mmap(void)
 	/* The huge files: at unit-aligned and unaligned offsets, over whole units or parts of
 	 * them (a PMD maps only a whole unit of an aligned VMA; anything else takes PTEs). */
 	if (is_sealmem(kind) && big_file(file)) {
-		pgoff = (size_t)(hrand_off() / SM_PS);
+		pgoff = (size_t)(hrand_off() % (4 * UNIT) / SM_PS);
 		switch (pick(4)) {
 		case 0: len = UNIT; break;
 		case 1: len = UNIT * 2; break;
