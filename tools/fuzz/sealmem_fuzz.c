@@ -132,6 +132,8 @@ static struct shared {
 	atomic_int resize_lazy;         /* FILL_ENABLE was tried on F_RESIZE: lazy, maybe no handler */
 	atomic_uint seals[NFILES];      /* seals set or maybe set (ADD_SEALS asked for them) */
 	atomic_int maybe_huge[NFILES];  /* huge, or SET_HUGE was tried (before the call) */
+	atomic_long unit_requests;      /* SEALMEM_MSG_HUGE requests served */
+	atomic_long page_requests;      /* one-page requests served */
 	atomic_long alarm_kills;        /* fork children ended by their alarm (see fuzz_fork) */
 	struct slot slot[SLOTS];
 } *SH;
@@ -1067,6 +1069,7 @@ static int serve_requests(int fd, int hfd, uint32_t tag, int huge, char *content
 	/* EAGAIN: the other handler thread took the requests first. */
 	check_x("handler read", n, NONE, R_MOD | A_EAGAIN | R_OUT);
 	for (ssize_t i = 0; i < n / (ssize_t)sizeof(m[0]); i++) {
+		atomic_fetch_add(m[i].flags & SEALMEM_MSG_HUGE ? &SH->unit_requests : &SH->page_requests, 1);
 		if (!(m[i].flags & SEALMEM_MSG_HUGE)) {
 			if (m[i].offset % SM_PS)
 				fail("handler read", (long)m[i].offset, 0, "a request's offset is not page-aligned");
@@ -1757,8 +1760,12 @@ static void fuzz_process(int proc, int threads, int serve)
 		pthread_join(srv[i], NULL);
 }
 
+/* The module's counters of huge files, printed as deltas at the end of a run. */
+static const char *const HUGE_COUNTERS[] = { "huge_units", "huge_fallbacks", "pmd_faults" };
+
 int main(int argc, char **argv)
 {
+	long long counters0[3];
 	int opt, threads = 1, procs = 4, secs = 10;
 	long target = 0, reached, other;
 	pid_t kids[16], tk;
@@ -1840,6 +1847,8 @@ int main(int argc, char **argv)
 		printf(", pread 64 B %.1f us per call\n", (now_ns() - t) / 1e3 / 1000);
 	}
 	t0 = now_ns();
+	for (int i = 0; i < 3; i++)
+		counters0[i] = sm_counter(HUGE_COUNTERS[i]);
 	/* Every process shares the same files (and the sealed content to check against). */
 	for (int p = 1; p < procs; p++) {
 		kids[p] = fork();
@@ -1876,5 +1885,11 @@ int main(int argc, char **argv)
 	printf("sealmem_fuzz: %ld operations, %ld failures (seed %lu)\n", reached, atomic_load(&FAILS), SEED);
 	printf("sealmem_fuzz: %.0f operations/s; %ld calls that never reached the module (not counted above); %ld fork children ended by their alarm\n",
 	       reached / ((now_ns() - t0) / 1e9), other, atomic_load(&SH->alarm_kills));
+	/* What the huge files got to do (the counters are the module's, for the whole run). */
+	printf("sealmem_fuzz: huge: %ld unit requests and %ld page requests served;", atomic_load(&SH->unit_requests),
+	       atomic_load(&SH->page_requests));
+	for (int i = 0; i < 3; i++)
+		printf(" %s +%lld", HUGE_COUNTERS[i], sm_counter(HUGE_COUNTERS[i]) - counters0[i]);
+	printf("\n");
 	return atomic_load(&FAILS) ? 1 : 0;
 }
