@@ -479,9 +479,18 @@ static void fuzz_mmap(void)
 				 (prot & PROT_EXEC && seals_of(file) & SEALMEM_SEAL_EXEC) ||
 				 (shared && seals_of(file) & SEALMEM_SEAL_WRITE)))
 		ef |= A_EPERM;
-	check_x("mmap", p == MAP_FAILED ? -1 : 0,
-		!is_sealmem(kind) ? ALLOW(EBADF, ENODEV, EACCES) : kind_view(kind) ? ALLOW(EACCES, EINVAL) : ALLOW(EINVAL),
-		(reached ? R_MOD : 0) | ef);
+	{
+		int err = errno;
+		long fails = atomic_load(&FAILS);
+
+		check_x("mmap", p == MAP_FAILED ? -1 : 0,
+			!is_sealmem(kind) ? ALLOW(EBADF, ENODEV, EACCES) : kind_view(kind) ? ALLOW(EACCES, EINVAL) : ALLOW(EINVAL),
+			(reached ? R_MOD : 0) | ef);
+		if (atomic_load(&FAILS) != fails)
+			fprintf(stderr, "  mmap: errno %d, fd kind %d (file %d%s), prot %#x, %s, len %zu, page offset %zu, seals recorded %#x, may be huge %d\n",
+				err, kind, file, kind_view(kind) ? ", VIEW" : "", prot, shared ? "MAP_SHARED" : "MAP_PRIVATE", len, pgoff,
+				seals_of(file), atomic_load(&SH->maybe_huge[file]));
+	}
 	if (p == MAP_FAILED)
 		return;
 	flt = minflt();
@@ -1799,14 +1808,19 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	{
+	/* The handshake (retried: under -i opening the device may fail to allocate). */
+	for (int tries = 0; tries < 1000; tries++) {
 		struct sealmem_api api = { .api = SEALMEM_API };
-		int fd = open("/dev/sealmem", O_RDWR | O_CLOEXEC);
+		int fd = open("/dev/sealmem", O_RDWR | O_CLOEXEC), ok;
 
-		HAVE_HUGE = fd >= 0 && !ioctl(fd, SEALMEM_IOC_API, &api) && (api.features & SEALMEM_FEATURE_HUGE);
+		ok = fd >= 0 && !ioctl(fd, SEALMEM_IOC_API, &api);
+		HAVE_HUGE = ok && (api.features & SEALMEM_FEATURE_HUGE);
 		if (fd >= 0)
 			close(fd);
+		if (!ok && INJECT)
+			continue;
 		printf("sealmem_fuzz: huge files %s\n", HAVE_HUGE ? "on (SEALMEM_FEATURE_HUGE)" : "off (no SEALMEM_FEATURE_HUGE: F_HUGE and F_HLAZY are ordinary files)");
+		break;
 	}
 	if (target)
 		printf("sealmem_fuzz: seed %lu, %ld operations within %d s, %d processes x %d threads%s (reproduce: sealmem_fuzz -s %lu -n %ld -t %d -p %d -j %d)\n",
