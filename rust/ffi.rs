@@ -101,6 +101,7 @@ unsafe extern "C" {
         xa: *mut bindings::xarray,
         first: c_ulong,
     ) -> *mut bindings::page;
+    pub(crate) fn sealmem_xa_erase(xa: *mut bindings::xarray, index: c_ulong) -> *mut c_void;
     pub(crate) fn sealmem_entry_has_extra_refs(
         xa: *mut bindings::xarray,
         index: c_ulong,

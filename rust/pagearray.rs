@@ -18,9 +18,9 @@
 use core::ptr::NonNull;
 
 use crate::ffi::{
-    sealmem_cond_resched, sealmem_entry_has_extra_refs, sealmem_xa_init, sealmem_xa_insert_unit,
-    sealmem_xa_is_value, sealmem_xa_poison_entry, sealmem_xa_whole_unit, sealmem_xas_error,
-    sealmem_xas_init, sealmem_xas_next,
+    sealmem_cond_resched, sealmem_entry_has_extra_refs, sealmem_xa_erase, sealmem_xa_init,
+    sealmem_xa_insert_unit, sealmem_xa_is_value, sealmem_xa_poison_entry, sealmem_xa_whole_unit,
+    sealmem_xas_error, sealmem_xas_init, sealmem_xas_next,
 };
 use kernel::{
     bindings,
@@ -508,7 +508,8 @@ impl PageArray {
             // Entries erased in this lock hold, poison markers included (so that a range of
             // poison is erased a bounded batch per hold too).
             let mut erased_here = 0;
-            // SAFETY: The XArray is initialised and we hold its lock for `__xa_erase`.
+            // SAFETY: The XArray is initialised and we hold its lock for `sealmem_xa_erase`
+            // (`__xa_erase`, and the unit mark of a large folio's page).
             unsafe {
                 bindings::xa_lock(self.raw());
                 while erased_here < ERASE_BATCH && from <= last as c_ulong {
@@ -523,7 +524,7 @@ impl PageArray {
                         from = (last as c_ulong).wrapping_add(1);
                         break;
                     }
-                    let erased = bindings::__xa_erase(self.raw(), index);
+                    let erased = sealmem_xa_erase(self.raw(), index);
                     erased_here += 1;
                     if sealmem_xa_is_value(erased) {
                         // A poison marker: nothing to release.

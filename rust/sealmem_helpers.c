@@ -321,7 +321,11 @@ bool sealmem_pipe_push_zeros(struct pipe_inode_info *pipe, size_t offset, size_t
  */
 bool sealmem_huge_supported(void)
 {
-	return IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE) && HPAGE_PMD_SHIFT == 21;
+#ifdef CONFIG_TRANSPARENT_HUGEPAGE
+	return HPAGE_PMD_SHIFT == 21;
+#else
+	return false;
+#endif
 }
 
 /*
@@ -352,6 +356,13 @@ unsigned long sealmem_huge_copy_from_user(struct page *head, unsigned long src, 
 		return len;
 	return copy_from_user(folio_address(folio), (const void __user *)src, len);
 }
+
+/*
+ * XA_MARK_0 on a unit's first index says: the unit is one PMD-order folio, all of it still
+ * stored (set by sealmem_xa_insert_unit, cleared by sealmem_xa_erase as soon as any entry of
+ * the unit goes), so sealmem_xa_whole_unit need not walk 512 entries on every PMD fault.
+ */
+#define SEALMEM_WHOLE_UNIT XA_MARK_0
 
 /*
  * Stores a whole unit at first..first + n - 1 (n <= HPAGE_PMD_NR, first unit-aligned) if all
@@ -394,6 +405,8 @@ int sealmem_xa_insert_unit(struct xarray *xa, unsigned long first, struct page *
 			WARN_ON_ONCE(xas_error(&xas));
 			xas_next(&xas);
 		}
+		if (head)
+			__xa_set_mark(xa, first, SEALMEM_WHOLE_UNIT);
 unlock:
 		xas_unlock(&xas);
 	} while (xas_nomem(&xas, GFP_KERNEL_ACCOUNT));
@@ -407,39 +420,48 @@ unlock:
 
 /*
  * The head page of the PMD-order folio whose HPAGE_PMD_NR subpages are the entries of the
- * unit at first, in order; NULL if the unit is anything else (holes, poison, small pages,
- * a folio partly punched out). Under the XArray lock; the caller keeps the entries from being
- * removed (the invalidate lock) for as long as it uses the page.
+ * unit at first, in order (its SEALMEM_WHOLE_UNIT mark says so); NULL if the unit is anything
+ * else (holes, poison, small pages, a folio partly punched out). Under the XArray lock; the
+ * caller keeps the entries from being removed (the invalidate lock) for as long as it uses
+ * the page.
  */
 struct page *sealmem_xa_whole_unit(struct xarray *xa, unsigned long first)
 {
 #ifdef CONFIG_TRANSPARENT_HUGEPAGE
-	XA_STATE(xas, xa, first);
 	struct page *head = NULL;
-	unsigned int i;
 	void *entry;
 
-	xas_lock(&xas);
-	entry = xas_load(&xas);
-	if (!entry || xa_is_value(entry))
-		goto unlock;
-	head = entry;
-	if (folio_order(page_folio(head)) != HPAGE_PMD_ORDER || &page_folio(head)->page != head) {
-		head = NULL;
-		goto unlock;
-	}
-	for (i = 1; i < HPAGE_PMD_NR; i++) {
-		if (xas_next(&xas) != head + i) {
+	if (first & (HPAGE_PMD_NR - 1))
+		return NULL;
+	xa_lock(xa);
+	entry = xa_load(xa, first);
+	if (entry && !xa_is_value(entry) && xa_get_mark(xa, first, SEALMEM_WHOLE_UNIT)) {
+		head = entry;
+		/* The mark is set only on a PMD-order folio's head page. */
+		if (WARN_ON_ONCE(folio_order(page_folio(head)) != HPAGE_PMD_ORDER ||
+				 &page_folio(head)->page != head))
 			head = NULL;
-			goto unlock;
-		}
 	}
-unlock:
-	xas_unlock(&xas);
+	xa_unlock(xa);
 	return head;
 #else
 	return NULL;
 #endif
+}
+
+/*
+ * Erases the entry at index (the caller holds the XArray lock); returns it. If it was a page
+ * of a large folio, its unit is no longer whole: the unit's mark goes too.
+ */
+void *sealmem_xa_erase(struct xarray *xa, unsigned long index)
+{
+	void *entry = __xa_erase(xa, index);
+
+#ifdef CONFIG_TRANSPARENT_HUGEPAGE
+	if (entry && !xa_is_value(entry) && folio_test_large(page_folio((struct page *)entry)))
+		__xa_clear_mark(xa, index & ~(unsigned long)(HPAGE_PMD_NR - 1), SEALMEM_WHOLE_UNIT);
+#endif
+	return entry;
 }
 
 /*

@@ -55,6 +55,7 @@ unsigned long sealmem_huge_copy_from_user(struct page *head, unsigned long src, 
 int sealmem_xa_insert_unit(struct xarray *xa, unsigned long first, struct page *head,
 			   struct page **pages, unsigned int n);
 struct page *sealmem_xa_whole_unit(struct xarray *xa, unsigned long first);
+void *sealmem_xa_erase(struct xarray *xa, unsigned long index);
 bool sealmem_entry_has_extra_refs(struct xarray *xa, unsigned long index, struct page *page,
 				  unsigned long *next);
 bool sealmem_vmf_pmd_mappable(struct vm_fault *vmf);
