@@ -684,14 +684,20 @@ static long long meminfo_kb(const char *field)
 	return v;
 }
 
-/* Writes `len` bytes of SRC (repeated) from offset 0 of `fd`. */
+/* Writes `len` bytes of SRC (repeated) from offset 0 of `fd` (short writes continued). */
 static void write_file(int fd, size_t len)
 {
-	for (size_t o = 0; o < len; o += SRCBYTES) {
+	for (size_t o = 0; o < len;) {
 		size_t n = len - o < SRCBYTES ? len - o : SRCBYTES;
+		ssize_t w = pwrite(fd, SRC, n, (off_t)o);
 
-		if (pwrite(fd, SRC, n, (off_t)o) != (ssize_t)n)
-			die("resident file: pwrite");
+		if (w <= 0) {
+			fprintf(stderr, "resident file: pwrite at %zu MiB of %zu: %s; MemFree %lld kB, MemAvailable %lld kB\n",
+				o >> 20, len >> 20, w < 0 ? strerror(errno) : "wrote nothing", meminfo_kb("MemFree"),
+				meminfo_kb("MemAvailable"));
+			exit(2);
+		}
+		o += (size_t)w;
 	}
 }
 
