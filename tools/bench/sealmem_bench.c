@@ -1219,6 +1219,28 @@ int main(int argc, char **argv)
 		HUGE_MB = 1024;
 		if (avail > 0 && (size_t)(avail >> 10) < HUGE_MB + 256)
 			HUGE_MB = avail >> 10 > 256 + 64 ? (((size_t)(avail >> 10) - 256) & ~(size_t)63) : 64;
+		/*
+		 * And within sealmem's limit on resident pages (module parameter max_pages; 0, the
+		 * default, is half of RAM: beyond it fills fail with ENOSPC and writes come back
+		 * short), with 128 MiB to spare.
+		 */
+		{
+			long long maxp = 0, total = meminfo_kb("MemTotal");
+			FILE *mp = fopen("/sys/module/sealmem/parameters/max_pages", "r");
+			size_t limit;
+
+			if (mp) {
+				if (fscanf(mp, "%lld", &maxp) != 1)
+					maxp = 0;
+				fclose(mp);
+			}
+			limit = maxp > 0 ? (size_t)(maxp * (long long)PS >> 20) : (size_t)(total / 2 >> 10);
+			if (total > 0 && HUGE_MB + 128 > limit) {
+				HUGE_MB = limit > 128 + 64 ? (limit - 128) & ~(size_t)63 : 64;
+				printf("sealmem_bench: the huge cases' file is %zu MiB: sealmem's max_pages allows %zu MiB resident\n",
+				       HUGE_MB, limit);
+			}
+		}
 		if (getenv("sealmem_bench_huge_mib"))
 			HUGE_MB = strtoul(getenv("sealmem_bench_huge_mib"), NULL, 10);
 		HUGE_MB -= HUGE_MB % (HUGE_BYTES >> 20);
