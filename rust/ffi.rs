@@ -45,6 +45,7 @@ unsafe extern "C" {
     pub(crate) fn sealmem_cond_resched();
     pub(crate) fn sealmem_fatal_signal_pending() -> bool;
     pub(crate) fn sealmem_restart_syscall() -> c_int;
+    pub(crate) fn sealmem_may_restart_syscall() -> bool;
     pub(crate) fn sealmem_invalidate_lock(mapping: *mut bindings::address_space);
     pub(crate) fn sealmem_invalidate_unlock(mapping: *mut bindings::address_space);
     pub(crate) fn sealmem_invalidate_lock_shared(mapping: *mut bindings::address_space);
@@ -84,7 +85,7 @@ unsafe extern "C" {
         len: usize,
     ) -> bool;
     pub(crate) fn sealmem_huge_supported() -> bool;
-    pub(crate) fn sealmem_alloc_huge(zero: bool) -> *mut bindings::page;
+    pub(crate) fn sealmem_alloc_huge(zero: bool, light: bool) -> *mut bindings::page;
     pub(crate) fn sealmem_huge_copy_from_user(
         head: *mut bindings::page,
         src: c_ulong,
@@ -101,12 +102,15 @@ unsafe extern "C" {
         xa: *mut bindings::xarray,
         first: c_ulong,
     ) -> *mut bindings::page;
-    pub(crate) fn sealmem_xa_erase(xa: *mut bindings::xarray, index: c_ulong) -> *mut c_void;
-    pub(crate) fn sealmem_entry_has_extra_refs(
+    pub(crate) fn sealmem_xa_erase(
         xa: *mut bindings::xarray,
         index: c_ulong,
+        freed: *mut c_uint,
+    ) -> *mut c_void;
+    pub(crate) fn sealmem_entry_has_extra_refs(
+        xa: *mut bindings::xarray,
         page: *mut bindings::page,
-        next: *mut c_ulong,
+        checked: *mut c_ulong,
     ) -> bool;
     pub(crate) fn sealmem_vmf_pmd_mappable(vmf: *mut bindings::vm_fault) -> bool;
     pub(crate) fn sealmem_vmf_insert_pmd(

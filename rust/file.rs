@@ -684,11 +684,11 @@ impl SealFile {
         // Waiters for pages past the new EOF retry and get SIGBUS / EOF. In a huge file the
         // request of the unit the new EOF cuts goes too (its waiters within EOF raise it again:
         // its length changed).
-        let mut drop_from = first_gone as usize;
-        if self.store.is_huge() {
-            drop_from = unit_of(drop_from);
+        let unit = unit_of(first_gone as usize);
+        if self.store.is_huge() && unit < first_gone as usize {
+            self.lazy.drop_request(unit);
         }
-        self.lazy.drop_requests_from(drop_from);
+        self.lazy.drop_requests_from(first_gone as usize);
         // The bytes past EOF in the last page read as zeros if the file grows again.
         let tail = (new % PAGE) as usize;
         if tail != 0 {
@@ -979,7 +979,8 @@ impl SealFile {
     /// (by the splice code, around `splice_read`): at most [`SPLICE_WAIT_MS`] at a time. Then
     /// the splice starts over (`restart_syscall`), which releases the pipe's lock on the way
     /// out, so readers and writers of the pipe (whose `pipe_lock` sleeps uninterruptibly) get
-    /// their turn while the handler has not filled the page. `Ok` means "look again".
+    /// their turn while the handler has not filled the page; an io_uring worker's or kernel
+    /// thread's splice, which nothing restarts, waits to the end instead.
     ///
     /// `Ok(true)`: look again. `Ok(false)`: the wait timed out and `moved` says bytes are in
     /// the pipe already: the splice returns them (a short count) instead of starting over.
@@ -988,6 +989,12 @@ impl SealFile {
             HoleStatus::Resolved => Ok(true),
             HoleStatus::Poisoned | HoleStatus::NoHandler => Err(EIO),
             HoleStatus::Wait(_) if nonblock => Err(EAGAIN),
+            // Nothing would start an io_uring worker's or a kernel thread's splice over: with
+            // no bytes to return, it waits as `read` does.
+            HoleStatus::Wait(ticket) if !moved && !crate::wait::may_restart_syscall() => self
+                .wait_hole(ticket, WaitMode::Interruptible)
+                .map(|()| true)
+                .map_err(|_| ERESTARTSYS),
             HoleStatus::Wait(ticket) => {
                 match self
                     .lazy

@@ -537,6 +537,15 @@ impl LazyQueue {
         }
     }
 
+    /// Forgets the request for `index`, if any, and wakes its waiters, who look again.
+    pub(crate) fn drop_request(&self, index: usize) {
+        let node = Self::remove_req(&mut self.state.lock(), index);
+        if node.is_some() {
+            drop(node);
+            self.page_wq.wake_all();
+        }
+    }
+
     /// Forgets the requests at or past page `first` (the file shrank) and wakes their
     /// waiters, who will find their page past EOF. One node per short lock hold, freed
     /// after the lock is dropped; nothing is allocated.

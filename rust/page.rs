@@ -256,13 +256,14 @@ unsafe impl Send for HugeFolio {}
 impl HugeFolio {
     /// A new folio (zeroed if `zero`), charged to the current task's memory cgroup; `None`
     /// when no 2 MiB block is free (or the `huge_fail` knob says so): the caller falls back
-    /// to small pages.
-    pub(crate) fn alloc(zero: bool) -> Option<Self> {
+    /// to small pages. `light`: without direct reclaim or compaction (a first touch, under
+    /// the mm's or the file's locks), see `sealmem_alloc_huge`.
+    pub(crate) fn alloc(zero: bool, light: bool) -> Option<Self> {
         if crate::knobs::huge_fail() {
             return None;
         }
         // SAFETY: Allocates; no preconditions.
-        let head = unsafe { crate::ffi::sealmem_alloc_huge(zero) };
+        let head = unsafe { crate::ffi::sealmem_alloc_huge(zero, light) };
         // INVARIANT: a new folio of PMD order with one reference, ours.
         NonNull::new(head).map(Self)
     }

@@ -407,10 +407,14 @@ impl PageArray {
     /// Looks at every page, [`ERASE_BATCH`] per lock hold, rescheduling between holds.
     pub(crate) fn any_extra_refs(&self) -> bool {
         let mut from: c_ulong = 0;
+        // The large folio checked last (its address), so that each is counted once. Nothing
+        // leaves the array meanwhile (the caller, ADD_SEALS, holds the file's `inner`, which
+        // punch and shrink need), so no other folio can take over the address between holds.
+        let mut checked: c_ulong = 0;
         loop {
             // SAFETY: The XArray is initialised (invariant). Under its lock, the array's
-            // reference keeps every page found valid while its counts are read, and the
-            // helper walks the entries of a large folio's unit under that same hold.
+            // reference keeps every page found valid while its counts are read (a large
+            // folio's stored-entry count changes only under this lock).
             let (found, done) = unsafe {
                 bindings::xa_lock(self.raw());
                 let mut found = false;
@@ -427,18 +431,19 @@ impl PageArray {
                         done = true;
                         break;
                     }
-                    let mut next = index.wrapping_add(1);
                     if !sealmem_xa_is_value(entry)
-                        && sealmem_entry_has_extra_refs(self.raw(), index, entry.cast(), &mut next)
+                        && sealmem_entry_has_extra_refs(self.raw(), entry.cast(), &mut checked)
                     {
                         found = true;
                         break;
                     }
-                    if next <= index {
-                        done = true;
-                        break;
+                    match index.checked_add(1) {
+                        Some(next) => from = next,
+                        None => {
+                            done = true;
+                            break;
+                        }
                     }
-                    from = next;
                 }
                 bindings::xa_unlock(self.raw());
                 (found, done)
@@ -493,14 +498,16 @@ impl PageArray {
     }
 
     /// Removes every entry in `[first, last]`, calling `f` on each removed page (outside the
-    /// lock, so `f` may sleep); poison entries just go. Returns how many pages were removed.
+    /// lock, so `f` may sleep); poison entries just go. Returns how many pages of memory the
+    /// array no longer holds: one per order-0 page, and a huge unit's whole folio when its
+    /// last stored page goes (see `sealmem_xa_erase`).
     pub(crate) fn remove_range(
         &self,
         first: usize,
         last: usize,
         mut f: impl FnMut(PageRef),
     ) -> usize {
-        let mut removed = 0;
+        let mut released = 0;
         let mut from = first as c_ulong;
         loop {
             let mut batch: [Option<PageRef>; ERASE_BATCH] = [const { None }; ERASE_BATCH];
@@ -524,7 +531,9 @@ impl PageArray {
                         from = (last as c_ulong).wrapping_add(1);
                         break;
                     }
-                    let erased = sealmem_xa_erase(self.raw(), index);
+                    let mut freed: c_uint = 0;
+                    let erased = sealmem_xa_erase(self.raw(), index, &mut freed);
+                    released += freed as usize;
                     erased_here += 1;
                     if sealmem_xa_is_value(erased) {
                         // A poison marker: nothing to release.
@@ -546,9 +555,8 @@ impl PageArray {
             for p in batch.iter_mut().take(n).filter_map(Option::take) {
                 f(p);
             }
-            removed += n;
             if erased_here < ERASE_BATCH || from == 0 || from > last as c_ulong {
-                return removed;
+                return released;
             }
             // SAFETY: No lock is held here.
             unsafe { sealmem_cond_resched() };

@@ -113,7 +113,11 @@ bool sealmem_current_exiting_or_dumping(void)
 size_t sealmem_copy_page_from_iter_atomic(struct page *page, size_t offset, size_t bytes,
 					  struct iov_iter *i)
 {
-	return copy_folio_from_iter_atomic(page_folio(page), offset, bytes, i);
+	struct folio *folio = page_folio(page);
+
+	/* The offset is the folio's: a subpage of a huge unit's folio starts further in. */
+	return copy_folio_from_iter_atomic(folio, folio_page_idx(folio, page) * PAGE_SIZE + offset,
+					   bytes, i);
 }
 
 /*
@@ -240,6 +244,16 @@ int sealmem_restart_syscall(void)
 	return restart_syscall();
 }
 
+/*
+ * Whether the current task is in a system call that a restart_syscall() can start over: not
+ * a kernel thread or an io_uring worker (io-wq runs IORING_OP_SPLICE; nothing restarts it,
+ * and the worker's CQE would get an error instead).
+ */
+bool sealmem_may_restart_syscall(void)
+{
+	return !(current->flags & (PF_KTHREAD | PF_IO_WORKER));
+}
+
 bool sealmem_fatal_signal_pending(void)
 {
 	return fatal_signal_pending(current);
@@ -322,7 +336,7 @@ bool sealmem_pipe_push_zeros(struct pipe_inode_info *pipe, size_t offset, size_t
 bool sealmem_huge_supported(void)
 {
 #ifdef CONFIG_TRANSPARENT_HUGEPAGE
-	return HPAGE_PMD_SHIFT == 21;
+	return HPAGE_PMD_SHIFT == 21 && has_transparent_hugepage();
 #else
 	return false;
 #endif
@@ -332,13 +346,20 @@ bool sealmem_huge_supported(void)
  * A new folio of PMD order (its head page; NULL if none is free), charged to the caller's
  * memory cgroup. Not movable (sealmem pages have no migration support, as order-0 ones
  * allocated with GFP_KERNEL_ACCOUNT); __GFP_NORETRY: a failure falls back to small pages,
- * it must not push the machine into heavy reclaim.
+ * it must not push the machine into heavy reclaim. light (a first touch by a fault or a
+ * write, under the mmap or file locks): no direct reclaim or compaction at all, only kswapd
+ * is woken, as THP's default "madvise" defrag does for faults outside MADV_HUGEPAGE; a fill
+ * (the handler's ioctl, no lock held) may compact once.
  */
-struct page *sealmem_alloc_huge(bool zero)
+struct page *sealmem_alloc_huge(bool zero, bool light)
 {
 #ifdef CONFIG_TRANSPARENT_HUGEPAGE
 	gfp_t gfp = GFP_KERNEL_ACCOUNT | __GFP_NORETRY | __GFP_NOWARN;
-	struct folio *folio = folio_alloc(zero ? gfp | __GFP_ZERO : gfp, HPAGE_PMD_ORDER);
+	struct folio *folio;
+
+	if (light)
+		gfp &= ~__GFP_DIRECT_RECLAIM;
+	folio = folio_alloc(zero ? gfp | __GFP_ZERO : gfp, HPAGE_PMD_ORDER);
 
 	return folio ? &folio->page : NULL;
 #else
@@ -372,6 +393,9 @@ unsigned long sealmem_huge_copy_from_user(struct page *head, unsigned long src, 
  * XArray lock: the tree nodes the unit needs are created first (xas_create_range, with
  * allocations between holds), so no store fails half way and no reader under the lock ever
  * sees part of a unit. Returns 0, -EEXIST (an entry exists: nothing stored) or -ENOMEM.
+ * Nodes created for a unit that then is not stored (ENOMEM or EEXIST on a retry) stay in the
+ * tree, empty, until the file goes (xa_destroy): at most the few nodes of one unit per
+ * attempt, charged to the caller's memory cgroup (XA_FLAGS_ACCOUNT).
  */
 int sealmem_xa_insert_unit(struct xarray *xa, unsigned long first, struct page *head,
 			   struct page **pages, unsigned int n)
@@ -405,8 +429,11 @@ int sealmem_xa_insert_unit(struct xarray *xa, unsigned long first, struct page *
 			WARN_ON_ONCE(xas_error(&xas));
 			xas_next(&xas);
 		}
-		if (head)
+		if (head) {
 			__xa_set_mark(xa, first, SEALMEM_WHOLE_UNIT);
+			/* Entries of the folio still stored (see sealmem_xa_erase). */
+			page_folio(head)->private = (void *)(unsigned long)HPAGE_PMD_NR;
+		}
 unlock:
 		xas_unlock(&xas);
 	} while (xas_nomem(&xas, GFP_KERNEL_ACCOUNT));
@@ -450,16 +477,35 @@ struct page *sealmem_xa_whole_unit(struct xarray *xa, unsigned long first)
 }
 
 /*
- * Erases the entry at index (the caller holds the XArray lock); returns it. If it was a page
- * of a large folio, its unit is no longer whole: the unit's mark goes too.
+ * Erases the entry at index (the caller holds the XArray lock); returns it, and in *freed the
+ * pages of memory the store no longer holds because of it: 1 for an order-0 page; for a page
+ * of a unit's large folio 0, until the folio's last stored page goes: then all of the folio
+ * (HPAGE_PMD_NR). A partly punched unit keeps its whole folio allocated (nothing can split a
+ * folio that is in no page cache), so it stays counted whole against max_pages, as it is in
+ * the memory cgroup. The folio's ->private counts its stored entries (it is in no page cache
+ * and no swap cache, where the field would have other uses; the page allocator zeroes it at
+ * free). If it was a page of a large folio, its unit is no longer whole: the unit's mark goes.
  */
-void *sealmem_xa_erase(struct xarray *xa, unsigned long index)
+void *sealmem_xa_erase(struct xarray *xa, unsigned long index, unsigned int *freed)
 {
 	void *entry = __xa_erase(xa, index);
+	struct folio *folio;
 
+	*freed = 0;
+	if (!entry || xa_is_value(entry))
+		return entry;
+	folio = page_folio((struct page *)entry);
+	if (!folio_test_large(folio)) {
+		*freed = 1;
+		return entry;
+	}
 #ifdef CONFIG_TRANSPARENT_HUGEPAGE
-	if (entry && !xa_is_value(entry) && folio_test_large(page_folio((struct page *)entry)))
-		__xa_clear_mark(xa, index & ~(unsigned long)(HPAGE_PMD_NR - 1), SEALMEM_WHOLE_UNIT);
+	__xa_clear_mark(xa, index & ~(unsigned long)(HPAGE_PMD_NR - 1), SEALMEM_WHOLE_UNIT);
+	if (!WARN_ON_ONCE(!folio->private)) {
+		folio->private = (void *)((unsigned long)folio->private - 1);
+		if (!folio->private)
+			*freed = folio_nr_pages(folio);
+	}
 #endif
 	return entry;
 }
@@ -469,31 +515,21 @@ void *sealmem_xa_erase(struct xarray *xa, unsigned long index)
  * holds) has references beyond the store's and its page-table mappings' (a GUP pin such as an
  * io_uring fixed buffer, or a transient one): what memfd_folio_has_extra_refs() checks for
  * page-cache folios. The store holds one reference per entry, so for a large folio one per
- * entry of the folio still in the store. *next is
- * set to the first index past the folio's, where the caller's walk resumes.
+ * entry of the folio still stored (its ->private, see sealmem_xa_erase). A large folio's
+ * entries come one after the other in the caller's walk: *checked (the folio checked last,
+ * 0 at first) spares the same count for each of them.
  */
-bool sealmem_entry_has_extra_refs(struct xarray *xa, unsigned long index, struct page *page,
-				  unsigned long *next)
+bool sealmem_entry_has_extra_refs(struct xarray *xa, struct page *page, unsigned long *checked)
 {
 	struct folio *folio = page_folio(page);
-	unsigned long first, last, stored = 0;
-	XA_STATE(xas, xa, 0);
-	void *entry;
 
 	lockdep_assert_held(&xa->xa_lock);
-	if (!folio_test_large(folio)) {
-		*next = index + 1;
+	if (!folio_test_large(folio))
 		return folio_ref_count(folio) != 1 + folio_mapcount(folio);
-	}
-	first = index - folio_page_idx(folio, page);
-	last = first + folio_nr_pages(folio) - 1;
-	xas_set(&xas, first);
-	xas_for_each(&xas, entry, last) {
-		if (!xa_is_value(entry) && page_folio((struct page *)entry) == folio)
-			stored++;
-	}
-	*next = last + 1;
-	return folio_ref_count(folio) != stored + folio_mapcount(folio);
+	if (*checked == (unsigned long)folio)
+		return false;
+	*checked = (unsigned long)folio;
+	return folio_ref_count(folio) != (unsigned long)folio->private + folio_mapcount(folio);
 }
 
 /*
@@ -539,11 +575,15 @@ vm_fault_t sealmem_vmf_insert_pmd(struct vm_fault *vmf, struct page *head)
 vm_fault_t sealmem_vmf_insert_page(struct vm_fault *vmf, struct page *page)
 {
 	vm_fault_t ret = vmf_insert_page_mkwrite(vmf, page, false);
+	pmd_t pmd;
 
-	if (ret == VM_FAULT_OOM && !pmd_none(pmdp_get_lockless(vmf->pmd)) &&
-	    pmd_leaf(pmdp_get_lockless(vmf->pmd)))
+	if (ret != VM_FAULT_OOM)
+		return ret;
+	pmd = pmdp_get_lockless(vmf->pmd);
+	if (pmd_present(pmd) && pmd_leaf(pmd))
 		return VM_FAULT_NOPAGE;
-	return ret;
+	/* A PMD that came and went (MADV_DONTNEED) in between looks like none: try once more. */
+	return vmf_insert_page_mkwrite(vmf, page, false);
 }
 
 /* A huge file's VMA: VM_HUGEPAGE (the sysfs "madvise" mode honours it; "never" still wins). */

@@ -26,6 +26,7 @@ bool sealmem_sleep_killable_ms(unsigned int ms);
 void sealmem_cond_resched(void);
 bool sealmem_fatal_signal_pending(void);
 int sealmem_restart_syscall(void);
+bool sealmem_may_restart_syscall(void);
 void sealmem_invalidate_lock(struct address_space *mapping);
 void sealmem_invalidate_unlock(struct address_space *mapping);
 void sealmem_invalidate_lock_shared(struct address_space *mapping);
@@ -50,14 +51,13 @@ bool sealmem_pipe_push_page(struct pipe_inode_info *pipe, struct page *page, siz
 			    size_t len);
 bool sealmem_pipe_push_zeros(struct pipe_inode_info *pipe, size_t offset, size_t len);
 bool sealmem_huge_supported(void);
-struct page *sealmem_alloc_huge(bool zero);
+struct page *sealmem_alloc_huge(bool zero, bool light);
 unsigned long sealmem_huge_copy_from_user(struct page *head, unsigned long src, size_t len);
 int sealmem_xa_insert_unit(struct xarray *xa, unsigned long first, struct page *head,
 			   struct page **pages, unsigned int n);
 struct page *sealmem_xa_whole_unit(struct xarray *xa, unsigned long first);
-void *sealmem_xa_erase(struct xarray *xa, unsigned long index);
-bool sealmem_entry_has_extra_refs(struct xarray *xa, unsigned long index, struct page *page,
-				  unsigned long *next);
+void *sealmem_xa_erase(struct xarray *xa, unsigned long index, unsigned int *freed);
+bool sealmem_entry_has_extra_refs(struct xarray *xa, struct page *page, unsigned long *checked);
 bool sealmem_vmf_pmd_mappable(struct vm_fault *vmf);
 vm_fault_t sealmem_vmf_insert_pmd(struct vm_fault *vmf, struct page *head);
 vm_fault_t sealmem_vmf_insert_page(struct vm_fault *vmf, struct page *page);

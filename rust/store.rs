@@ -44,8 +44,9 @@ pub(crate) fn unit_of(index: usize) -> usize {
 ///
 /// # Invariants
 ///
-/// - `resident` is the number of pages in `pages`, and each of them is counted once in
-///   `STATS.pages`.
+/// - `resident` is the number of pages of memory `pages` holds, each counted once in
+///   `STATS.pages`: one per order-0 page, and a huge unit's whole folio (512) for as long as
+///   any of its pages is stored (a partly punched unit keeps its folio allocated).
 /// - Pages leave `pages` only in [`PageStore::remove_range`], which holds `mapping`'s
 ///   invalidate lock exclusive (its guard is checked), and when the store is dropped.
 /// - `huge` only goes from false to true, while `pages` is empty and the invalidate lock is
@@ -123,7 +124,7 @@ impl PageStore {
         // returns it).
         let mut unit = NewUnit { pages: None, n };
         if n == UNIT_PAGES {
-            if let Some(f) = HugeFolio::alloc(zero) {
+            if let Some(f) = HugeFolio::alloc(zero, false) {
                 unit.pages = Some(UnitPages::Huge(f));
                 return Ok(unit);
             }
@@ -152,7 +153,7 @@ impl PageStore {
             pages: None,
             n: UNIT_PAGES,
         };
-        unit.pages = Some(UnitPages::Huge(HugeFolio::alloc(true)?));
+        unit.pages = Some(UnitPages::Huge(HugeFolio::alloc(true, true)?));
         Some(unit)
     }
 
@@ -401,14 +402,13 @@ impl PageStore {
         self.remove_pages(first, last)
     }
 
-    /// Removes the pages of `[first, last]`; returns how many there were. Only under the
-    /// exclusive invalidate lock or when nobody else can reach the store (invariant).
+    /// Removes the pages of `[first, last]`; returns how many pages of memory the store no
+    /// longer holds (see [`PageArray::remove_range`]). Only under the exclusive invalidate
+    /// lock or when nobody else can reach the store (invariant).
     fn remove_pages(&self, first: usize, last: usize) -> u64 {
-        let n = self.pages.remove_range(first, last, |page| {
-            Stats::dec(&STATS.pages);
-            drop(page);
-        }) as u64;
-        // INVARIANT: `n` pages left the array and were uncounted one by one above.
+        let n = self.pages.remove_range(first, last, drop) as u64;
+        // INVARIANT: the store no longer holds `n` pages of memory.
+        STATS.pages.fetch_sub(n, Relaxed);
         self.resident.fetch_sub(n, Relaxed);
         n
     }

@@ -187,6 +187,13 @@ pub(crate) fn restart_syscall() -> Error {
     Error::from_errno(unsafe { crate::ffi::sealmem_restart_syscall() })
 }
 
+/// Whether the current task's syscall can be started over by [`restart_syscall`] (not in a
+/// kernel thread or an io_uring worker, which nothing restarts).
+pub(crate) fn may_restart_syscall() -> bool {
+    // SAFETY: Reads the current task's flags; no preconditions.
+    unsafe { crate::ffi::sealmem_may_restart_syscall() }
+}
+
 /// Whether the current task has a fatal signal pending.
 pub(crate) fn fatal_signal_pending() -> bool {
     // SAFETY: Reads the current task's signal state; no preconditions.

@@ -29,6 +29,7 @@ c_sigs() {
 		if (t == "__poll_t") return "bindings::__poll_t"
 		if (t == "vm_fault_t") return "bindings::vm_fault_t"
 		if (t == "unsigned long*") return "*mut c_ulong"
+		if (t == "unsigned int*") return "*mut c_uint"
 		if (t ~ /^struct [a-z_0-9]+\*\*$/) { sub(/^struct /, "", t); sub(/\*\*$/, "", t); return "*mut *mut bindings::" t }
 		if (t == "void*") return "*mut c_void"
 		if (t == "const void*") return "*const c_void"

@@ -857,6 +857,76 @@ TEST_F_TIMEOUT(rules, write_seal_refuses_pinned_pages, 120)
 	close(fd);
 }
 
+struct ring_job {
+	struct ring *r;
+	struct io_uring_sqe sqe;
+	int res;
+	atomic_int done;
+};
+
+static void *ring_job_run(void *arg)
+{
+	struct ring_job *j = arg;
+
+	j->res = ring_run(j->r, &j->sqe);
+	atomic_store(&j->done, 1);
+	return NULL;
+}
+
+/*
+ * A splice of a lazy hole restarts itself now and then so as not to keep the pipe locked
+ * (restart_syscall()). An io_uring splice runs in an io-wq worker, where nothing restarts a
+ * syscall: there it must wait for the fill like a plain read, not complete with the restart
+ * code (-ERESTARTNOINTR, 513, which no process may ever see) after the first wait slice.
+ */
+TEST_F_TIMEOUT(rules, io_uring_splice_of_a_lazy_hole_waits_for_the_fill, 120)
+{
+	struct ring r;
+	struct ring_job j = { .r = &r };
+	struct sealmem_msg m;
+	int fd, hfd, pfd[2];
+	char *src, got[SM_PS_MAX];
+	double deadline;
+
+	fd = sm_new();
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(0, sm_set_size(fd, 4 * SM_PS));
+	hfd = sm_fill_enable(fd, 0);
+	ASSERT_GE(hfd, 0);
+	src = sm_make_src(4 * SM_PS, 21);
+	ASSERT_NE(MAP_FAILED, src);
+	ASSERT_EQ(0, pipe(pfd));
+	ASSERT_EQ(0, ring_setup(&r)) TH_LOG("io_uring_setup/mmap: %s", strerror(errno));
+	j.sqe.opcode = IORING_OP_SPLICE;
+	j.sqe.splice_fd_in = fd;
+	j.sqe.splice_off_in = SM_PS;
+	j.sqe.fd = pfd[1];
+	j.sqe.off = (__u64)-1;
+	j.sqe.len = SM_PS;
+	ASSERT_EQ(0, pthread_create(&(pthread_t){ 0 }, NULL, ring_job_run, &j));
+	ASSERT_EQ(0, sm_read_msg(hfd, &m, 10000)) TH_LOG("no request from the io_uring splice");
+	EXPECT_EQ(SM_PS, m.offset);
+	/* Several wait slices long: the job must still be waiting for the fill. */
+	deadline = sm_now() + 1.0;
+	while (!atomic_load(&j.done) && sm_now() < deadline)
+		sm_msleep(10);
+	EXPECT_EQ(0, atomic_load(&j.done)) TH_LOG("the io_uring splice completed unfilled: res %d", j.res);
+	ASSERT_EQ(0, sm_copy(hfd, SM_PS, src + SM_PS, SM_PS, NULL));
+	deadline = sm_now() + 30;
+	while (!atomic_load(&j.done) && sm_now() < deadline)
+		sm_msleep(10);
+	ASSERT_EQ(1, atomic_load(&j.done)) TH_LOG("the io_uring splice never completed");
+	EXPECT_EQ((int)SM_PS, j.res);
+	ASSERT_EQ((ssize_t)SM_PS, read(pfd[0], got, SM_PS));
+	EXPECT_EQ(0, memcmp(got, src + SM_PS, SM_PS));
+	ring_close(&r);
+	close(pfd[0]);
+	close(pfd[1]);
+	close(hfd);
+	close(fd);
+	munmap(src, 4 * SM_PS);
+}
+
 /* The harness's main, with test filters also taken from sealmem_rules_only/_skip. */
 int main(int argc, char **argv)
 {
