@@ -56,7 +56,7 @@ static size_t SRCBYTES; /* MB MiB */
 #define HUGE_BYTES ((size_t)SEALMEM_HUGE_SIZE)
 static size_t HUGE_MB;
 static int HUGE_RUNS = 3;
-static int HUGEREAD_SECONDS = 180; /* the lazy read's 4 KiB side: its timed runs' budget (see run_group) */
+static int HUGEREAD_SECONDS = 120; /* the lazy read's 4 KiB side: its timed runs' budget (see run_group) */
 static int HAVE_HUGE;
 static int WARMUP; /* the current run is a group's warm-up run */
 
