@@ -490,6 +490,22 @@ static void fuzz_mmap(void)
 			fprintf(stderr, "  mmap: errno %d, fd kind %d (file %d%s), prot %#x, %s, len %zu, page offset %zu, seals recorded %#x, may be huge %d\n",
 				err, kind, file, kind_view(kind) ? ", VIEW" : "", prot, shared ? "MAP_SHARED" : "MAP_PRIVATE", len, pgoff,
 				seals_of(file), atomic_load(&SH->maybe_huge[file]));
+		/* An unexpected EPERM: is it lasting (mappings of the file denied for good) and what
+		 * does the file say (its seals, huge)? */
+		if (atomic_load(&FAILS) != fails && err == EPERM && is_sealmem(kind)) {
+			char info[1024] = "";
+			void *q = mmap(NULL, len, prot, flags, fd, SM_PS * pgoff);
+			int again = q == MAP_FAILED ? errno : 0;
+			void *r = mmap(NULL, len, prot & ~PROT_EXEC, flags, fd, SM_PS * pgoff);
+			int noexec = r == MAP_FAILED ? errno : 0;
+
+			if (q != MAP_FAILED)
+				munmap(q, len);
+			if (r != MAP_FAILED)
+				munmap(r, len);
+			sm_fdinfo(fd, info, sizeof(info));
+			fprintf(stderr, "  mmap: the same mmap again: errno %d; without PROT_EXEC: errno %d; fdinfo:\n%s\n", again, noexec, info);
+		}
 	}
 	if (p == MAP_FAILED)
 		return;
