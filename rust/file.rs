@@ -686,7 +686,7 @@ impl SealFile {
         // its length changed).
         let unit = unit_of(first_gone as usize);
         if self.store.is_huge() && unit < first_gone as usize {
-            self.lazy.drop_request(unit);
+            self.lazy.drop_unit_request(unit);
         }
         self.lazy.drop_requests_from(first_gone as usize);
         // The bytes past EOF in the last page read as zeros if the file grows again.
@@ -980,7 +980,8 @@ impl SealFile {
     /// the splice starts over (`restart_syscall`), which releases the pipe's lock on the way
     /// out, so readers and writers of the pipe (whose `pipe_lock` sleeps uninterruptibly) get
     /// their turn while the handler has not filled the page; an io_uring worker's or kernel
-    /// thread's splice, which nothing restarts, waits to the end instead.
+    /// thread's splice, which nothing restarts, waits to the end instead, keeping the pipe
+    /// locked (docs/api.md says so).
     ///
     /// `Ok(true)`: look again. `Ok(false)`: the wait timed out and `moved` says bytes are in
     /// the pipe already: the splice returns them (a short count) instead of starting over.

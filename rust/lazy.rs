@@ -537,9 +537,17 @@ impl LazyQueue {
         }
     }
 
-    /// Forgets the request for `index`, if any, and wakes its waiters, who look again.
-    pub(crate) fn drop_request(&self, index: usize) {
-        let node = Self::remove_req(&mut self.state.lock(), index);
+    /// Forgets the request for a huge file's whole unit keyed at `index` (flagged
+    /// [`MSG_HUGE`]; a one-page request there stays), if any, and wakes its waiters, who look
+    /// again.
+    pub(crate) fn drop_unit_request(&self, index: usize) {
+        let node = {
+            let mut f = self.state.lock();
+            match f.req_mut(index) {
+                Some(req) if req.flags & MSG_HUGE != 0 => Self::remove_req(&mut f, index),
+                _ => None,
+            }
+        };
         if node.is_some() {
             drop(node);
             self.page_wq.wake_all();

@@ -407,11 +407,11 @@ impl PageArray {
     /// Looks at every page, [`ERASE_BATCH`] per lock hold, rescheduling between holds.
     pub(crate) fn any_extra_refs(&self) -> bool {
         let mut from: c_ulong = 0;
-        // The large folio checked last (its address), so that each is counted once. Nothing
-        // leaves the array meanwhile (the caller, ADD_SEALS, holds the file's `inner`, which
-        // punch and shrink need), so no other folio can take over the address between holds.
-        let mut checked: c_ulong = 0;
         loop {
+            // The large folio checked last in this lock hold (its address), so that each is
+            // counted once per hold; forgotten between holds, where a folio could go and
+            // another take its address.
+            let mut checked: c_ulong = 0;
             // SAFETY: The XArray is initialised (invariant). Under its lock, the array's
             // reference keeps every page found valid while its counts are read (a large
             // folio's stored-entry count changes only under this lock).
@@ -501,16 +501,21 @@ impl PageArray {
     /// lock, so `f` may sleep); poison entries just go. Returns how many pages of memory the
     /// array no longer holds: one per order-0 page, and a huge unit's whole folio when its
     /// last stored page goes (see `sealmem_xa_erase`).
+    ///
+    /// `uncount(n)` is called after each batch of removed pages is released, with the pages
+    /// of memory that batch gave back, so the caller's accounting follows the memory.
     pub(crate) fn remove_range(
         &self,
         first: usize,
         last: usize,
         mut f: impl FnMut(PageRef),
+        mut uncount: impl FnMut(usize),
     ) -> usize {
         let mut released = 0;
         let mut from = first as c_ulong;
         loop {
             let mut batch: [Option<PageRef>; ERASE_BATCH] = [const { None }; ERASE_BATCH];
+            let mut released_here = 0;
             let mut n = 0;
             // Entries erased in this lock hold, poison markers included (so that a range of
             // poison is erased a bounded batch per hold too).
@@ -533,7 +538,7 @@ impl PageArray {
                     }
                     let mut freed: c_uint = 0;
                     let erased = sealmem_xa_erase(self.raw(), index, &mut freed);
-                    released += freed as usize;
+                    released_here += freed as usize;
                     erased_here += 1;
                     if sealmem_xa_is_value(erased) {
                         // A poison marker: nothing to release.
@@ -555,6 +560,10 @@ impl PageArray {
             for p in batch.iter_mut().take(n).filter_map(Option::take) {
                 f(p);
             }
+            if released_here > 0 {
+                uncount(released_here);
+                released += released_here;
+            }
             if erased_here < ERASE_BATCH || from == 0 || from > last as c_ulong {
                 return released;
             }
@@ -567,7 +576,7 @@ impl PageArray {
 #[pinned_drop]
 impl PinnedDrop for PageArray {
     fn drop(self: Pin<&mut Self>) {
-        self.remove_range(0, usize::MAX, drop);
+        self.remove_range(0, usize::MAX, drop, |_| ());
         // SAFETY: The XArray is initialised and now empty; nothing else can reach it.
         unsafe { bindings::xa_destroy(self.raw()) };
     }

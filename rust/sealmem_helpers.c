@@ -348,8 +348,9 @@ bool sealmem_huge_supported(void)
  * allocated with GFP_KERNEL_ACCOUNT); __GFP_NORETRY: a failure falls back to small pages,
  * it must not push the machine into heavy reclaim. light (a first touch by a fault or a
  * write, under the mmap or file locks): no direct reclaim or compaction at all, only kswapd
- * is woken, as THP's default "madvise" defrag does for faults outside MADV_HUGEPAGE; a fill
- * (the handler's ioctl, no lock held) may compact once.
+ * is woken (THP's "defer" defrag mode), and no dipping into the atomic reserves
+ * (__GFP_NOMEMALLOC, as GFP_TRANSHUGE_LIGHT); a fill (the handler's ioctl, no lock held)
+ * may compact once.
  */
 struct page *sealmem_alloc_huge(bool zero, bool light)
 {
@@ -358,7 +359,7 @@ struct page *sealmem_alloc_huge(bool zero, bool light)
 	struct folio *folio;
 
 	if (light)
-		gfp &= ~__GFP_DIRECT_RECLAIM;
+		gfp = (gfp & ~__GFP_DIRECT_RECLAIM) | __GFP_NOMEMALLOC;
 	folio = folio_alloc(zero ? gfp | __GFP_ZERO : gfp, HPAGE_PMD_ORDER);
 
 	return folio ? &folio->page : NULL;

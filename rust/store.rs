@@ -406,11 +406,11 @@ impl PageStore {
     /// longer holds (see [`PageArray::remove_range`]). Only under the exclusive invalidate
     /// lock or when nobody else can reach the store (invariant).
     fn remove_pages(&self, first: usize, last: usize) -> u64 {
-        let n = self.pages.remove_range(first, last, drop) as u64;
-        // INVARIANT: the store no longer holds `n` pages of memory.
-        STATS.pages.fetch_sub(n, Relaxed);
-        self.resident.fetch_sub(n, Relaxed);
-        n
+        // INVARIANT: after each batch, the store no longer holds `n` pages of memory.
+        self.pages.remove_range(first, last, drop, |n| {
+            STATS.pages.fetch_sub(n as u64, Relaxed);
+            self.resident.fetch_sub(n as u64, Relaxed);
+        }) as u64
     }
 
     /// What `first..first + out.len()` holds, without taking page references (one walk,

@@ -876,8 +876,8 @@ static void *ring_job_run(void *arg)
 /*
  * A splice of a lazy hole restarts itself now and then so as not to keep the pipe locked
  * (restart_syscall()). An io_uring splice runs in an io-wq worker, where nothing restarts a
- * syscall: there it must wait for the fill like a plain read, not complete with the restart
- * code (-ERESTARTNOINTR, 513, which no process may ever see) after the first wait slice.
+ * syscall: there it must wait for the fill like a plain read, not complete after the first
+ * wait slice (io_uring turned the restart code into -EINTR in the CQE).
  */
 TEST_F_TIMEOUT(rules, io_uring_splice_of_a_lazy_hole_waits_for_the_fill, 120)
 {
