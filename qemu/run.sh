@@ -6,6 +6,7 @@
 #   qemu/run.sh BZIMAGE INITRAMFS MODE TIMEOUT_S LOG
 #   (SEALMEM_VM_APPEND adds kernel command-line words, e.g. sealmem_bench_mib=16)
 #   (SEALMEM_QEMU_CPU sets the -cpu model; default "max,la57=off")
+#   (SEALMEM_QEMU_MEM sets -m for MODE bench only; default 3G there, 2G in every other mode)
 #
 # Writes LOG (the serial console) and LOG.summary (key=value lines read by the callers):
 #   end=0|1 rc=N timeout=0|1 splats=N passed=N failed=N skipped=N checks_passed=N checks_failed=N
@@ -19,6 +20,10 @@ rm -f "$log" "$summary"
 echo "[sealmem] vm: booting $(basename "$kernel") mode=$mode (timeout ${tmo}s, serial log $log)" >&2
 timed_out=0
 start=$SECONDS
+# The benchmark VM gets 3 GiB: its huge cases keep a 1 GiB file (2 MiB folios) beside the
+# rest; the tests keep 2 GiB.
+mem=2G
+[ "$mode" = bench ] && mem=${SEALMEM_QEMU_MEM:-3G}
 # -no-reboot + panic=-1: a panic ends QEMU at once. The serial console goes to the log and,
 # as it arrives, to our stdout.
 #
@@ -29,7 +34,7 @@ start=$SECONDS
 # wild-memory-access: a splat at ~4 ms of boot, before the module is loaded, in about 1 debug
 # boot in 20 (0 in 32 without LA57). The benchmark VM keeps LA57 (see bench_cpu).
 timeout --foreground -k 5 "$tmo" qemu-system-x86_64 \
-	-accel tcg -cpu "${SEALMEM_QEMU_CPU:-max,la57=off}" -smp 2 -m 2G -nographic -no-reboot \
+	-accel tcg -cpu "${SEALMEM_QEMU_CPU:-max,la57=off}" -smp 2 -m "$mem" -nographic -no-reboot \
 	-kernel "$kernel" -initrd "$initrd" \
 	-append "console=ttyS0 panic=-1 oops=panic loglevel=7 log_buf_len=4M sealmem_mode=$mode ${SEALMEM_VM_APPEND:-}" \
 	</dev/null 2>&1 | tee "$log"

@@ -44,6 +44,21 @@
 static size_t MB = 64;
 static int RUNS = 5;
 static char *SRC; /* the data every filler copies from */
+static size_t SRCBYTES; /* MB MiB */
+
+/*
+ * The huge cases (groups 14-16): the lazy read and the resident fault-in use a file of
+ * HUGE_MB MiB (1 GiB when the VM holds it; sealmem_bench_huge_mib=N in the environment, i.e.
+ * on the VM's kernel command line, overrides) and HUGE_RUNS interleaved runs (3; also
+ * sealmem_bench_huge_runs), after a warm-up run at MB MiB. HAVE_HUGE: the module reports
+ * SEALMEM_FEATURE_HUGE (else those cases are skipped).
+ */
+#define HUGE_BYTES ((size_t)SEALMEM_HUGE_SIZE)
+static size_t HUGE_MB;
+static int HUGE_RUNS = 3;
+static int HUGEREAD_SECONDS = 120; /* the lazy read's 4 KiB side: its timed runs' budget (see run_group) */
+static int HAVE_HUGE;
+static int WARMUP; /* the current run is a group's warm-up run */
 
 static void die(const char *what)
 {
@@ -52,6 +67,14 @@ static void die(const char *what)
 }
 
 #include "prof.h"
+
+/* The source bytes for file offset `off`: SRC at the same offset, wrapped round SRC's size. */
+static char *src_at(size_t off, size_t len)
+{
+	size_t o = off % SRCBYTES;
+
+	return SRC + (o + len <= SRCBYTES ? o : 0);
+}
 
 /* The clock around a case's timed part; under -P the profiler samples only in between. */
 static double tstart(void)
@@ -119,12 +142,15 @@ static struct result *find(const char *name)
 /* ---- sealmem helpers ----------------------------------------------------------------- */
 
 /* The helpers the selftests and the fuzzer share are in selftests/c/sealmem_lib.{c,h}. */
-static int bench_lazy(size_t size, int *hfd)
+static int bench_lazy(size_t size, int *hfd, int huge)
 {
 	int fd = sm_new();
 
 	if (fd < 0 || sm_set_size(fd, size))
 		die("sealmem file");
+	/* A huge file: 2 MiB fill units, one request per missing unit, PMD mappings. */
+	if (huge && ioctl(fd, SEALMEM_IOC_SET_HUGE, 0))
+		die("SEALMEM_IOC_SET_HUGE");
 	/* Non-blocking: several filler threads poll the same fd, and only one gets each request. */
 	*hfd = sm_fill_enable(fd, SEALMEM_FD_CLOEXEC | SEALMEM_FD_NONBLOCK);
 	if (*hfd < 0)
@@ -135,7 +161,7 @@ static int bench_lazy(size_t size, int *hfd)
 /* COPY from SRC at the same offset. */
 static int bench_copy(int hfd, size_t off, size_t len, int skip)
 {
-	return sm_copy_flags(hfd, off, SRC + off, len, skip ? SEALMEM_FILL_SKIP_EXISTING : 0, NULL);
+	return sm_copy_flags(hfd, off, src_at(off, len), len, skip ? SEALMEM_FILL_SKIP_EXISTING : 0, NULL);
 }
 
 /* ---- userfaultfd helpers ------------------------------------------------------------- */
@@ -153,7 +179,7 @@ static int uffd_new(void *addr, size_t len)
 
 static int uffd_copy(int ufd, char *base, size_t off, size_t len)
 {
-	struct uffdio_copy c = { .dst = (uintptr_t)(base + off), .src = (uintptr_t)(SRC + off), .len = len };
+	struct uffdio_copy c = { .dst = (uintptr_t)(base + off), .src = (uintptr_t)src_at(off, len), .len = len };
 
 	return ioctl(ufd, UFFDIO_COPY, &c);
 }
@@ -169,23 +195,28 @@ struct filler {
 	size_t pages;    /* stop after this many pages are filled */
 	size_t prefetch; /* pages filled per request */
 	atomic_size_t filled;
+	atomic_long requests; /* requests read (messages) */
 	pthread_t th;
 };
 
-static void fill_one(struct filler *f, size_t page)
+/*
+ * Fills for the request at `page`: `prefetch` pages from it, or with `unit` (a huge file's
+ * SEALMEM_MSG_HUGE request) the whole 2 MiB unit, cut at the end of the region.
+ */
+static void fill_one(struct filler *f, size_t page, int unit)
 {
-	size_t n = f->prefetch, off = page * PS, done;
+	size_t n = unit ? HUGE_BYTES / PS : f->prefetch, off = page * PS, done;
 
 	if (page + n > f->pages)
 		n = f->pages - page;
 	if (f->kind == SEALMEM) {
-		struct sealmem_copy c = { .offset = off, .src = (__u64)(uintptr_t)(SRC + off), .len = n * PS,
-					  .flags = n > 1 ? SEALMEM_FILL_SKIP_EXISTING : 0 };
+		struct sealmem_copy c = { .offset = off, .src = (__u64)(uintptr_t)src_at(off, n * PS), .len = n * PS,
+					  .flags = n > 1 && !unit ? SEALMEM_FILL_SKIP_EXISTING : 0 };
 
 		ioctl(f->fd, SEALMEM_IOC_COPY, &c);
 		done = c.copy > 0 ? c.copy / PS : 0;
 	} else {
-		struct uffdio_copy c = { .dst = (uintptr_t)(f->base + off), .src = (uintptr_t)(SRC + off), .len = n * PS };
+		struct uffdio_copy c = { .dst = (uintptr_t)(f->base + off), .src = (uintptr_t)src_at(off, n * PS), .len = n * PS };
 
 		/* UFFDIO_COPY stops at the first present page (EEXIST): its best prefetch. */
 		ioctl(f->fd, UFFDIO_COPY, &c);
@@ -207,8 +238,10 @@ static void *filler_main(void *arg)
 			struct sealmem_msg m[16];
 			ssize_t n = read(f->fd, m, sizeof(m));
 
-			for (ssize_t i = 0; i < n / (ssize_t)sizeof(m[0]); i++)
-				fill_one(f, m[i].offset / PS);
+			for (ssize_t i = 0; i < n / (ssize_t)sizeof(m[0]); i++) {
+				atomic_fetch_add(&f->requests, 1);
+				fill_one(f, m[i].offset / PS, !!(m[i].flags & SEALMEM_MSG_HUGE));
+			}
 			if (n == 0)
 				break;
 		} else {
@@ -216,8 +249,10 @@ static void *filler_main(void *arg)
 			ssize_t n = read(f->fd, m, sizeof(m));
 
 			for (ssize_t i = 0; i < n / (ssize_t)sizeof(m[0]); i++)
-				if (m[i].event == UFFD_EVENT_PAGEFAULT)
-					fill_one(f, ((uintptr_t)m[i].arg.pagefault.address - (uintptr_t)f->base) / PS);
+				if (m[i].event == UFFD_EVENT_PAGEFAULT) {
+					atomic_fetch_add(&f->requests, 1);
+					fill_one(f, ((uintptr_t)m[i].arg.pagefault.address - (uintptr_t)f->base) / PS, 0);
+				}
 		}
 	}
 	return NULL;
@@ -252,7 +287,7 @@ static void pin(pthread_t th, int cpu)
 		die("pthread_setaffinity_np");
 }
 
-static void region_open(struct region *r, enum kind kind, size_t pages, size_t prefetch, int handlers, int pinned)
+static void region_open(struct region *r, enum kind kind, size_t pages, size_t prefetch, int handlers, int pinned, int huge)
 {
 	size_t len = pages * PS;
 
@@ -261,8 +296,10 @@ static void region_open(struct region *r, enum kind kind, size_t pages, size_t p
 	r->pages = pages;
 	r->handlers = handlers;
 	if (kind == SEALMEM) {
-		r->fd = bench_lazy(len, &r->hfd);
+		r->fd = bench_lazy(len, &r->hfd, huge);
 		r->map = mmap(NULL, len, PROT_READ, MAP_SHARED, r->fd, 0);
+		if (huge && r->map != MAP_FAILED && (uintptr_t)r->map % HUGE_BYTES)
+			printf("    # warning: a huge file's mapping at %p is not 2 MiB-aligned\n", (void *)r->map);
 	} else if (kind == UFFD_SHMEM) {
 		r->fd = memfd_create("bench", MFD_CLOEXEC);
 		if (r->fd < 0 || ftruncate(r->fd, len))
@@ -316,14 +353,38 @@ static void *touch_main(void *arg)
 	return NULL;
 }
 
-/* Seconds to touch every page once with `threads` faulting threads on disjoint halves. */
-static double lazy_read(enum kind kind, size_t pages, size_t prefetch, int threads, int handlers, int pinned)
+/* What a lazy read cost besides time: requests and the module's fault counters (deltas). */
+struct lazy_counts {
+	long long requests;  /* messages the handler threads read */
+	long long fdinfo;    /* the handler fd's fdinfo "total:" (sealmem) */
+	long long faults;    /* debugfs counters/faults: ->fault calls */
+	long long pmd;       /* counters/pmd_faults: faults that mapped a unit with one PMD */
+	long long units;     /* counters/huge_units */
+	long long fallbacks; /* counters/huge_fallbacks */
+};
+
+static void counters_now(struct lazy_counts *c)
+{
+	c->faults = sm_counter("faults");
+	c->pmd = sm_counter("pmd_faults");
+	c->units = sm_counter("huge_units");
+	c->fallbacks = sm_counter("huge_fallbacks");
+}
+
+/*
+ * Seconds to touch every page once with `threads` faulting threads on disjoint halves; with
+ * `huge` a huge sealmem file; `lc` (if not NULL) gets the requests and counter deltas.
+ */
+static double lazy_read(enum kind kind, size_t pages, size_t prefetch, int threads, int handlers, int pinned,
+			int huge, struct lazy_counts *lc)
 {
 	struct region r;
 	struct toucher t[2];
+	struct lazy_counts c0, c1;
 	double t0, t1;
 
-	region_open(&r, kind, pages, prefetch, handlers, pinned);
+	region_open(&r, kind, pages, prefetch, handlers, pinned, huge);
+	counters_now(&c0);
 	t0 = tstart();
 	for (int i = 0; i < threads; i++) {
 		t[i] = (struct toucher){ .map = r.map, .first = i * (pages / threads), .count = pages / threads, .stride = 1 };
@@ -334,11 +395,56 @@ static double lazy_read(enum kind kind, size_t pages, size_t prefetch, int threa
 	for (int i = 0; i < threads; i++)
 		pthread_join(t[i].th, NULL);
 	t1 = tstop();
+	counters_now(&c1);
+	if (lc) {
+		lc->requests = 0;
+		for (int i = 0; i < handlers; i++)
+			lc->requests += atomic_load(&r.f[i].requests);
+		lc->fdinfo = kind == SEALMEM ? sm_fdinfo_num(r.hfd, "total") : -1;
+		lc->faults = c1.faults - c0.faults;
+		lc->pmd = c1.pmd - c0.pmd;
+		lc->units = c1.units - c0.units;
+		lc->fallbacks = c1.fallbacks - c0.fallbacks;
+	}
 	region_close(&r);
 	return t1 - t0;
 }
 
 /* ---- 3: bulk fill --------------------------------------------------------------------- */
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/*
+ * The kB of `field` (e.g. "FilePmdMapped", "AnonHugePages") in /proc/self/smaps for the
+ * mapping that starts at `addr`; -1 if not found.
+ */
+static long smaps_kb(const void *addr, const char *field)
+{
+	char line[512];
+	FILE *f = fopen("/proc/self/smaps", "r");
+	int in = 0;
+	long v = -1;
+	size_t flen = strlen(field);
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+			in = lo == (uintptr_t)addr;
+			continue;
+		}
+		if (in && !strncmp(line, field, flen) && line[flen] == ':') {
+			v = strtol(line + flen + 1, NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return v;
+}
 
 /* Reads one byte of every page of `map` (what a workload does after the fill). */
 static void touch_all(const char *map, size_t bytes)
@@ -364,13 +470,18 @@ static void touch_all(const char *map, size_t bytes)
  *                  installs the PTEs: the touch takes no fault)
  *   memfd-pwrite:  pwrite into a memfd (mapped before the fill when touched)
  *   memcpy:        memcpy into populated anonymous memory (the ceiling)
+ *   sealmem-huge-copy: as sealmem-copy into a huge file (2 MiB units: a COPY of a whole unit
+ *                  installs one 2 MiB folio; the touch maps each unit with one PMD fault)
+ *   memcpy-thp:    memcpy into populated anonymous memory backed by 2 MiB pages
  */
 static double bulk_fill(const char *how, size_t bytes, size_t batch, int touch)
 {
 	double t0, t1;
 
-	if (!strcmp(how, "sealmem-copy")) {
-		int hfd, fd = bench_lazy(bytes, &hfd);
+	if (!strcmp(how, "sealmem-copy") || !strcmp(how, "sealmem-huge-copy")) {
+		int huge = !strcmp(how, "sealmem-huge-copy");
+		int hfd, fd = bench_lazy(bytes, &hfd, huge);
+		struct lazy_counts c0, c1;
 		char *map = NULL;
 
 		if (touch) {
@@ -378,6 +489,7 @@ static double bulk_fill(const char *how, size_t bytes, size_t batch, int touch)
 			if (map == MAP_FAILED)
 				die("mmap sealmem");
 		}
+		counters_now(&c0);
 		t0 = tstart();
 		for (size_t off = 0; off < bytes; off += batch)
 			if (bench_copy(hfd, off, batch, 0))
@@ -385,6 +497,11 @@ static double bulk_fill(const char *how, size_t bytes, size_t batch, int touch)
 		if (touch)
 			touch_all(map, bytes);
 		t1 = tstop();
+		counters_now(&c1);
+		if (huge && WARMUP)
+			printf("    # %s: %zu MiB in %zu-byte COPYs: %lld units as 2 MiB folios, %lld fallbacks; touch: %lld faults, %lld PMD faults; FilePmdMapped %ld kB\n",
+			       how, bytes >> 20, batch, c1.units - c0.units, c1.fallbacks - c0.fallbacks, c1.faults - c0.faults,
+			       c1.pmd - c0.pmd, touch ? smaps_kb(map, "FilePmdMapped") : -1);
 		if (touch)
 			munmap(map, bytes);
 		close(hfd);
@@ -432,6 +549,26 @@ static double bulk_fill(const char *how, size_t bytes, size_t batch, int touch)
 		if (touch)
 			munmap(map, bytes);
 		close(mfd);
+	} else if (!strcmp(how, "memcpy-thp")) {
+		/* Into populated anonymous memory backed by 2 MiB pages (MADV_HUGEPAGE, aligned). */
+		size_t alen = bytes + HUGE_BYTES;
+		char *raw = mmap(NULL, alen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), *dst;
+
+		if (raw == MAP_FAILED)
+			die("mmap anon");
+		dst = (char *)(((uintptr_t)raw + HUGE_BYTES - 1) & ~(HUGE_BYTES - 1));
+		if (madvise(dst, bytes, MADV_HUGEPAGE) || madvise(dst, bytes, MADV_POPULATE_WRITE))
+			die("madvise HUGEPAGE/POPULATE_WRITE");
+		if (WARMUP)
+			printf("    # %s: destination AnonHugePages %ld kB of %zu kB\n", how,
+			       smaps_kb(raw, "AnonHugePages"), bytes >> 10);
+		t0 = tstart();
+		for (size_t off = 0; off < bytes; off += batch)
+			memcpy(dst + off, SRC + off, batch);
+		if (touch)
+			touch_all(dst, bytes);
+		t1 = tstop();
+		munmap(raw, alen);
 	} else {
 		char *dst = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 
@@ -501,19 +638,101 @@ static double sendfile_run(int sealmem, size_t bytes)
 
 /* ---- 4: fault-in of a resident file --------------------------------------------------- */
 
-static double resident_faultin(int sealmem, size_t pages, int random)
+/* The files of the resident fault-in cases (struct bcase.kind). */
+enum { RES_MEMFD, RES_SEALMEM, RES_SEALMEM_HUGE, RES_MEMFD_THP };
+
+#define SHMEM_THP "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
+
+/*
+ * Sets shmem's THP mode for memfd (SHMEM_THP: the internal mount memfd_create uses) to
+ * `mode`, and returns the mode it had in `old` (the bracketed word of the file).
+ */
+static void shmem_thp(const char *mode, char *old, size_t oldlen)
+{
+	char buf[256], *a, *b;
+	int fd = open(SHMEM_THP, O_RDWR);
+	ssize_t n;
+
+	if (fd < 0)
+		die(SHMEM_THP);
+	n = read(fd, buf, sizeof(buf) - 1);
+	buf[n > 0 ? n : 0] = 0;
+	a = strchr(buf, '[');
+	b = a ? strchr(a, ']') : NULL;
+	if (old && a && b)
+		snprintf(old, oldlen, "%.*s", (int)(b - a - 1), a + 1);
+	if (pwrite(fd, mode, strlen(mode), 0) != (ssize_t)strlen(mode))
+		die("write " SHMEM_THP);
+	close(fd);
+}
+
+/* The kB of `field` in /proc/meminfo; -1 if not found. */
+static long long meminfo_kb(const char *field)
+{
+	char line[256];
+	long long v = -1;
+	size_t flen = strlen(field);
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, field, flen) && line[flen] == ':') {
+			v = strtoll(line + flen + 1, NULL, 10);
+			break;
+		}
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/* Writes `len` bytes of SRC (repeated) from offset 0 of `fd` (short writes continued). */
+static void write_file(int fd, size_t len)
+{
+	for (size_t o = 0; o < len;) {
+		size_t n = len - o < SRCBYTES ? len - o : SRCBYTES;
+		ssize_t w = pwrite(fd, SRC, n, (off_t)o);
+
+		if (w <= 0) {
+			fprintf(stderr, "resident file: pwrite at %zu MiB of %zu: %s; MemFree %lld kB, MemAvailable %lld kB\n",
+				o >> 20, len >> 20, w < 0 ? strerror(errno) : "wrote nothing", meminfo_kb("MemFree"),
+				meminfo_kb("MemAvailable"));
+			exit(2);
+		}
+		o += (size_t)w;
+	}
+}
+
+/*
+ * Seconds to touch every page of a fully resident file of `pages` pages once through a new
+ * shared mapping (sequentially, or in a scattered order), not counting making it resident.
+ * RES_SEALMEM_HUGE: a huge sealmem file (sized first, so that pwrite allocates a 2 MiB folio
+ * per unit); RES_MEMFD_THP: a memfd with shmem THP set to "within_size" for the case (and
+ * restored after), so that its page cache holds 2 MiB folios too.
+ */
+static double resident_faultin(int kind, size_t pages, int random)
 {
 	size_t len = pages * PS;
-	int fd = sealmem ? open("/dev/sealmem", O_RDWR | O_CLOEXEC) : memfd_create("bench", MFD_CLOEXEC);
+	int sealmem = kind == RES_SEALMEM || kind == RES_SEALMEM_HUGE;
 	struct toucher t = { .first = 0, .count = pages, .stride = random ? 4099 : 1 };
+	char thp_old[32] = "";
+	struct lazy_counts c0, c1;
 	double t0, t1;
 	char *map;
+	int fd;
 
-	if (fd < 0 || pwrite(fd, SRC, len, 0) != (ssize_t)len)
+	if (kind == RES_MEMFD_THP)
+		shmem_thp("within_size", thp_old, sizeof(thp_old));
+	fd = sealmem ? open("/dev/sealmem", O_RDWR | O_CLOEXEC) : memfd_create("bench", MFD_CLOEXEC);
+	if (fd < 0)
 		die("resident file");
+	if (kind == RES_SEALMEM_HUGE && (sm_set_size(fd, len) || ioctl(fd, SEALMEM_IOC_SET_HUGE, 0)))
+		die("resident huge file");
+	if (kind == RES_MEMFD_THP && ftruncate(fd, (off_t)len))
+		die("resident memfd: ftruncate");
+	write_file(fd, len);
 	map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED)
 		die("mmap");
+	counters_now(&c0);
 	/* A stride coprime with the page count visits every page in a scattered order. */
 	if (random) {
 		volatile char sink;
@@ -529,8 +748,16 @@ static double resident_faultin(int sealmem, size_t pages, int random)
 		touch_main(&t);
 		t1 = tstop();
 	}
+	counters_now(&c1);
+	if (WARMUP && (kind == RES_SEALMEM_HUGE || kind == RES_MEMFD_THP))
+		printf("    # resident %s %zu MiB: mapped at %p, FilePmdMapped %ld kB, ShmemPmdMapped %ld kB (shmem's PMD mappings), ShmemHugePages %lld kB; sealmem counters: %lld faults, %lld PMD faults%s\n",
+		       kind == RES_MEMFD_THP ? "memfd THP" : "sealmem huge", len >> 20, (void *)map, smaps_kb(map, "FilePmdMapped"),
+		       smaps_kb(map, "ShmemPmdMapped"), meminfo_kb("ShmemHugePages"), c1.faults - c0.faults, c1.pmd - c0.pmd,
+		       kind == RES_SEALMEM_HUGE ? "" : " (none: memfd)");
 	munmap(map, len);
 	close(fd);
+	if (kind == RES_MEMFD_THP)
+		shmem_thp(thp_old, NULL, 0);
 	return t1 - t0;
 }
 
@@ -618,7 +845,7 @@ static double overhead(int sealmem, size_t pages, size_t stride)
 
 /* ---- the cases ------------------------------------------------------------------------- */
 
-enum what { LAZY, FILL, RESIDENT, OVERHEAD, SENDFILE };
+enum what { LAZY, FILL, RESIDENT, OVERHEAD, SENDFILE, HUGEREAD };
 
 /*
  * One benchmark case. Cases of the same group are compared with each other: they run
@@ -644,6 +871,9 @@ struct bcase {
 	int per_fault;    /* LAZY: report us/fault instead of GB/s */
 	int random;       /* RESIDENT: scattered order */
 	int pinned;       /* LAZY: faulting thread on CPU 0, handler on CPU 1 (see pin()) */
+	int huge;         /* HUGEREAD: a huge file (2 MiB fills) */
+	int big;          /* a file of HUGE_MB MiB, HUGE_RUNS runs (warm-up at MB MiB) */
+	int needs_huge;   /* skipped without SEALMEM_FEATURE_HUGE */
 };
 
 #define RT(g, id, name, k) { g, id, name, "us/fault", LAZY, k, .rt = 1, .prefetch = 1, .threads = 1, .handlers = 1, .per_fault = 1, .pinned = 1 }
@@ -651,6 +881,9 @@ struct bcase {
 #define FILLT(g, id, name, h, b) { g, id, name, "GB/s", FILL, .how = h, .batch = b, .touch = 1 }
 #define FILLC(g, id, name, h, b) { g, id, name, "GB/s", FILL, .how = h, .batch = b }
 #define RESID(g, id, name, s, r) { g, id, name, "ns/page", RESIDENT, s, .random = r }
+#define HREAD(g, id, name, h) { g, id, name, "GB/s", HUGEREAD, SEALMEM, .huge = h, .big = 1, .needs_huge = 1 }
+#define HRESID(g, id, name, k) { g, id, name, "ns/page", RESIDENT, k, .big = 1, .needs_huge = 1 }
+#define HFILL(g, id, name, h, b) { g, id, name, "GB/s", FILL, .how = h, .batch = b, .touch = 1, .needs_huge = 1 }
 #define SCALE(g, id, name, k, t, h) { g, id, name, "GB/s", LAZY, k, .rt = 1, .prefetch = 1, .threads = t, .handlers = h }
 
 /* What each group measures, printed above its results. */
@@ -668,6 +901,9 @@ static const char *const GROUPS[] = {
 	[11] = "sendfile of a resident 512 MiB file into a 1 MiB pipe, drained with splice to /dev/null after each call (one thread); measures whatever the file's splice_read does (copy into the pipe, or lend the pages)",
 	[12] = "scaling: 2 faulting threads on disjoint halves vs 1, 8192 pages, 1 page per request, threads not pinned: on 2 vCPUs this measures how far waits overlap (faulters asleep while handlers fill), not parallel CPU work",
 	[13] = "memory overhead: growth of live slab objects (every cache shrunk first) while 512 MiB of a new file become resident page by page, per page",
+	[14] = "huge lazy read: 1 thread (CPU 0) reads one byte per 4 KiB page of a whole lazy file (HUGE_MB, 1 GiB when the VM holds it, cut to what fits sealmem_bench_hugeread_seconds for the 4 KiB side's runs at its warm-up's pace; both sides the same size) through a mapping; 1 handler thread (CPU 1) answers each request: one 4 KiB COPY (a normal file) or one 2 MiB COPY of the unit (a huge file, SEALMEM_MSG_HUGE requests). Also counted per GiB: requests (the handler's reads; fdinfo total agrees) and faults (debugfs counters faults + pmd_faults)",
+	[15] = "huge resident fault-in: touch every 4 KiB of a fully resident file (HUGE_MB) through a new shared mapping: sealmem huge file (2 MiB folios, PMD mappings), memfd with shmem THP within_size (2 MiB folios), sealmem 4 KiB file",
+	[16] = "huge bulk fill like for like, 2 MiB per call: fill the whole file, then read one byte of every 4 KiB through a shared mapping (sealmem: COPY of whole units into a mapped lazy huge file, one 2 MiB folio each, the touch maps each with one PMD fault; UFFDIO_COPY: into a registered memfd mapping as in [5], 4 KiB pages, PTEs installed by the fill; memcpy: into populated anonymous memory backed by 2 MiB pages (MADV_HUGEPAGE)). Timed: fill + touch",
 };
 
 static const struct bcase CASES[] = {
@@ -723,6 +959,15 @@ static const struct bcase CASES[] = {
 	/* 6. memory overhead: 512 MiB made resident page by page (a dense file) */
 	{ 13, "overhead-sealmem", "overhead sealmem dense (live slab)", "B/page", OVERHEAD, 1 },
 	{ 13, "overhead-memfd", "overhead memfd dense (live slab)", "B/page", OVERHEAD, 0 },
+	/* huge files (issue #16): lazy read, resident fault-in, bulk fill */
+	HREAD(14, "hugeread-sealmem-4K", "huge lazy read sealmem 4K fills", 0),
+	HREAD(14, "hugeread-sealmem-2M", "huge lazy read sealmem huge 2M fills", 1),
+	HRESID(15, "hugeres-sealmem-2M", "huge resident sealmem huge", RES_SEALMEM_HUGE),
+	HRESID(15, "hugeres-memfd-thp", "huge resident memfd THP within_size", RES_MEMFD_THP),
+	HRESID(15, "hugeres-sealmem-4K", "huge resident sealmem 4K", RES_SEALMEM),
+	HFILL(16, "hugefill-sealmem-2M", "huge fill+touch sealmem-copy huge 2048K", "sealmem-huge-copy", 2 << 20),
+	HFILL(16, "hugefill-uffdio-2M", "huge fill+touch uffdio-copy 2048K", "uffdio-copy", 2 << 20),
+	HFILL(16, "hugefill-memcpy-2M", "huge fill+touch memcpy THP 2048K", "memcpy-thp", 2 << 20),
 };
 #define NCASES (sizeof(CASES) / sizeof(CASES[0]))
 
@@ -740,6 +985,17 @@ static int selected(const struct bcase *c)
 	return 0;
 }
 
+/* Adds sample `v` to the result row `name` (made on first use). */
+static void record(const char *name, const char *unit, double v)
+{
+	struct result *r = find(name);
+
+	if (!r)
+		r = result(name, unit);
+	if (r->n < MAXRUNS)
+		r->v[r->n++] = v;
+}
+
 /* One run of case `c` on a file of `pages` pages: its value in the case's unit. */
 static double run_case(const struct bcase *c, size_t pages)
 {
@@ -748,8 +1004,25 @@ static double run_case(const struct bcase *c, size_t pages)
 
 	switch (c->what) {
 	case LAZY:
-		s = lazy_read(c->kind, n, c->prefetch, c->threads, c->handlers, c->pinned);
+		s = lazy_read(c->kind, n, c->prefetch, c->threads, c->handlers, c->pinned, 0, NULL);
 		return c->per_fault ? s * 1e6 / n : n * PS / s / 1e9;
+	case HUGEREAD: {
+		struct lazy_counts lc;
+		double gib = (double)(pages * PS) / (1 << 30);
+		char name[160];
+
+		s = lazy_read(SEALMEM, pages, 1, 1, 1, 1, c->huge, &lc);
+		printf("    # %s%s, %zu MiB: %.2f s, %lld requests (fdinfo total %lld), %lld faults + %lld PMD faults, %lld units as 2 MiB folios, %lld fallbacks\n",
+		       c->id, WARMUP ? " (warm-up)" : "", (pages * PS) >> 20, s, lc.requests, lc.fdinfo, lc.faults, lc.pmd,
+		       lc.units, lc.fallbacks);
+		if (!WARMUP) {
+			snprintf(name, sizeof(name), "%s: requests", c->name);
+			record(name, "req/GiB", lc.requests / gib);
+			snprintf(name, sizeof(name), "%s: faults", c->name);
+			record(name, "faults/GiB", (lc.faults + lc.pmd) / gib);
+		}
+		return pages * PS / s / 1e9;
+	}
 	case FILL:
 		return pages * PS / bulk_fill(c->how, pages * PS, c->batch, c->touch) / 1e9;
 	case RESIDENT:
@@ -764,35 +1037,77 @@ static double run_case(const struct bcase *c, size_t pages)
 
 /*
  * Runs the selected cases of group `g`: a warm-up run of each, then RUNS interleaved rounds,
- * round k in the group's order rotated by k.
+ * round k in the group's order rotated by k. A group of `big` cases runs on HUGE_MB MiB,
+ * HUGE_RUNS rounds, its warm-up on `pages` (MB MiB).
  */
 static void run_group(int g, size_t pages)
 {
 	struct result *r[NCASES];
 	const struct bcase *c[NCASES];
 	double spent[NCASES] = { 0 };
-	size_t n = 0;
+	size_t n = 0, big = 0, bigpages = (HUGE_MB << 20) / PS;
+	int runs = RUNS;
 
 	for (size_t i = 0; i < NCASES; i++)
 		if (CASES[i].group == g && selected(&CASES[i])) {
+			if (CASES[i].needs_huge && !HAVE_HUGE) {
+				printf("[%d] %s: skipped: the module does not report SEALMEM_FEATURE_HUGE\n", g, CASES[i].id);
+				continue;
+			}
 			c[n] = &CASES[i];
+			big |= CASES[i].big;
 			r[n++] = result(CASES[i].name, CASES[i].unit);
 		}
 	if (!n)
 		return;
+	if (big && HUGE_RUNS < runs)
+		runs = HUGE_RUNS;
 	printf("[%d] %s\n", g, GROUPS[g]);
-	for (size_t j = 0; j < n; j++)
+	if (big)
+		printf("    (%zu MiB, %d interleaved runs after a warm-up run at %zu MiB)\n", HUGE_MB, runs, MB);
+	WARMUP = 1;
+	for (size_t j = 0; j < n; j++) {
+		double t0 = sm_now(), t;
+
 		run_case(c[j], pages);
-	for (int k = 0; k < RUNS; k++)
+		t = sm_now() - t0;
+		/*
+		 * The lazy read's 4 KiB side waits for a round trip per page, whose cost depends on
+		 * the host's load (118 us on a quiet host, 10x that under load): its file is cut
+		 * to what fits HUGEREAD_SECONDS for its timed runs at the warm-up's pace (a
+		 * multiple of 64 MiB, both sides the same size; printed).
+		 */
+		if (c[j]->what == HUGEREAD && !c[j]->huge && big) {
+			double per_mib = t / MB, fit = HUGEREAD_SECONDS / runs / per_mib;
+
+			bigpages = (HUGE_MB << 20) / PS;
+			if (fit < HUGE_MB) {
+				size_t mib = fit < 64 ? 64 : ((size_t)fit & ~(size_t)63);
+
+				bigpages = (mib << 20) / PS;
+				printf("    (the 4 KiB side's warm-up took %.1f s for %zu MiB: %zu MiB instead of %zu, to fit %d s for its %d runs)\n",
+				       t, MB, mib, HUGE_MB, HUGEREAD_SECONDS, runs);
+			}
+		}
+	}
+	WARMUP = 0;
+	for (int k = 0; k < runs; k++)
 		for (size_t i = 0; i < n; i++) {
 			size_t j = (i + k) % n;
 			double t0 = sm_now();
 
-			r[j]->v[r[j]->n++] = run_case(c[j], pages);
+			r[j]->v[r[j]->n++] = run_case(c[j], big ? bigpages : pages);
 			spent[j] += sm_now() - t0;
 		}
-	for (size_t j = 0; j < n; j++)
+	for (size_t j = 0; j < n; j++) {
+		size_t len = strlen(r[j]->name);
+
 		printf("  %-48s %10.3f %-9s (%.1f s)\n", r[j]->name, median(r[j]), r[j]->unit, spent[j]);
+		/* The rows a case adds beside its own ("NAME: requests", ...). */
+		for (int i = 0; i < NRES; i++)
+			if (!strncmp(RES[i].name, r[j]->name, len) && RES[i].name[len] == ':')
+				printf("  %-48s %10.0f %-9s\n", RES[i].name, median(&RES[i]), RES[i].unit);
+	}
 }
 
 static void ratio(const char *what, const char *num, const char *den, int higher_is_better, double target)
@@ -868,6 +1183,16 @@ int main(int argc, char **argv)
 			RUNS = atoi(optarg) < MAXRUNS ? atoi(optarg) : MAXRUNS;
 	}
 	size_t bytes = MB << 20, pages = bytes / PS;
+	struct sealmem_api api = { .api = SEALMEM_API };
+	int afd = sm_new();
+
+	/* 2 MiB units: the huge cases copy whole units from SRC. */
+	if (MB % (HUGE_BYTES >> 20))
+		MB += (HUGE_BYTES >> 20) - MB % (HUGE_BYTES >> 20), bytes = MB << 20, pages = bytes / PS;
+	SRCBYTES = bytes;
+	HAVE_HUGE = afd >= 0 && !ioctl(afd, SEALMEM_IOC_API, &api) && (api.features & SEALMEM_FEATURE_HUGE);
+	if (afd >= 0)
+		close(afd);
 
 	SRC = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (SRC == MAP_FAILED)
@@ -875,9 +1200,64 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < bytes; i += 64)
 		SRC[i] = (char)i;
 
+	/*
+	 * The huge cases' file: 1 GiB if it fits beside everything else with 256 MiB to spare
+	 * (it is the only big file alive at a time), else the largest multiple of 64 MiB that
+	 * does; sealmem_bench_huge_mib / sealmem_bench_huge_runs (kernel command line words,
+	 * which init passes on as environment variables) override.
+	 */
+	{
+		long long avail = -1;
+		char line[256];
+		FILE *f = fopen("/proc/meminfo", "r");
+
+		while (f && fgets(line, sizeof(line), f))
+			if (sscanf(line, "MemAvailable: %lld kB", &avail) == 1)
+				break;
+		if (f)
+			fclose(f);
+		HUGE_MB = 1024;
+		if (avail > 0 && (size_t)(avail >> 10) < HUGE_MB + 256)
+			HUGE_MB = avail >> 10 > 256 + 64 ? (((size_t)(avail >> 10) - 256) & ~(size_t)63) : 64;
+		/*
+		 * And within sealmem's limit on resident pages (module parameter max_pages; 0, the
+		 * default, is half of RAM: beyond it fills fail with ENOSPC and writes come back
+		 * short), with 128 MiB to spare.
+		 */
+		{
+			long long maxp = 0, total = meminfo_kb("MemTotal");
+			FILE *mp = fopen("/sys/module/sealmem/parameters/max_pages", "r");
+			size_t limit;
+
+			if (mp) {
+				if (fscanf(mp, "%lld", &maxp) != 1)
+					maxp = 0;
+				fclose(mp);
+			}
+			limit = maxp > 0 ? (size_t)(maxp * (long long)PS >> 20) : (size_t)(total / 2 >> 10);
+			if (total > 0 && HUGE_MB + 128 > limit) {
+				HUGE_MB = limit > 128 + 64 ? (limit - 128) & ~(size_t)63 : 64;
+				printf("sealmem_bench: the huge cases' file is %zu MiB: sealmem's max_pages allows %zu MiB resident\n",
+				       HUGE_MB, limit);
+			}
+		}
+		if (getenv("sealmem_bench_huge_mib"))
+			HUGE_MB = strtoul(getenv("sealmem_bench_huge_mib"), NULL, 10);
+		HUGE_MB -= HUGE_MB % (HUGE_BYTES >> 20);
+		if (HUGE_MB < HUGE_BYTES >> 20)
+			HUGE_MB = HUGE_BYTES >> 20;
+		if (getenv("sealmem_bench_hugeread_seconds"))
+			HUGEREAD_SECONDS = atoi(getenv("sealmem_bench_hugeread_seconds"));
+		if (getenv("sealmem_bench_huge_runs"))
+			HUGE_RUNS = atoi(getenv("sealmem_bench_huge_runs")) < 1 ? 1 : atoi(getenv("sealmem_bench_huge_runs"));
+		if (HUGE_RUNS > MAXRUNS)
+			HUGE_RUNS = MAXRUNS;
+	}
+
 	if (plist)
 		return profile(plist, pages);
-	printf("sealmem_bench: %zu MiB, %d interleaved runs per case after a warm-up run (median [min..max])\n", MB, RUNS);
+	printf("sealmem_bench: %zu MiB, %d interleaved runs per case after a warm-up run (median [min..max]); huge cases: %s, %zu MiB, %d runs\n",
+	       MB, RUNS, HAVE_HUGE ? "SEALMEM_FEATURE_HUGE" : "skipped (no SEALMEM_FEATURE_HUGE)", HUGE_MB, HUGE_RUNS < RUNS ? HUGE_RUNS : RUNS);
 	for (int g = 1; g <= CASES[NCASES - 1].group; g++)
 		run_group(g, pages);
 	if (!NRES) {
@@ -907,6 +1287,13 @@ int main(int argc, char **argv)
 	ratio("2-thread wait overlap sealmem (2 faulters, 2 handlers; 2 vCPUs)", "scale sealmem 2 faulters 2 handlers", "scale sealmem 1 faulter 1 handler", 1, 1.6);
 	ratio("2-thread wait overlap uffd (2 faulters, 2 handlers; 2 vCPUs)", "scale uffd-shmem 2 faulters 2 handlers", "scale uffd-shmem 1 faulter 1 handler", 1, 1.6);
 	ratio("memory overhead dense vs memfd (live slab bytes)", "overhead sealmem dense (live slab)", "overhead memfd dense (live slab)", 0, 0);
+	ratio("huge lazy read: requests, 4K fills / 2M fills (fewer)", "huge lazy read sealmem huge 2M fills: requests", "huge lazy read sealmem 4K fills: requests", 0, 256);
+	ratio("huge lazy read: faults, 4K fills / 2M fills (fewer)", "huge lazy read sealmem huge 2M fills: faults", "huge lazy read sealmem 4K fills: faults", 0, 256);
+	ratio("huge lazy read: time, 2M fills vs 4K fills", "huge lazy read sealmem huge 2M fills", "huge lazy read sealmem 4K fills", 1, 4.0);
+	ratio("huge resident fault-in: sealmem huge vs memfd THP (time)", "huge resident sealmem huge", "huge resident memfd THP within_size", 0, 1.0);
+	ratio("huge resident fault-in: sealmem huge vs sealmem 4K (time)", "huge resident sealmem huge", "huge resident sealmem 4K", 0, 0);
+	ratio("huge fill+touch 2M: sealmem COPY huge vs UFFDIO_COPY", "huge fill+touch sealmem-copy huge 2048K", "huge fill+touch uffdio-copy 2048K", 1, 1.5);
+	ratio("huge fill+touch 2M: sealmem COPY huge vs memcpy (THP)", "huge fill+touch sealmem-copy huge 2048K", "huge fill+touch memcpy THP 2048K", 1, 0.8);
 
 	printf("\nSEALMEM-BENCH-JSON-BEGIN\n{\"mib\": %zu, \"runs\": %d, \"interleaved\": true, \"results\": [", MB, RUNS);
 	for (int i = 0; i < NRES; i++) {

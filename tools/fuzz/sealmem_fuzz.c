@@ -27,7 +27,9 @@
  *
  * PROCESSES x THREADS workers hammer a shared pool of sealmem files (plain; resizable, which
  * may gain any seal and become lazy without a handler; sealed with known content; lazy, served
- * by two handler threads) and fds of other kinds with random ioctls, read/write/lseek/splice/
+ * by two handler threads; and, when the module reports SEALMEM_FEATURE_HUGE, a huge plain file
+ * and a huge lazy file served by two more handler threads) and fds of other kinds with random
+ * ioctls (SET_HUGE among them), read/write/lseek/splice/
  * sendfile, mmap/munmap/mprotect/madvise/mremap, touches of mapped memory, fork and
  * SCM_RIGHTS, handlers killed while a reader waits, with valid and invalid arguments. It checks:
  *  - every failing call's errno against the set documented for that call in the state the
@@ -44,7 +46,18 @@
  *    pread, FILL_END at a random moment: every page is its content (zeros for ZEROPAGE pages,
  *    EIO/SIGBUS for POISON pages) before FILL_END, its content or zeros after it, and the
  *    same ever after;
- *  - a fresh file's pages read as zeros; a killed handler's waiter gets EIO; every child
+ *  - huge files (2 MiB units): a third of the fresh files, lazy images and killed handlers'
+ *    files are huge, besides the two shared huge files. Their offsets, lengths, mappings
+ *    (aligned and unaligned file offsets, whole units and parts), punches and sizes are drawn
+ *    across unit boundaries. The handlers answer a unit's request (SEALMEM_MSG_HUGE, which
+ *    must come from a file that may be huge, at a unit-aligned offset) by the kinds of its
+ *    pages: most units of a huge tag have one kind (one COPY/ZEROPAGE/POISON of the whole
+ *    unit, up to EOF or the whole 2 MiB cut at EOF), the others mix kinds (partial fills by
+ *    runs); prefetches fill single pages (partial units) and whole units; a unit COPY from a
+ *    source that faults half-way must store nothing wrong. The content oracle is per page,
+ *    so it holds across unit boundaries, partial fills, punches and shrinks inside units;
+ *  - a fresh file's pages read as zeros (a fresh huge file's 2 MiB folios too); a killed
+ *    handler's waiter gets EIO; every child
  *    ends as it should (exit status and signal);
  *  - no operation stalls (5 s: kernel stacks printed; 10 s: a failure).
  * The seed is printed first, so any failure reproduces with -s. The last lines are
@@ -75,17 +88,32 @@
 #include <linux/sealmem.h>
 #include "sealmem_lib.h"
 
-#define NFILES 4
+#define NFILES 6
 #define SEALED_PAGES 8
 /* The lazy file's size stays page-aligned, between these (so pages below LAZY_MIN_PAGES are
  * always within EOF, and no partial page ever mixes content and zeros). */
 #define LAZY_MIN_PAGES 16
 #define LAZY_MAX_PAGES 64
 #define LAZY_TAG 0x1a2b3c4dU
+/*
+ * Huge files (SEALMEM_FEATURE_HUGE): 2 MiB units. A tag with HUGE_TAG set gives most units
+ * one kind for all their pages (so that a unit's request is answered with one COPY, ZEROPAGE
+ * or POISON of the whole unit); the rest mix kinds page by page (answered by runs: partial
+ * fills of the unit). The huge lazy file's size stays page-aligned between
+ * HLAZY_MIN_PAGES (a whole unit and a part of the next: always within EOF) and three units.
+ */
+#define UNIT ((unsigned long)SEALMEM_HUGE_SIZE)
+#define UNIT_PAGES (UNIT / SM_PS)
+#define HUGE_TAG 0x80000000U
+#define HLAZY_TAG (0x5a2b3c4dU | HUGE_TAG)
+#define HLAZY_MIN_PAGES (UNIT_PAGES + UNIT_PAGES / 4)
+#define HLAZY_MAX_PAGES (3 * UNIT_PAGES)
 
-enum { F_PLAIN, F_RESIZE, F_SEALED, F_LAZY };
+/* F_HUGE: plain (not lazy), huge; F_HLAZY: lazy and huge, served by two handler threads. */
+enum { F_PLAIN, F_RESIZE, F_SEALED, F_LAZY, F_HUGE, F_HLAZY };
 
-static int FD[NFILES], VIEWFD[NFILES], HFD;
+static int FD[NFILES], VIEWFD[NFILES], HFD, HFD2; /* HFD2: F_HLAZY's handler fd */
+static int HAVE_HUGE; /* the module reports SEALMEM_FEATURE_HUGE */
 static char *SEALED_CONTENT;
 
 /* One per worker thread (process * 16 + thread), a cache line each: only its thread writes it. */
@@ -103,6 +131,9 @@ static struct shared {
 	atomic_int lazy_ended;          /* FILL_END of the lazy file was (or is being) called */
 	atomic_int resize_lazy;         /* FILL_ENABLE was tried on F_RESIZE: lazy, maybe no handler */
 	atomic_uint seals[NFILES];      /* seals set or maybe set (ADD_SEALS asked for them) */
+	atomic_int maybe_huge[NFILES];  /* huge, or SET_HUGE was tried (before the call) */
+	atomic_long unit_requests;      /* SEALMEM_MSG_HUGE requests served */
+	atomic_long page_requests;      /* one-page requests served */
 	atomic_long alarm_kills;        /* fork children ended by their alarm (see fuzz_fork) */
 	struct slot slot[SLOTS];
 } *SH;
@@ -202,10 +233,23 @@ static uint64_t mix(uint64_t x)
 	return x;
 }
 
-/* How the handlers fill page `page` of the file tagged `tag`: 80% COPY, 10% ZEROPAGE, 10% POISON. */
+/*
+ * Whether the 2 MiB unit holding page `page` of a file tagged `tag` has one kind for all its
+ * pages: two units in three of a HUGE_TAG tag, none of another.
+ */
+static int unit_uniform(uint32_t tag, uint64_t page)
+{
+	return (tag & HUGE_TAG) && mix(((uint64_t)tag << 32) ^ (page / UNIT_PAGES) ^ 0x2545f4914f6cdd1dULL) % 3 != 0;
+}
+
+/*
+ * How the handlers fill page `page` of the file tagged `tag`: 80% COPY, 10% ZEROPAGE, 10%
+ * POISON, drawn per page, or per unit where the unit is uniform.
+ */
 static int page_kind(uint32_t tag, uint64_t page)
 {
-	uint64_t h = mix(((uint64_t)tag << 32) ^ page ^ 0x9e3779b97f4a7c15ULL) % 10;
+	uint64_t key = unit_uniform(tag, page) ? (page / UNIT_PAGES) | (1ULL << 62) : page;
+	uint64_t h = mix(((uint64_t)tag << 32) ^ key ^ 0x9e3779b97f4a7c15ULL) % 10;
 
 	return h == 0 ? K_POISON : h == 1 ? K_ZERO : K_COPY;
 }
@@ -284,28 +328,34 @@ static void check_lazy_bytes(const char *what, uint32_t tag, uint64_t off, const
 /* ---- the shared files' state ---------------------------------------------------------- */
 
 /* A random fd: a sealmem file or VIEW fd mostly, rarely something else. */
-static __thread int fd_kind; /* which: 0..3 a file (F_*), 4..7 its VIEW, 8 neither */
+static __thread int fd_kind; /* which: 0..NFILES-1 a file (F_*), NFILES.. its VIEW, 2 * NFILES neither */
 
 static int any_fd(void)
 {
 	int i = (int)pick(NFILES);
 
 	switch (pick(50)) {
-	case 0: fd_kind = 8; return -1;
-	case 1: fd_kind = 8; return 0; /* stdin: not a sealmem file */
-	case 2 ... 16: fd_kind = 4 + i; return VIEWFD[i];
+	case 0: fd_kind = 2 * NFILES; return -1;
+	case 1: fd_kind = 2 * NFILES; return 0; /* stdin: not a sealmem file */
+	case 2 ... 16: fd_kind = NFILES + i; return VIEWFD[i];
 	default: fd_kind = i; return FD[i];
 	}
 }
 
-static int kind_file(int kind) { return kind & 3; }
-static int kind_view(int kind) { return kind >= 4 && kind < 8; }
-static int is_sealmem(int kind) { return kind < 8; }
+static int kind_file(int kind) { return kind % NFILES; }
+static int kind_view(int kind) { return kind >= NFILES && kind < 2 * NFILES; }
+static int is_sealmem(int kind) { return kind < 2 * NFILES; }
+/* The lazy files (their bytes are their handlers'), their tags and the pages always within EOF. */
+static int is_lazy(int file) { return file == F_LAZY || file == F_HLAZY; }
+static uint32_t tag_of(int file) { return file == F_HLAZY ? HLAZY_TAG : LAZY_TAG; }
+static uint64_t min_pages(int file) { return file == F_HLAZY ? HLAZY_MIN_PAGES : LAZY_MIN_PAGES; }
+/* The files whose offsets are drawn across 2 MiB units. */
+static int big_file(int file) { return file == F_HUGE || file == F_HLAZY; }
 static unsigned seals_of(int file) { return atomic_load(&SH->seals[file]); }
 static int write_sealed(int file) { return !!(seals_of(file) & (SEALMEM_SEAL_WRITE | SEALMEM_SEAL_FUTURE_WRITE)); }
 /* Reads of a hole of `file` may give EIO: the lazy file's POISONed pages (checked per page
  * where the offset is known), F_RESIZE once it may be lazy without a handler. */
-static int may_eio(int file) { return file == F_LAZY || (file == F_RESIZE && atomic_load(&SH->resize_lazy)); }
+static int may_eio(int file) { return is_lazy(file) || (file == F_RESIZE && atomic_load(&SH->resize_lazy)); }
 
 /* Whether the kernel's access_ok() passes a user buffer (else the VFS answers EFAULT). */
 static int user_ok(const void *p, size_t len)
@@ -336,6 +386,32 @@ static unsigned long rand_off(void)
 	case 3: return ~0UL & ~(SM_PS - 1);
 	case 4: return 1UL << 62;
 	default: return SM_PS * pick(8);
+	}
+}
+
+/* An offset in the first three 2 MiB units, often at or next to a unit boundary. */
+static unsigned long hrand_off(void)
+{
+	unsigned long u = UNIT * pick(3);
+
+	switch (pick(5)) {
+	case 0: return u;
+	case 1: return u ? u - SM_PS * (1 + pick(4)) : 0;
+	case 2: return u + SM_PS * pick(UNIT_PAGES);
+	case 3: return u + pick(UNIT);
+	default: return rand_off();
+	}
+}
+
+/* A length for a range in huge files: a page, some pages, a unit, a unit and a bit, any. */
+static unsigned long hrand_len(void)
+{
+	switch (pick(6)) {
+	case 0: return UNIT;
+	case 1: return UNIT + SM_PS * (1 + pick(8));
+	case 2: return SM_PS * (1 + pick(UNIT_PAGES));
+	case 3: return UNIT * (1 + pick(3));
+	default: return rand_len();
 	}
 }
 
@@ -379,9 +455,21 @@ static void fuzz_mmap(void)
 	int prot = (int[]){ PROT_READ, PROT_READ | PROT_WRITE, PROT_READ | PROT_EXEC, PROT_NONE }[pick(4)];
 	int shared = pick(3) != 0, flags = shared ? MAP_SHARED : MAP_PRIVATE, reached, ef = 0;
 	size_t len = SM_PS * (1 + pick(32)), pgoff = pick(4);
+	uint32_t tag = tag_of(file);
 	char *p;
 	long flt, sigbus = 0;
 
+	/* The huge files: at unit-aligned and unaligned offsets, over whole units or parts of
+	 * them (a PMD maps only a whole unit of an aligned VMA; anything else takes PTEs). */
+	if (is_sealmem(kind) && big_file(file)) {
+		pgoff = (size_t)(hrand_off() % (4 * UNIT) / SM_PS);
+		switch (pick(4)) {
+		case 0: len = UNIT; break;
+		case 1: len = UNIT * 2; break;
+		case 2: len = UNIT + SM_PS * (1 + pick(16)); break;
+		default: break;
+		}
+	}
 	/* The VFS refuses a shared writable map of a read-only fd before the module sees it. */
 	reached = is_sealmem(kind) && !(kind_view(kind) && shared && prot & PROT_WRITE);
 	p = mmap(NULL, len, prot, flags, fd, SM_PS * pgoff);
@@ -391,9 +479,34 @@ static void fuzz_mmap(void)
 				 (prot & PROT_EXEC && seals_of(file) & SEALMEM_SEAL_EXEC) ||
 				 (shared && seals_of(file) & SEALMEM_SEAL_WRITE)))
 		ef |= A_EPERM;
-	check_x("mmap", p == MAP_FAILED ? -1 : 0,
-		!is_sealmem(kind) ? ALLOW(EBADF, ENODEV, EACCES) : kind_view(kind) ? ALLOW(EACCES, EINVAL) : ALLOW(EINVAL),
-		(reached ? R_MOD : 0) | ef);
+	{
+		int err = errno;
+		long fails = atomic_load(&FAILS);
+
+		check_x("mmap", p == MAP_FAILED ? -1 : 0,
+			!is_sealmem(kind) ? ALLOW(EBADF, ENODEV, EACCES) : kind_view(kind) ? ALLOW(EACCES, EINVAL) : ALLOW(EINVAL),
+			(reached ? R_MOD : 0) | ef);
+		if (atomic_load(&FAILS) != fails)
+			fprintf(stderr, "  mmap: errno %d, fd kind %d (file %d%s), prot %#x, %s, len %zu, page offset %zu, seals recorded %#x, may be huge %d\n",
+				err, kind, file, kind_view(kind) ? ", VIEW" : "", prot, shared ? "MAP_SHARED" : "MAP_PRIVATE", len, pgoff,
+				seals_of(file), atomic_load(&SH->maybe_huge[file]));
+		/* An unexpected EPERM: is it lasting (mappings of the file denied for good) and what
+		 * does the file say (its seals, huge)? */
+		if (atomic_load(&FAILS) != fails && err == EPERM && is_sealmem(kind)) {
+			char info[1024] = "";
+			void *q = mmap(NULL, len, prot, flags, fd, SM_PS * pgoff);
+			int again = q == MAP_FAILED ? errno : 0;
+			void *r = mmap(NULL, len, prot & ~PROT_EXEC, flags, fd, SM_PS * pgoff);
+			int noexec = r == MAP_FAILED ? errno : 0;
+
+			if (q != MAP_FAILED)
+				munmap(q, len);
+			if (r != MAP_FAILED)
+				munmap(r, len);
+			sm_fdinfo(fd, info, sizeof(info));
+			fprintf(stderr, "  mmap: the same mmap again: errno %d; without PROT_EXEC: errno %d; fdinfo:\n%s\n", again, noexec, info);
+		}
+	}
 	if (p == MAP_FAILED)
 		return;
 	flt = minflt();
@@ -401,7 +514,7 @@ static void fuzz_mmap(void)
 		size_t at = pick(len);
 		volatile char *q = p + at;
 		uint64_t off = pgoff * SM_PS + at, page = off / SM_PS;
-		int write = prot & PROT_WRITE && pick(2) && file != F_LAZY, sig;
+		int write = prot & PROT_WRITE && pick(2) && !is_lazy(file), sig;
 		char got = 0;
 
 		in_touch = 1;
@@ -415,11 +528,13 @@ static void fuzz_mmap(void)
 				continue;
 			if (file == F_SEALED && off < SEALED_PAGES * SM_PS && got != SEALED_CONTENT[off])
 				fail("sealed map", (long)off, 0, "a mapped byte of the sealed file changed");
-			if (file == F_LAZY && (unsigned char)got != content_byte(LAZY_TAG, off) &&
+			if (is_lazy(file) && (unsigned char)got != content_byte(tag, off) &&
 			    !(got == 0 && atomic_load(&SH->lazy_ended)))
-				fail("lazy map", (long)off, 0, "a mapped byte of the lazy file is not its handler's content");
-			if (file == F_LAZY && page_kind(LAZY_TAG, page) == K_POISON && !atomic_load(&SH->lazy_ended))
-				fail("lazy map", (long)off, 0, "a poisoned page of the lazy file was mapped");
+				fail(file == F_HLAZY ? "huge lazy map" : "lazy map", (long)off, 0,
+				     "a mapped byte of the lazy file is not its handler's content");
+			if (is_lazy(file) && page_kind(tag, page) == K_POISON && !atomic_load(&SH->lazy_ended))
+				fail(file == F_HLAZY ? "huge lazy map" : "lazy map", (long)off, 0,
+				     "a poisoned page of the lazy file was mapped");
 			continue;
 		}
 		in_touch = 0;
@@ -428,9 +543,10 @@ static void fuzz_mmap(void)
 			/* Past EOF (sizes change under us) or a lazy hole that cannot be filled. */
 			if (file == F_SEALED && off < SEALED_PAGES * SM_PS)
 				fail("sealed map", (long)off, 0, "SIGBUS in the sealed file");
-			if (file == F_LAZY && page < LAZY_MIN_PAGES && page_kind(LAZY_TAG, page) != K_POISON &&
+			if (is_lazy(file) && page < min_pages(file) && page_kind(tag, page) != K_POISON &&
 			    !atomic_load(&SH->lazy_ended))
-				fail("lazy map", (long)off, 0, "SIGBUS on a page of the lazy file that is not poisoned");
+				fail(file == F_HLAZY ? "huge lazy map" : "lazy map", (long)off, 0,
+				     "SIGBUS on a page of the lazy file that is not poisoned");
 		} else if (!(prot == PROT_NONE || (write && !(prot & PROT_WRITE)))) {
 			fail("map touch", sig, 0, "SIGSEGV on an access the protection allows");
 		}
@@ -471,7 +587,8 @@ static void fuzz_ioctl(void)
 	int mod = is_sealmem(kind) ? R_MOD : 0;
 	__u64 v = rand_off();
 	__u32 seals = (__u32)pick(0x80);
-	struct sealmem_range r = { rand_off(), rand_len() };
+	struct sealmem_range r = big_file(file) && pick(2) ? (struct sealmem_range){ hrand_off(), hrand_len() }
+							   : (struct sealmem_range){ rand_off(), rand_len() };
 	struct sealmem_name n;
 	struct sealmem_api api = { .api = pick(3), .features = pick(2) ? 0 : rnd() };
 	/* Not a sealmem fd: fd -1 (EBADF) or stdin (ENOTTY, or whatever its driver says). */
@@ -481,8 +598,8 @@ static void fuzz_ioctl(void)
 
 	/* VIEW and FILL_ENABLE create and release a file (3-10 ms under TCG with KASAN, 10-20
 	 * times a cheap ioctl): a tenth as often. */
-	sub = pick(10);
-	if (sub >= 8 && pick(10))
+	sub = pick(11);
+	if ((sub == 8 || sub == 9) && pick(10))
 		sub = pick(8);
 	switch (sub) {
 	case 0:
@@ -490,12 +607,17 @@ static void fuzz_ioctl(void)
 		check_x("API", ioctl(fd, SEALMEM_IOC_API, arg), mod ? ALLOW(EINVAL, EFAULT) : notours, mod | R_OUT);
 		break;
 	case 1:
-		/* The lazy file keeps a page-aligned size of at least LAZY_MIN_PAGES. */
+		/* The lazy files keep a page-aligned size of at least their min_pages; the huge
+		 * files' sizes cut units anywhere. */
 		if (file == F_LAZY)
 			v = SM_PS * (LAZY_MIN_PAGES + pick(LAZY_MAX_PAGES - LAZY_MIN_PAGES + 1));
+		else if (file == F_HLAZY)
+			v = SM_PS * (HLAZY_MIN_PAGES + pick(HLAZY_MAX_PAGES - HLAZY_MIN_PAGES + 1));
+		else if (file == F_HUGE)
+			v = pick(4) ? SM_PS * pick(3 * UNIT_PAGES) + pick(2) * pick(SM_PS) : hrand_off();
 		else
 			v = pick(4) ? SM_PS * pick(64) + pick(2) * pick(SM_PS) : v;
-		arg = pick(8) || file == F_LAZY ? (void *)&v : rand_ptr();
+		arg = pick(8) || is_lazy(file) ? (void *)&v : rand_ptr();
 		ret = ioctl(fd, SEALMEM_IOC_SET_SIZE, arg);
 		/* EPERM: the sealed file's SHRINK/GROW, or F_RESIZE's if it got them (the state is
 		 * read after the call: seals are recorded before ADD_SEALS sets them). */
@@ -517,7 +639,7 @@ static void fuzz_ioctl(void)
 	case 4:
 		/* The plain and the lazy file may gain EXEC only; F_RESIZE any seal. The seals
 		 * asked for are recorded first: from then on they may be set. */
-		if (file == F_LAZY || file == F_PLAIN)
+		if (file != F_RESIZE && file != F_SEALED)
 			seals &= SEALMEM_SEAL_EXEC;
 		if (mod && !view && seals < 0x40)
 			atomic_fetch_or(&SH->seals[file], seals);
@@ -551,6 +673,20 @@ static void fuzz_ioctl(void)
 		if (ret >= 0)
 			close(ret);
 		break;
+	case 10:
+		/*
+		 * SET_HUGE (recorded first: from then on the file may be huge). EBUSY: the file has
+		 * pages or mappings; EINVAL: a non-zero argument; EOPNOTSUPP: no huge support.
+		 * A shared file may become huge here while empty and unmapped (F_PLAIN, F_RESIZE,
+		 * F_LAZY early on): every check holds for a huge file as well.
+		 */
+		v = pick(8) ? 0 : rnd() | 1;
+		if (mod && !view && !v)
+			atomic_store(&SH->maybe_huge[file], 1);
+		ret = ioctl(fd, SEALMEM_IOC_SET_HUGE, (unsigned long)v);
+		check_x("SET_HUGE", ret,
+			!mod ? notours : v ? ALLOW(EINVAL) : view ? ALLOW(EBADF) : HAVE_HUGE ? ALLOW(EBUSY) : ALLOW(EOPNOTSUPP), mod);
+		break;
 	default:
 		/* FILL_ENABLE on the lazy file (EBUSY: its handler is attached) or on F_RESIZE,
 		 * whose new handler we close at once: that leaves F_RESIZE lazy without a handler
@@ -559,6 +695,10 @@ static void fuzz_ioctl(void)
 		if (mod && (file == F_PLAIN || file == F_SEALED)) {
 			fd = view ? VIEWFD[F_LAZY] : FD[F_LAZY];
 			file = F_LAZY;
+		}
+		if (mod && file == F_HUGE) {
+			fd = view ? VIEWFD[F_HLAZY] : FD[F_HLAZY];
+			file = F_HLAZY;
 		}
 		if (mod && !view && file == F_RESIZE)
 			atomic_store(&SH->resize_lazy, 1);
@@ -592,6 +732,9 @@ static void fuzz_io(void)
 	kind = fd_kind;
 	file = kind_file(kind);
 	view = kind_view(kind);
+	/* The huge files: offsets across their units, often next to a unit boundary. */
+	if (is_sealmem(kind) && big_file(file) && pick(4))
+		off = (off_t)(hrand_off() & 0xffffff);
 	mod = is_sealmem(kind) && user_ok(buf, len);
 	/*
 	 * What the file's state admits is read after the call returns: a seal or lazy mode is
@@ -610,6 +753,10 @@ static void fuzz_io(void)
 		fd = view ? VIEWFD[F_RESIZE] : FD[F_RESIZE];
 		file = F_RESIZE;
 	}
+	if ((sub == 1 || sub == 3) && file == F_HLAZY) {
+		fd = view ? VIEWFD[F_HUGE] : FD[F_HUGE];
+		file = F_HUGE;
+	}
 	/* A write allocates; EPERM where F_RESIZE may have a write or GROW seal; EIO where it
 	 * may be lazy without a handler. A read-only fd: EBADF from the VFS. */
 #define WFLAGS() ((mod && !view ? R_MOD : 0) | R_ALLOC | \
@@ -619,10 +766,11 @@ static void fuzz_io(void)
 	case 2:
 		n = sub ? preadv(fd, iov, 2, off) : pread(fd, buf, len, off);
 		check_x(sub ? "preadv" : "pread", n, is_sealmem(kind) ? ALLOW(EFAULT) : ALLOW(EBADF),
-			RFLAGS() & ~(file == F_LAZY && page_kind(LAZY_TAG, off / SM_PS) != K_POISON &&
+			RFLAGS() & ~(is_lazy(file) && page_kind(tag_of(file), off / SM_PS) != K_POISON &&
 				     !atomic_load(&SH->lazy_ended) ? A_EIO : 0));
-		if (n > 0 && file == F_LAZY && buf == rbuf)
-			check_lazy_bytes("lazy pread", LAZY_TAG, off, rbuf, n, atomic_load(&SH->lazy_ended));
+		if (n > 0 && is_lazy(file) && buf == rbuf)
+			check_lazy_bytes(file == F_HLAZY ? "huge lazy pread" : "lazy pread", tag_of(file), off, rbuf, n,
+					 atomic_load(&SH->lazy_ended));
 		break;
 	case 1:
 		n = pwrite(fd, buf, len, off);
@@ -690,7 +838,7 @@ static void fuzz_fork(void)
 		 * with userfaultfd); the wait is killable. The lazy file is served by this
 		 * process's parent's handler threads: a read of it has no such excuse, and its
 		 * alarm (8 s, before the timekeeper's 10 s) fails the run. */
-		alarm(file == F_LAZY ? 8 : 2);
+		alarm(is_lazy(file) ? 8 : 2);
 		fd = sm_recv_fd(sv[1]);
 		if (fd < 0)
 			_exit(0);
@@ -712,7 +860,7 @@ static void fuzz_fork(void)
 		} else if (how == SM_KILLED(SIGALRM) && file == F_RESIZE) {
 			/* The self-deadlock above. */
 			atomic_fetch_add(&SH->alarm_kills, 1);
-		} else if (how == SM_KILLED(SIGALRM) && file == F_LAZY) {
+		} else if (how == SM_KILLED(SIGALRM) && is_lazy(file)) {
 			fail("fork child", how, 0, "a read of the lazy file was not served within 8 s (a stranded request?)");
 		} else if (how != SM_EXITED(0) && !(killed && how == SM_KILLED(SIGKILL))) {
 			fail("fork child", how, 0, "the child ended otherwise than by exit 0 or our SIGKILL");
@@ -735,7 +883,8 @@ static void fuzz_kill_handler(void)
 	struct timespec ts = { 0, 20 * 1000 * 1000 };
 
 	/* Polls below: a bounded interval while waiting for a state, never a stand-in for it. */
-	if (fd < 0 || ioctl(fd, SEALMEM_IOC_SET_SIZE, &size)) {
+	/* A third of them huge (the waiter's request is then its unit's). */
+	if (fd < 0 || ioctl(fd, SEALMEM_IOC_SET_SIZE, &size) || (HAVE_HUGE && pick(3) == 0 && ioctl(fd, SEALMEM_IOC_SET_HUGE, 0))) {
 		check_x("open+SET_SIZE(fresh)", -1, ALLOW(EMFILE), R_MOD | R_ALLOC);
 		if (fd >= 0)
 			close(fd);
@@ -836,28 +985,34 @@ static void check_sealed(void)
 #define IMAGE_PAGES 16
 
 struct image {
-	int hfd;
+	int fd, hfd;
 	uint32_t tag;
+	int huge;     /* a huge image (2 MiB units) */
+	uint64_t pg[IMAGE_PAGES]; /* the file page of each of the image's slots */
 	unsigned char order[IMAGE_PAGES];
 	int prefetch; /* this handler thread also fills pages in `order` without a request */
 	unsigned long rng;
 	struct slot *slot; /* the worker's, whose operation this is */
 };
 
-/* Serves one request of an image or of the lazy file: the page's kind decides the fill. */
-static void serve_page(int hfd, uint32_t tag, uint64_t page, int skip, char *content)
+/*
+ * Fills the `n` pages from `page` (all of one kind) of a file tagged `tag` with one COPY,
+ * ZEROPAGE or POISON. `content` holds at least `n` pages.
+ */
+static void fill_run(int hfd, uint32_t tag, uint64_t page, uint64_t n, int skip, char *content)
 {
-	struct sealmem_fill f = { .offset = page * SM_PS, .len = SM_PS, .flags = skip ? SEALMEM_FILL_SKIP_EXISTING : 0 };
-	struct sealmem_copy c = { .offset = page * SM_PS, .src = (uintptr_t)content, .len = SM_PS,
+	struct sealmem_fill f = { .offset = page * SM_PS, .len = n * SM_PS, .flags = skip ? SEALMEM_FILL_SKIP_EXISTING : 0 };
+	struct sealmem_copy c = { .offset = page * SM_PS, .src = (uintptr_t)content, .len = n * SM_PS,
 				  .flags = skip ? SEALMEM_FILL_SKIP_EXISTING : 0 };
 	int kind = page_kind(tag, page), ret = 0;
 
 	if (kind == K_COPY)
-		page_content(tag, page, content);
+		for (uint64_t i = 0; i < n; i++)
+			page_content(tag, page + i, content + i * SM_PS);
 	/* A handler retries a fill that failed for lack of memory, or its waiter waits on (as
-	 * with userfaultfd); injected failures make that common. EEXIST: another handler
-	 * thread (or a prefetch) filled it first; EINVAL: FILL_END, or the page is past EOF
-	 * (the lazy file shrank). */
+	 * with userfaultfd); injected failures make that common (a retry skips what the failed
+	 * call filled). EEXIST: another handler thread (or a prefetch) filled a page first;
+	 * EINVAL: FILL_END, or the range is (partly) past EOF (the lazy file shrank). */
 	for (int tries = 0; tries < 1000; tries++) {
 		switch (kind) {
 		case K_COPY:
@@ -872,12 +1027,60 @@ static void serve_page(int hfd, uint32_t tag, uint64_t page, int skip, char *con
 		}
 		if (ret == 0 || errno != ENOMEM)
 			break;
+		c.flags = f.flags = SEALMEM_FILL_SKIP_EXISTING;
 	}
 	check_x(kind == K_COPY ? "COPY" : kind == K_ZERO ? "ZEROPAGE" : "POISON", ret, ALLOW(EEXIST, EINVAL), R_MOD | R_ALLOC);
 }
 
-/* Reads requests from a non-blocking handler fd (shared by two threads) and serves them. */
-static int serve_requests(int hfd, uint32_t tag, char *content, int timeout_ms)
+/* Serves one request of an image or of a lazy file: the page's kind decides the fill. */
+static void serve_page(int hfd, uint32_t tag, uint64_t page, int skip, char *content)
+{
+	fill_run(hfd, tag, page, 1, skip, content);
+}
+
+/*
+ * Fills the `n` pages from `page` by their kinds: one fill per run of pages of one kind (a
+ * uniform unit: one fill of the whole unit, which installs it as one folio; a mixed one:
+ * partial fills). `content` holds at least `n` pages.
+ */
+static void serve_range(int hfd, uint32_t tag, uint64_t page, uint64_t n, int skip, char *content)
+{
+	for (uint64_t p = page, e; p < page + n; p = e) {
+		int kind = page_kind(tag, p);
+
+		for (e = p + 1; e < page + n && page_kind(tag, e) == kind; e++)
+			;
+		fill_run(hfd, tag, p, e - p, skip, content);
+	}
+}
+
+/*
+ * Serves a request for the whole unit at page `unit` (SEALMEM_MSG_HUGE): the unit up to EOF
+ * rounded to a page (read from `fd`), as the message says; sometimes the whole 2 MiB, which a
+ * COPY cut at EOF fills up to EOF before failing with EINVAL.
+ */
+static void serve_unit(int fd, int hfd, uint32_t tag, uint64_t unit, int skip, char *content)
+{
+	__u64 size = 0;
+	uint64_t n = UNIT_PAGES;
+
+	if (pick(4) && ioctl(fd, SEALMEM_IOC_GET_SIZE, &size) == 0) {
+		uint64_t eof = (size + SM_PS - 1) / SM_PS;
+
+		n = eof > unit ? eof - unit : 0;
+		if (n > UNIT_PAGES)
+			n = UNIT_PAGES;
+	}
+	if (n)
+		serve_range(hfd, tag, unit, n, skip, content);
+}
+
+/*
+ * Reads requests from a non-blocking handler fd (shared by two threads) and serves them:
+ * a unit's request (SEALMEM_MSG_HUGE) only from a file that may be huge (`fd` tells which
+ * file, `huge` whether it may be), at a unit-aligned offset.
+ */
+static int serve_requests(int fd, int hfd, uint32_t tag, int huge, char *content, int timeout_ms)
 {
 	struct pollfd p = { .fd = hfd, .events = POLLIN };
 	struct sealmem_msg m[8];
@@ -890,24 +1093,38 @@ static int serve_requests(int hfd, uint32_t tag, char *content, int timeout_ms)
 		return 0; /* FILL_END: this handler is done */
 	/* EAGAIN: the other handler thread took the requests first. */
 	check_x("handler read", n, NONE, R_MOD | A_EAGAIN | R_OUT);
-	for (ssize_t i = 0; i < n / (ssize_t)sizeof(m[0]); i++)
-		serve_page(hfd, tag, m[i].offset / SM_PS, (int)(rnd() & 1), content);
+	for (ssize_t i = 0; i < n / (ssize_t)sizeof(m[0]); i++) {
+		atomic_fetch_add(m[i].flags & SEALMEM_MSG_HUGE ? &SH->unit_requests : &SH->page_requests, 1);
+		if (!(m[i].flags & SEALMEM_MSG_HUGE)) {
+			if (m[i].offset % SM_PS)
+				fail("handler read", (long)m[i].offset, 0, "a request's offset is not page-aligned");
+			serve_page(hfd, tag, m[i].offset / SM_PS, (int)(rnd() & 1), content);
+			continue;
+		}
+		if (!huge)
+			fail("handler read", (long)m[i].offset, 0, "a unit request (SEALMEM_MSG_HUGE) from a file that is not huge");
+		else if (m[i].offset % UNIT)
+			fail("handler read", (long)m[i].offset, 0, "a unit request (SEALMEM_MSG_HUGE) at an offset that is not unit-aligned");
+		else
+			serve_unit(fd, hfd, tag, m[i].offset / SM_PS, (int)(rnd() & 1), content);
+	}
 	return 1;
 }
 
 static void *image_handler(void *arg)
 {
 	struct image *im = arg;
-	char *content = malloc(SM_PS);
+	char *content = malloc(im->huge ? UNIT : SM_PS);
 	int next = 0;
 
 	rng = im->rng;
 	me = im->slot;
 	for (int live = 1; live && content;) {
-		/* The prefetcher fills a page of its own choosing between requests. */
+		/* The prefetcher fills a page of its own choosing between requests (in a huge
+		 * image: a partial fill of its unit). */
 		if (im->prefetch && next < IMAGE_PAGES && pick(2))
-			serve_page(im->hfd, im->tag, im->order[next++], 1, content);
-		live = serve_requests(im->hfd, im->tag, content, 2);
+			serve_page(im->hfd, im->tag, im->pg[im->order[next++]], 1, content);
+		live = serve_requests(im->fd, im->hfd, im->tag, im->huge, content, 2);
 	}
 	free(content);
 	return NULL;
@@ -931,10 +1148,27 @@ static void check_lazy_image(void)
 	int fd = open("/dev/sealmem", O_RDWR | O_CLOEXEC), seen[IMAGE_PAGES] = { 0 }, bad[IMAGE_PAGES] = { 0 };
 	int end_at = (int)pick(IMAGE_PAGES + 1), ended = 0, hfd = -1, nth = 0;
 	unsigned char order[IMAGE_PAGES];
-	uint32_t tag = (uint32_t)rnd();
+	uint32_t tag = (uint32_t)rnd() & ~HUGE_TAG;
+	uint64_t pg[IMAGE_PAGES];
+	int huge = HAVE_HUGE && pick(3) == 0;
 	char *p = MAP_FAILED;
 
-	if (fd < 0 || ioctl(fd, SEALMEM_IOC_SET_SIZE, &size) ||
+	/*
+	 * A huge image (a third of them): one whole unit and a part of the next (its request
+	 * is for the part within EOF), its slots pages anywhere in it, unit boundaries and the
+	 * last page often; otherwise 16 pages, slot i page i.
+	 */
+	if (huge) {
+		tag |= HUGE_TAG;
+		size = UNIT + SM_PS * (1 + pick(UNIT_PAGES));
+	}
+	for (int i = 0; i < IMAGE_PAGES; i++) {
+		uint64_t np = size / SM_PS;
+
+		pg[i] = !huge ? (uint64_t)i
+			: (uint64_t[]){ 0, UNIT_PAGES - 1, UNIT_PAGES, np - 1, pick(np), pick(np), pick(np), pick(np) }[pick(8)];
+	}
+	if (fd < 0 || ioctl(fd, SEALMEM_IOC_SET_SIZE, &size) || (huge && ioctl(fd, SEALMEM_IOC_SET_HUGE, 0)) ||
 	    (hfd = ioctl(fd, SEALMEM_IOC_FILL_ENABLE, SEALMEM_FD_CLOEXEC | SEALMEM_FD_NONBLOCK)) < 0 ||
 	    ioctl(fd, SEALMEM_IOC_ADD_SEALS, &seals)) {
 		check_x("lazy image", -1, ALLOW(EMFILE), R_MOD | R_ALLOC);
@@ -956,8 +1190,9 @@ static void check_lazy_image(void)
 		order[j] = t;
 	}
 	for (int t = 0; t < 2; t++) {
-		im[t] = (struct image){ .hfd = hfd, .tag = tag, .prefetch = t == 0, .rng = rnd() | 1, .slot = me };
+		im[t] = (struct image){ .fd = fd, .hfd = hfd, .tag = tag, .huge = huge, .prefetch = t == 0, .rng = rnd() | 1, .slot = me };
 		memcpy(im[t].order, order, sizeof(order));
+		memcpy(im[t].pg, pg, sizeof(pg));
 		for (int i = IMAGE_PAGES - 1; i > 0 && t == 0; i--) {
 			int j = (int)pick((unsigned long)i + 1);
 			unsigned char x = im[t].order[i];
@@ -991,22 +1226,22 @@ static void check_lazy_image(void)
 			/* A fault: it waits for the handlers (or FILL_END), then maps the page. */
 			in_touch = 1;
 			if ((sig = sigsetjmp(jmp, 1)) == 0)
-				memcpy(first + (size_t)i * SM_PS, p + (size_t)i * SM_PS, SM_PS);
+				memcpy(first + (size_t)i * SM_PS, p + pg[i] * SM_PS, SM_PS);
 			in_touch = 0;
 			count(1, 1);
 			if (sig) {
 				bad[i] = 1;
-				if (page_kind(tag, i) != K_POISON)
+				if (page_kind(tag, pg[i]) != K_POISON)
 					fail("lazy image", i, sig, "a signal faulting a page that is not poisoned");
 				continue;
 			}
 		} else {
-			n = pread(fd, first + (size_t)i * SM_PS, SM_PS, (off_t)i * SM_PS);
+			n = pread(fd, first + (size_t)i * SM_PS, SM_PS, (off_t)(pg[i] * SM_PS));
 			/*
 			 * Under -i the copy-out itself may fail to allocate: the buffer is touched, but
 			 * a fork by another thread makes it copy-on-write again (EFAULT or a short read).
 			 */
-			if (n < 0 && errno == EIO && page_kind(tag, i) == K_POISON) {
+			if (n < 0 && errno == EIO && page_kind(tag, pg[i]) == K_POISON) {
 				count(1, 1);
 				bad[i] = 1;
 				continue;
@@ -1023,16 +1258,15 @@ static void check_lazy_image(void)
 			}
 		}
 		seen[i] = 1;
-		check_lazy_bytes("lazy image", tag, (uint64_t)i * SM_PS, first + (size_t)i * SM_PS, SM_PS, ended);
+		check_lazy_bytes(huge ? "huge lazy image" : "lazy image", tag, pg[i] * SM_PS, first + (size_t)i * SM_PS, SM_PS, ended);
 	}
 join:
 	for (int t = 0; t < nth; t++)
 		pthread_join(th[t], NULL);
-	if (pread(fd, again, sizeof(again), 0) == (ssize_t)sizeof(again)) {
-		for (int i = 0; i < IMAGE_PAGES; i++)
-			if (seen[i] && memcmp(first + (size_t)i * SM_PS, again + (size_t)i * SM_PS, SM_PS))
-				fail("lazy image", i, 0, "a page of the sealed image changed after it was read");
-	}
+	for (int i = 0; i < IMAGE_PAGES; i++)
+		if (seen[i] && pread(fd, again + (size_t)i * SM_PS, SM_PS, (off_t)(pg[i] * SM_PS)) == (ssize_t)SM_PS &&
+		    memcmp(first + (size_t)i * SM_PS, again + (size_t)i * SM_PS, SM_PS))
+			fail(huge ? "huge lazy image" : "lazy image", (long)pg[i], 0, "a page of the sealed image changed after it was read");
 	in_touch = 1;
 	for (int i = 0; i < IMAGE_PAGES; i++) {
 		int sig;
@@ -1040,12 +1274,12 @@ join:
 		if (!seen[i] && !bad[i])
 			continue;
 		if ((sig = sigsetjmp(jmp, 1)) == 0) {
-			if (bad[i] && (*(volatile char *)(p + (size_t)i * SM_PS) || 1))
-				fail("lazy image", i, 0, "a poisoned page of the image can be loaded after FILL_END");
-			else if (memcmp(first + (size_t)i * SM_PS, p + (size_t)i * SM_PS, SM_PS))
-				fail("lazy image", i, 0, "a mapped page of the sealed image differs from what was read");
+			if (bad[i] && (*(volatile char *)(p + pg[i] * SM_PS) || 1))
+				fail(huge ? "huge lazy image" : "lazy image", (long)pg[i], 0, "a poisoned page of the image can be loaded after FILL_END");
+			else if (!bad[i] && memcmp(first + (size_t)i * SM_PS, p + pg[i] * SM_PS, SM_PS))
+				fail(huge ? "huge lazy image" : "lazy image", (long)pg[i], 0, "a mapped page of the sealed image differs from what was read");
 		} else if (!bad[i]) {
-			fail("lazy image", i, sig, "a signal loading a page of the image already read");
+			fail(huge ? "huge lazy image" : "lazy image", (long)pg[i], sig, "a signal loading a page of the image already read");
 		}
 	}
 	in_touch = 0;
@@ -1059,25 +1293,34 @@ out:
 		close(fd);
 }
 
-/* A fresh file's pages are zero (never stale kernel data). */
+/*
+ * A fresh file's pages are zero (never stale kernel data). A third of them (with
+ * SEALMEM_FEATURE_HUGE) are huge: a unit and a part of the next, mapped from offset 0 or from
+ * a page inside the first unit; the first touch of a whole unit allocates a 2 MiB folio.
+ */
 static void check_fresh(void)
 {
-	int fd = open("/dev/sealmem", O_RDWR | O_CLOEXEC);
-	__u64 size = 4 * SM_PS;
+	int fd = open("/dev/sealmem", O_RDWR | O_CLOEXEC), huge = HAVE_HUGE && pick(3) == 0;
+	__u64 size = huge ? UNIT + SM_PS * (1 + pick(16)) : 4 * SM_PS;
+	size_t off = huge && pick(2) ? SM_PS * pick(UNIT_PAGES) : 0;
 	char *p;
 
-	if (fd < 0 || ioctl(fd, SEALMEM_IOC_SET_SIZE, &size)) {
+	if (fd < 0 || ioctl(fd, SEALMEM_IOC_SET_SIZE, &size) || (huge && ioctl(fd, SEALMEM_IOC_SET_HUGE, 0))) {
 		check_x("fresh file", -1, ALLOW(EMFILE), R_MOD | R_ALLOC);
 		if (fd >= 0)
 			close(fd);
 		return;
 	}
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	p = mmap(NULL, size - off, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off);
 	if (p != MAP_FAILED) {
-		for (size_t i = 0; i < size; i += 512)
-			if (p[i])
-				fail("fresh page", 0, 0, "a new page is not zero");
-		munmap(p, size);
+		for (size_t i = 0; i < size - off; i += 512)
+			if (p[i]) {
+				fail(huge ? "fresh huge page" : "fresh page", (long)(off + i), 0, "a new page is not zero");
+				break;
+			}
+		munmap(p, size - off);
+	} else {
+		check("fresh mmap", -1, NONE);
 	}
 	close(fd);
 	count(1, 1);
@@ -1092,7 +1335,7 @@ static void check_fresh(void)
 static const char *const KIND[] = { "fork", "kill-handler", "check-sealed", "check-fresh", "mmap", "io", "ioctl", "lazy-image" };
 #define NKIND 8
 static atomic_long KIND_NS[NKIND], KIND_N[NKIND]; /* per process; printed with -v */
-static atomic_long SUB_NS[3][10], SUB_N[3][10], SUB_MAX[3];
+static atomic_long SUB_NS[3][16], SUB_N[3][16], SUB_MAX[3];
 static int VERBOSE;
 
 static double now_ns(void)
@@ -1145,37 +1388,89 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+/* What a handler thread of a shared lazy file serves (see server()). */
+struct srv {
+	int file;  /* F_LAZY or F_HLAZY */
+	int *hfd;  /* its handler fd */
+	int slot;  /* its slot, counted from the last */
+};
+
 /*
- * One of the lazy file's two handler threads: each request is served by the page's kind
- * (page_kind(LAZY_TAG, page)); sometimes a bad fill (which must fill nothing) or a WAKE.
+ * One of a lazy file's two handler threads (F_LAZY's or F_HLAZY's): each request is served
+ * by the page's kind (page_kind(tag, page)), a unit's request by the kinds of its pages (one
+ * fill of the whole unit where they agree); sometimes a bad fill (which must fill nothing
+ * wrong) or a WAKE; prefetches of pages and, in the huge file, of whole units.
  */
 static void *server(void *arg)
 {
-	char *content = malloc(SM_PS);
+	struct srv *sv = arg;
+	int file = sv->file, hfd = *sv->hfd;
+	uint32_t tag = tag_of(file);
+	uint64_t minp = min_pages(file);
+	/* A unit's worth: F_LAZY may become huge too (SET_HUGE while it is empty). */
+	char *content = malloc(UNIT), *edge = MAP_FAILED;
 
-	rng = SEED ^ 0x5eed ^ (uintptr_t)arg * 977;
-	me = &SH->slot[SLOTS - 1 - (int)(uintptr_t)arg];
+	rng = SEED ^ 0x5eed ^ (uintptr_t)sv->slot * 977;
+	me = &SH->slot[SLOTS - 1 - sv->slot];
+	/* A source whose second half is unmapped: a unit COPY from it faults half-way. */
+	if (file == F_HLAZY) {
+		edge = mmap(NULL, UNIT, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (edge != MAP_FAILED)
+			munmap(edge + UNIT / 2, UNIT / 2);
+	}
 	while (content && !atomic_load(&STOP)) {
 		if (pick(50) == 0) {
 			/* Bad arguments: a NULL or kernel source, a misaligned or zero length. */
-			struct sealmem_copy c = { .offset = SM_PS * pick(LAZY_MIN_PAGES), .src = (uintptr_t)bad_ptr(), .len = SM_PS };
+			struct sealmem_copy c = { .offset = SM_PS * pick(minp), .src = (uintptr_t)bad_ptr(), .len = SM_PS };
 
 			if (pick(2)) {
 				c.src = (uintptr_t)content;
 				c.len = pick(2) ? 0 : SM_PS + 1 + pick(SM_PS - 2);
+			} else if (file == F_HLAZY && pick(2)) {
+				/* A whole unit from a bad source. */
+				c.offset = UNIT * pick(2);
+				c.len = UNIT;
 			}
 			/* A bad source is found only when copying into a new page: ENOMEM first. */
-			check_x("COPY(bad)", ioctl(HFD, SEALMEM_IOC_COPY, &c), ALLOW(EINVAL, EFAULT, EEXIST), R_MOD | R_ALLOC);
+			check_x("COPY(bad)", ioctl(hfd, SEALMEM_IOC_COPY, &c), ALLOW(EINVAL, EFAULT, EEXIST), R_MOD | R_ALLOC);
+		}
+		if (edge != MAP_FAILED && pick(100) == 0) {
+			/*
+			 * A unit COPY whose source faults half-way, into a uniform COPY unit: the first
+			 * half of the source is that unit's content, so whatever the fill stores
+			 * (nothing for a unit installed as a whole; pages one by one where the unit is
+			 * partly present) is right, and the oracle checks it.
+			 */
+			uint64_t u = UNIT_PAGES * pick(2);
+
+			if (unit_uniform(tag, u) && page_kind(tag, u) == K_COPY) {
+				struct sealmem_copy c = { .offset = u * SM_PS, .src = (uintptr_t)edge, .len = UNIT,
+							  .flags = pick(2) ? SEALMEM_FILL_SKIP_EXISTING : 0 };
+
+				for (uint64_t i = 0; i < UNIT_PAGES / 2; i++)
+					page_content(tag, u + i, edge + i * SM_PS);
+				check_x("COPY(faulting source)", ioctl(hfd, SEALMEM_IOC_COPY, &c), ALLOW(EINVAL, EFAULT, EEXIST),
+					R_MOD | R_ALLOC);
+			}
 		}
 		if (pick(50) == 0)
-			check("WAKE", ioctl(HFD, SEALMEM_IOC_WAKE, &(struct sealmem_range){ rand_off(), rand_len() }), ALLOW(EINVAL));
+			check("WAKE", ioctl(hfd, SEALMEM_IOC_WAKE,
+					    &(struct sealmem_range){ file == F_HLAZY ? hrand_off() & ~(SM_PS - 1) : rand_off(),
+								     file == F_HLAZY ? hrand_len() : rand_len() }), ALLOW(EINVAL));
 		/* A prefetch: a page of the handler's choosing, filled by its kind (a present page
-		 * is skipped). Punched and shrunk pages come back this way too. */
-		if (pick(4) == 0)
-			serve_page(HFD, LAZY_TAG, pick(LAZY_MIN_PAGES), 1, content);
-		if (!serve_requests(HFD, LAZY_TAG, content, 20))
+		 * is skipped): a partial fill of its unit in the huge file, where a prefetch also
+		 * fills a whole unit at times. Punched and shrunk pages come back this way too. */
+		if (file == F_HLAZY ? pick(8) == 0 : pick(4) == 0) {
+			if (file == F_HLAZY && pick(2))
+				serve_range(hfd, tag, UNIT_PAGES * pick(2), pick(2) ? UNIT_PAGES : minp - UNIT_PAGES, 1, content);
+			else
+				serve_page(hfd, tag, pick(minp), 1, content);
+		}
+		if (!serve_requests(FD[file], hfd, tag, atomic_load(&SH->maybe_huge[file]), content, 20))
 			break;
 	}
+	if (edge != MAP_FAILED)
+		munmap(edge, UNIT / 2);
 	free(content);
 	return NULL;
 }
@@ -1306,6 +1601,10 @@ static void dump_stacks(void)
 	print_file("sealmem_fuzz: stall: handler fdinfo:\n", path);
 	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", FD[F_LAZY]);
 	print_file("sealmem_fuzz: stall: lazy file fdinfo:\n", path);
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", HFD2);
+	print_file("sealmem_fuzz: stall: huge lazy file's handler fdinfo:\n", path);
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", FD[F_HLAZY]);
+	print_file("sealmem_fuzz: stall: huge lazy file fdinfo:\n", path);
 	while (ls && fgets(task, sizeof(task), ls)) {
 		char comm[64] = "";
 		int fd;
@@ -1406,26 +1705,41 @@ static void timekeeper(int secs, long target)
 	 * now on its holes may read as zeros. */
 	atomic_store(&SH->lazy_ended, 1);
 	check_x("FILL_END", ioctl(HFD, SEALMEM_IOC_FILL_END), NONE, 0);
+	check_x("FILL_END", ioctl(HFD2, SEALMEM_IOC_FILL_END), NONE, 0);
 }
 
-/* The shared files: plain, resizable, sealed with known content, lazy with a handler. */
+/*
+ * The shared files: plain, resizable, sealed with known content, lazy with a handler; huge
+ * (when the module has SEALMEM_FEATURE_HUGE; else they are ordinary files of the same sizes):
+ * plain, and lazy with a handler.
+ */
 static int setup_files(__u64 size)
 {
 	__u32 seals = SEALMEM_SEAL_WRITE | SEALMEM_SEAL_SHRINK | SEALMEM_SEAL_GROW | SEALMEM_SEAL_SEAL;
-	__u64 lazy_size = LAZY_MIN_PAGES * SM_PS;
+	__u64 lazy_size = LAZY_MIN_PAGES * SM_PS, hlazy_size = HLAZY_MIN_PAGES * SM_PS, huge_size = UNIT + UNIT / 2;
 	int ok = 1;
 
+	HFD = HFD2 = -1;
 	for (int i = 0; i < NFILES; i++) {
 		FD[i] = open("/dev/sealmem", O_RDWR | O_CLOEXEC);
-		ok = ok && FD[i] >= 0 && !ioctl(FD[i], SEALMEM_IOC_SET_SIZE, i == F_LAZY ? &lazy_size : &size);
+		ok = ok && FD[i] >= 0 &&
+		     !ioctl(FD[i], SEALMEM_IOC_SET_SIZE,
+			    i == F_LAZY ? &lazy_size : i == F_HLAZY ? &hlazy_size : i == F_HUGE ? &huge_size : &size);
+		if (ok && HAVE_HUGE && (i == F_HUGE || i == F_HLAZY)) {
+			atomic_store(&SH->maybe_huge[i], 1);
+			ok = !ioctl(FD[i], SEALMEM_IOC_SET_HUGE, 0);
+		}
 	}
 	ok = ok && pwrite(FD[F_SEALED], SEALED_CONTENT, size, 0) == (ssize_t)size &&
 	     !ioctl(FD[F_SEALED], SEALMEM_IOC_ADD_SEALS, &seals);
 	atomic_store(&SH->seals[F_SEALED], seals);
 	HFD = ok ? ioctl(FD[F_LAZY], SEALMEM_IOC_FILL_ENABLE, SEALMEM_FD_CLOEXEC | SEALMEM_FD_NONBLOCK) : -1;
+	HFD2 = ok ? ioctl(FD[F_HLAZY], SEALMEM_IOC_FILL_ENABLE, SEALMEM_FD_CLOEXEC | SEALMEM_FD_NONBLOCK) : -1;
 	for (int i = 0; i < NFILES; i++)
 		VIEWFD[i] = ok ? ioctl(FD[i], SEALMEM_IOC_VIEW, SEALMEM_FD_CLOEXEC) : -1;
-	ok = ok && HFD >= 0 && VIEWFD[NFILES - 1] >= 0 && VIEWFD[0] >= 0 && VIEWFD[1] >= 0 && VIEWFD[2] >= 0;
+	ok = ok && HFD >= 0 && HFD2 >= 0;
+	for (int i = 0; i < NFILES; i++)
+		ok = ok && VIEWFD[i] >= 0;
 	if (ok)
 		return 0;
 	for (int i = 0; i < NFILES; i++) {
@@ -1436,6 +1750,8 @@ static int setup_files(__u64 size)
 	}
 	if (HFD >= 0)
 		close(HFD);
+	if (HFD2 >= 0)
+		close(HFD2);
 	return -1;
 }
 
@@ -1446,30 +1762,35 @@ static void print_kinds(int proc)
 		       atomic_load(&KIND_N[k]), atomic_load(&KIND_N[k]) ? atomic_load(&KIND_NS[k]) / 1e3 / atomic_load(&KIND_N[k]) : 0.0);
 	for (int k = 0; k < 3; k++) {
 		printf("sealmem_fuzz: process %d: %s %s (us each):", proc, KIND[4 + k], k ? "cases" : "by file");
-		for (int i = 0; i < 10; i++)
+		for (int i = 0; i < (k ? 11 : 2 * NFILES + 1); i++)
 			printf(" %.0f", atomic_load(&SUB_N[k][i]) ? atomic_load(&SUB_NS[k][i]) / 1e3 / atomic_load(&SUB_N[k][i]) : 0.0);
 		printf(" (max %.0f)", atomic_load(&SUB_MAX[k]) / 1e3);
 		printf("\n");
 	}
 }
 
-/* The fuzzing threads of one process (the first process also runs the lazy file's two handler threads). */
+/* The fuzzing threads of one process (the first process also runs the lazy files' handler threads, two each). */
 static void fuzz_process(int proc, int threads, int serve)
 {
-	pthread_t th[16], srv[2];
+	static struct srv sv[4] = { { F_LAZY, &HFD, 0 }, { F_LAZY, &HFD, 1 }, { F_HLAZY, &HFD2, 2 }, { F_HLAZY, &HFD2, 3 } };
+	pthread_t th[16], srv[4];
 
-	for (int i = 0; serve && i < 2; i++)
-		pthread_create(&srv[i], NULL, server, (void *)(uintptr_t)i);
+	for (int i = 0; serve && i < 4; i++)
+		pthread_create(&srv[i], NULL, server, &sv[i]);
 	for (int i = 0; i < threads; i++)
 		pthread_create(&th[i], NULL, worker, (void *)(uintptr_t)(proc * 16 + i + 1));
 	for (int i = 0; i < threads; i++)
 		pthread_join(th[i], NULL);
-	for (int i = 0; serve && i < 2; i++)
+	for (int i = 0; serve && i < 4; i++)
 		pthread_join(srv[i], NULL);
 }
 
+/* The module's counters of huge files, printed as deltas at the end of a run. */
+static const char *const HUGE_COUNTERS[] = { "huge_units", "huge_fallbacks", "pmd_faults" };
+
 int main(int argc, char **argv)
 {
+	long long counters0[3];
 	int opt, threads = 1, procs = 4, secs = 10;
 	long target = 0, reached, other;
 	pid_t kids[16], tk;
@@ -1503,6 +1824,20 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* The handshake (retried: under -i opening the device may fail to allocate). */
+	for (int tries = 0; tries < 1000; tries++) {
+		struct sealmem_api api = { .api = SEALMEM_API };
+		int fd = open("/dev/sealmem", O_RDWR | O_CLOEXEC), ok;
+
+		ok = fd >= 0 && !ioctl(fd, SEALMEM_IOC_API, &api);
+		HAVE_HUGE = ok && (api.features & SEALMEM_FEATURE_HUGE);
+		if (fd >= 0)
+			close(fd);
+		if (!ok && INJECT)
+			continue;
+		printf("sealmem_fuzz: huge files %s\n", HAVE_HUGE ? "on (SEALMEM_FEATURE_HUGE)" : "off (no SEALMEM_FEATURE_HUGE: F_HUGE and F_HLAZY are ordinary files)");
+		break;
+	}
 	if (target)
 		printf("sealmem_fuzz: seed %lu, %ld operations within %d s, %d processes x %d threads%s (reproduce: sealmem_fuzz -s %lu -n %ld -t %d -p %d -j %d)\n",
 		       SEED, target, secs, procs, threads, INJECT ? ", injected allocation failures" : "", SEED, target, secs, procs, threads);
@@ -1542,6 +1877,8 @@ int main(int argc, char **argv)
 		printf(", pread 64 B %.1f us per call\n", (now_ns() - t) / 1e3 / 1000);
 	}
 	t0 = now_ns();
+	for (int i = 0; i < 3; i++)
+		counters0[i] = sm_counter(HUGE_COUNTERS[i]);
 	/* Every process shares the same files (and the sealed content to check against). */
 	for (int p = 1; p < procs; p++) {
 		kids[p] = fork();
@@ -1573,9 +1910,16 @@ int main(int argc, char **argv)
 		close(FD[i]);
 	}
 	close(HFD);
+	close(HFD2);
 	totals(&reached, &other);
 	printf("sealmem_fuzz: %ld operations, %ld failures (seed %lu)\n", reached, atomic_load(&FAILS), SEED);
 	printf("sealmem_fuzz: %.0f operations/s; %ld calls that never reached the module (not counted above); %ld fork children ended by their alarm\n",
 	       reached / ((now_ns() - t0) / 1e9), other, atomic_load(&SH->alarm_kills));
+	/* What the huge files got to do (the counters are the module's, for the whole run). */
+	printf("sealmem_fuzz: huge: %ld unit requests and %ld page requests served;", atomic_load(&SH->unit_requests),
+	       atomic_load(&SH->page_requests));
+	for (int i = 0; i < 3; i++)
+		printf(" %s +%lld", HUGE_COUNTERS[i], sm_counter(HUGE_COUNTERS[i]) - counters0[i]);
+	printf("\n");
 	return atomic_load(&FAILS) ? 1 : 0;
 }
