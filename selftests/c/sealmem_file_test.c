@@ -601,6 +601,30 @@ TEST_F(f, sendfile_and_splice_are_byte_exact)
 	close(pfd[1]);
 }
 
+/*
+ * A VIEW fd is an anon-inode file: the kernel's anon-inode filesystem is noexec, so the VFS
+ * refuses PROT_EXEC mappings of it (EPERM) before sealmem sees them, shared or private; the
+ * file's own fd maps executable (docs/api.md, "Names, VIEW and fdinfo").
+ */
+TEST_F(f, view_fd_cannot_be_mapped_executable)
+{
+	int view = sm_view(self->fd, SEALMEM_FD_CLOEXEC);
+	char *p;
+
+	ASSERT_GE(view, 0);
+	ASSERT_EQ(0, sm_set_size(self->fd, SM_PS));
+	SM_EXPECT_ERRNO(EPERM, (long)mmap(NULL, SM_PS, PROT_READ | PROT_EXEC, MAP_PRIVATE, view, 0));
+	SM_EXPECT_ERRNO(EPERM, (long)mmap(NULL, SM_PS, PROT_READ | PROT_EXEC, MAP_SHARED, view, 0));
+	p = mmap(NULL, SM_PS, PROT_READ, MAP_PRIVATE, view, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	SM_EXPECT_ERRNO(EACCES, mprotect(p, SM_PS, PROT_READ | PROT_EXEC));
+	munmap(p, SM_PS);
+	p = mmap(NULL, SM_PS, PROT_READ | PROT_EXEC, MAP_SHARED, self->fd, 0);
+	ASSERT_NE(MAP_FAILED, p) TH_LOG("the file's own fd: %s", strerror(errno));
+	munmap(p, SM_PS);
+	close(view);
+}
+
 TEST_F(f, view_fd_is_read_only_view_of_same_file)
 {
 	char info[1024], id1[32], id2[32], buf[8], *p;

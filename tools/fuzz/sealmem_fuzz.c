@@ -479,6 +479,9 @@ static void fuzz_mmap(void)
 				 (prot & PROT_EXEC && seals_of(file) & SEALMEM_SEAL_EXEC) ||
 				 (shared && seals_of(file) & SEALMEM_SEAL_WRITE)))
 		ef |= A_EPERM;
+	/* A VIEW is an anon-inode file, on a noexec filesystem: the VFS refuses PROT_EXEC. */
+	if (kind_view(kind) && prot & PROT_EXEC)
+		ef |= A_EPERM;
 	{
 		int err = errno;
 		long fails = atomic_load(&FAILS);
