@@ -1415,11 +1415,18 @@ static void *server(void *arg)
 
 	rng = SEED ^ 0x5eed ^ (uintptr_t)sv->slot * 977;
 	me = &SH->slot[SLOTS - 1 - sv->slot];
-	/* A source whose second half is unmapped: a unit COPY from it faults half-way. */
+	/*
+	 * A source whose second half cannot be read (PROT_NONE): a unit COPY from it faults
+	 * half-way. Not unmapped: another mapping of this process (a fuzzed mmap of some other
+	 * file) could then land in the gap, and the COPY would read that file's bytes into the
+	 * lazy file (it did once: "a page of the lazy file is not its handler's content").
+	 */
 	if (file == F_HLAZY) {
 		edge = mmap(NULL, UNIT, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (edge != MAP_FAILED)
-			munmap(edge + UNIT / 2, UNIT / 2);
+		if (edge != MAP_FAILED && mprotect(edge + UNIT / 2, UNIT / 2, PROT_NONE)) {
+			munmap(edge, UNIT);
+			edge = MAP_FAILED;
+		}
 	}
 	while (content && !atomic_load(&STOP)) {
 		if (pick(50) == 0) {
@@ -1473,7 +1480,7 @@ static void *server(void *arg)
 			break;
 	}
 	if (edge != MAP_FAILED)
-		munmap(edge, UNIT / 2);
+		munmap(edge, UNIT);
 	free(content);
 	return NULL;
 }
