@@ -1446,7 +1446,8 @@ static void *server(void *arg)
 		}
 		if (edge != MAP_FAILED && pick(100) == 0) {
 			/*
-			 * A unit COPY whose source faults half-way, into a uniform COPY unit: the first
+			 * A unit COPY whose source faults half-way (its second half is PROT_NONE),
+			 * into a uniform COPY unit: the first
 			 * half of the source is that unit's content, so whatever the fill stores
 			 * (nothing for a unit installed as a whole; pages one by one where the unit is
 			 * partly present) is right, and the oracle checks it.
