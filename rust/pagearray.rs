@@ -456,12 +456,8 @@ impl PageArray {
         }
     }
 
-    /// The first index in `[from, last]` that holds an entry (a page or poison).
-    pub(crate) fn next_entry(&self, from: usize, last: usize) -> Option<usize> {
-        self.next_present(from, last)
-    }
-
-    /// The first index in `[from, last]` that holds a page.
+    /// The first index in `[from, last]` that holds an entry (a page, or a poison marker:
+    /// `XA_PRESENT` finds both).
     pub(crate) fn next_present(&self, from: usize, last: usize) -> Option<usize> {
         if from > last {
             return None;

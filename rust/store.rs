@@ -103,7 +103,7 @@ impl PageStore {
         if self.is_huge() {
             return Ok(());
         }
-        if self.pages.next_entry(0, usize::MAX).is_some() || self.mapping.mapped() {
+        if self.pages.next_present(0, usize::MAX).is_some() || self.mapping.mapped() {
             return Err(EBUSY);
         }
         // INVARIANT: empty, under the exclusive invalidate lock (checked above).
@@ -197,7 +197,7 @@ impl PageStore {
     /// Whether the `n` pages from `first` are all holes (no page, no poison).
     pub(crate) fn range_is_hole(&self, first: usize, n: usize) -> bool {
         match first.checked_add(n) {
-            Some(end) if n > 0 => self.pages.next_entry(first, end - 1).is_none(),
+            Some(end) if n > 0 => self.pages.next_present(first, end - 1).is_none(),
             _ => true,
         }
     }
@@ -437,7 +437,7 @@ impl PageStore {
         self.pages.any_extra_refs()
     }
 
-    /// The first resident page index in `[from, last]`.
+    /// The first index in `[from, last]` holding a page or a poison marker.
     pub(crate) fn next_present(&self, from: usize, last: usize) -> Option<usize> {
         self.pages.next_present(from, last)
     }
