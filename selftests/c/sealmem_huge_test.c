@@ -2317,52 +2317,12 @@ TEST_F_TIMEOUT(huge, copy_whole_units_atomic_eexist_and_skip, 120)
 
 /* 13 ------------------------------------------------------------------------------------ */
 
-/* A hand-made io_uring (as sealmem_rules_test.c's): raw system calls, rings mapped by hand. */
-struct ring {
-	int fd;
-	struct io_uring_params par;
-	void *sq, *cq;
-	size_t sq_len, cq_len;
-	struct io_uring_sqe *sqes;
-	size_t sqes_len;
-};
-
-static int ring_setup(struct ring *r)
-{
-	memset(r, 0, sizeof(*r));
-	r->fd = syscall(__NR_io_uring_setup, 4, &r->par);
-	if (r->fd < 0)
-		return -1;
-	r->sq_len = r->par.sq_off.array + r->par.sq_entries * sizeof(__u32);
-	r->cq_len = r->par.cq_off.cqes + r->par.cq_entries * sizeof(struct io_uring_cqe);
-	r->sqes_len = r->par.sq_entries * sizeof(struct io_uring_sqe);
-	r->sq = mmap(NULL, r->sq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQ_RING);
-	r->cq = mmap(NULL, r->cq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_CQ_RING);
-	r->sqes = mmap(NULL, r->sqes_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQES);
-	if (r->sq == MAP_FAILED || r->cq == MAP_FAILED || r->sqes == MAP_FAILED)
-		return -1;
-	return 0;
-}
-
-static void ring_close(struct ring *r)
-{
-	if (r->sq && r->sq != MAP_FAILED)
-		munmap(r->sq, r->sq_len);
-	if (r->cq && r->cq != MAP_FAILED)
-		munmap(r->cq, r->cq_len);
-	if (r->sqes && r->sqes != MAP_FAILED)
-		munmap(r->sqes, r->sqes_len);
-	if (r->fd >= 0)
-		close(r->fd);
-	r->fd = -1;
-}
-
 TEST_F_TIMEOUT(huge, write_seal_refuses_pinned_huge_page, 120)
 {
 	const size_t size = HS;
 	char *want = malloc(size), *p, buf[8];
 	struct iovec iov;
-	struct ring r;
+	struct sm_ring r;
 	int fd = huge_new(size);
 
 	ASSERT_NE(NULL, want);
@@ -2376,7 +2336,7 @@ TEST_F_TIMEOUT(huge, write_seal_refuses_pinned_huge_page, 120)
 	p[MIB] = want[MIB];
 	touch_all(p, size);
 	EXPECT_EQ((long long)(HS >> 10), pmd_kb(p, size)) TH_LOG("the pinned unit is PMD-mapped");
-	ASSERT_EQ(0, ring_setup(&r)) TH_LOG("io_uring_setup/mmap: %s", strerror(errno));
+	ASSERT_EQ(0, sm_ring_setup(&r)) TH_LOG("io_uring_setup/mmap: %s", strerror(errno));
 	/* One page in the middle of the unit. */
 	iov = (struct iovec){ .iov_base = p + MIB, .iov_len = SM_PS };
 	ASSERT_EQ(0, syscall(__NR_io_uring_register, r.fd, IORING_REGISTER_BUFFERS, &iov, 1))
@@ -2388,7 +2348,7 @@ TEST_F_TIMEOUT(huge, write_seal_refuses_pinned_huge_page, 120)
 		TH_LOG("IORING_UNREGISTER_BUFFERS: %s", strerror(errno));
 	EXPECT_EQ(0, sm_add_seals(fd, SEALMEM_SEAL_WRITE)) TH_LOG("after unregistering: %s", strerror(errno));
 	EXPECT_EQ(SEALMEM_SEAL_WRITE, sm_get_seals(fd));
-	ring_close(&r);
+	sm_ring_close(&r);
 	ASSERT_EQ(8, pread(fd, buf, 8, MIB));
 	EXPECT_EQ(0, memcmp(buf, want + MIB, 8));
 	close(fd);
@@ -2397,18 +2357,6 @@ TEST_F_TIMEOUT(huge, write_seal_refuses_pinned_huge_page, 120)
 
 /* 15 ------------------------------------------------------------------------------------ */
 
-static int read_pipe_all(int fd, char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = read(fd, buf, len);
-
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= n;
-	}
-	return 0;
-}
 
 TEST_F_TIMEOUT(huge, io_across_unit_boundaries_and_seek, 180)
 {
@@ -2456,11 +2404,11 @@ TEST_F_TIMEOUT(huge, io_across_unit_boundaries_and_seek, 180)
 	off = 2 * HS - SM_PS - 3;
 	n = size - off;
 	ASSERT_EQ((ssize_t)n, splice(fd, &off, pfd[1], NULL, 8 * SM_PS, 0)) TH_LOG("splice: %s", strerror(errno));
-	ASSERT_EQ(0, read_pipe_all(pfd[0], buf, n));
+	ASSERT_EQ(0, sm_read_full(pfd[0], buf, n));
 	EXPECT_EQ(-1, first_diff(buf, src + 2 * HS - SM_PS - 3, n));
 	off = HS - 1;
 	ASSERT_EQ(2, splice(fd, &off, pfd[1], NULL, 2, 0));
-	ASSERT_EQ(0, read_pipe_all(pfd[0], buf, 2));
+	ASSERT_EQ(0, sm_read_full(pfd[0], buf, 2));
 	EXPECT_EQ(src[HS - 1], buf[0]);
 	EXPECT_EQ(src[HS], buf[1]);
 	close(pfd[0]);

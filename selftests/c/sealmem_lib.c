@@ -354,3 +354,74 @@ void *sm_splice_run(void *arg)
 	atomic_store(&sp->done, 1);
 	return NULL;
 }
+
+/* A hand-made io_uring: raw system calls, rings mapped by hand (the tests are static). */
+
+int sm_ring_setup(struct sm_ring *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->fd = syscall(__NR_io_uring_setup, 4, &r->par);
+	if (r->fd < 0)
+		return -1;
+	r->sq_len = r->par.sq_off.array + r->par.sq_entries * sizeof(__u32);
+	r->cq_len = r->par.cq_off.cqes + r->par.cq_entries * sizeof(struct io_uring_cqe);
+	r->sqes_len = r->par.sq_entries * sizeof(struct io_uring_sqe);
+	r->sq = mmap(NULL, r->sq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQ_RING);
+	r->cq = mmap(NULL, r->cq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_CQ_RING);
+	r->sqes = mmap(NULL, r->sqes_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQES);
+	if (r->sq == MAP_FAILED || r->cq == MAP_FAILED || r->sqes == MAP_FAILED)
+		return -1;
+	return 0;
+}
+
+void sm_ring_close(struct sm_ring *r)
+{
+	if (r->sq && r->sq != MAP_FAILED)
+		munmap(r->sq, r->sq_len);
+	if (r->cq && r->cq != MAP_FAILED)
+		munmap(r->cq, r->cq_len);
+	if (r->sqes && r->sqes != MAP_FAILED)
+		munmap(r->sqes, r->sqes_len);
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
+}
+
+/* Submits one SQE and waits for its completion; the CQE's res, or INT_MIN on failure. */
+int sm_ring_run(struct sm_ring *r, const struct io_uring_sqe *sqe)
+{
+	unsigned int *sq_tail = (unsigned int *)((char *)r->sq + r->par.sq_off.tail);
+	unsigned int *sq_mask = (unsigned int *)((char *)r->sq + r->par.sq_off.ring_mask);
+	unsigned int *sq_array = (unsigned int *)((char *)r->sq + r->par.sq_off.array);
+	unsigned int *cq_head = (unsigned int *)((char *)r->cq + r->par.cq_off.head);
+	unsigned int *cq_tail = (unsigned int *)((char *)r->cq + r->par.cq_off.tail);
+	unsigned int *cq_mask = (unsigned int *)((char *)r->cq + r->par.cq_off.ring_mask);
+	struct io_uring_cqe *cqes = (struct io_uring_cqe *)((char *)r->cq + r->par.cq_off.cqes);
+	unsigned int tail = *sq_tail, idx = tail & *sq_mask, head;
+	int res;
+
+	r->sqes[idx] = *sqe;
+	sq_array[idx] = idx;
+	__atomic_store_n(sq_tail, tail + 1, __ATOMIC_RELEASE);
+	if (syscall(__NR_io_uring_enter, r->fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) != 1)
+		return INT_MIN;
+	head = *cq_head;
+	if (head == __atomic_load_n(cq_tail, __ATOMIC_ACQUIRE))
+		return INT_MIN;
+	res = cqes[head & *cq_mask].res;
+	__atomic_store_n(cq_head, head + 1, __ATOMIC_RELEASE);
+	return res;
+}
+
+int sm_read_full(int fd, char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = read(fd, buf, len);
+
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -25,6 +26,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/io_uring.h>
 #include <linux/sealmem.h>
 
 #define SM_DEV "/dev/sealmem"
@@ -154,5 +156,23 @@ struct sm_splicer {
 	pthread_t th;
 };
 void *sm_splice_run(void *arg);
+
+/* A hand-made io_uring (the tests are static: no liburing): raw system calls, rings mapped
+ * by hand. sm_ring_setup: 0, or -1 with errno; sm_ring_run submits one SQE and waits for its
+ * completion: the CQE's res, or INT_MIN on failure. */
+struct sm_ring {
+	int fd;
+	struct io_uring_params par;
+	void *sq, *cq;
+	size_t sq_len, cq_len;
+	struct io_uring_sqe *sqes;
+	size_t sqes_len;
+};
+int sm_ring_setup(struct sm_ring *r);
+void sm_ring_close(struct sm_ring *r);
+int sm_ring_run(struct sm_ring *r, const struct io_uring_sqe *sqe);
+
+/* Reads exactly len bytes from fd (a pipe that holds them already); 0 on success. */
+int sm_read_full(int fd, char *buf, size_t len);
 
 #endif /* SEALMEM_LIB_H */

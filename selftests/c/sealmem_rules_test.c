@@ -725,72 +725,6 @@ TEST_F_TIMEOUT(rules, exec_seal_covers_existing_mappings, 120)
 
 /* Rule 4 ------------------------------------------------------------------------------ */
 
-/* A hand-made io_uring: raw system calls, rings mapped by hand (the tests are static). */
-struct ring {
-	int fd;
-	struct io_uring_params par;
-	void *sq, *cq;
-	size_t sq_len, cq_len;
-	struct io_uring_sqe *sqes;
-	size_t sqes_len;
-};
-
-static int ring_setup(struct ring *r)
-{
-	memset(r, 0, sizeof(*r));
-	r->fd = syscall(__NR_io_uring_setup, 4, &r->par);
-	if (r->fd < 0)
-		return -1;
-	r->sq_len = r->par.sq_off.array + r->par.sq_entries * sizeof(__u32);
-	r->cq_len = r->par.cq_off.cqes + r->par.cq_entries * sizeof(struct io_uring_cqe);
-	r->sqes_len = r->par.sq_entries * sizeof(struct io_uring_sqe);
-	r->sq = mmap(NULL, r->sq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQ_RING);
-	r->cq = mmap(NULL, r->cq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_CQ_RING);
-	r->sqes = mmap(NULL, r->sqes_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQES);
-	if (r->sq == MAP_FAILED || r->cq == MAP_FAILED || r->sqes == MAP_FAILED)
-		return -1;
-	return 0;
-}
-
-static void ring_close(struct ring *r)
-{
-	if (r->sq && r->sq != MAP_FAILED)
-		munmap(r->sq, r->sq_len);
-	if (r->cq && r->cq != MAP_FAILED)
-		munmap(r->cq, r->cq_len);
-	if (r->sqes && r->sqes != MAP_FAILED)
-		munmap(r->sqes, r->sqes_len);
-	if (r->fd >= 0)
-		close(r->fd);
-	r->fd = -1;
-}
-
-/* Submits one SQE and waits for its completion; the CQE's res, or INT_MIN on failure. */
-static int ring_run(struct ring *r, const struct io_uring_sqe *sqe)
-{
-	unsigned int *sq_tail = (unsigned int *)((char *)r->sq + r->par.sq_off.tail);
-	unsigned int *sq_mask = (unsigned int *)((char *)r->sq + r->par.sq_off.ring_mask);
-	unsigned int *sq_array = (unsigned int *)((char *)r->sq + r->par.sq_off.array);
-	unsigned int *cq_head = (unsigned int *)((char *)r->cq + r->par.cq_off.head);
-	unsigned int *cq_tail = (unsigned int *)((char *)r->cq + r->par.cq_off.tail);
-	unsigned int *cq_mask = (unsigned int *)((char *)r->cq + r->par.cq_off.ring_mask);
-	struct io_uring_cqe *cqes = (struct io_uring_cqe *)((char *)r->cq + r->par.cq_off.cqes);
-	unsigned int tail = *sq_tail, idx = tail & *sq_mask, head;
-	int res;
-
-	r->sqes[idx] = *sqe;
-	sq_array[idx] = idx;
-	__atomic_store_n(sq_tail, tail + 1, __ATOMIC_RELEASE);
-	if (syscall(__NR_io_uring_enter, r->fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) != 1)
-		return INT_MIN;
-	head = *cq_head;
-	if (head == __atomic_load_n(cq_tail, __ATOMIC_ACQUIRE))
-		return INT_MIN;
-	res = cqes[head & *cq_mask].res;
-	__atomic_store_n(cq_head, head + 1, __ATOMIC_RELEASE);
-	return res;
-}
-
 /*
  * WRITE must not be granted while a page of the file is pinned for writing (here an io_uring
  * fixed buffer, registered from a shared writable mapping that is then unmapped): the pin
@@ -802,7 +736,7 @@ TEST_F_TIMEOUT(rules, write_seal_refuses_pinned_pages, 120)
 {
 	struct io_uring_sqe sqe;
 	struct iovec iov;
-	struct ring r;
+	struct sm_ring r;
 	int fd, ret, res, pfd[2], granted;
 	char buf[8], *p;
 
@@ -812,7 +746,7 @@ TEST_F_TIMEOUT(rules, write_seal_refuses_pinned_pages, 120)
 	ASSERT_EQ(8, pwrite(fd, "sealed!!", 8, 0));
 	p = mmap(NULL, SM_PS, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	ASSERT_NE(MAP_FAILED, p);
-	ret = ring_setup(&r);
+	ret = sm_ring_setup(&r);
 	ASSERT_EQ(0, ret) TH_LOG("io_uring_setup/mmap: %s (the test kernel must have CONFIG_IO_URING)", strerror(errno));
 	iov = (struct iovec){ .iov_base = p, .iov_len = SM_PS };
 	ASSERT_EQ(0, syscall(__NR_io_uring_register, r.fd, IORING_REGISTER_BUFFERS, &iov, 1))
@@ -837,7 +771,7 @@ TEST_F_TIMEOUT(rules, write_seal_refuses_pinned_pages, 120)
 		sqe.len = 8;
 		sqe.off = 0;
 		sqe.buf_index = 0;
-		res = ring_run(&r, &sqe);
+		res = sm_ring_run(&r, &sqe);
 		TH_LOG("READ_FIXED into the pinned page of the sealed file: res %d", res);
 		memset(buf, 0, sizeof(buf));
 		EXPECT_EQ(8, pread(fd, buf, 8, 0));
@@ -851,14 +785,14 @@ TEST_F_TIMEOUT(rules, write_seal_refuses_pinned_pages, 120)
 		EXPECT_EQ(0, sm_add_seals(fd, SEALMEM_SEAL_WRITE)) TH_LOG("after unregistering: %s", strerror(errno));
 	}
 	EXPECT_EQ(SEALMEM_SEAL_WRITE, sm_get_seals(fd));
-	ring_close(&r);
+	sm_ring_close(&r);
 	memset(buf, 0, sizeof(buf));
 	EXPECT_EQ(8, pread(fd, buf, 8, 0));
 	close(fd);
 }
 
 struct ring_job {
-	struct ring *r;
+	struct sm_ring *r;
 	struct io_uring_sqe sqe;
 	int res;
 	atomic_int done;
@@ -868,7 +802,7 @@ static void *ring_job_run(void *arg)
 {
 	struct ring_job *j = arg;
 
-	j->res = ring_run(j->r, &j->sqe);
+	j->res = sm_ring_run(j->r, &j->sqe);
 	atomic_store(&j->done, 1);
 	return NULL;
 }
@@ -881,7 +815,7 @@ static void *ring_job_run(void *arg)
  */
 TEST_F_TIMEOUT(rules, io_uring_splice_of_a_lazy_hole_waits_for_the_fill, 120)
 {
-	struct ring r;
+	struct sm_ring r;
 	struct ring_job j = { .r = &r };
 	struct sealmem_msg m;
 	int fd, hfd, pfd[2];
@@ -896,7 +830,7 @@ TEST_F_TIMEOUT(rules, io_uring_splice_of_a_lazy_hole_waits_for_the_fill, 120)
 	src = sm_make_src(4 * SM_PS, 21);
 	ASSERT_NE(MAP_FAILED, src);
 	ASSERT_EQ(0, pipe(pfd));
-	ASSERT_EQ(0, ring_setup(&r)) TH_LOG("io_uring_setup/mmap: %s", strerror(errno));
+	ASSERT_EQ(0, sm_ring_setup(&r)) TH_LOG("io_uring_setup/mmap: %s", strerror(errno));
 	j.sqe.opcode = IORING_OP_SPLICE;
 	j.sqe.splice_fd_in = fd;
 	j.sqe.splice_off_in = SM_PS;
@@ -919,7 +853,7 @@ TEST_F_TIMEOUT(rules, io_uring_splice_of_a_lazy_hole_waits_for_the_fill, 120)
 	EXPECT_EQ((int)SM_PS, j.res);
 	ASSERT_EQ((ssize_t)SM_PS, read(pfd[0], got, SM_PS));
 	EXPECT_EQ(0, memcmp(got, src + SM_PS, SM_PS));
-	ring_close(&r);
+	sm_ring_close(&r);
 	close(pfd[0]);
 	close(pfd[1]);
 	close(hfd);

@@ -46,19 +46,6 @@ static int pipe_sized(int pfd[2], size_t bytes)
 	return 0;
 }
 
-/* Reads exactly len bytes from a pipe (which holds them already); 0 on success. */
-static int read_all(int fd, char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = read(fd, buf, len);
-
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= n;
-	}
-	return 0;
-}
 
 static int fill_op(int hfd, unsigned long cmd, __u64 off, __u64 len)
 {
@@ -80,7 +67,7 @@ static void splice_then_rewrite(struct __test_metadata *_metadata, int fd, const
 	ASSERT_EQ(0, pipe(pfd));
 	ASSERT_EQ(SM_PS, splice(fd, &off, pfd[1], NULL, SM_PS, 0)) TH_LOG("%s: %s", what, strerror(errno));
 	ASSERT_EQ(SM_PS, pwrite(fd, b, SM_PS, 0));
-	ASSERT_EQ(0, read_all(pfd[0], got, SM_PS));
+	ASSERT_EQ(0, sm_read_full(pfd[0], got, SM_PS));
 	TH_LOG("%s: the pipe shows '%c' after the page was rewritten", what, got[0]);
 	EXPECT_EQ(0, memcmp(got, b, SM_PS)) TH_LOG("%s: the pipe holds a copy (old bytes), not the page", what);
 	close(pfd[0]);
@@ -140,7 +127,7 @@ TEST(large_file_byte_exact)
 			ssize_t n = sendfile(pfd[1], fd, NULL, CHUNK - moved);
 
 			ASSERT_GT(n, 0) TH_LOG("sendfile at %zu: %s", k * CHUNK + moved, strerror(errno));
-			ASSERT_EQ(0, read_all(pfd[0], got + moved, n));
+			ASSERT_EQ(0, sm_read_full(pfd[0], got + moved, n));
 			moved += n;
 		}
 		large_chunk(want, base, k);
@@ -154,7 +141,7 @@ TEST(large_file_byte_exact)
 			ssize_t n = splice(fd, &off, pfd[1], NULL, CHUNK - moved, 0);
 
 			ASSERT_GT(n, 0) TH_LOG("splice at %zu: %s", k * CHUNK + moved, strerror(errno));
-			ASSERT_EQ(0, read_all(pfd[0], got + moved, n));
+			ASSERT_EQ(0, sm_read_full(pfd[0], got + moved, n));
 			moved += n;
 		}
 		large_chunk(want, base, k);
@@ -200,7 +187,7 @@ TEST(holes_splice_as_zeros)
 	memcpy(want + SM_PS, src, SM_PS);
 	ASSERT_EQ(0, pipe(pfd));
 	ASSERT_EQ(4 * SM_PS - 100, splice(fd, &off, pfd[1], NULL, 4 * SM_PS, 0));
-	ASSERT_EQ(0, read_all(pfd[0], got, 4 * SM_PS - 100));
+	ASSERT_EQ(0, sm_read_full(pfd[0], got, 4 * SM_PS - 100));
 	EXPECT_EQ(0, memcmp(got, want + 100, 4 * SM_PS - 100));
 	EXPECT_EQ(1, sm_pages(fd)) TH_LOG("a splice of holes allocated pages");
 	close(pfd[0]);
@@ -264,7 +251,7 @@ TEST_F(lazy, waits_for_the_fill_then_exact_bytes)
 	ASSERT_EQ(0, sm_copy(self->hfd, 3 * SM_PS, self->src + 3 * SM_PS, 4 * SM_PS, NULL));
 	pthread_join(sp.th, NULL);
 	ASSERT_EQ(3 * SM_PS, sp.ret) TH_LOG("splice: %s", strerror(sp.err));
-	ASSERT_EQ(0, read_all(self->pfd[0], got, 3 * SM_PS));
+	ASSERT_EQ(0, sm_read_full(self->pfd[0], got, 3 * SM_PS));
 	EXPECT_EQ(0, memcmp(got, self->src + 3 * SM_PS + 7, 3 * SM_PS));
 	EXPECT_EQ(1, sm_fdinfo_num(self->hfd, "total"));
 }
@@ -306,7 +293,7 @@ TEST_F(lazy, partial_results_and_poison)
 	/* The bytes before the poisoned page, then EIO. */
 	EXPECT_EQ(SM_PS - 10, splice(self->fd, &off, self->pfd[1], NULL, 2 * SM_PS, 0));
 	EXPECT_EQ(5 * SM_PS, off);
-	ASSERT_EQ(0, read_all(self->pfd[0], got, SM_PS - 10));
+	ASSERT_EQ(0, sm_read_full(self->pfd[0], got, SM_PS - 10));
 	EXPECT_EQ(0, memcmp(got, self->src + 4 * SM_PS + 10, SM_PS - 10));
 	errno = 0;
 	EXPECT_EQ(-1, splice(self->fd, &off, self->pfd[1], NULL, SM_PS, 0));
@@ -315,7 +302,7 @@ TEST_F(lazy, partial_results_and_poison)
 	ASSERT_EQ(0, sm_copy(self->hfd, 6 * SM_PS, self->src + 6 * SM_PS, SM_PS, NULL));
 	off = 6 * SM_PS;
 	EXPECT_EQ(SM_PS, splice(self->fd, &off, self->pfd[1], NULL, 2 * SM_PS, SPLICE_F_NONBLOCK));
-	ASSERT_EQ(0, read_all(self->pfd[0], got, SM_PS));
+	ASSERT_EQ(0, sm_read_full(self->pfd[0], got, SM_PS));
 	EXPECT_EQ(0, memcmp(got, self->src + 6 * SM_PS, SM_PS));
 	errno = 0;
 	EXPECT_EQ(-1, splice(self->fd, &off, self->pfd[1], NULL, SM_PS, SPLICE_F_NONBLOCK));
@@ -383,7 +370,7 @@ TEST_F(lazy, a_waiting_splice_does_not_lock_out_other_pipe_users)
 	pthread_join(wt, NULL);
 	EXPECT_EQ(1, w.ret);
 	ASSERT_EQ(SM_PS, sp.ret) TH_LOG("splice: %s", strerror(sp.err));
-	ASSERT_EQ(0, read_all(self->pfd[0], got, 1 + SM_PS));
+	ASSERT_EQ(0, sm_read_full(self->pfd[0], got, 1 + SM_PS));
 	EXPECT_EQ('x', got[0]);
 	EXPECT_EQ(0, memcmp(got + 1, self->src + 2 * SM_PS, SM_PS));
 	EXPECT_EQ(1, sm_fdinfo_num(self->hfd, "total")) TH_LOG("the restarts raised new requests");
@@ -400,7 +387,7 @@ TEST_F(lazy, a_splice_returns_its_bytes_before_a_hole)
 	ASSERT_EQ(0, sm_copy(self->hfd, 3 * SM_PS, self->src + 3 * SM_PS, SM_PS, NULL));
 	EXPECT_EQ(SM_PS - 5, splice(self->fd, &off, self->pfd[1], NULL, 3 * SM_PS, 0));
 	EXPECT_EQ(4 * SM_PS, off);
-	ASSERT_EQ(0, read_all(self->pfd[0], got, SM_PS - 5));
+	ASSERT_EQ(0, sm_read_full(self->pfd[0], got, SM_PS - 5));
 	EXPECT_EQ(0, memcmp(got, self->src + 3 * SM_PS + 5, SM_PS - 5));
 	ASSERT_EQ(0, sm_read_msg(self->hfd, &m, 1000)) TH_LOG("the hole was not requested");
 	EXPECT_EQ(4 * SM_PS, m.offset);
@@ -424,7 +411,7 @@ TEST(punch_and_shrink_with_pages_in_a_pipe)
 	ASSERT_EQ(SM_PS, pwrite(fd, other, SM_PS, 0));
 	ASSERT_EQ(0, sm_set_size(fd, 0));
 	EXPECT_EQ(0, sm_pages(fd)) TH_LOG("the file still holds pages");
-	ASSERT_EQ(0, read_all(pfd[0], got, 8 * SM_PS));
+	ASSERT_EQ(0, sm_read_full(pfd[0], got, 8 * SM_PS));
 	EXPECT_EQ(0, memcmp(got, src, 8 * SM_PS)) TH_LOG("the pipe's bytes changed");
 	close(pfd[0]);
 	close(pfd[1]);
@@ -460,9 +447,9 @@ TEST(tee_and_an_unaligned_shrink_with_a_page_in_pipes)
 		ASSERT_EQ(SM_PS, splice(fds[i], &off, a[1], NULL, SM_PS, 0)) TH_LOG("%s", what);
 		ASSERT_EQ(SM_PS, tee(a[0], b[1], SM_PS, 0)) TH_LOG("%s: %s", what, strerror(errno));
 		ASSERT_EQ(0, i ? ftruncate(fds[i], 100) : sm_set_size(fds[i], 100));
-		ASSERT_EQ(0, read_all(a[0], got, SM_PS));
+		ASSERT_EQ(0, sm_read_full(a[0], got, SM_PS));
 		EXPECT_EQ(0, memcmp(got, want, SM_PS)) TH_LOG("%s: the spliced pipe", what);
-		ASSERT_EQ(0, read_all(b[0], got, SM_PS));
+		ASSERT_EQ(0, sm_read_full(b[0], got, SM_PS));
 		EXPECT_EQ(0, memcmp(got, want, SM_PS)) TH_LOG("%s: the teed pipe", what);
 		close(a[0]);
 		close(a[1]);
@@ -499,8 +486,8 @@ TEST(write_seal_with_a_page_in_a_pipe)
 	EXPECT_EQ(-1, sm_add_seals(fd, SEALMEM_SEAL_WRITE)) TH_LOG("sealmem: sealed with a page in a pipe");
 	EXPECT_EQ(EBUSY, errno);
 	EXPECT_EQ(0, sm_get_seals(fd) & SEALMEM_SEAL_WRITE);
-	ASSERT_EQ(0, read_all(pfd[0], buf, SM_PS));
-	ASSERT_EQ(0, read_all(mp[0], buf, SM_PS));
+	ASSERT_EQ(0, sm_read_full(pfd[0], buf, SM_PS));
+	ASSERT_EQ(0, sm_read_full(mp[0], buf, SM_PS));
 	EXPECT_EQ(0, fcntl(mfd, F_ADD_SEALS, F_SEAL_WRITE)) TH_LOG("memfd: %s", strerror(errno));
 	EXPECT_EQ(0, sm_add_seals(fd, SEALMEM_SEAL_WRITE)) TH_LOG("sealmem: %s", strerror(errno));
 	/* Sealed: splicing out still works (and a page in a pipe no longer matters). */
@@ -530,12 +517,12 @@ TEST(unaligned_offsets_and_eof)
 	off = 4000;
 	EXPECT_EQ(size - 4000, splice(fd, &off, pfd[1], NULL, 10000, 0));
 	EXPECT_EQ((loff_t)size, off);
-	ASSERT_EQ(0, read_all(pfd[0], got, size - 4000));
+	ASSERT_EQ(0, sm_read_full(pfd[0], got, size - 4000));
 	EXPECT_EQ(0, memcmp(got, src + 4000, size - 4000));
 	/* A few bytes across a page boundary. */
 	off = SM_PS - 1;
 	EXPECT_EQ(2, splice(fd, &off, pfd[1], NULL, 2, 0));
-	ASSERT_EQ(0, read_all(pfd[0], got, 2));
+	ASSERT_EQ(0, sm_read_full(pfd[0], got, 2));
 	EXPECT_EQ(0, memcmp(got, src + SM_PS - 1, 2));
 	/* At and past EOF: 0. */
 	off = size;
@@ -546,7 +533,7 @@ TEST(unaligned_offsets_and_eof)
 	ASSERT_EQ(3 * SM_PS + 50, lseek(fd, 3 * SM_PS + 50, SEEK_SET));
 	EXPECT_EQ(73, sendfile(pfd[1], fd, NULL, SM_PS));
 	EXPECT_EQ((off_t)size, lseek(fd, 0, SEEK_CUR));
-	ASSERT_EQ(0, read_all(pfd[0], got, 73));
+	ASSERT_EQ(0, sm_read_full(pfd[0], got, 73));
 	EXPECT_EQ(0, memcmp(got, src + 3 * SM_PS + 50, 73));
 	/* One free slot: an unaligned splice takes one buffer, to the end of the page. */
 	ASSERT_NE(NULL, fill);
@@ -554,8 +541,8 @@ TEST(unaligned_offsets_and_eof)
 	ASSERT_EQ(15 * SM_PS, write(pfd[1], fill, 15 * SM_PS));
 	off = 100;
 	EXPECT_EQ(SM_PS - 100, splice(fd, &off, pfd[1], NULL, 2 * SM_PS, SPLICE_F_NONBLOCK));
-	ASSERT_EQ(0, read_all(pfd[0], fill, 15 * SM_PS));
-	ASSERT_EQ(0, read_all(pfd[0], got, SM_PS - 100));
+	ASSERT_EQ(0, sm_read_full(pfd[0], fill, 15 * SM_PS));
+	ASSERT_EQ(0, sm_read_full(pfd[0], got, SM_PS - 100));
 	EXPECT_EQ(0, memcmp(got, src + 100, SM_PS - 100));
 	free(fill);
 	close(pfd[0]);
